@@ -1,0 +1,57 @@
+//! minibar-fit: how much unified memory a model needs (weights, KV cache, scratch, runtime),
+//! how much this machine has, and which models fit. No MLX dependency: the engine reports its
+//! measured memory and the GPU limit in, and the same numbers serve the CLI and the app.
+
+pub mod estimate;
+pub mod hf_config;
+pub mod machine;
+pub mod quant;
+pub mod shape;
+pub mod table;
+pub mod tensors;
+pub mod verdict;
+pub mod watch;
+
+pub use estimate::{
+    estimate, max_context, Estimate, KvBreakdown, KvFormat, Runtime, WeightBreakdown, Workload,
+};
+pub use machine::{default_gpu_working_set, snapshot, MemorySampler, MemorySnapshot, Pressure};
+pub use quant::{Dtype, MixedRecipe, PathOverride, QuantMode, QuantSpec, Quantization};
+pub use shape::{AttentionBias, LayerType, MlaShape, ModelShape, MoeShape};
+pub use table::{fit_row, fit_table, Candidate, FitRow};
+pub use tensors::{count_params, tensors, ParamCounts, Tensor, TensorKind};
+pub use verdict::{gb, verdict, Budget, BudgetSource, FitLevel, Verdict};
+pub use watch::{watch, Watch};
+
+/// Everything that can go wrong estimating.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    /// The architecture is not one this crate can enumerate.
+    #[error("unknown model_type `{0}` (known: llama, mistral, qwen2, qwen3, qwen3_moe, gemma3, gemma3_text, phi3, gpt_oss, deepseek_v2, deepseek_v3)")]
+    UnknownModelType(String),
+    /// config.json lacks a field the architecture needs.
+    #[error("config.json of this {model_type} model has no `{key}`")]
+    MissingConfigKey {
+        /// The architecture.
+        model_type: String,
+        /// The missing key.
+        key: String,
+    },
+    /// config.json is malformed.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// A shape field is out of range.
+    #[error("invalid model shape: `{field}` {reason}")]
+    InvalidShape {
+        /// The field.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// A quantization MLX does not implement.
+    #[error("invalid quantization: {0}")]
+    InvalidQuantization(String),
+    /// A workload with a zero dimension.
+    #[error("invalid workload: {0}")]
+    InvalidWorkload(String),
+}
