@@ -1,0 +1,203 @@
+/**
+ * The only door to the backend. Views call `api()`; nothing else talks to Tauri.
+ *
+ * In the app, `window.__TAURI_INTERNALS__` exists and every call goes through Tauri's IPC
+ * (`bindings.ts` commands and events, settings through tauri-plugin-store). In a plain browser
+ * (Vite dev server, the browser tests) there is no Rust side, so `mock.ts`, a stand-in for the
+ * Rust backend used only for UI development and tests, is loaded instead and the UI shows a
+ * "mock backend" badge.
+ */
+import {
+  commands,
+  events,
+  SETTINGS_STORE,
+  type AppError,
+  type AppErrorKind,
+  type AppInfo,
+  type BenchExportFormat,
+  type BenchMode,
+  type BenchRun,
+  type BenchRunSummary,
+  type CatalogModel,
+  type ChatSession,
+  type DiskUsage,
+  type DownloadProgress,
+  type Events,
+  type GenerationStarted,
+  type MachineMemory,
+  type MarkdownExport,
+  type QuantizeRequest,
+  type ReferenceFigure,
+  type Result,
+  type SamplingParams,
+  type SearchHit,
+  type SendRequest,
+  type SessionSummary,
+  type Settings,
+  type View,
+} from "./bindings";
+
+/** A failed backend call, carrying the backend's error kind. */
+export class ApiError extends Error {
+  readonly kind: AppErrorKind;
+  constructor(error: AppError) {
+    super(error.message);
+    this.name = "ApiError";
+    this.kind = error.kind;
+  }
+}
+
+/** Stops listening to an event. */
+export type Unlisten = () => void;
+
+/** Everything the UI can ask of the backend; implemented by the Tauri IPC and by the mock. */
+export interface Backend {
+  /** True for the browser-only mock, so the UI can label itself. */
+  readonly isMock: boolean;
+  appInfo(): Promise<AppInfo>;
+  listSessions(): Promise<SessionSummary[]>;
+  searchSessions(query: string): Promise<SearchHit[]>;
+  openSession(id: string): Promise<ChatSession>;
+  createSession(model: string | null): Promise<ChatSession>;
+  deleteSession(id: string): Promise<void>;
+  exportSessionMarkdown(id: string): Promise<MarkdownExport>;
+  sendMessage(request: SendRequest): Promise<GenerationStarted>;
+  regenerate(sessionId: string, model: string, params: SamplingParams | null): Promise<GenerationStarted>;
+  editAndResend(
+    sessionId: string,
+    messageId: string,
+    content: string,
+    model: string,
+    params: SamplingParams | null,
+  ): Promise<GenerationStarted>;
+  stopGeneration(requestId: string): Promise<void>;
+  listCatalog(): Promise<CatalogModel[]>;
+  memoryStatus(): Promise<MachineMemory>;
+  diskUsage(): Promise<DiskUsage>;
+  startDownload(variantId: string): Promise<DownloadProgress>;
+  pauseDownload(variantId: string): Promise<void>;
+  resumeDownload(variantId: string): Promise<void>;
+  cancelDownload(variantId: string): Promise<void>;
+  deleteModel(variantId: string): Promise<void>;
+  quantizeModel(request: QuantizeRequest): Promise<string>;
+  startBenchmark(mode: BenchMode): Promise<string>;
+  cancelBenchmark(runId: string): Promise<void>;
+  listBenchRuns(): Promise<BenchRunSummary[]>;
+  getBenchRun(id: string): Promise<BenchRun>;
+  benchReference(): Promise<ReferenceFigure[]>;
+  exportBenchRun(id: string, format: BenchExportFormat): Promise<string>;
+  /** The saved settings, or null when nothing was saved yet. */
+  loadSettings(): Promise<Settings | null>;
+  /** Saves settings and tells the backend to re-read them. */
+  saveSettings(settings: Settings): Promise<void>;
+  setHubToken(token: string | null): Promise<void>;
+  hasHubToken(): Promise<boolean>;
+  setLaunchAtLogin(enabled: boolean): Promise<void>;
+  hideWindow(): Promise<void>;
+  openView(view: View): Promise<void>;
+  openExternal(url: string): Promise<void>;
+  /** Subscribes to a backend event. */
+  on<K extends keyof Events>(event: K, cb: (payload: Events[K]) => void): Promise<Unlisten>;
+}
+
+/** Returns the data of a command's result or throws its error as an `ApiError`. */
+export function unwrap<T>(result: Result<T, AppError>): T {
+  if (result.status === "ok") return result.data;
+  throw new ApiError(result.error);
+}
+
+/** Turns anything thrown into a message a user can read. */
+export function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  if (typeof e === "object" && e && "message" in e) return String((e as { message: unknown }).message);
+  return String(e);
+}
+
+/** The error kind of anything thrown, `engine` when unknown. */
+export function errorKind(e: unknown): AppErrorKind {
+  if (e instanceof ApiError) return e.kind;
+  return "engine";
+}
+
+/** The backend of the real app: Tauri commands, events and the settings store. */
+export function tauriBackend(): Backend {
+  const nothing = async (r: Promise<Result<null, AppError>>) => {
+    unwrap(await r);
+  };
+  const store = import("@tauri-apps/plugin-store").then(({ load }) =>
+    load(SETTINGS_STORE.file, { autoSave: false, defaults: {} }),
+  );
+  return {
+    isMock: false,
+    appInfo: async () => unwrap(await commands.appInfo()),
+    listSessions: async () => unwrap(await commands.listSessions()),
+    searchSessions: async (q) => unwrap(await commands.searchSessions(q)),
+    openSession: async (id) => unwrap(await commands.openSession(id)),
+    createSession: async (model) => unwrap(await commands.createSession(model)),
+    deleteSession: (id) => nothing(commands.deleteSession(id)),
+    exportSessionMarkdown: async (id) => unwrap(await commands.exportSessionMarkdown(id)),
+    sendMessage: async (req) => unwrap(await commands.sendMessage(req)),
+    regenerate: async (s, m, p) => unwrap(await commands.regenerate(s, m, p)),
+    editAndResend: async (s, id, c, m, p) => unwrap(await commands.editAndResend(s, id, c, m, p)),
+    stopGeneration: (id) => nothing(commands.stopGeneration(id)),
+    listCatalog: async () => unwrap(await commands.listCatalog()),
+    memoryStatus: async () => unwrap(await commands.memoryStatus()),
+    diskUsage: async () => unwrap(await commands.diskUsage()),
+    startDownload: async (id) => unwrap(await commands.startDownload(id)),
+    pauseDownload: (id) => nothing(commands.pauseDownload(id)),
+    resumeDownload: (id) => nothing(commands.resumeDownload(id)),
+    cancelDownload: (id) => nothing(commands.cancelDownload(id)),
+    deleteModel: (id) => nothing(commands.deleteModel(id)),
+    quantizeModel: async (req) => unwrap(await commands.quantizeModel(req)),
+    startBenchmark: async (mode) => unwrap(await commands.startBenchmark(mode)),
+    cancelBenchmark: (id) => nothing(commands.cancelBenchmark(id)),
+    listBenchRuns: async () => unwrap(await commands.listBenchRuns()),
+    getBenchRun: async (id) => unwrap(await commands.getBenchRun(id)),
+    benchReference: async () => unwrap(await commands.benchReference()),
+    exportBenchRun: async (id, f) => unwrap(await commands.exportBenchRun(id, f)),
+    loadSettings: async () => (await (await store).get<Settings>(SETTINGS_STORE.key)) ?? null,
+    saveSettings: async (settings) => {
+      const s = await store;
+      await s.set(SETTINGS_STORE.key, settings);
+      await s.save();
+      await nothing(commands.settingsChanged());
+    },
+    setHubToken: (token) => nothing(commands.setHubToken(token)),
+    hasHubToken: async () => unwrap(await commands.hasHubToken()),
+    setLaunchAtLogin: (enabled) => nothing(commands.setLaunchAtLogin(enabled)),
+    hideWindow: () => nothing(commands.hideWindow()),
+    openView: (view) => nothing(commands.openView(view)),
+    openExternal: (url) => nothing(commands.openExternal(url)),
+    on: async (event, cb) => events[event].listen((e) => cb(e.payload)),
+  };
+}
+
+/** Whether the page runs inside the Tauri app. */
+export function inTauri(): boolean {
+  return typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
+}
+
+let current: Backend | null = null;
+
+/** Picks the backend once: Tauri in the app, the mock in a plain browser. */
+export async function initApi(): Promise<Backend> {
+  if (current) return current;
+  if (inTauri()) {
+    current = tauriBackend();
+  } else {
+    const { MockBackend } = await import("./mock");
+    current = new MockBackend();
+  }
+  return current;
+}
+
+/** The backend chosen by `initApi`; throws if called before it. */
+export function api(): Backend {
+  if (!current) throw new Error("initApi() has not run");
+  return current;
+}
+
+/** Replaces the backend (unit tests). */
+export function setApi(backend: Backend | null): void {
+  current = backend;
+}

@@ -1,0 +1,62 @@
+/** Settings defaults and validation; stored by the backend (tauri-plugin-store), no secrets. */
+import type { SamplingParams, Settings } from "./bindings";
+
+/** mlx-lm's and llama.cpp's usual defaults. */
+export const DEFAULT_SAMPLING: SamplingParams = {
+  temperature: 0.7,
+  topP: 0.95,
+  topK: 40,
+  minP: 0.05,
+  repetitionPenalty: 1.1,
+  maxTokens: 1024,
+  seed: null,
+};
+
+/** What a fresh install starts with. */
+export const DEFAULT_SETTINGS: Settings = {
+  defaultModel: null,
+  sampling: DEFAULT_SAMPLING,
+  systemPrompt: "You are a helpful assistant.",
+  contextLength: 4096,
+  memoryHeadroomBytes: 2_000_000_000,
+  modelsFolder: "~/Library/Application Support/Minibar/models",
+  hfEndpoint: "https://huggingface.co",
+  launchAtLogin: false,
+};
+
+/** Saved settings completed with defaults for fields an older version did not save. */
+export function withDefaults(saved: Partial<Settings> | null): Settings {
+  return {
+    ...DEFAULT_SETTINGS,
+    ...(saved ?? {}),
+    sampling: { ...DEFAULT_SAMPLING, ...(saved?.sampling ?? {}) },
+  };
+}
+
+/** Problems by field path ("sampling.topP"); empty when the settings can be saved. */
+export function validateSettings(s: Settings): Record<string, string> {
+  const errors: Record<string, string> = {};
+  const range = (path: string, v: number, min: number, max: number, integer = false) => {
+    if (!Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
+      errors[path] = `Between ${min} and ${max}${integer ? ", whole number" : ""}`;
+    }
+  };
+  const p = s.sampling;
+  range("sampling.temperature", p.temperature, 0, 2);
+  range("sampling.topP", p.topP, 0, 1);
+  range("sampling.topK", p.topK, 0, 1000, true);
+  range("sampling.minP", p.minP, 0, 1);
+  range("sampling.repetitionPenalty", p.repetitionPenalty, 0.5, 2);
+  range("sampling.maxTokens", p.maxTokens, 1, 131072, true);
+  if (p.seed !== null) range("sampling.seed", p.seed, 0, 2 ** 32 - 1, true);
+  range("contextLength", s.contextLength, 256, 1_048_576, true);
+  range("memoryHeadroomBytes", s.memoryHeadroomBytes, 0, 64e9);
+  if (!s.modelsFolder.trim()) errors.modelsFolder = "Choose a folder";
+  try {
+    const u = new URL(s.hfEndpoint);
+    if (u.protocol !== "https:" && u.protocol !== "http:") errors.hfEndpoint = "An http(s) address";
+  } catch {
+    errors.hfEndpoint = "An http(s) address";
+  }
+  return errors;
+}

@@ -1,0 +1,110 @@
+/** The app-wide state every view shares: settings, the catalog, live memory, downloads. */
+import { api, errorMessage, initApi } from "./api";
+import type { CatalogModel, DiskUsage, DownloadProgress, MachineMemory, ModelVariant, QuantizeProgress, Settings } from "./bindings";
+import { reassess } from "./fit";
+import { detectMac } from "./keys";
+import { withDefaults, DEFAULT_SETTINGS } from "./settings";
+
+/** An installed variant with its model, for the model picker. */
+export type InstalledChoice = { model: CatalogModel; variant: ModelVariant };
+
+class AppState {
+  ready = $state(false);
+  fatal = $state<string | null>(null);
+  isMock = $state(false);
+  isMac = detectMac();
+  settings = $state<Settings>(DEFAULT_SETTINGS);
+  memory = $state<MachineMemory | null>(null);
+  disk = $state<DiskUsage | null>(null);
+  catalog = $state<CatalogModel[]>([]);
+  catalogStatus = $state<"loading" | "ready" | "error">("loading");
+  catalogError = $state<string | null>(null);
+  downloads = $state<Record<string, DownloadProgress>>({});
+  quantizing = $state<Record<string, QuantizeProgress>>({});
+  /** The model the chat uses now; starts as the default model. */
+  currentModel = $state<string | null>(null);
+
+  /** Installed variants, smallest first, with verdicts kept live by the memory gauge. */
+  installed: InstalledChoice[] = $derived(
+    this.catalog
+      .flatMap((model) => model.variants.filter((v) => v.installed).map((variant) => ({ model, variant: this.live(variant) })))
+      .sort((a, b) => a.variant.sizeBytes - b.variant.sizeBytes),
+  );
+
+  /** A variant with its verdict recomputed against the latest memory sample. */
+  live(v: ModelVariant): ModelVariant {
+    return { ...v, fit: reassess(v.fit, this.memory, this.settings.memoryHeadroomBytes) };
+  }
+
+  /** Finds an installed choice by variant id. */
+  choice(variantId: string | null): InstalledChoice | null {
+    return this.installed.find((c) => c.variant.id === variantId) ?? null;
+  }
+
+  /** Connects to the backend, loads what every view needs and subscribes to live events. */
+  async init(): Promise<void> {
+    try {
+      const backend = await initApi();
+      this.isMock = backend.isMock;
+      this.settings = withDefaults(await backend.loadSettings());
+      await backend.on("memoryUpdate", (m) => (this.memory = m));
+      await backend.on("downloadProgress", (d) => this.onDownload(d));
+      await backend.on("quantizeProgress", (q) => this.onQuantize(q));
+      this.memory = await backend.memoryStatus();
+      await this.refreshCatalog();
+      this.currentModel = this.pickDefault();
+      this.ready = true;
+    } catch (e) {
+      this.fatal = errorMessage(e);
+    }
+  }
+
+  /** The saved default if installed, else the smallest installed model that fits. */
+  pickDefault(): string | null {
+    const saved = this.choice(this.settings.defaultModel);
+    if (saved) return saved.variant.id;
+    return (this.installed.find((c) => c.variant.fit.verdict !== "wont_fit") ?? this.installed[0])?.variant.id ?? null;
+  }
+
+  /** Reloads the catalog (verdicts depend on settings) and disk usage. */
+  async refreshCatalog(): Promise<void> {
+    try {
+      const [catalog, disk] = await Promise.all([api().listCatalog(), api().diskUsage()]);
+      this.catalog = catalog;
+      this.disk = disk;
+      for (const m of catalog) for (const v of m.variants) if (v.download) this.downloads[v.id] = v.download;
+      this.catalogStatus = "ready";
+      this.catalogError = null;
+      if (this.currentModel && !this.choice(this.currentModel)) this.currentModel = this.pickDefault();
+    } catch (e) {
+      this.catalogStatus = "error";
+      this.catalogError = errorMessage(e);
+    }
+  }
+
+  private onDownload(d: DownloadProgress): void {
+    if (d.state === "cancelled") delete this.downloads[d.variantId];
+    else this.downloads[d.variantId] = d;
+    if (d.state === "done" || d.state === "cancelled") void this.refreshCatalog().then(() => {
+      if (!this.currentModel) this.currentModel = this.pickDefault();
+    });
+  }
+
+  private onQuantize(q: QuantizeProgress): void {
+    this.quantizing[q.variantId] = q;
+    if (q.state !== "running") {
+      void this.refreshCatalog();
+      if (q.state === "done") delete this.quantizing[q.variantId];
+    }
+  }
+
+  /** Saves settings through the backend and refreshes what depends on them. */
+  async saveSettings(next: Settings): Promise<void> {
+    await api().saveSettings($state.snapshot(next) as Settings);
+    this.settings = next;
+    await this.refreshCatalog();
+  }
+}
+
+/** The one shared state. */
+export const app = new AppState();
