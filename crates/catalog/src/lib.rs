@@ -1,0 +1,143 @@
+//! minibar-catalog: the curated models.toml (built into the binary) with a user catalog merged
+//! over it, lookup by id, and the consistency rules every entry must pass.
+
+mod entry;
+mod paths;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use entry::{CatalogEntry, MlxRepo};
+pub use paths::user_catalog_path;
+
+/// The built-in catalog's text.
+pub const BUILTIN_CATALOG: &str = include_str!("../../../models.toml");
+
+/// Everything that can go wrong loading a catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The file could not be read.
+    #[error("cannot read catalog {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML does not have the catalog's layout.
+    #[error("catalog {origin} is not valid: {message}")]
+    Parse {
+        /// Where the text came from.
+        origin: String,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// An entry breaks a consistency rule.
+    #[error("catalog entry `{id}` ({origin}): {reason}")]
+    Invalid {
+        /// Where the entry came from.
+        origin: String,
+        /// The entry.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    #[serde(default)]
+    models: Vec<CatalogEntry>,
+}
+
+/// A set of catalog entries, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    entries: Vec<CatalogEntry>,
+}
+
+impl Catalog {
+    /// The catalog built into Minibar.
+    pub fn builtin() -> Result<Catalog, CatalogError> {
+        Catalog::parse(BUILTIN_CATALOG, "built-in models.toml")
+    }
+
+    /// Parses and checks catalog text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Catalog, CatalogError> {
+        let file: CatalogFile = toml::from_str(text).map_err(|e| CatalogError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut seen = std::collections::HashSet::new();
+        for entry in &file.models {
+            if !seen.insert(entry.id.as_str()) {
+                return Err(CatalogError::Invalid {
+                    origin: origin.to_string(),
+                    id: entry.id.clone(),
+                    reason: "the id appears twice".into(),
+                });
+            }
+            entry.validate().map_err(|reason| CatalogError::Invalid {
+                origin: origin.to_string(),
+                id: entry.id.clone(),
+                reason,
+            })?;
+        }
+        Ok(Catalog {
+            entries: file.models,
+        })
+    }
+
+    /// Reads and checks a catalog file.
+    pub fn from_file(path: &Path) -> Result<Catalog, CatalogError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Catalog::parse(&text, &path.display().to_string())
+    }
+
+    /// The built-in catalog with the user's merged over it: the file at `user` when given,
+    /// else [`user_catalog_path`] when that file exists.
+    pub fn load(user: Option<&Path>) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::builtin()?;
+        let path = match user {
+            Some(p) => Some(p.to_path_buf()),
+            None => user_catalog_path().filter(|p| p.is_file()),
+        };
+        if let Some(path) = path {
+            catalog.merge(Catalog::from_file(&path)?);
+        }
+        Ok(catalog)
+    }
+
+    /// Merges `other` over this catalog: same ids are replaced in place, new ids appended.
+    pub fn merge(&mut self, other: Catalog) {
+        for entry in other.entries {
+            match self.entries.iter_mut().find(|e| e.id == entry.id) {
+                Some(slot) => *slot = entry,
+                None => self.entries.push(entry),
+            }
+        }
+    }
+
+    /// The entry with this id.
+    pub fn get(&self, id: &str) -> Option<&CatalogEntry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    /// All entries, in file order.
+    pub fn entries(&self) -> &[CatalogEntry] {
+        &self.entries
+    }
+
+    /// Every entry in every format it can be downloaded in, for minibar-fit's table.
+    pub fn candidates(&self) -> Vec<minibar_fit::Candidate> {
+        self.entries
+            .iter()
+            .flat_map(CatalogEntry::candidates)
+            .collect()
+    }
+}

@@ -1,0 +1,16 @@
+//! Where the user's own catalog lives.
+
+use std::path::PathBuf;
+
+/// `$MINIBAR_CATALOG` when set; else `$XDG_CONFIG_HOME/minibar/models.toml`; else
+/// `~/.config/minibar/models.toml`.
+pub fn user_catalog_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MINIBAR_CATALOG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(config.join("minibar").join("models.toml"))
+}
