@@ -74,6 +74,9 @@ pub struct Runtime {
     pub fused_attention: bool,
     /// Activation dtype; `None` follows the weights' float dtype.
     pub activation_dtype: Option<Dtype>,
+    /// Float dtype the engine converts unquantized weights and quantization scales to on load;
+    /// `None` keeps the checkpoint's.
+    pub weight_dtype: Option<Dtype>,
 }
 
 /// Bytes MLX on Metal holds beyond weights, cache and scratch; calibrated against mlx-lm's
@@ -88,16 +91,20 @@ impl Runtime {
             kv_step: 256,
             fused_attention: true,
             activation_dtype: None,
+            weight_dtype: None,
         }
     }
 
-    /// MLX's CPU backend (Linux): no GPU-side pools, attention scores materialized.
+    /// MLX's CPU backend (Linux) as Minibar runs it: everything in f32 (half-precision compute
+    /// is 10-40x slower there), attention scores materialized, no GPU-side pools. Checked
+    /// against mlx-lm's peaks on this machine kind (crates/fit/data/cpu_peaks.toml).
     pub fn cpu() -> Runtime {
         Runtime {
-            fixed_overhead: 16_000_000,
+            fixed_overhead: 0,
             kv_step: 256,
             fused_attention: false,
-            activation_dtype: None,
+            activation_dtype: Some(Dtype::F32),
+            weight_dtype: Some(Dtype::F32),
         }
     }
 
@@ -177,6 +184,14 @@ pub fn estimate(
 ) -> Result<Estimate, FitError> {
     shape.validate()?;
     quant.validate()?;
+    let converted;
+    let quant = match runtime.weight_dtype {
+        Some(d) if d != quant.dtype => {
+            converted = quant.clone().with_dtype(d);
+            &converted
+        }
+        _ => quant,
+    };
     if work.context == 0 || work.batch == 0 || work.prefill_chunk == 0 {
         return Err(FitError::InvalidWorkload(
             "context, batch and prefill chunk must be positive".into(),
@@ -318,7 +333,10 @@ pub fn max_context(
     // Weights and overhead do not depend on the context: compute them once.
     let base = estimate(shape, quant, work, runtime)?;
     let fixed = base.weights.total + base.overhead;
-    let act = runtime.activation_dtype.unwrap_or(quant.dtype);
+    let act = runtime
+        .activation_dtype
+        .or(runtime.weight_dtype)
+        .unwrap_or(quant.dtype);
     let at = |context: u64| -> Result<u64, FitError> {
         let w = Workload { context, ..*work };
         Ok(fixed + kv_cache(shape, &w, runtime, act).total + activations(shape, &w, runtime, act))
