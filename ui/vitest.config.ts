@@ -5,6 +5,6 @@ export default defineConfig({
   plugins: [svelte()],
   test: {
     include: ["tests/unit/**/*.test.ts"],
-    environment: "jsdom",
+    environment: "node",
   },
 });

@@ -186,7 +186,10 @@ export async function initApi(): Promise<Backend> {
     current = tauriBackend();
   } else {
     const { MockBackend } = await import("./mock");
-    current = new MockBackend();
+    const mock = new MockBackend();
+    // Browser tests reach the mock here to slow its token stream down.
+    (window as unknown as { __MINIBAR_MOCK__: unknown }).__MINIBAR_MOCK__ = mock;
+    current = mock;
   }
   return current;
 }

@@ -712,7 +712,7 @@ export class MockBackend implements Backend {
     if (this.installed.has(variantId)) throw err("invalid_input", `${quant} is already installed`);
     const bits = req.bits + 32 / req.groupSize;
     const size = Math.round(spec.paramsB * 1e9 * (bits / 8));
-    this.quantized.set(variantId, { spec, quant, bits, size });
+    if (!spec.variants.some((v) => v.quant === quant)) this.quantized.set(variantId, { spec, quant, bits, size });
     let fraction = 0;
     const t = setInterval(() => {
       fraction = Math.min(1, fraction + 0.1);

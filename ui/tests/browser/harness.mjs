@@ -24,6 +24,7 @@ export const CSP = [
   "frame-ancestors 'none'",
 ].join("; ");
 
+/** @type {Record<string, string>} */
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png", ".json": "application/json" };
 
 /** Starts the static server on a free port. */
@@ -61,10 +62,15 @@ export const WINDOW = { width: 1100, height: 780 };
 /**
  * Opens the UI at a route in a fresh context and records console errors, page errors, CSP
  * violations and any request that leaves 127.0.0.1 (there must be none).
+ * @param {import("playwright-core").Browser} browser
+ * @param {string} base
+ * @param {string} route
+ * @param {{ viewport?: { width: number, height: number }, colorScheme?: "light" | "dark" }} [options]
  */
 export async function open(browser, base, route, { viewport = POPOVER, colorScheme = "light" } = {}) {
   const context = await browser.newContext({ viewport, colorScheme, permissions: [] });
   const page = await context.newPage();
+  /** @type {string[]} */
   const problems = [];
   page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
@@ -80,7 +86,11 @@ export async function open(browser, base, route, { viewport = POPOVER, colorSche
   return { page, context, problems };
 }
 
-/** Saves a screenshot under test-results/screenshots. */
+/**
+ * Saves a screenshot under test-results/screenshots.
+ * @param {import("playwright-core").Page} page
+ * @param {string} name
+ */
 export async function shot(page, name) {
   await mkdir(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });

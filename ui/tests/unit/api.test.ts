@@ -1,0 +1,65 @@
+// @vitest-environment jsdom
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { afterEach, describe, expect, test, vi } from "vitest";
+import { ApiError, errorKind, errorMessage, initApi, setApi, unwrap } from "../../src/lib/api";
+
+const SRC = join(__dirname, "../../src");
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : [p];
+  });
+}
+
+afterEach(() => {
+  setApi(null);
+  delete (window as unknown as Record<string, unknown>).__TAURI_INTERNALS__;
+});
+
+describe("api", () => {
+  test("unwrap returns data or throws the backend's error kind", () => {
+    expect(unwrap({ status: "ok", data: 3 })).toBe(3);
+    try {
+      unwrap({ status: "error", error: { kind: "model_too_large", message: "needs 40 GB" } });
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ApiError);
+      expect(errorKind(e)).toBe("model_too_large");
+      expect(errorMessage(e)).toBe("needs 40 GB");
+    }
+  });
+  test("the mock is chosen outside Tauri and labels itself", async () => {
+    const b = await initApi();
+    expect(b.isMock).toBe(true);
+    (b as unknown as { dispose(): void }).dispose();
+  });
+  test("inside Tauri the IPC backend is chosen and calls go through invoke", async () => {
+    const invoke = vi.fn(async (cmd: string) => (cmd === "list_sessions" ? [] : null));
+    (window as unknown as Record<string, unknown>).__TAURI_INTERNALS__ = { invoke, transformCallback: () => 1 };
+    const b = await initApi();
+    expect(b.isMock).toBe(false);
+    await expect(b.listSessions()).resolves.toEqual([]);
+    expect(invoke.mock.calls[0][0]).toBe("list_sessions");
+  });
+  test("a backend error from invoke surfaces as an ApiError", async () => {
+    const invoke = vi.fn(async () => {
+      throw { kind: "not_found", message: "no such chat" };
+    });
+    (window as unknown as Record<string, unknown>).__TAURI_INTERNALS__ = { invoke, transformCallback: () => 1 };
+    const b = await initApi();
+    await expect(b.openSession("x")).rejects.toMatchObject({ kind: "not_found", message: "no such chat" });
+    expect(invoke.mock.calls[0]).toEqual(["open_session", { id: "x" }, undefined]);
+  });
+  test("only api.ts talks to Tauri or uses the commands and events of bindings.ts", () => {
+    const offenders = files(SRC)
+      .filter((f) => !/lib[\\/](api|bindings)\.ts$/.test(f))
+      .filter((f) => {
+        const text = readFileSync(f, "utf8");
+        return /@tauri-apps\//.test(text) || /import\s*\{[^}]*\b(commands|events)\b[^}]*\}\s*from\s*["'][^"']*bindings["']/.test(text);
+      })
+      .map((f) => relative(SRC, f));
+    expect(offenders).toEqual([]);
+  });
+});

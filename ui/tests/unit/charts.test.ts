@@ -1,0 +1,73 @@
+import { describe, expect, test } from "vitest";
+import type { BenchRun, BenchRunSummary, ReferenceFigure } from "../../src/lib/bindings";
+import { batchHeadline, batchRatios, batchThroughput, historyLines, referenceBars, rooflineBars, speedBars } from "../../src/lib/charts";
+
+const stat = (mean: number, std = 1) => ({ mean, std, n: 5 });
+const run: BenchRun = {
+  id: "b1",
+  startedAtMs: 1000,
+  finishedAtMs: 2000,
+  mode: "quick",
+  machine: { chip: "M4 Max", cpuCores: 16, gpuCores: 40, memoryBytes: 64e9, os: "macOS 15", mlxVersion: "0.32.2", backend: "metal", bandwidthGBs: 546 },
+  defaultModel: "qwen3-4b@4bit",
+  models: [
+    { variantId: "smol@q4_1", name: "SmolLM2", bitsPerWeight: 5, pp512: stat(5000, 50), tg128: stat(400, 4), tgDepth4096: null, ttftMs: stat(100), peakMemoryBytes: 2e8, rooflineTps: 5000, efficiency: 0.08 },
+    { variantId: "qwen3-4b@4bit", name: "Qwen3 4B", bitsPerWeight: 4.5, pp512: stat(1600, 20), tg128: stat(134.5, 2), tgDepth4096: stat(110), ttftMs: stat(320), peakMemoryBytes: 3.35e9, rooflineTps: 240, efficiency: 0.56 },
+  ],
+  batch: [
+    { batch: 4, totalTps: 400, wallSeconds: 1.3, timeRatio: 1.3, workRatio: 4 },
+    { batch: 1, totalTps: 133, wallSeconds: 1, timeRatio: 1, workRatio: 1 },
+    { batch: 32, totalTps: 810, wallSeconds: 9.1, timeRatio: 9.1, workRatio: 32 },
+  ],
+};
+
+describe("chart data", () => {
+  test("speed bars carry means and deviations per model", () => {
+    const d = speedBars(run);
+    expect(d.labels).toEqual(["SmolLM2 q4_1", "Qwen3 4B 4bit"]);
+    expect(d.series.map((s) => s.name)).toEqual(["pp512", "tg128"]);
+    expect(d.series[1].values).toEqual([400, 134.5]);
+    expect(d.series[0].errors).toEqual([50, 20]);
+  });
+  test("batch curves are sorted by batch size", () => {
+    expect(batchThroughput(run).series[0].points.map((p) => p.x)).toEqual([1, 4, 32]);
+    const ratios = batchRatios(run);
+    expect(ratios.series[0].points).toEqual([
+      { x: 1, y: 1 },
+      { x: 4, y: 1.3 },
+      { x: 32, y: 9.1 },
+    ]);
+    expect(ratios.series[1].points.every((p) => p.x === p.y)).toBe(true);
+  });
+  test("batch headline states the largest batch", () => {
+    expect(batchHeadline(run)).toBe("32× the work in 9.1× the time");
+    expect(batchHeadline({ ...run, batch: [] })).toBeNull();
+  });
+  test("roofline bars pair achieved with the bound", () => {
+    expect(rooflineBars(run).series.map((s) => s.values)).toEqual([
+      [400, 134.5],
+      [5000, 240],
+    ]);
+  });
+  test("history is ordered oldest first", () => {
+    const runs: BenchRunSummary[] = [
+      { id: "2", startedAtMs: 200, mode: "quick", chip: "x", defaultModel: "m", pp512: 2, tg128: 20 },
+      { id: "1", startedAtMs: 100, mode: "full", chip: "x", defaultModel: "m", pp512: 1, tg128: 10 },
+    ];
+    expect(historyLines(runs).series[1].points).toEqual([
+      { x: 100, y: 10 },
+      { x: 200, y: 20 },
+    ]);
+  });
+  test("reference bars put this machine's default model last, named", () => {
+    const refs: ReferenceFigure[] = [
+      { chip: "M4 Max", model: "LLaMA-2 7B Q4_0", metric: "tg128", tokensPerSecond: 83.1, source: "s" },
+      { chip: "M2", model: "LLaMA-2 7B Q4_0", metric: "tg128", tokensPerSecond: 21.9, source: "s" },
+      { chip: "M4 Max", model: "Qwen3-4B q4", metric: "pp2048", tokensPerSecond: 1622, source: "s" },
+    ];
+    const d = referenceBars(run, refs);
+    expect(d.labels).toEqual(["M2 · LLaMA-2 7B Q4_0", "M4 Max · LLaMA-2 7B Q4_0", "This machine · Qwen3 4B 4bit"]);
+    expect(d.series[0].values).toEqual([21.9, 83.1, 134.5]);
+    expect(d.mine).toBe(2);
+  });
+});
