@@ -124,9 +124,12 @@ export function tauriBackend(): Backend {
   const nothing = async (r: Promise<Result<null, AppError>>) => {
     unwrap(await r);
   };
-  const store = import("@tauri-apps/plugin-store").then(({ load }) =>
-    load(SETTINGS_STORE.file, { autoSave: false, defaults: {} }),
-  );
+  // Opened on first use, once.
+  let opened: Promise<import("@tauri-apps/plugin-store").Store> | null = null;
+  const store = () =>
+    (opened ??= import("@tauri-apps/plugin-store").then(({ load }) =>
+      load(SETTINGS_STORE.file, { autoSave: false, defaults: {} }),
+    ));
   return {
     isMock: false,
     appInfo: async () => unwrap(await commands.appInfo()),
@@ -155,9 +158,9 @@ export function tauriBackend(): Backend {
     getBenchRun: async (id) => unwrap(await commands.getBenchRun(id)),
     benchReference: async () => unwrap(await commands.benchReference()),
     exportBenchRun: async (id, f) => unwrap(await commands.exportBenchRun(id, f)),
-    loadSettings: async () => (await (await store).get<Settings>(SETTINGS_STORE.key)) ?? null,
+    loadSettings: async () => (await (await store()).get<Settings>(SETTINGS_STORE.key)) ?? null,
     saveSettings: async (settings) => {
-      const s = await store;
+      const s = await store();
       await s.set(SETTINGS_STORE.key, settings);
       await s.save();
       await nothing(commands.settingsChanged());

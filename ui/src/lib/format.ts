@@ -75,6 +75,16 @@ export function formatParams(billions: number): string {
   return `${Number(billions.toFixed(1))}B`;
 }
 
+/** A one-line preview of a message without Markdown marks: "**Hi** `x`" → "Hi x". */
+export function plainPreview(text: string): string {
+  return text
+    .replace(/```[a-z]*\n?/gi, "")
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/[*_`#>|~]+/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
 /** A timestamp for the session list: "Just now", "5 min ago", "14:05", "Yesterday", "3 Nov". */
 export function formatWhen(ms: number, now: number = Date.now()): string {
   const diff = now - ms;

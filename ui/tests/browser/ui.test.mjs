@@ -321,6 +321,10 @@ describe("screenshots", () => {
       await page.getByRole("dialog", { name: "Switch model" }).waitFor();
       await shot(page, `chat-model-switcher-${colorScheme}`);
       await page.keyboard.press("Escape");
+      // In the popover, Models asks the shell for the large window; the mock shows it in place.
+      await page.locator("[data-view=models]").click();
+      await page.locator('[data-testid="model-card"]').first().waitFor();
+      await shot(page, `models-popover-${colorScheme}`);
       await session?.context.close();
       session = null;
 

@@ -2,7 +2,11 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { afterEach, describe, expect, test, vi } from "vitest";
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
 import { ApiError, errorKind, errorMessage, initApi, setApi, unwrap } from "../../src/lib/api";
+import type { MachineMemory } from "../../src/lib/bindings";
+import { DEFAULT_SETTINGS } from "../../src/lib/settings";
 
 const SRC = join(__dirname, "../../src");
 
@@ -14,6 +18,7 @@ function files(dir: string): string[] {
 }
 
 afterEach(() => {
+  clearMocks();
   setApi(null);
   delete (window as unknown as Record<string, unknown>).__TAURI_INTERNALS__;
 });
@@ -51,6 +56,38 @@ describe("api", () => {
     const b = await initApi();
     await expect(b.openSession("x")).rejects.toMatchObject({ kind: "not_found", message: "no such chat" });
     expect(invoke.mock.calls[0]).toEqual(["open_session", { id: "x" }, undefined]);
+  });
+  test("in Tauri, settings go through tauri-plugin-store and events arrive by their wire names", async () => {
+    const calls: string[] = [];
+    let stored: unknown = null;
+    mockIPC(
+      (cmd, args) => {
+        calls.push(cmd);
+        if (cmd === "plugin:store|load") return 7;
+        if (cmd === "plugin:store|get") return [stored, stored !== null];
+        if (cmd === "plugin:store|set") stored = (args as { value: unknown }).value;
+        return null;
+      },
+      { shouldMockEvents: true },
+    );
+    const b = await initApi();
+    expect(await b.loadSettings()).toBeNull();
+    await b.saveSettings(DEFAULT_SETTINGS);
+    expect(calls.filter((c) => !c.startsWith("plugin:event"))).toEqual([
+      "plugin:store|load",
+      "plugin:store|get",
+      "plugin:store|set",
+      "plugin:store|save",
+      "settings_changed",
+    ]);
+    expect(await b.loadSettings()).toEqual(DEFAULT_SETTINGS);
+
+    const seen: MachineMemory[] = [];
+    const off = await b.on("memoryUpdate", (m) => seen.push(m));
+    const sample = { totalBytes: 1, availableBytes: 1, usedBytes: 0, swapUsedBytes: 0, pressure: "normal", gpuLimitBytes: null, minibarModelBytes: 0, loadedModel: null, timestampMs: 1 };
+    await emit("memory-update", sample);
+    expect(seen).toEqual([sample]);
+    off();
   });
   test("only api.ts talks to Tauri or uses the commands and events of bindings.ts", () => {
     const offenders = files(SRC)

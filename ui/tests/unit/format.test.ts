@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { etaSeconds, formatBytes, formatEta, formatMs, formatParams, formatPercent, formatRate, formatTps } from "../../src/lib/format";
+import { etaSeconds, formatBytes, formatEta, formatMs, formatParams, formatPercent, formatRate, formatTps, plainPreview } from "../../src/lib/format";
 
 describe("formatBytes", () => {
   test("uses decimal units with one decimal below 100", () => {
@@ -20,6 +20,11 @@ describe("formatBytes", () => {
   test("does not print NaN", () => {
     expect(formatBytes(Number.NaN)).toBe("—");
   });
+});
+
+test("plainPreview strips Markdown marks", () => {
+  expect(plainPreview("Good question. In short, **Why does** `x` [link](https://a.b)\n\n1. *one*")).toBe("Good question. In short, Why does x link 1. one");
+  expect(plainPreview("```rust\nfn main() {}")).toBe("fn main() {}");
 });
 
 describe("rates and durations", () => {
