@@ -7,7 +7,8 @@
  * with progress, a benchmark with progress and results) so flows can be exercised in headless
  * Chromium; its numbers are invented and the UI labels itself "mock backend" while it runs.
  *
- * Hooks for error states: a message containing "/error" fails with an engine error; the variant
+ * Hooks: a message containing "/long" gets a reply of a few thousand tokens; "/error" fails with
+ * an engine error; the variant
  * `gemma-3-12b@4bit` fails its download at 60% (a checksum mismatch) once.
  */
 import type { Backend, Unlisten } from "./api";
@@ -189,6 +190,10 @@ function err(kind: AppError["kind"], message: string): ApiError {
 /** Replies the mock streams, chosen by what the message asks. */
 function replyFor(prompt: string): string {
   const p = prompt.toLowerCase();
+  if (p.includes("/long")) {
+    // A long reply with code and tables, for measuring frame times while streaming.
+    return Array.from({ length: 24 }, (_, i) => `### Part ${i + 1}\n\n${replyFor("code")}\n\n${replyFor("memory")}`).join("\n\n");
+  }
   if (p.includes("code") || p.includes("rust") || p.includes("function")) {
     return [
       "Here is a small Rust function that sums the even numbers of a slice:",

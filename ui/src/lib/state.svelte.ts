@@ -1,6 +1,6 @@
 /** The app-wide state every view shares: settings, the catalog, live memory, downloads. */
 import { api, errorMessage, initApi } from "./api";
-import type { CatalogModel, DiskUsage, DownloadProgress, MachineMemory, ModelVariant, QuantizeProgress, Settings } from "./bindings";
+import type { BenchFinished, BenchProgress, CatalogModel, DiskUsage, DownloadProgress, MachineMemory, ModelVariant, QuantizeProgress, Settings } from "./bindings";
 import { reassess } from "./fit";
 import { detectMac } from "./keys";
 import { withDefaults, DEFAULT_SETTINGS } from "./settings";
@@ -21,6 +21,11 @@ class AppState {
   catalogError = $state<string | null>(null);
   downloads = $state<Record<string, DownloadProgress>>({});
   quantizing = $state<Record<string, QuantizeProgress>>({});
+  /** The running benchmark, kept here so progress survives switching views. */
+  benchRunId = $state<string | null>(null);
+  benchProgress = $state<BenchProgress | null>(null);
+  /** The last `bench-finished` of a run started from this window. */
+  benchFinished = $state<BenchFinished | null>(null);
   /** The model the chat uses now; starts as the default model. */
   currentModel = $state<string | null>(null);
 
@@ -50,6 +55,15 @@ class AppState {
       await backend.on("memoryUpdate", (m) => (this.memory = m));
       await backend.on("downloadProgress", (d) => this.onDownload(d));
       await backend.on("quantizeProgress", (q) => this.onQuantize(q));
+      await backend.on("benchProgress", (p) => {
+        if (p.runId === this.benchRunId) this.benchProgress = p;
+      });
+      await backend.on("benchFinished", (f) => {
+        if (f.runId !== this.benchRunId) return;
+        this.benchRunId = null;
+        this.benchProgress = null;
+        this.benchFinished = f;
+      });
       this.memory = await backend.memoryStatus();
       await this.refreshCatalog();
       this.currentModel = this.pickDefault();

@@ -163,6 +163,25 @@ describe("chat in the popover", () => {
     assert.equal(await page.locator('[data-testid="reply"]').getAttribute("data-status"), "done");
   });
 
+  test("a model too large for this machine warns before sending and can be used anyway", async () => {
+    const page = await start("#/models", { viewport: WINDOW });
+    const row = page.locator('tr[data-variant="llama-3.3-70b@4bit-g64"]');
+    assert.equal(await row.locator("[data-verdict]").getAttribute("data-verdict"), "wont_fit");
+    await row.getByRole("button", { name: "Download" }).click();
+    await row.getByText("Installed").waitFor({ timeout: 30_000 });
+    await page.locator("[data-view=chat]").click();
+    await page.keyboard.press("Control+K");
+    await page.locator('[role="option"][data-variant="llama-3.3-70b@4bit-g64"]').click();
+    const warning = page.locator('[data-testid="too-large"]');
+    await warning.waitFor();
+    assert.match(await warning.innerText(), /Model too large/);
+    await page.getByRole("textbox", { name: "Message" }).fill("hello");
+    assert.equal(await page.locator('[data-testid="send"]').isDisabled(), true, "sending waits for the user's choice");
+    await warning.getByRole("button", { name: "Use anyway" }).click();
+    await warning.waitFor({ state: "detached" });
+    assert.equal(await page.locator('[data-testid="send"]').isDisabled(), false);
+  });
+
   test("an engine error shows in the reply with a retry", async () => {
     const page = await start("#/chat");
     await newChat(page);
