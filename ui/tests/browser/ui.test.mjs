@@ -195,6 +195,51 @@ describe("chat in the popover", () => {
   });
 });
 
+describe("chat in the window", () => {
+  test("a reply keeps streaming while another view is shown", async () => {
+    const page = await start("#/chat", { viewport: WINDOW });
+    await newChat(page);
+    await slowTokens(page, 60);
+    const box = page.getByRole("textbox", { name: "Message" });
+    await box.fill("Explain memory bandwidth");
+    await box.press("Enter");
+    await page.locator('[data-testid="reply"] .markdown').waitFor();
+    await page.locator("[data-view=settings]").click();
+    await page.locator('[data-testid="temperature"]').waitFor();
+    await page.locator("[data-view=chat]").click();
+    const reply = page.locator('[data-testid="reply"]').last();
+    await reply.locator('[data-testid="stats"]').waitFor({ timeout: 30_000 });
+    assert.equal(await reply.getAttribute("data-status"), "done");
+    assert.match(await reply.innerText(), /prints both figures at the end/);
+  });
+
+  test("chats can be searched, exported as Markdown and deleted", async () => {
+    const page = await start("#/chat", { viewport: WINDOW });
+    const sessions = page.locator('[data-testid="session"]');
+    await sessions.first().waitFor();
+    assert.equal(await sessions.count(), 2);
+    await page.getByRole("searchbox", { name: "Search chats" }).fill("sum_even");
+    const hit = page.locator(".session", { hasText: "Sum of even numbers" });
+    await hit.waitFor();
+    assert.equal(await page.locator(".list .session").count(), 1);
+    await hit.click();
+    await page.locator(".codeblock").waitFor();
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export" }).click()]);
+    assert.equal(download.suggestedFilename(), "sum-of-even-numbers-in-rust.md");
+    const path = await download.path();
+    const { readFile } = await import("node:fs/promises");
+    const markdown = await readFile(path, "utf8");
+    assert.match(markdown, /^# Sum of even numbers in Rust/);
+    assert.match(markdown, /```rust/);
+    await page.getByRole("searchbox", { name: "Search chats" }).fill("");
+    await page.getByRole("searchbox", { name: "Search chats" }).dispatchEvent("input");
+    await sessions.nth(1).waitFor();
+    await page.getByRole("button", { name: "Delete chat Sum of even numbers in Rust" }).click();
+    await page.locator('[data-testid="session"]', { hasText: "Sum of even numbers" }).waitFor({ state: "detached" });
+    assert.equal(await sessions.count(), 1);
+  });
+});
+
 describe("models in the window", () => {
   test("a download shows bytes, speed and ETA, pauses, resumes and installs", async () => {
     const page = await start("#/models", { viewport: WINDOW });
@@ -267,6 +312,8 @@ describe("models in the window", () => {
       await row.getByRole("button", { name: "Download" }).waitFor();
     }
     await page.locator("[data-view=chat]").click();
+    await page.locator('[data-testid="no-model"]').waitFor(); // the open chat stays readable
+    await page.getByRole("button", { name: "New chat" }).first().click();
     await page.getByText("No model installed").waitFor();
     assert.equal(await page.getByRole("textbox", { name: "Message" }).isDisabled(), true);
     await shot(page, "chat-no-model-light");
@@ -282,6 +329,11 @@ describe("benchmark", () => {
     const progress = page.locator('[data-testid="bench-progress"]');
     await progress.waitFor();
     await progress.getByText(/Memory bandwidth|pp512|tg128|Batch/).waitFor();
+    // Progress survives a visit to another view.
+    await page.locator("[data-view=models]").click();
+    await page.locator('[data-testid="model-card"]').first().waitFor();
+    await page.locator("[data-view=bench]").click();
+    await progress.waitFor();
     await progress.waitFor({ state: "detached", timeout: 60_000 });
     for (const id of ["speed", "roofline", "batch", "ratio", "history", "reference"]) {
       await page.locator(`[data-testid="chart-${id}"] canvas`).waitFor();
