@@ -11,14 +11,15 @@
  * - Rust `snake_case` command names; tauri-specta exposes them as camelCase methods. Arguments are
  *   camelCase keys (Tauri's default renaming of Rust parameters).
  * - Structs use `#[serde(rename_all = "camelCase")]`; enums of strings use
- *   `#[serde(rename_all = "snake_case")]`; tagged enums use `#[serde(tag = "kind",
- *   rename_all = "camelCase")]`.
+ *   `#[serde(rename_all = "snake_case")]`; tagged enums (`ChatEvent`) use `#[serde(tag = "kind",
+ *   rename_all = "camelCase", rename_all_fields = "camelCase")]`.
  * - Byte counts, token counts and timestamps are plain numbers (u64 exported as `number`: exact up
  *   to 2^53). Timestamps are Unix milliseconds. Durations carry their unit in the field name.
  * - Fallible commands return `Result<T, AppError>`; tauri-specta turns that into
  *   `Promise<Result<T, AppError>>`.
- * - Events are emitted to all windows with `tauri_specta::Event` under the kebab-case names in
- *   `events` below.
+ * - Events are emitted to all windows with `tauri_specta::Event`, which names each event after
+ *   its Rust type in kebab-case: the payload types below are named so (`ChatEvent` → `chat-event`,
+ *   `MemoryUpdate` → `memory-update`, a `#[serde(transparent)]` newtype over `MachineMemory`).
  *
  * Settings are not a command: they live in tauri-plugin-store, file `settings.json`, key
  * `settings`, value `Settings` (see `SETTINGS_STORE`). The Rust side reads the same store. The
@@ -102,6 +103,9 @@ export type MachineMemory = {
   /** When this sample was taken. */
   timestampMs: number;
 };
+
+/** Payload of `memory-update` (a transparent newtype over `MachineMemory` on the Rust side). */
+export type MemoryUpdate = MachineMemory;
 
 // ---------------------------------------------------------------- models
 
@@ -595,7 +599,7 @@ export type Events = {
   chatEvent: ChatEvent;
   downloadProgress: DownloadProgress;
   quantizeProgress: QuantizeProgress;
-  memoryUpdate: MachineMemory;
+  memoryUpdate: MemoryUpdate;
   benchProgress: BenchProgress;
   benchFinished: BenchFinished;
 };
