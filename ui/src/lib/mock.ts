@@ -284,7 +284,12 @@ export class MockBackend implements Backend {
     return { version: "0.1.0 (mock backend)", os: "browser", backend: "cpu", mlxVersion: "0.32.2" };
   }
 
-  async hideWindow(): Promise<void> {}
+  /** How often the UI asked to hide its window (a browser page cannot hide itself). */
+  hideCalls = 0;
+
+  async hideWindow(): Promise<void> {
+    this.hideCalls++;
+  }
 
   async openView(view: View): Promise<void> {
     location.hash = `#/${view}`;

@@ -134,6 +134,12 @@ describe("chat in the popover", () => {
 
     await page.keyboard.press("Control+N");
     await page.getByText("Ask anything").waitFor();
+
+    // With nothing streaming and no popup open, Esc asks the shell to hide the window.
+    const hides = () => page.evaluate(() => /** @type {any} */ (window).__MINIBAR_MOCK__.hideCalls);
+    assert.equal(await hides(), 0);
+    await page.keyboard.press("Escape");
+    assert.equal(await hides(), 1);
   });
 
   test("edit and resend replaces the exchange; regenerate writes a new reply with a copyable code block", async () => {
