@@ -1,0 +1,533 @@
+//! `minibar fit`: which models fit this machine's memory (or a what-if Mac), one model's
+//! breakdown, and a live watch of the memory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use minibar_catalog::{Catalog, CatalogEntry};
+use minibar_fit::{
+    estimate, fit_table, gb, max_context, snapshot, verdict, watch, Budget, BudgetSource,
+    Candidate, Dtype, Estimate, FitLevel, FitRow, KvFormat, MemorySnapshot, ModelShape,
+    Quantization, Runtime, Verdict, Workload,
+};
+use serde::Serialize;
+
+/// Arguments of `minibar fit`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Judge against a Mac with this much unified memory instead of this machine (e.g. 16GB,
+    /// 512GB; GB as Apple counts RAM, 2^30 bytes).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    ram: Option<u64>,
+    /// Show one model's breakdown: a catalog id, or a folder with a config.json.
+    #[arg(long, value_name = "ID|DIR")]
+    model: Option<String>,
+    /// With --model: only this quantization (bf16, 8bit, 4bit-g32, mxfp4, mixed_3_6, ...).
+    #[arg(long, value_name = "QUANT", requires = "model")]
+    quant: Option<String>,
+    /// Context length to estimate for (tokens; 8k, 32K accepted).
+    #[arg(long, default_value = "4096", value_parser = parse_tokens)]
+    context: u64,
+    /// Sequences run together.
+    #[arg(long, default_value_t = 1)]
+    batch: u32,
+    /// Quantize the KV cache to this many bits (mlx-lm's --kv-bits; group 64).
+    #[arg(long, value_name = "BITS")]
+    kv_bits: Option<u8>,
+    /// Prompt tokens per prefill step.
+    #[arg(long, default_value_t = 2048)]
+    prefill_chunk: u64,
+    /// Memory already held by models Minibar has loaded (e.g. 12GB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]
+    held: u64,
+    /// The GPU working-set limit, when known better than macOS's default rule.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    gpu_limit: Option<u64>,
+    /// Runtime to estimate for (default: this machine's; a what-if --ram is always Metal).
+    #[arg(long, value_enum)]
+    runtime: Option<RuntimeArg>,
+    /// List the formats that won't fit too.
+    #[arg(long)]
+    all: bool,
+    /// A catalog file merged over the built-in one (default: ~/.config/minibar/models.toml).
+    #[arg(long, value_name = "PATH")]
+    catalog: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Print the memory once a second, and what fits now, until Ctrl-C.
+    #[arg(long, conflicts_with_all = ["ram", "json"])]
+    watch: bool,
+}
+
+/// Which runtime the estimates assume.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum RuntimeArg {
+    /// MLX on Apple silicon (Metal).
+    Metal,
+    /// MLX's CPU backend (f32).
+    Cpu,
+}
+
+/// Runs `minibar fit`.
+pub fn run(args: Args) -> Result<()> {
+    let catalog = Catalog::load(args.catalog.as_deref())?;
+    let work = Workload {
+        context: args.context,
+        batch: args.batch,
+        kv: match args.kv_bits {
+            Some(bits) => KvFormat::Quantized { bits, group: 64 },
+            None => KvFormat::Model,
+        },
+        prefill_chunk: args.prefill_chunk,
+    };
+    if args.context == 0 || args.batch == 0 || args.prefill_chunk == 0 {
+        bail!("--context, --batch and --prefill-chunk must be positive");
+    }
+    if let Some(bits) = args.kv_bits {
+        if ![2, 3, 4, 5, 6, 8].contains(&bits) {
+            bail!("--kv-bits must be 2, 3, 4, 5, 6 or 8");
+        }
+    }
+    let runtime = match (args.runtime, args.ram) {
+        (Some(RuntimeArg::Metal), _) | (None, Some(_)) => Runtime::metal(),
+        (Some(RuntimeArg::Cpu), _) => Runtime::cpu(),
+        (None, None) => Runtime::native(),
+    };
+    if args.watch {
+        return watch_memory(&args, &catalog, &work, &runtime);
+    }
+    let (budget, snap) = match args.ram {
+        Some(total) => {
+            let mut b = Budget::what_if(total);
+            if let Some(limit) = args.gpu_limit {
+                b.gpu_limit = Some(limit);
+                b.usable = limit.min(total);
+            }
+            b.held_by_minibar = args.held;
+            b.usable = b.usable.saturating_sub(args.held);
+            (b, None)
+        }
+        None => {
+            let snap = snapshot();
+            (Budget::this_machine(&snap, args.held, args.gpu_limit), Some(snap))
+        }
+    };
+    match &args.model {
+        Some(model) => detail(&args, &catalog, model, &work, &runtime, &budget),
+        None => table(&args, &catalog, &work, &runtime, &budget, snap.as_ref()),
+    }
+}
+
+fn runtime_label(rt: &Runtime) -> &'static str {
+    if rt.fused_attention {
+        "MLX on Metal"
+    } else {
+        "MLX on CPU, f32"
+    }
+}
+
+fn describe_budget(b: &Budget, snap: Option<&MemorySnapshot>) -> String {
+    let mut s = match (b.source, snap) {
+        (BudgetSource::ThisMachine, Some(snap)) => format!(
+            "This machine: {} memory, {} available, swap {} of {}, pressure {:?}",
+            gb(snap.total),
+            gb(snap.available),
+            gb(snap.swap_used),
+            gb(snap.swap_total),
+            snap.pressure
+        )
+        .replace("Normal", "normal")
+        .replace("Warning", "warning")
+        .replace("Critical", "critical"),
+        _ => format!("What if: a Mac with {} GB of unified memory", b.total >> 30),
+    };
+    if let Some(limit) = b.gpu_limit {
+        s.push_str(&format!(", GPU working-set limit {}", gb(limit)));
+    }
+    if b.held_by_minibar > 0 {
+        s.push_str(&format!(", {} held by loaded models", gb(b.held_by_minibar)));
+    }
+    s.push_str(&format!(".\nA model may use {}.", gb(b.usable)));
+    s
+}
+
+fn describe_work(w: &Workload, rt: &Runtime) -> String {
+    let kv = match w.kv {
+        KvFormat::Quantized { bits, .. } => format!(", {bits}-bit KV cache"),
+        _ => String::new(),
+    };
+    format!(
+        "Estimates for a {}-token context, batch {}{kv}, {}.",
+        w.context,
+        w.batch,
+        runtime_label(rt)
+    )
+}
+
+fn short_params(n: u64) -> String {
+    if n >= 1_000_000_000 {
+        format!("{:.1}B", n as f64 / 1e9)
+    } else {
+        format!("{}M", n / 1_000_000)
+    }
+}
+
+fn short_tokens(n: Option<u64>) -> String {
+    match n {
+        None => "-".into(),
+        Some(n) if n >= 1024 => format!("{}K", n / 1024),
+        Some(n) => n.to_string(),
+    }
+}
+
+#[derive(Serialize)]
+struct TableJson<'a> {
+    budget: &'a Budget,
+    machine: Option<&'a MemorySnapshot>,
+    workload: &'a Workload,
+    runtime: &'a Runtime,
+    rows: &'a [FitRow],
+}
+
+fn table(
+    args: &Args,
+    catalog: &Catalog,
+    work: &Workload,
+    runtime: &Runtime,
+    budget: &Budget,
+    snap: Option<&MemorySnapshot>,
+) -> Result<()> {
+    let rows = fit_table(&catalog.candidates(), work, runtime, budget)?;
+    if args.json {
+        let out = TableJson {
+            budget,
+            machine: snap,
+            workload: work,
+            runtime,
+            rows: &rows,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("{}", describe_budget(budget, snap));
+    println!("{}\n", describe_work(work, runtime));
+    let shown: Vec<&FitRow> = rows
+        .iter()
+        .filter(|r| args.all || r.verdict.level != FitLevel::WontFit)
+        .collect();
+    let name_w = shown.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
+    let quant_w = shown.iter().map(|r| r.quant.len()).max().unwrap_or(5).max(5);
+    println!(
+        "{:<name_w$}  {:<quant_w$}  {:>6}  {:>8}  {:<9}  {:>7}  REPO",
+        "MODEL", "QUANT", "PARAMS", "NEEDS", "VERDICT", "MAX CTX"
+    );
+    for r in &shown {
+        println!(
+            "{:<name_w$}  {:<quant_w$}  {:>6}  {:>8}  {:<9}  {:>7}  {}",
+            r.name,
+            r.quant,
+            short_params(r.params),
+            gb(r.needed),
+            r.verdict.level.label(),
+            short_tokens(r.max_context),
+            r.repo.as_deref().unwrap_or("")
+        );
+    }
+    let hidden = rows.len() - shown.len();
+    if shown.is_empty() {
+        println!("(nothing in the catalog fits)");
+    }
+    if hidden > 0 {
+        println!("\n{hidden} more formats won't fit (--all lists them).");
+    }
+    Ok(())
+}
+
+/// A model to detail: a catalog entry, or a local folder's config.json.
+struct Subject {
+    title: String,
+    shape: ModelShape,
+    formats: Vec<(Quantization, Option<String>)>,
+}
+
+fn subject(catalog: &Catalog, model: &str, quant: Option<&str>) -> Result<Subject> {
+    let wanted = quant
+        .map(|q| q.parse::<Quantization>())
+        .transpose()
+        .context("--quant")?;
+    if let Some(entry) = catalog.get(model) {
+        let formats = match wanted {
+            Some(q) => {
+                let repo = entry
+                    .mlx
+                    .iter()
+                    .find(|r| r.quantization().ok().as_ref() == Some(&q))
+                    .map(|r| r.repo.clone());
+                vec![(q, repo)]
+            }
+            None => entry
+                .candidates()
+                .into_iter()
+                .map(|c| (c.quant, c.repo))
+                .collect(),
+        };
+        return Ok(Subject {
+            title: entry_title(entry),
+            shape: entry.shape.clone(),
+            formats,
+        });
+    }
+    let dir = Path::new(model);
+    let config_path = dir.join("config.json");
+    if !config_path.is_file() {
+        bail!(
+            "`{model}` is neither a catalog id nor a folder with a config.json (ids: {})",
+            catalog
+                .entries()
+                .iter()
+                .map(|e| e.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", config_path.display()))?;
+    let shape = ModelShape::from_hf_config(&config)
+        .with_context(|| format!("reading the shape from {}", config_path.display()))?;
+    let dtype = ["torch_dtype", "dtype"]
+        .iter()
+        .find_map(|k| config.get(*k).and_then(|v| v.as_str()))
+        .and_then(Dtype::from_config_name)
+        .unwrap_or(Dtype::Bf16);
+    let quant = match wanted {
+        Some(q) => q,
+        None => Quantization::from_config(&config, dtype)?
+            .unwrap_or_else(|| Quantization::float(dtype)),
+    };
+    Ok(Subject {
+        title: format!("{} ({})", dir.display(), shape.model_type),
+        shape,
+        formats: vec![(quant, None)],
+    })
+}
+
+fn entry_title(e: &CatalogEntry) -> String {
+    let active = e
+        .params_active
+        .map(|a| format!(", {} active", short_params(a)))
+        .unwrap_or_default();
+    format!(
+        "{} [{}]: {}, {} parameters{active}, {} license{}; {}",
+        e.name,
+        e.id,
+        e.shape.model_type,
+        short_params(e.params_total),
+        e.license,
+        if e.gated { ", gated" } else { "" },
+        e.hf_repo
+    )
+}
+
+#[derive(Serialize)]
+struct DetailJson {
+    quant: String,
+    repo: Option<String>,
+    estimate: Estimate,
+    verdict: Verdict,
+    max_context: Option<u64>,
+}
+
+fn detail(
+    args: &Args,
+    catalog: &Catalog,
+    model: &str,
+    work: &Workload,
+    runtime: &Runtime,
+    budget: &Budget,
+) -> Result<()> {
+    let s = subject(catalog, model, args.quant.as_deref())?;
+    let mut out = Vec::new();
+    for (quant, repo) in &s.formats {
+        let est = estimate(&s.shape, quant, work, runtime)?;
+        let v = verdict(est.total, budget);
+        let ctx = max_context(&s.shape, quant, work, runtime, budget.usable)?;
+        out.push(DetailJson {
+            quant: quant.to_string(),
+            repo: repo.clone(),
+            estimate: est,
+            verdict: v,
+            max_context: ctx,
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("{}", s.title);
+    println!("{}", describe_budget(budget, None).replace("What if: ", "Against: "));
+    println!("{}", describe_work(work, runtime));
+    for d in &out {
+        let e = &d.estimate;
+        let kv = &e.kv_cache;
+        println!(
+            "\n{}{}  ({:.2} bits per weight)",
+            d.quant,
+            d.repo
+                .as_ref()
+                .map(|r| format!("  {r}"))
+                .unwrap_or_default(),
+            e.bits_per_weight
+        );
+        println!("  weights      {:>9}", gb(e.weights.total));
+        for (kind, bytes) in &e.weights.by_kind {
+            println!("    {:<10} {:>9}", kind.label(), gb(*bytes));
+        }
+        let mut layers = format!("{} full × {} tokens", kv.full_layers, kv.full_tokens);
+        if kv.sliding_layers > 0 {
+            layers.push_str(&format!(
+                ", {} sliding × {} tokens",
+                kv.sliding_layers, kv.sliding_tokens
+            ));
+        }
+        if kv.stateless_layers > 0 {
+            layers.push_str(&format!(", {} without cache", kv.stateless_layers));
+        }
+        println!("  KV cache     {:>9}  ({layers})", gb(kv.total));
+        println!("  activations  {:>9}", gb(e.activations));
+        println!("  runtime      {:>9}", gb(e.overhead));
+        println!("  total        {:>9}", gb(e.total));
+        println!("  {}: {}", d.verdict.level.label(), d.verdict.reason);
+        match d.max_context {
+            Some(c) => println!("  largest context that fits: {c} tokens"),
+            None => println!("  not even a one-token context fits"),
+        }
+    }
+    Ok(())
+}
+
+fn watch_memory(args: &Args, catalog: &Catalog, work: &Workload, runtime: &Runtime) -> Result<()> {
+    // Estimates do not change while watching: compute them once, compare each reading.
+    let candidates: Vec<Candidate> = match &args.model {
+        Some(model) => {
+            let s = subject(catalog, model, args.quant.as_deref())?;
+            s.formats
+                .into_iter()
+                .map(|(quant, repo)| Candidate {
+                    id: model.clone(),
+                    name: model.clone(),
+                    shape: s.shape.clone(),
+                    quant,
+                    repo,
+                })
+                .collect()
+        }
+        None => catalog.candidates(),
+    };
+    let mut needs = Vec::with_capacity(candidates.len());
+    for c in &candidates {
+        let e = estimate(&c.shape, &c.quant, work, runtime)?;
+        needs.push((e.params.total, e.bits_per_weight, e.total, c));
+    }
+    println!("{} Ctrl-C stops.", describe_work(work, runtime));
+    for snap in watch(Duration::from_secs(1)) {
+        let budget = Budget::this_machine(&snap, args.held, args.gpu_limit);
+        let comfy = needs
+            .iter()
+            .filter(|(_, _, need, _)| verdict(*need, &budget).level == FitLevel::Fits);
+        let count = comfy.clone().count();
+        let best = comfy
+            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+            .map(|(_, _, need, c)| format!("{} {} ({})", c.name, c.quant, gb(*need)))
+            .unwrap_or_else(|| "nothing".into());
+        println!(
+            "{}  available {}  used {}  swap {}  pressure {:?}  may use {}  fits: {count} formats, largest {best}",
+            clock(),
+            gb(snap.available),
+            gb(snap.used),
+            gb(snap.swap_used),
+            snap.pressure,
+            gb(budget.usable),
+        );
+    }
+    Ok(())
+}
+
+/// UTC wall-clock time as hh:mm:ss.
+fn clock() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Parses a memory size: `16GB`, `16G`, `16` (GB), `1.5TB`, `512MB`; binary units, as Apple
+/// counts RAM.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase().replace(' ', "");
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (try 16GB)"))?;
+    let scale = match unit {
+        "" | "g" | "gb" | "gib" => 1u64 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(format!("unknown unit in `{s}` (use MB, GB or TB)")),
+    };
+    if !value.is_finite() || value < 0.0 || value * scale as f64 > (64u64 << 40) as f64 {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok((value * scale as f64) as u64)
+}
+
+/// Parses a token count: `4096`, `8k`, `32K`.
+fn parse_tokens(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, scale) = match t.strip_suffix('k') {
+        Some(n) => (n, 1024),
+        None => (t.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a token count (try 4096 or 32k)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        assert_eq!(parse_size("16GB"), Ok(16 << 30));
+        assert_eq!(parse_size("16g"), Ok(16 << 30));
+        assert_eq!(parse_size("64"), Ok(64 << 30));
+        assert_eq!(parse_size("1.5TB"), Ok(3 << 39));
+        assert_eq!(parse_size("512 MB"), Ok(512 << 20));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("16PB").is_err());
+        assert!(parse_size("-1GB").is_err());
+    }
+
+    #[test]
+    fn token_counts_accept_k() {
+        assert_eq!(parse_tokens("8k"), Ok(8192));
+        assert_eq!(parse_tokens("4096"), Ok(4096));
+        assert!(parse_tokens("0").is_err());
+        assert!(parse_tokens("many").is_err());
+    }
+}

@@ -1,0 +1,274 @@
+//! A model's hyperparameters, read from a Hugging Face / mlx-lm `config.json` (or built from
+//! GGUF metadata by the GGUF loader), and its quantization settings.
+
+use std::{collections::HashMap, path::Path};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{EngineError, Result};
+use crate::layers::QuantParams;
+
+/// The architectures Minibar runs, by `model_type`.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma3_text",
+    "gemma3",
+    "phi3",
+];
+
+/// Hyperparameters shared by the decoder-only architectures we support; fields only some
+/// architectures use are optional.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelArgs {
+    /// The architecture.
+    pub model_type: String,
+    /// Width of the residual stream.
+    pub hidden_size: i32,
+    /// Decoder blocks.
+    pub num_hidden_layers: i32,
+    /// Width of the MLP.
+    pub intermediate_size: i32,
+    /// Query heads.
+    pub num_attention_heads: i32,
+    /// Key/value heads (grouped-query attention); defaults to the query heads.
+    #[serde(default)]
+    pub num_key_value_heads: Option<i32>,
+    /// Per-head width; defaults to hidden / heads.
+    #[serde(default)]
+    pub head_dim: Option<i32>,
+    /// RMS norm epsilon.
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f32,
+    /// Vocabulary size.
+    pub vocab_size: i32,
+    /// RoPE base frequency.
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f32,
+    /// Interleaved (GPT-J) rather than half-split rotary layout.
+    #[serde(default)]
+    pub rope_traditional: bool,
+    /// RoPE scaling (llama3, linear, su/longrope...).
+    #[serde(default)]
+    pub rope_scaling: Option<Value>,
+    /// Output layer shares the embedding table.
+    #[serde(default)]
+    pub tie_word_embeddings: Option<bool>,
+    /// Bias on the attention projections.
+    #[serde(default)]
+    pub attention_bias: Option<bool>,
+    /// Bias on the MLP projections.
+    #[serde(default)]
+    pub mlp_bias: bool,
+    /// Trained context length.
+    #[serde(default)]
+    pub max_position_embeddings: Option<i32>,
+    /// Sliding-window size for local-attention layers.
+    #[serde(default)]
+    pub sliding_window: Option<i32>,
+    /// Per-layer attention kind ("full_attention" / "sliding_attention").
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    /// Gemma 3: every n-th layer is global.
+    #[serde(default)]
+    pub sliding_window_pattern: Option<i32>,
+    /// Gemma 3: attention scale is this ** -0.5.
+    #[serde(default)]
+    pub query_pre_attn_scalar: Option<f32>,
+    /// Gemma 3: RoPE base of the local layers.
+    #[serde(default)]
+    pub rope_local_base_freq: Option<f32>,
+    /// Phi-3: positions the model was first trained on (for long-rope scaling).
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<i32>,
+    /// Phi-3: fraction of the head rotated.
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f32>,
+    /// mlx-lm quantization: global settings plus per-layer overrides.
+    #[serde(default, alias = "quantization_config")]
+    pub quantization: Option<Value>,
+}
+
+fn default_eps() -> f32 {
+    1e-6
+}
+
+fn default_rope_theta() -> f32 {
+    10000.0
+}
+
+impl ModelArgs {
+    /// Reads and validates `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| EngineError::CorruptFile {
+            path: path.to_owned(),
+            format: "JSON",
+            detail: e.to_string(),
+        })?;
+        Self::from_value(value, path)
+    }
+
+    /// Builds the arguments from parsed JSON; `path` names the source in errors.
+    pub fn from_value(mut value: Value, path: &Path) -> Result<Self> {
+        let model_type = value
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| EngineError::MissingConfigKey {
+                path: path.to_owned(),
+                model_type: "any".into(),
+                key: "model_type".into(),
+            })?
+            .to_owned();
+        if !SUPPORTED_ARCHITECTURES.contains(&model_type.as_str()) {
+            return Err(EngineError::UnsupportedArchitecture {
+                path: path.to_owned(),
+                model_type,
+                supported: SUPPORTED_ARCHITECTURES.join(", "),
+            });
+        }
+        // Gemma 3's multimodal config nests the language model's settings.
+        if model_type == "gemma3" {
+            if let Some(mut text) = value.get("text_config").cloned() {
+                if let (Some(t), Some(q)) = (text.as_object_mut(), value.get("quantization")) {
+                    t.insert("quantization".into(), q.clone());
+                }
+                value = text;
+            }
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("model_type".into(), Value::from("gemma3_text"));
+                obj.entry("vocab_size").or_insert(Value::from(262208));
+            }
+        }
+        if value.get("model_type").and_then(Value::as_str) == Some("gemma3_text") {
+            if let Some(obj) = value.as_object_mut() {
+                // Gemma 3 configs often rely on transformers' defaults for these.
+                obj.entry("rms_norm_eps").or_insert(Value::from(1e-6));
+                obj.entry("vocab_size").or_insert(Value::from(262144));
+                obj.entry("num_attention_heads").or_insert(Value::from(8));
+                obj.entry("num_key_value_heads").or_insert(Value::from(4));
+                obj.entry("head_dim").or_insert(Value::from(256));
+                obj.entry("rope_theta").or_insert(Value::from(1_000_000.0));
+                obj.entry("sliding_window").or_insert(Value::from(512));
+                obj.entry("sliding_window_pattern").or_insert(Value::from(6));
+                obj.entry("rope_local_base_freq").or_insert(Value::from(10000.0));
+                obj.entry("query_pre_attn_scalar").or_insert(Value::from(256.0));
+            }
+        }
+        let model_type = value["model_type"].as_str().unwrap_or_default().to_owned();
+        let args: ModelArgs = serde_json::from_value(value).map_err(|e| {
+            let msg = e.to_string();
+            match msg
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                Some(key) => EngineError::MissingConfigKey {
+                    path: path.to_owned(),
+                    model_type: model_type.clone(),
+                    key: key.to_owned(),
+                },
+                None => EngineError::BadConfigValue {
+                    path: path.to_owned(),
+                    key: "config".into(),
+                    detail: msg,
+                },
+            }
+        })?;
+        args.validate(path)?;
+        Ok(args)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |key: &str, detail: String| EngineError::BadConfigValue {
+            path: path.to_owned(),
+            key: key.into(),
+            detail,
+        };
+        for (key, v) in [
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("intermediate_size", self.intermediate_size),
+            ("num_attention_heads", self.num_attention_heads),
+            ("vocab_size", self.vocab_size),
+        ] {
+            if v <= 0 {
+                return Err(bad(key, format!("{v} must be positive")));
+            }
+        }
+        if self.num_attention_heads % self.kv_heads() != 0 {
+            return Err(bad(
+                "num_key_value_heads",
+                format!(
+                    "{} query heads cannot be grouped over {} key/value heads",
+                    self.num_attention_heads,
+                    self.kv_heads()
+                ),
+            ));
+        }
+        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+            return Err(bad(
+                "head_dim",
+                "missing, and hidden_size is not a multiple of num_attention_heads".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Key/value heads.
+    pub fn kv_heads(&self) -> i32 {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// Per-head width.
+    pub fn head_dim(&self) -> i32 {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads)
+    }
+
+    /// Whether the output layer reuses the embedding table.
+    pub fn tied_embeddings(&self, default: bool) -> bool {
+        self.tie_word_embeddings.unwrap_or(default)
+    }
+
+    /// The trained context length, when the config says.
+    pub fn context_length(&self) -> Option<i32> {
+        self.max_position_embeddings
+    }
+
+    /// The quantization settings of the layer at `path` (e.g. `model.layers.0.mlp.up_proj`),
+    /// following mlx-lm: a per-layer entry wins over the global one.
+    pub fn quant_params(&self, layer: &str) -> Option<QuantParams> {
+        let q = self.quantization.as_ref()?;
+        let read = |v: &Value| -> Option<QuantParams> {
+            Some(QuantParams {
+                group_size: v.get("group_size")?.as_i64()? as i32,
+                bits: v.get("bits")?.as_i64()? as i32,
+            })
+        };
+        match q.get(layer) {
+            Some(Value::Bool(false)) => None,
+            Some(v @ Value::Object(_)) => read(v).or_else(|| read(q)),
+            _ => read(q),
+        }
+    }
+
+    /// The quantization mode (`affine`, `mxfp4`, ...), when quantized.
+    pub fn quant_mode(&self) -> Option<String> {
+        let q = self.quantization.as_ref()?;
+        Some(
+            q.get("mode")
+                .and_then(Value::as_str)
+                .unwrap_or("affine")
+                .to_owned(),
+        )
+    }
+}
+
+/// Per-layer quantization overrides as written to config.json.
+pub type LayerQuantization = HashMap<String, QuantParams>;

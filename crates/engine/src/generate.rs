@@ -1,0 +1,257 @@
+//! The token loop: chunked prefill, then one token at a time with sampling, stop conditions
+//! and cancellation, reusing the KV cache across the turns of a chat.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use mlx_rs::{ops::indexing::IndexOp, Array};
+
+use crate::{
+    cache::KvCache,
+    error::{EngineError, Result},
+    models::Transformer,
+    sample::{Sampler, SamplingParams},
+};
+
+/// Prompt tokens processed per forward pass during prefill; bounds activation memory.
+pub const PREFILL_CHUNK: usize = 512;
+
+/// A flag another thread sets to stop generation between tokens.
+#[derive(Clone, Default, Debug)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A fresh, unset token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the generation to stop after the token in flight.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether cancellation was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model produced an end-of-sequence token.
+    Eos,
+    /// A stop string appeared (checked by the caller's text layer).
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+    /// The context window is full.
+    ContextFull,
+    /// The caller cancelled.
+    Cancelled,
+}
+
+/// Timings and counts of one generation.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GenerationStats {
+    /// Prompt tokens actually processed (after reusing the cached prefix).
+    pub prompt_tokens: usize,
+    /// Prompt tokens served from the cache.
+    pub cached_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Time from the call to the first generated token.
+    pub time_to_first_token: Duration,
+    /// Time spent processing the prompt.
+    pub prefill_time: Duration,
+    /// Time spent generating after the first token.
+    pub decode_time: Duration,
+}
+
+impl GenerationStats {
+    /// Prompt tokens per second.
+    pub fn prefill_tps(&self) -> f64 {
+        rate(self.prompt_tokens, self.prefill_time)
+    }
+
+    /// Generated tokens per second (excluding the first token, which prefill produces).
+    pub fn decode_tps(&self) -> f64 {
+        rate(self.generated_tokens.saturating_sub(1), self.decode_time)
+    }
+}
+
+fn rate(n: usize, t: Duration) -> f64 {
+    if t.is_zero() {
+        0.0
+    } else {
+        n as f64 / t.as_secs_f64()
+    }
+}
+
+/// What a generation needs besides the prompt.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Sampling settings.
+    pub sampling: SamplingParams,
+    /// Tokens to generate at most.
+    pub max_tokens: usize,
+    /// Tokens that end generation.
+    pub eos: Vec<u32>,
+    /// Keep going past EOS (benchmarks).
+    pub ignore_eos: bool,
+}
+
+/// A model with its cache: the state of one conversation.
+pub struct Generator<'m> {
+    model: &'m Transformer,
+    caches: Vec<KvCache>,
+    /// Tokens whose keys and values are in the cache, in order.
+    history: Vec<u32>,
+    context: usize,
+}
+
+impl<'m> Generator<'m> {
+    /// A generator with an empty cache and a `context`-token window.
+    pub fn new(model: &'m Transformer, context: usize) -> Self {
+        Self {
+            model,
+            caches: model.make_caches(),
+            history: Vec::new(),
+            context,
+        }
+    }
+
+    /// Tokens currently cached.
+    pub fn cached(&self) -> &[u32] {
+        &self.history
+    }
+
+    /// Bytes held by the KV cache.
+    pub fn cache_bytes(&self) -> usize {
+        self.caches.iter().map(KvCache::nbytes).sum()
+    }
+
+    /// Forgets the cache (a new chat).
+    pub fn reset(&mut self) {
+        self.caches = self.model.make_caches();
+        self.history.clear();
+    }
+
+    /// Reuses the longest cached prefix of `prompt`, trimming what diverges, and returns how
+    /// many tokens were reused. A follow-up chat turn then prefills only its new tokens.
+    fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
+        let common = self
+            .history
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // Always recompute at least the last prompt token: its logits start the reply.
+        let keep = common.min(prompt.len().saturating_sub(1));
+        let drop = self.history.len() - keep;
+        if drop > 0 {
+            let sliding = self.caches.iter().any(|c| c.window().is_some());
+            let trimmed = self.caches.iter_mut().map(|c| c.trim(drop as i32)).min();
+            if sliding || trimmed != Some(drop as i32) {
+                // Sliding-window caches cannot give back positions they dropped.
+                self.reset();
+                return 0;
+            }
+            self.history.truncate(keep);
+        }
+        keep
+    }
+
+    /// Runs the prompt through the model (in chunks) and returns the last position's logits.
+    fn prefill(&mut self, tokens: &[u32], cancel: &CancelToken) -> Result<Array> {
+        let mut logits = None;
+        for chunk in tokens.chunks(PREFILL_CHUNK) {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            let ids = Array::from_slice(chunk, &[1, chunk.len() as i32]);
+            let h = self.model.hidden(&ids, &mut self.caches, None)?;
+            let last = h.index((.., -1.., ..));
+            let l = self.model.logits(&last)?;
+            let mut eval: Vec<&Array> = vec![&l];
+            eval.extend(self.caches.iter().flat_map(KvCache::arrays));
+            mlx_rs::transforms::eval(eval)?;
+            self.history.extend_from_slice(chunk);
+            logits = Some(l);
+        }
+        Ok(logits.expect("prefill is never called with no tokens").reshape(&[-1])?)
+    }
+
+    /// Generates a reply to `prompt` (the whole conversation's tokens), calling `on_token`
+    /// for each new token; `on_token` returns false to stop (a stop string matched).
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        cancel: &CancelToken,
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Result<(FinishReason, GenerationStats)> {
+        if prompt.is_empty() {
+            return Err(EngineError::BadConfigValue {
+                path: "prompt".into(),
+                key: "prompt".into(),
+                detail: "the prompt is empty".into(),
+            });
+        }
+        if prompt.len() >= self.context {
+            return Err(EngineError::ContextOverflow {
+                prompt: prompt.len(),
+                context: self.context,
+            });
+        }
+        let start = Instant::now();
+        let reused = self.reuse_prefix(prompt);
+        let mut stats = GenerationStats {
+            prompt_tokens: prompt.len() - reused,
+            cached_tokens: reused,
+            ..Default::default()
+        };
+        let mut sampler = Sampler::new(opts.sampling.clone());
+        let mut logits = self.prefill(&prompt[reused..], cancel)?;
+        stats.prefill_time = start.elapsed();
+        let decode_start = Instant::now();
+        let mut recent: Vec<u32> = prompt.to_vec();
+        let reason = loop {
+            let token = sampler.sample(&logits, &recent)?;
+            if stats.generated_tokens == 0 {
+                stats.time_to_first_token = start.elapsed();
+            }
+            stats.generated_tokens += 1;
+            recent.push(token);
+            if !opts.ignore_eos && opts.eos.contains(&token) {
+                break FinishReason::Eos;
+            }
+            if !on_token(token) {
+                break FinishReason::Stop;
+            }
+            if stats.generated_tokens >= opts.max_tokens {
+                break FinishReason::Length;
+            }
+            if self.history.len() + 1 >= self.context {
+                break FinishReason::ContextFull;
+            }
+            if cancel.is_cancelled() {
+                break FinishReason::Cancelled;
+            }
+            let ids = Array::from_slice(&[token], &[1, 1]);
+            let l = self.model.forward(&ids, &mut self.caches, None)?;
+            mlx_rs::transforms::eval([&l])?;
+            self.history.push(token);
+            logits = l.reshape(&[-1])?;
+        };
+        stats.decode_time = decode_start.elapsed().saturating_sub(stats.time_to_first_token.saturating_sub(stats.prefill_time));
+        Ok((reason, stats))
+    }
+}

@@ -1,0 +1,168 @@
+//! The building blocks every architecture shares: linear and embedding layers that may be
+//! dense or MLX-quantized, and RMS norm. They hold plain arrays so loading stays explicit.
+
+use mlx_rs::{ops, Array};
+
+use crate::error::Result;
+
+/// How a quantized tensor was packed (MLX's affine or micro-scaling formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantParams {
+    /// Weights per scale.
+    pub group_size: i32,
+    /// Bits per weight.
+    pub bits: i32,
+}
+
+/// A weight matrix `[out, in]`, dense or quantized, applied as `x @ W.T (+ b)`.
+pub enum Linear {
+    /// Plain floating-point weights.
+    Dense {
+        /// `[out, in]`.
+        weight: Array,
+        /// `[out]`.
+        bias: Option<Array>,
+    },
+    /// MLX affine quantization: packed u32 weights with a scale and bias per group.
+    Quantized {
+        /// `[out, in * bits / 32]` u32.
+        weight: Array,
+        /// `[out, in / group]`.
+        scales: Array,
+        /// `[out, in / group]`.
+        biases: Array,
+        /// `[out]`.
+        bias: Option<Array>,
+        /// Packing.
+        params: QuantParams,
+    },
+}
+
+impl Linear {
+    /// Applies the layer to `x` (`[..., in]`).
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let (y, bias) = match self {
+            Linear::Dense { weight, bias } => (ops::matmul(x, weight.t())?, bias),
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                bias,
+                params,
+            } => (
+                ops::quantized_matmul(
+                    x,
+                    weight,
+                    scales,
+                    biases,
+                    true,
+                    params.group_size,
+                    params.bits,
+                )?,
+                bias,
+            ),
+        };
+        Ok(match bias {
+            Some(b) => ops::add(&y, b)?,
+            None => y,
+        })
+    }
+
+    /// The output size.
+    pub fn out_features(&self) -> i32 {
+        match self {
+            Linear::Dense { weight, .. } | Linear::Quantized { weight, .. } => weight.shape()[0],
+        }
+    }
+
+    /// Replaces quantized weights by their dense f32 equivalent (faster on MLX's CPU backend,
+    /// whose quantized kernels are single-threaded).
+    pub fn dequantized(self) -> Result<Linear> {
+        Ok(match self {
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                bias,
+                params,
+            } => Linear::Dense {
+                weight: ops::dequantize(
+                    &weight,
+                    &scales,
+                    &biases,
+                    params.group_size,
+                    params.bits,
+                )?,
+                bias,
+            },
+            dense => dense,
+        })
+    }
+
+    /// The arrays this layer holds, for memory accounting and evaluation.
+    pub fn arrays(&self) -> Vec<&Array> {
+        match self {
+            Linear::Dense { weight, bias } => std::iter::once(weight).chain(bias).collect(),
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                bias,
+                ..
+            } => [weight, scales, biases].into_iter().chain(bias).collect(),
+        }
+    }
+}
+
+/// Token embeddings `[vocab, dim]`, dense or quantized; also usable as the tied output layer.
+pub struct Embedding {
+    /// The table, with the same layout as a linear layer's weight.
+    pub table: Linear,
+}
+
+impl Embedding {
+    /// Looks up the rows for `ids` (any shape) and returns `[..., dim]`.
+    pub fn forward(&self, ids: &Array) -> Result<Array> {
+        match &self.table {
+            Linear::Dense { weight, .. } => Ok(weight.take_axis(ids, 0)?),
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                params,
+                ..
+            } => {
+                let w = weight.take_axis(ids, 0)?;
+                let s = scales.take_axis(ids, 0)?;
+                let b = biases.take_axis(ids, 0)?;
+                Ok(ops::dequantize(&w, &s, &b, params.group_size, params.bits)?)
+            }
+        }
+    }
+
+    /// Projects hidden states onto the vocabulary with the same table (tied embeddings).
+    pub fn as_linear(&self, x: &Array) -> Result<Array> {
+        self.table.forward(x)
+    }
+}
+
+/// Root-mean-square normalisation over the last axis.
+pub struct RmsNorm {
+    /// The per-channel gain.
+    pub weight: Array,
+    /// Added to the mean square before the square root.
+    pub eps: f32,
+}
+
+impl RmsNorm {
+    /// Normalises `x`.
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        Ok(mlx_rs::fast::rms_norm(x, Some(&self.weight), self.eps)?)
+    }
+}
+
+/// SwiGLU: `silu(gate) * up`, as Llama-family MLPs use it.
+pub fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
+    let silu = ops::multiply(gate, ops::sigmoid(gate)?)?;
+    Ok(ops::multiply(&silu, up)?)
+}

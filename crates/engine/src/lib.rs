@@ -1,0 +1,19 @@
+//! minibar-engine: MLX chat models run natively through mlx-rs (Metal on macOS, the CPU
+//! backend on Linux), with no Python at run time.
+
+pub mod backend;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod layers;
+pub mod load;
+pub mod mask;
+pub mod models;
+pub mod rope;
+pub mod sample;
+pub mod weights;
+
+pub use backend::Backend;
+pub use error::{EngineError, Result};
+pub use load::{load, Dequantize, LoadOptions, LoadedModel};

@@ -1,0 +1,134 @@
+//! Loading a model from a GGUF file or a Hugging Face / mlx-lm folder into memory.
+
+use std::path::{Path, PathBuf};
+
+use mlx_rs::Dtype;
+
+use crate::{
+    backend::Backend,
+    config::ModelArgs,
+    error::{EngineError, Result},
+    models::{self, Transformer},
+    weights::{gguf, safetensors, Tensors},
+};
+
+/// How quantized weights are kept in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dequantize {
+    /// Decide per model and backend: on the CPU, small models run faster from dense f32
+    /// weights (MLX's CPU quantized kernels are single-threaded), so dequantize those.
+    #[default]
+    Auto,
+    /// Always expand to dense weights.
+    Always,
+    /// Keep the quantized weights.
+    Never,
+}
+
+/// Knobs for loading.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Quantized-weight policy.
+    pub dequantize: Dequantize,
+    /// Force a compute dtype (default: the backend's policy).
+    pub dtype: Option<Dtype>,
+}
+
+/// On the CPU, dense weights up to this size decode faster than quantized ones.
+const CPU_DEQUANTIZE_LIMIT: u64 = 1 << 30;
+
+/// The on-disk format a model came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Format {
+    /// A llama.cpp GGUF file.
+    Gguf,
+    /// A Hugging Face / mlx-lm safetensors folder.
+    Safetensors,
+}
+
+/// A network ready to run (its tokenizer and chat template are loaded by `session`).
+pub struct LoadedModel {
+    /// The network.
+    pub model: Transformer,
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Its file format.
+    pub format: Format,
+    /// The backend it runs on.
+    pub backend: Backend,
+    /// Whether quantized weights were expanded for speed.
+    pub dequantized: bool,
+}
+
+impl LoadedModel {
+    /// Bytes of weights in memory.
+    pub fn weight_bytes(&self) -> usize {
+        self.model.weight_bytes()
+    }
+
+    /// The context length the model was trained for (4096 when it does not say).
+    pub fn context_length(&self) -> i32 {
+        self.model.args.context_length().unwrap_or(4096)
+    }
+}
+
+/// Loads a model from a `.gguf` file or a model folder.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
+    let backend = Backend::detect();
+    let (args, map, format) = if path.is_file() {
+        let g = gguf::load(path)?;
+        let args = ModelArgs::from_value(g.config, path)?;
+        (args, g.tensors, Format::Gguf)
+    } else if path.is_dir() {
+        let args = ModelArgs::from_file(&path.join("config.json"))?;
+        let map = safetensors::load_dir(path)?;
+        (args, map, Format::Safetensors)
+    } else {
+        return Err(EngineError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such model file or folder"),
+        });
+    };
+    let stored = map
+        .values()
+        .map(|a| a.dtype())
+        .find(|d| matches!(d, Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float32))
+        .unwrap_or(Dtype::Float32);
+    let dtype = options.dtype.unwrap_or_else(|| backend.compute_dtype(stored));
+    let model = models::build(args, Tensors::new(map, path, dtype))?;
+    let quantized = model.args.quantization.is_some();
+    let dense_bytes = dense_size(&model, dtype);
+    let dequantize = quantized
+        && match options.dequantize {
+            Dequantize::Always => true,
+            Dequantize::Never => false,
+            Dequantize::Auto => backend == Backend::Cpu && dense_bytes <= CPU_DEQUANTIZE_LIMIT,
+        };
+    let model = if dequantize { model.dequantize()? } else { model };
+    mlx_rs::transforms::eval(model.arrays())?;
+    Ok(LoadedModel {
+        model,
+        path: path.to_owned(),
+        format,
+        backend,
+        dequantized: dequantize,
+    })
+}
+
+/// Bytes the weights would take as dense `dtype` arrays.
+fn dense_size(model: &Transformer, dtype: Dtype) -> u64 {
+    let a = &model.args;
+    let (h, i, v) = (a.hidden_size as u64, a.intermediate_size as u64, a.vocab_size as u64);
+    let attn = h * (a.num_attention_heads as u64 * a.head_dim() as u64) * 2
+        + h * (a.kv_heads() as u64 * a.head_dim() as u64) * 2;
+    let per_layer = attn + 3 * h * i;
+    let embed = v * h * if model.lm_head.is_some() { 2 } else { 1 };
+    (per_layer * a.num_hidden_layers as u64 + embed) * dtype_bytes(dtype)
+}
+
+fn dtype_bytes(dtype: Dtype) -> u64 {
+    match dtype {
+        Dtype::Float16 | Dtype::Bfloat16 => 2,
+        _ => 4,
+    }
+}

@@ -1,0 +1,45 @@
+//! Attention masks: causal, sliding-window, and left padding for batched sequences.
+
+use mlx_rs::{ops, Array};
+
+use crate::error::Result;
+
+/// What a layer's attention needs to mask, beyond plain causality.
+pub enum Mask {
+    /// Nothing to mask (one new token seeing all of a full cache).
+    None,
+    /// Lower-right-aligned causal masking, done inside the attention kernel.
+    Causal,
+    /// An explicit boolean mask `[B or 1, 1, L, S]` (true = may attend).
+    Explicit(Array),
+}
+
+/// Builds the mask for `queries` new tokens ending at absolute position `end` (exclusive),
+/// attending to keys at absolute positions `start..end`, with an optional sliding window and
+/// per-sequence left padding (padded positions are never attended).
+pub fn build(
+    queries: i32,
+    start: i32,
+    end: i32,
+    window: Option<i32>,
+    left_padding: Option<&Array>,
+) -> Result<Mask> {
+    let keys = end - start;
+    let window_binds = window.is_some_and(|w| queries + (keys - queries) > w);
+    if left_padding.is_none() && !window_binds {
+        return Ok(if queries == 1 { Mask::None } else { Mask::Causal });
+    }
+    let q = ops::arange::<_, i32>(end - queries, end, 1)?.reshape(&[queries, 1])?;
+    let k = ops::arange::<_, i32>(start, end, 1)?.reshape(&[1, keys])?;
+    let mut mask = q.ge(&k)?;
+    if let Some(w) = window {
+        mask = ops::logical_and(&mask, &q.lt(&ops::add(&k, &Array::from_int(w))?)?)?;
+    }
+    let mut mask = mask.reshape(&[1, 1, queries, keys])?;
+    if let Some(pad) = left_padding {
+        let b = pad.shape()[0];
+        let pad = pad.reshape(&[b, 1, 1, 1])?;
+        mask = ops::logical_and(&mask, &pad.le(&k.reshape(&[1, 1, 1, keys])?)?)?;
+    }
+    Ok(Mask::Explicit(mask))
+}

