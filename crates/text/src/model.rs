@@ -1,0 +1,189 @@
+//! `TextModel`: a model's tokenizer, special tokens and chat template, from GGUF or a folder.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use tokenizers::Tokenizer;
+
+use crate::chat::{ChatTemplate, Message};
+use crate::error::TextError;
+use crate::gguf::GgufMetadata;
+use crate::gguf_tokenizer::{gguf_specials, tokenizer_from_gguf};
+use crate::hf::HfTokenizerConfig;
+use crate::stream::StreamDecoder;
+
+/// Token texts that end a turn when the vocabulary has them as control tokens (llama.cpp's list).
+const END_OF_TURN_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<|eom_id|>",
+    "<EOT>",
+];
+
+/// Everything text-side the engine needs for one model.
+#[derive(Debug, Clone)]
+pub struct TextModel {
+    /// The tokenizer; its post-processor adds BOS/EOS when `encode(.., true)` asks for them.
+    pub tokenizer: Tokenizer,
+    /// Beginning-of-sequence id, if the model has one.
+    pub bos: Option<u32>,
+    /// Ids that end generation (EOS, end-of-turn and the like).
+    pub eos: BTreeSet<u32>,
+    /// Whether encoding with special tokens prepends BOS.
+    pub add_bos: bool,
+    /// The model's chat template, or `None` when it ships none (see [`TextModel::chat_template`]).
+    pub chat_template: Option<ChatTemplate>,
+}
+
+impl TextModel {
+    /// Builds the tokenizer, special tokens and template from GGUF metadata.
+    pub fn from_gguf(meta: &GgufMetadata) -> Result<Self, TextError> {
+        let tokenizer = tokenizer_from_gguf(meta)?;
+        let sp = gguf_specials(meta)?;
+        let text = |id: Option<u32>| id.and_then(|i| tokenizer.id_to_token(i));
+        let mut eos: BTreeSet<u32> = [sp.eos, sp.eot, sp.eom].into_iter().flatten().collect();
+        for t in END_OF_TURN_TEXTS {
+            if let Some(id) = special_id(&tokenizer, t) {
+                eos.insert(id);
+            }
+        }
+        let chat_template = match meta.get_str("tokenizer.chat_template")? {
+            Some(src) => Some(ChatTemplate::new(
+                src,
+                text(sp.bos).as_deref(),
+                text(sp.eos).as_deref(),
+            )?),
+            None => None,
+        };
+        Ok(TextModel {
+            tokenizer,
+            bos: sp.bos,
+            eos,
+            add_bos: sp.add_bos && sp.bos.is_some(),
+            chat_template,
+        })
+    }
+
+    /// Reads `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` and the generation
+    /// config's EOS ids from a Hugging Face or mlx-lm model folder.
+    pub fn from_hf_dir(dir: impl AsRef<Path>) -> Result<Self, TextError> {
+        let dir = dir.as_ref();
+        let path = dir.join("tokenizer.json");
+        if !path.is_file() {
+            return Err(TextError::MissingFile { path });
+        }
+        let tokenizer = Tokenizer::from_file(&path)
+            .map_err(|e| TextError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let cfg = HfTokenizerConfig::read(dir)?;
+        let id_of = |t: &Option<String>| t.as_deref().and_then(|t| tokenizer.token_to_id(t));
+        let bos = id_of(&cfg.bos_token);
+        let mut eos = cfg.eos_token_ids.clone();
+        eos.extend(id_of(&cfg.eos_token));
+        // What the tokenizer's own post-processor does is what encoding will do.
+        let probe = tokenizer.encode("a", true)?;
+        let add_bos = bos.is_some_and(|b| probe.get_ids().first() == Some(&b));
+        let chat_template = match &cfg.chat_template {
+            Some(src) => {
+                let mut t =
+                    ChatTemplate::new(src, cfg.bos_token.as_deref(), cfg.eos_token.as_deref())?;
+                for (name, v) in [("pad_token", &cfg.pad_token), ("unk_token", &cfg.unk_token)] {
+                    if let Some(v) = v {
+                        t.set_special_token(name, v);
+                    }
+                }
+                Some(t)
+            }
+            None => None,
+        };
+        Ok(TextModel {
+            tokenizer,
+            bos,
+            eos,
+            add_bos,
+            chat_template,
+        })
+    }
+
+    /// The model's template, or the ChatML fallback when it has none (check `is_fallback`).
+    pub fn chat_template(&self) -> ChatTemplate {
+        self.chat_template
+            .clone()
+            .unwrap_or_else(ChatTemplate::chatml_fallback)
+    }
+
+    /// Renders a conversation with the model's template (or ChatML) and tokenizes it.
+    ///
+    /// Templates write BOS themselves where the model wants it, so no special tokens are added,
+    /// as transformers' `apply_chat_template(tokenize=True)` does.
+    pub fn encode_chat(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>, TextError> {
+        let text = self
+            .chat_template()
+            .render(messages, add_generation_prompt)?;
+        self.encode(&text, false)
+    }
+
+    /// Tokenizes `text`; `add_special` adds BOS/EOS as the model's tokenizer is configured to.
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, TextError> {
+        Ok(self.tokenizer.encode(text, add_special)?.get_ids().to_vec())
+    }
+
+    /// Turns ids back into text.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TextError> {
+        Ok(self.tokenizer.decode(ids, skip_special_tokens)?)
+    }
+
+    /// Whether `id` ends generation.
+    pub fn is_eos(&self, id: u32) -> bool {
+        self.eos.contains(&id)
+    }
+
+    /// A streaming decoder for generated ids.
+    pub fn stream_decoder(&self, skip_special_tokens: bool) -> StreamDecoder<'_> {
+        StreamDecoder::new(&self.tokenizer, skip_special_tokens)
+    }
+
+    /// Writes `tokenizer.json` and `tokenizer_config.json` into `dir`, so that
+    /// [`from_hf_dir`](Self::from_hf_dir) and Python's transformers load the same tokenizer,
+    /// special tokens and chat template (used when importing a GGUF).
+    pub fn save_hf_files(&self, dir: impl AsRef<Path>) -> Result<(), TextError> {
+        let dir = dir.as_ref();
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|source| TextError::Io { path, source })
+        };
+        write("tokenizer.json", self.tokenizer.to_string(true)?)?;
+        let text = |id: Option<u32>| id.and_then(|i| self.tokenizer.id_to_token(i));
+        let mut cfg = serde_json::Map::new();
+        cfg.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
+        cfg.insert("bos_token".into(), text(self.bos).into());
+        // The first EOS id is the primary one; the rest go to generation_config.json's list.
+        cfg.insert(
+            "eos_token".into(),
+            text(self.eos.iter().next().copied()).into(),
+        );
+        cfg.insert("add_bos_token".into(), self.add_bos.into());
+        cfg.insert("clean_up_tokenization_spaces".into(), false.into());
+        if let Some(t) = &self.chat_template {
+            cfg.insert("chat_template".into(), t.source().into());
+        }
+        let json = serde_json::to_string_pretty(&cfg).unwrap_or_default();
+        write("tokenizer_config.json", json)
+    }
+}
+
+/// The id of `text` when it is a special (added) token of `tokenizer`.
+fn special_id(tokenizer: &Tokenizer, text: &str) -> Option<u32> {
+    tokenizer
+        .get_added_tokens_decoder()
+        .into_iter()
+        .find(|(_, t)| t.special && t.content == text)
+        .map(|(id, _)| id)
+}

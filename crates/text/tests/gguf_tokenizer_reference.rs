@@ -1,0 +1,165 @@
+//! The tokenizer built from GGUF metadata against llama.cpp (the GGUF's defining tokenizer) and
+//! against transformers loading the tokenizer.json we write.
+
+mod common;
+
+use minibar_text::{GgufMetadata, GgufValue, TextModel};
+use serde_json::Value;
+
+/// Encodes the corpus with our tokenizer for `meta`, runs the reference, compares everything.
+fn check_against_reference(meta: &GgufMetadata, pre_override: Option<&str>, test: &str) {
+    let Some(python) = common::reference_python(test) else {
+        return;
+    };
+    let model = TextModel::from_gguf(meta).expect("tokenizer builds from GGUF");
+    let dir = tempfile::tempdir().unwrap();
+    model.save_hf_files(dir.path()).unwrap();
+    let tokenizer_json = dir.path().join("tokenizer.json");
+    let corpus = common::corpus();
+    let corpus_path = common::fixture("corpus.json");
+    let mut args = vec![
+        "--gguf".as_ref(),
+        meta.path.as_os_str(),
+        "--corpus".as_ref(),
+        corpus_path.as_os_str(),
+        "--tokenizer-json".as_ref(),
+        tokenizer_json.as_os_str(),
+        "--workdir".as_ref(),
+        dir.path().as_os_str(),
+    ];
+    if let Some(pre) = pre_override {
+        args.push(std::ffi::OsStr::new("--pre"));
+        args.push(std::ffi::OsStr::new(pre));
+    }
+    let reference = common::run_reference(&python, "gguf_tokenize.py", &args);
+    let ids_of =
+        |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(reference[key].clone()).unwrap() };
+    let llama = ids_of("llama_cpp");
+    let hf = ids_of("transformers");
+    let decoded: Vec<String> =
+        serde_json::from_value(reference["tokenizers_decode"].clone()).unwrap();
+    assert_eq!(llama.len(), corpus.len());
+    let mut failures = Vec::new();
+    for (i, text) in corpus.iter().enumerate() {
+        let ours = model.encode(text, false).unwrap();
+        if ours != llama[i] {
+            failures.push(format!(
+                "llama.cpp differs on {text:?}:\n  ours  {ours:?}\n  llama {:?}",
+                llama[i]
+            ));
+        }
+        if ours != hf[i] {
+            failures.push(format!(
+                "transformers differs on {text:?}:\n  ours {ours:?}\n  hf   {:?}",
+                hf[i]
+            ));
+        }
+        let ours_text = model.decode(&ours, false).unwrap();
+        if ours_text != decoded[i] {
+            failures.push(format!(
+                "decode differs on {text:?}: ours {ours_text:?}, python {:?}",
+                decoded[i]
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches (pre={pre_override:?}):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn open_default(test: &str) -> Option<GgufMetadata> {
+    common::default_gguf(test).map(|p| GgufMetadata::open(p).expect("default GGUF opens"))
+}
+
+#[test]
+fn smollm2_ids_match_llama_cpp_and_transformers() {
+    let Some(meta) = open_default("smollm2_ids_match_llama_cpp_and_transformers") else {
+        return;
+    };
+    assert_eq!(meta.get_str("tokenizer.ggml.pre").unwrap(), Some("smollm"));
+    check_against_reference(&meta, None, "smollm2_ids_match_llama_cpp_and_transformers");
+}
+
+/// Other pre-tokenizers, on SmolLM2's vocabulary relabelled (llama.cpp reads the same file).
+#[test]
+fn other_pre_tokenizers_match_llama_cpp() {
+    let Some(mut meta) = open_default("other_pre_tokenizers_match_llama_cpp") else {
+        return;
+    };
+    for pre in [
+        "gpt-2",
+        "llama-bpe",
+        "qwen2",
+        "default",
+        "starcoder",
+        "tekken",
+    ] {
+        meta.kv
+            .insert("tokenizer.ggml.pre".into(), GgufValue::String(pre.into()));
+        check_against_reference(&meta, Some(pre), "other_pre_tokenizers_match_llama_cpp");
+    }
+}
+
+/// Streaming the ids of every corpus text one at a time rebuilds exactly the full decode.
+#[test]
+fn streaming_decode_concatenates_to_full_decode() {
+    let Some(meta) = open_default("streaming_decode_concatenates_to_full_decode") else {
+        return;
+    };
+    let model = TextModel::from_gguf(&meta).unwrap();
+    for text in common::corpus() {
+        let ids = model.encode(&text, false).unwrap();
+        for skip_special in [false, true] {
+            let mut dec = model.stream_decoder(skip_special);
+            let mut streamed = String::new();
+            for &id in &ids {
+                if let Some(piece) = dec.push(id).unwrap() {
+                    streamed.push_str(&piece);
+                }
+            }
+            streamed.extend(dec.finish().unwrap());
+            assert_eq!(
+                streamed,
+                model.decode(&ids, skip_special).unwrap(),
+                "text {text:?}"
+            );
+        }
+    }
+}
+
+/// The files `minibar import` writes load back to the same tokenizer, ids and template.
+#[test]
+fn saved_hf_files_round_trip() {
+    let Some(meta) = open_default("saved_hf_files_round_trip") else {
+        return;
+    };
+    let model = TextModel::from_gguf(&meta).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model.save_hf_files(dir.path()).unwrap();
+    let back = TextModel::from_hf_dir(dir.path()).unwrap();
+    assert_eq!(back.bos, model.bos);
+    assert_eq!(back.add_bos, model.add_bos);
+    assert!(model
+        .eos
+        .iter()
+        .next()
+        .is_some_and(|e| back.eos.contains(e)));
+    for text in common::corpus() {
+        assert_eq!(
+            back.encode(&text, true).unwrap(),
+            model.encode(&text, true).unwrap()
+        );
+    }
+    let msgs = [minibar_text::Message::user("Hi")];
+    assert_eq!(
+        back.chat_template().render(&msgs, true).unwrap(),
+        model.chat_template().render(&msgs, true).unwrap()
+    );
+    let _: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("tokenizer_config.json")).unwrap(),
+    )
+    .unwrap();
+}
