@@ -192,7 +192,9 @@ pub struct GgufTensorInfo {
 impl GgufTensorInfo {
     /// Number of elements (product of the dimensions), `None` on overflow.
     pub fn element_count(&self) -> Option<u64> {
-        self.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        self.dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
     }
 
     /// Bytes the tensor's data takes, for the ggml types whose block layout we know.
@@ -209,27 +211,27 @@ impl GgufTensorInfo {
 /// (elements per block, bytes per block) of a ggml type, as in ggml's type traits.
 pub fn ggml_block_size(ggml_type: u32) -> Option<(u64, u64)> {
     Some(match ggml_type {
-        0 => (1, 4),    // F32
-        1 => (1, 2),    // F16
-        2 => (32, 18),  // Q4_0
-        3 => (32, 20),  // Q4_1
-        6 => (32, 22),  // Q5_0
-        7 => (32, 24),  // Q5_1
-        8 => (32, 34),  // Q8_0
-        9 => (32, 40),  // Q8_1
-        10 => (256, 84), // Q2_K
+        0 => (1, 4),      // F32
+        1 => (1, 2),      // F16
+        2 => (32, 18),    // Q4_0
+        3 => (32, 20),    // Q4_1
+        6 => (32, 22),    // Q5_0
+        7 => (32, 24),    // Q5_1
+        8 => (32, 34),    // Q8_0
+        9 => (32, 40),    // Q8_1
+        10 => (256, 84),  // Q2_K
         11 => (256, 110), // Q3_K
         12 => (256, 144), // Q4_K
         13 => (256, 176), // Q5_K
         14 => (256, 210), // Q6_K
         15 => (256, 292), // Q8_K
-        20 => (32, 18), // IQ4_NL
-        24 => (1, 1),   // I8
-        25 => (1, 2),   // I16
-        26 => (1, 4),   // I32
-        27 => (1, 8),   // I64
-        28 => (1, 8),   // F64
-        30 => (1, 2),   // BF16
+        20 => (32, 18),   // IQ4_NL
+        24 => (1, 1),     // I8
+        25 => (1, 2),     // I16
+        26 => (1, 4),     // I32
+        27 => (1, 8),     // I64
+        28 => (1, 8),     // F64
+        30 => (1, 2),     // BF16
         _ => return None,
     })
 }
@@ -494,7 +496,9 @@ impl GgufMetadata {
         // A file cut short in its tensor data would otherwise only fail later, inside MLX.
         for t in &tensors {
             let Some(size) = t.byte_size() else { continue };
-            let end = data_offset.checked_add(t.offset).and_then(|s| s.checked_add(size));
+            let end = data_offset
+                .checked_add(t.offset)
+                .and_then(|s| s.checked_add(size));
             if end.is_none_or(|end| end > len) {
                 return Err(GgufError::Truncated {
                     path: c.path,

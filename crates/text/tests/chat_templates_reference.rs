@@ -22,20 +22,41 @@ fn fixture_templates() -> Vec<Case> {
         eos,
     };
     vec![
-        t("meta-llama-Llama-3.2-3B-Instruct.jinja", Some("<|begin_of_text|>"), Some("<|eot_id|>")),
+        t(
+            "meta-llama-Llama-3.2-3B-Instruct.jinja",
+            Some("<|begin_of_text|>"),
+            Some("<|eot_id|>"),
+        ),
         t("Qwen-Qwen3-0.6B.jinja", None, Some("<|im_end|>")),
         t("Qwen-Qwen2.5-7B-Instruct.jinja", None, Some("<|im_end|>")),
         t("google-gemma-2-2b-it.jinja", Some("<bos>"), Some("<eos>")),
-        t("microsoft-Phi-3.5-mini-instruct.jinja", Some("<s>"), Some("<|endoftext|>")),
-        t("mistralai-Mistral-Nemo-Instruct-2407.jinja", Some("<s>"), Some("</s>")),
+        t(
+            "microsoft-Phi-3.5-mini-instruct.jinja",
+            Some("<s>"),
+            Some("<|endoftext|>"),
+        ),
+        t(
+            "mistralai-Mistral-Nemo-Instruct-2407.jinja",
+            Some("<s>"),
+            Some("</s>"),
+        ),
         t("HuggingFaceTB-SmolLM3-3B.jinja", None, Some("<|im_end|>")),
         t(
             "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja",
             Some("<\u{ff5c}begin\u{2581}of\u{2581}sentence\u{ff5c}>"),
             Some("<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>"),
         ),
-        t("ibm-granite-granite-3.3-2B-Instruct.jinja", None, Some("<|end_of_text|>")),
-        Case { name: "chatml-fallback".into(), source: CHATML_FALLBACK.into(), bos: None, eos: None },
+        t(
+            "ibm-granite-granite-3.3-2B-Instruct.jinja",
+            None,
+            Some("<|end_of_text|>"),
+        ),
+        Case {
+            name: "chatml-fallback".into(),
+            source: CHATML_FALLBACK.into(),
+            bos: None,
+            eos: None,
+        },
     ]
 }
 
@@ -43,7 +64,10 @@ fn fixture_templates() -> Vec<Case> {
 fn conversations() -> Vec<(Vec<Message>, bool)> {
     vec![
         (vec![Message::user("Hello! What's 2+2?")], true),
-        (vec![Message::system("You are terse."), Message::user("Hi")], true),
+        (
+            vec![Message::system("You are terse."), Message::user("Hi")],
+            true,
+        ),
         (
             vec![
                 Message::system("You are a helpful assistant."),
@@ -53,15 +77,27 @@ fn conversations() -> Vec<(Vec<Message>, bool)> {
             ],
             true,
         ),
-        (vec![Message::user("Capital of France?"), Message::assistant("Paris.")], false),
-        (vec![Message::user("only user, no generation prompt")], false),
+        (
+            vec![
+                Message::user("Capital of France?"),
+                Message::assistant("Paris."),
+            ],
+            false,
+        ),
+        (
+            vec![Message::user("only user, no generation prompt")],
+            false,
+        ),
     ]
 }
 
 /// Template-specific variables to try besides none; date_string pins Llama 3's date line.
 fn extras(name: &str) -> Vec<Value> {
     let mut v = vec![json!({"date_string": "26 Jul 2024"})];
-    if name.starts_with("Qwen-Qwen2.5") || name.starts_with("meta-llama") || name.starts_with("Qwen-Qwen3") {
+    if name.starts_with("Qwen-Qwen2.5")
+        || name.starts_with("meta-llama")
+        || name.starts_with("Qwen-Qwen3")
+    {
         // Tool schemas go through the template's tojson, which must print as Python's json.dumps.
         let tool = json!({"type": "function", "function": {
             "name": "get_weather",
@@ -81,7 +117,9 @@ fn extras(name: &str) -> Vec<Value> {
 }
 
 fn compare(cases: Vec<Case>, test: &str) {
-    let Some(python) = common::reference_python(test) else { return };
+    let Some(python) = common::reference_python(test) else {
+        return;
+    };
     // transformers needs a tokenizer to call apply_chat_template on; any valid one will do.
     let dir = tempfile::tempdir().unwrap();
     let tok_path = dir.path().join("tokenizer.json");
@@ -112,7 +150,11 @@ fn compare(cases: Vec<Case>, test: &str) {
         }
     }
     let spec_path = dir.path().join("cases.json");
-    std::fs::write(&spec_path, json!({"tokenizer_json": tok_path, "cases": spec_cases}).to_string()).unwrap();
+    std::fs::write(
+        &spec_path,
+        json!({"tokenizer_json": tok_path, "cases": spec_cases}).to_string(),
+    )
+    .unwrap();
     let reference = common::run_reference(&python, "chat_templates.py", &[spec_path.as_os_str()]);
     let reference = reference.as_array().unwrap();
     assert_eq!(reference.len(), ours.len());
@@ -120,7 +162,11 @@ fn compare(cases: Vec<Case>, test: &str) {
     let mut failures = Vec::new();
     let mut rendered = 0;
     for (((name, ours), theirs), spec) in ours.iter().zip(reference).zip(&spec_cases) {
-        match (ours, theirs.get("ok").and_then(Value::as_str), theirs.get("error").and_then(Value::as_str)) {
+        match (
+            ours,
+            theirs.get("ok").and_then(Value::as_str),
+            theirs.get("error").and_then(Value::as_str),
+        ) {
             (Ok(a), Some(b), _) if a == b => rendered += 1,
             (Ok(a), Some(b), _) => failures.push(format!(
                 "{name} {}:\n--- ours ---\n{a}\n--- transformers ---\n{b}",
@@ -130,15 +176,32 @@ fn compare(cases: Vec<Case>, test: &str) {
                 // Both refuse: the template's own message must come through.
                 let msg = py.split_once(": ").map_or(py, |(_, m)| m);
                 if !e.to_string().contains(msg) {
-                    failures.push(format!("{name}: both fail, but ours says {e} and transformers {py}"));
+                    failures.push(format!(
+                        "{name}: both fail, but ours says {e} and transformers {py}"
+                    ));
                 }
             }
-            (a, _, _) => failures.push(format!("{name} {}: ours {a:?}, transformers {theirs}", spec["messages"])),
+            (a, _, _) => failures.push(format!(
+                "{name} {}: ours {a:?}, transformers {theirs}",
+                spec["messages"]
+            )),
         }
     }
-    assert!(failures.is_empty(), "{} of {} renderings differ:\n{}", failures.len(), ours.len(), failures.join("\n\n"));
-    println!("{rendered} of {} renderings equal, the rest refused by both", ours.len());
-    assert!(rendered > 0, "no template rendered successfully on either side");
+    assert!(
+        failures.is_empty(),
+        "{} of {} renderings differ:\n{}",
+        failures.len(),
+        ours.len(),
+        failures.join("\n\n")
+    );
+    println!(
+        "{rendered} of {} renderings equal, the rest refused by both",
+        ours.len()
+    );
+    assert!(
+        rendered > 0,
+        "no template rendered successfully on either side"
+    );
 }
 
 #[test]
@@ -149,9 +212,19 @@ fn real_templates_match_transformers() {
 #[test]
 fn smollm2_gguf_template_matches_transformers() {
     let test = "smollm2_gguf_template_matches_transformers";
-    let Some(path) = common::default_gguf(test) else { return };
+    let Some(path) = common::default_gguf(test) else {
+        return;
+    };
     let meta = GgufMetadata::open(path).unwrap();
-    let source = meta.require_str("tokenizer.chat_template").unwrap().to_string();
-    let case = Case { name: "smollm2-gguf".into(), source, bos: Some("<|im_start|>"), eos: Some("<|im_end|>") };
+    let source = meta
+        .require_str("tokenizer.chat_template")
+        .unwrap()
+        .to_string();
+    let case = Case {
+        name: "smollm2-gguf".into(),
+        source,
+        bos: Some("<|im_start|>"),
+        eos: Some("<|im_end|>"),
+    };
     compare(vec![case], test);
 }

@@ -116,9 +116,15 @@ fn reads_every_value_type_and_the_tensor_directory() {
     assert_eq!(m.get_f64("f64").unwrap(), Some(0.25));
     assert_eq!(m.get_str_array("strs").unwrap(), Some(vec!["a b", "ü"]));
     assert_eq!(m.get_i64_array("ints").unwrap(), Some(vec![1, -2, 3]));
-    assert_eq!(m.get_u64("i8").unwrap_err().to_string(), "GGUF metadata key 'i8' is int8, expected unsigned integer");
+    assert_eq!(
+        m.get_u64("i8").unwrap_err().to_string(),
+        "GGUF metadata key 'i8' is int8, expected unsigned integer"
+    );
     assert!(matches!(m.get_str("u8"), Err(GgufError::WrongType { .. })));
-    assert!(matches!(m.require_str("absent"), Err(GgufError::MissingKey { .. })));
+    assert!(matches!(
+        m.require_str("absent"),
+        Err(GgufError::MissingKey { .. })
+    ));
     assert_eq!(m.get_str("absent").unwrap(), None);
     assert_eq!(m.tensors.len(), 2);
     assert_eq!(m.tensors[1].name, "b");
@@ -131,10 +137,14 @@ fn reads_every_value_type_and_the_tensor_directory() {
 fn every_truncation_is_an_error_not_a_panic() {
     let bytes = sample().bytes(24);
     for len in 0..bytes.len() {
-        let err = parse(&bytes[..len]).expect_err(&format!("a file cut at {len} bytes must not parse"));
+        let err =
+            parse(&bytes[..len]).expect_err(&format!("a file cut at {len} bytes must not parse"));
         let msg = err.to_string();
         assert!(
-            matches!(err, GgufError::Truncated { .. } | GgufError::BadMagic { .. }),
+            matches!(
+                err,
+                GgufError::Truncated { .. } | GgufError::BadMagic { .. }
+            ),
             "cut at {len}: unexpected error {msg}"
         );
         assert!(!msg.contains('\n'), "errors are one line: {msg}");
@@ -155,7 +165,10 @@ fn absurd_counts_fail_fast_without_allocating() {
     w.kv.extend(8u32.to_le_bytes());
     w.kv.extend(u64::MAX.to_le_bytes());
     w.n_kv = 1;
-    assert!(matches!(parse(&w.bytes(0)), Err(GgufError::Truncated { .. })));
+    assert!(matches!(
+        parse(&w.bytes(0)),
+        Err(GgufError::Truncated { .. })
+    ));
 
     // Header claiming 2^62 key/value pairs and 2^62 tensors.
     let mut bytes = b"GGUF".to_vec();
@@ -167,11 +180,17 @@ fn absurd_counts_fail_fast_without_allocating() {
 
 #[test]
 fn corrupt_structures_are_named() {
-    assert!(matches!(parse(b"GGML\x03\0\0\0"), Err(GgufError::BadMagic { .. })));
+    assert!(matches!(
+        parse(b"GGML\x03\0\0\0"),
+        Err(GgufError::BadMagic { .. })
+    ));
     let mut v = b"GGUF".to_vec();
     v.extend(99u32.to_le_bytes());
     v.extend([0u8; 16]);
-    assert!(matches!(parse(&v), Err(GgufError::UnsupportedVersion { version: 99, .. })));
+    assert!(matches!(
+        parse(&v),
+        Err(GgufError::UnsupportedVersion { version: 99, .. })
+    ));
     let bad_type = Writer::default().key("k", 42, &[0; 8]).bytes(0);
     assert!(matches!(parse(&bad_type), Err(GgufError::Corrupt { .. })));
     let bad_bool = Writer::default().key("k", 7, &[2]).bytes(0);
@@ -184,7 +203,10 @@ fn corrupt_structures_are_named() {
     }
     nested.extend([0u8; 64]);
     deep.key("k", 9, &nested);
-    assert!(matches!(parse(&deep.bytes(0)), Err(GgufError::Corrupt { .. })));
+    assert!(matches!(
+        parse(&deep.bytes(0)),
+        Err(GgufError::Corrupt { .. })
+    ));
 }
 
 #[test]
@@ -219,8 +241,12 @@ fn to_json(v: &GgufValue) -> Value {
 #[test]
 fn default_gguf_matches_the_gguf_python_reader() {
     let test = "default_gguf_matches_the_gguf_python_reader";
-    let Some(path) = common::default_gguf(test) else { return };
-    let Some(python) = common::reference_python(test) else { return };
+    let Some(path) = common::default_gguf(test) else {
+        return;
+    };
+    let Some(python) = common::reference_python(test) else {
+        return;
+    };
     let ours = GgufMetadata::open(&path).unwrap();
     let theirs = common::run_reference(&python, "gguf_metadata.py", &[path.as_os_str()]);
     assert_eq!(theirs["version"], ours.version);
@@ -229,7 +255,11 @@ fn default_gguf_matches_the_gguf_python_reader() {
     assert_eq!(kv.len(), ours.kv.len(), "same number of keys");
     for (key, value) in &ours.kv {
         let t = &kv[key];
-        assert_eq!(t["type"].as_str().unwrap(), value.type_name().to_uppercase(), "{key}");
+        assert_eq!(
+            t["type"].as_str().unwrap(),
+            value.type_name().to_uppercase(),
+            "{key}"
+        );
         assert_eq!(t["value"], to_json(value), "{key}");
     }
     let tensors = theirs["tensors"].as_array().unwrap();
@@ -245,7 +275,9 @@ fn default_gguf_matches_the_gguf_python_reader() {
 
 #[test]
 fn default_gguf_cut_short_is_a_one_line_error() {
-    let Some(path) = common::default_gguf("default_gguf_cut_short_is_a_one_line_error") else { return };
+    let Some(path) = common::default_gguf("default_gguf_cut_short_is_a_one_line_error") else {
+        return;
+    };
     let bytes = std::fs::read(&path).unwrap();
     let full = GgufMetadata::open(&path).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -255,7 +287,10 @@ fn default_gguf_cut_short_is_a_one_line_error() {
         std::fs::write(&p, &bytes[..cut]).unwrap();
         let err = GgufMetadata::open(&p).expect_err("a cut file must not open");
         let msg = err.to_string();
-        assert!(matches!(err, GgufError::Truncated { .. }), "cut at {cut}: {msg}");
+        assert!(
+            matches!(err, GgufError::Truncated { .. }),
+            "cut at {cut}: {msg}"
+        );
         assert!(msg.contains("cut.gguf") && !msg.contains('\n'), "{msg}");
     }
 }

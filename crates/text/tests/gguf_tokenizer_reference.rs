@@ -103,13 +103,55 @@ fn other_pre_tokenizers_match_llama_cpp() {
     }
 }
 
+/// A SentencePiece-BPE vocabulary with byte fallback ("llama" in GGUF): a real SentencePiece
+/// model trained by the reference script, written as llama.cpp's converter writes it.
+fn sentencepiece_gguf(test: &str, dir: &std::path::Path) -> Option<GgufMetadata> {
+    let base = common::default_gguf(test)?;
+    let python = common::reference_python(test)?;
+    let out = dir.join("spm.gguf");
+    let mut args = vec![
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ];
+    let corpus = common::fixture("corpus.json");
+    let templates: Vec<_> = std::fs::read_dir(common::fixture("templates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jinja"))
+        .collect();
+    args.push(corpus.as_os_str());
+    args.extend(templates.iter().map(|p| p.as_os_str()));
+    common::run_reference(&python, "spm_gguf.py", &args);
+    let meta = GgufMetadata::open(&out).unwrap();
+    assert_eq!(meta.get_str("tokenizer.ggml.model").unwrap(), Some("llama"));
+    Some(meta)
+}
+
+#[test]
+fn sentencepiece_ids_match_llama_cpp_and_transformers() {
+    let test = "sentencepiece_ids_match_llama_cpp_and_transformers";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(meta) = sentencepiece_gguf(test, dir.path()) else {
+        return;
+    };
+    check_against_reference(&meta, None, test);
+    let model = TextModel::from_gguf(&meta).unwrap();
+    assert!(model.add_bos, "SentencePiece vocabularies add BOS");
+    check_streaming(&model);
+}
+
 /// Streaming the ids of every corpus text one at a time rebuilds exactly the full decode.
 #[test]
 fn streaming_decode_concatenates_to_full_decode() {
     let Some(meta) = open_default("streaming_decode_concatenates_to_full_decode") else {
         return;
     };
-    let model = TextModel::from_gguf(&meta).unwrap();
+    check_streaming(&TextModel::from_gguf(&meta).unwrap());
+}
+
+fn check_streaming(model: &TextModel) {
     for text in common::corpus() {
         let ids = model.encode(&text, false).unwrap();
         for skip_special in [false, true] {

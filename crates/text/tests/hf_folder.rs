@@ -24,34 +24,62 @@ fn folders(root: &Path) -> Vec<std::path::PathBuf> {
         .collect();
     tokenizer.add_special_tokens(&specials);
     let mut dirs = Vec::new();
-    for name in ["strings", "dicts_and_named_templates", "jinja_file_and_generation_config"] {
+    for name in [
+        "strings",
+        "dicts_and_named_templates",
+        "jinja_file_and_generation_config",
+    ] {
         let d = root.join(name);
         std::fs::create_dir_all(&d).unwrap();
         tokenizer.save(d.join("tokenizer.json"), false).unwrap();
         dirs.push(d);
     }
-    write(&dirs[0], "tokenizer_config.json", &json!({
+    write(
+        &dirs[0],
+        "tokenizer_config.json",
+        &json!({
         "bos_token": "<s>", "eos_token": "</s>", "chat_template": TEMPLATE,
-        "tokenizer_class": "PreTrainedTokenizerFast"}));
-    let added = |t: &str| json!({"__type": "AddedToken", "content": t, "lstrip": false,
-        "normalized": false, "rstrip": false, "single_word": false, "special": true});
-    write(&dirs[1], "tokenizer_config.json", &json!({
+        "tokenizer_class": "PreTrainedTokenizerFast"}),
+    );
+    let added = |t: &str| {
+        json!({"__type": "AddedToken", "content": t, "lstrip": false,
+        "normalized": false, "rstrip": false, "single_word": false, "special": true})
+    };
+    write(
+        &dirs[1],
+        "tokenizer_config.json",
+        &json!({
         "bos_token": added("<s>"), "eos_token": added("<|im_end|>"), "unk_token": added("<unk>"),
         "chat_template": [
             {"name": "tool_use", "template": "TOOLS {{ messages | length }}"},
             {"name": "default", "template": TEMPLATE}],
-        "tokenizer_class": "PreTrainedTokenizerFast"}));
-    write(&dirs[2], "tokenizer_config.json", &json!({
-        "bos_token": null, "eos_token": "<|im_end|>", "tokenizer_class": "PreTrainedTokenizerFast"}));
-    std::fs::write(dirs[2].join("chat_template.jinja"), TEMPLATE.replace("{{ bos_token }}", "")).unwrap();
-    write(&dirs[2], "generation_config.json", &json!({"eos_token_id": [3, 1]}));
+        "tokenizer_class": "PreTrainedTokenizerFast"}),
+    );
+    write(
+        &dirs[2],
+        "tokenizer_config.json",
+        &json!({
+        "bos_token": null, "eos_token": "<|im_end|>", "tokenizer_class": "PreTrainedTokenizerFast"}),
+    );
+    std::fs::write(
+        dirs[2].join("chat_template.jinja"),
+        TEMPLATE.replace("{{ bos_token }}", ""),
+    )
+    .unwrap();
+    write(
+        &dirs[2],
+        "generation_config.json",
+        &json!({"eos_token_id": [3, 1]}),
+    );
     dirs
 }
 
 #[test]
 fn folders_read_like_transformers_reads_them() {
     let test = "folders_read_like_transformers_reads_them";
-    let Some(python) = common::reference_python(test) else { return };
+    let Some(python) = common::reference_python(test) else {
+        return;
+    };
     let root = tempfile::tempdir().unwrap();
     let dirs = folders(root.path());
     let conversation = vec![Message::system("Be brief."), Message::user("Hi ☃")];
@@ -66,20 +94,37 @@ fn folders_read_like_transformers_reads_them() {
         let id = |v: &Value| v.as_u64().map(|x| x as u32);
         assert_eq!(ours.bos, id(&theirs["bos_token_id"]), "{name}: bos");
         if let Some(eos) = id(&theirs["eos_token_id"]) {
-            assert!(ours.eos.contains(&eos), "{name}: eos {eos} not in {:?}", ours.eos);
+            assert!(
+                ours.eos.contains(&eos),
+                "{name}: eos {eos} not in {:?}",
+                ours.eos
+            );
         }
         match &theirs["generation_eos"] {
             Value::Array(ids) => {
                 for e in ids {
-                    assert!(ours.eos.contains(&id(e).unwrap()), "{name}: generation eos {e}");
+                    assert!(
+                        ours.eos.contains(&id(e).unwrap()),
+                        "{name}: generation eos {e}"
+                    );
                 }
             }
             Value::Number(n) => assert!(ours.eos.contains(&(n.as_u64().unwrap() as u32)), "{name}"),
             _ => {}
         }
-        assert!(theirs["rendered"].is_string(), "{name}: every folder has a template: {theirs}");
-        let rendered = ours.chat_template.as_ref().map(|t| t.render(&conversation, true).unwrap());
-        assert_eq!(rendered.as_deref(), theirs["rendered"].as_str(), "{name}: rendered template");
+        assert!(
+            theirs["rendered"].is_string(),
+            "{name}: every folder has a template: {theirs}"
+        );
+        let rendered = ours
+            .chat_template
+            .as_ref()
+            .map(|t| t.render(&conversation, true).unwrap());
+        assert_eq!(
+            rendered.as_deref(),
+            theirs["rendered"].as_str(),
+            "{name}: rendered template"
+        );
     }
 }
 
@@ -110,5 +155,9 @@ fn model_without_template_falls_back_to_chatml() {
     let t = model.chat_template();
     assert!(t.is_fallback());
     let text = t.render(&[Message::user("Hi")], true).unwrap();
-    assert!(text.starts_with("<|im_start|>user\nHi<|im_end|>\n") && text.ends_with("<|im_start|>assistant\n"), "{text}");
+    assert!(
+        text.starts_with("<|im_start|>user\nHi<|im_end|>\n")
+            && text.ends_with("<|im_start|>assistant\n"),
+        "{text}"
+    );
 }

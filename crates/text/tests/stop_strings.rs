@@ -21,7 +21,11 @@ fn run(stops: &[&str], pieces: &[&str]) -> (String, bool, Vec<String>) {
 
 /// All splits of `text` into at most three pieces at char boundaries.
 fn chunkings(text: &str) -> Vec<Vec<&str>> {
-    let cuts: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+    let cuts: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect();
     let mut out = Vec::new();
     for &a in &cuts {
         for &b in cuts.iter().filter(|&&b| b >= a) {
@@ -49,7 +53,11 @@ fn any_chunking_cuts_at_the_first_stop() {
         for pieces in chunkings(text) {
             let (out, stopped, _) = run(&stops, &pieces);
             assert_eq!(out, expected, "text {text:?} in pieces {pieces:?}");
-            assert_eq!(stopped, first.is_some(), "text {text:?} in pieces {pieces:?}");
+            assert_eq!(
+                stopped,
+                first.is_some(),
+                "text {text:?} in pieces {pieces:?}"
+            );
         }
     }
 }
