@@ -1,0 +1,156 @@
+//! The Hugging Face hub cache layout, shared with huggingface_hub, mlx-lm and hf-hub:
+//! `models--org--name/{blobs/<etag>, snapshots/<commit>/<path> -> ../../blobs/<etag>, refs/<rev>}`,
+//! with `blobs/<etag>.incomplete` for a file being downloaded.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{HubError, Result};
+
+/// Suffix of a blob that is still being downloaded (huggingface_hub's convention).
+pub const INCOMPLETE_SUFFIX: &str = ".incomplete";
+
+/// Paths of one model repository in the hub cache.
+#[derive(Clone, Debug)]
+pub struct RepoCache {
+    root: PathBuf,
+    locks: PathBuf,
+}
+
+/// Folder name of a model repository in the cache: `models--org--name`.
+pub fn repo_folder_name(repo_id: &str) -> String {
+    format!("models--{}", repo_id.replace('/', "--"))
+}
+
+/// Repository id back from a cache folder name (`models--org--name` -> `org/name`).
+pub fn repo_id_from_folder(folder: &str) -> Option<String> {
+    let rest = folder.strip_prefix("models--")?;
+    let (org, name) = rest.split_once("--")?;
+    Some(format!("{org}/{name}"))
+}
+
+impl RepoCache {
+    /// The cache paths of `repo_id` under the hub cache folder `cache_dir`.
+    pub fn new(cache_dir: &Path, repo_id: &str) -> Self {
+        let folder = repo_folder_name(repo_id);
+        RepoCache {
+            root: cache_dir.join(&folder),
+            locks: cache_dir.join(".locks").join(folder),
+        }
+    }
+
+    /// `models--org--name`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a verified blob lives.
+    pub fn blob(&self, etag: &str) -> PathBuf {
+        self.root.join("blobs").join(etag)
+    }
+
+    /// Where a blob being downloaded lives.
+    pub fn incomplete(&self, etag: &str) -> PathBuf {
+        self.root.join("blobs").join(format!("{etag}{INCOMPLETE_SUFFIX}"))
+    }
+
+    /// Lock file that keeps two processes from writing the same blob.
+    pub fn lock(&self, etag: &str) -> PathBuf {
+        self.locks.join(format!("{etag}.lock"))
+    }
+
+    /// The snapshot folder of a commit.
+    pub fn snapshot(&self, commit: &str) -> PathBuf {
+        self.root.join("snapshots").join(commit)
+    }
+
+    /// The pointer of one file in a snapshot.
+    pub fn snapshot_file(&self, commit: &str, path: &str) -> PathBuf {
+        let mut p = self.snapshot(commit);
+        for part in path.split('/') {
+            p.push(part);
+        }
+        p
+    }
+
+    /// The commit a ref (branch or tag) was last seen at, if recorded.
+    pub fn read_ref(&self, revision: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.root.join("refs").join(revision)).ok()?;
+        let commit = text.trim();
+        crate::model_ref::is_commit_hash(commit).then(|| commit.to_string())
+    }
+
+    /// Records that `revision` points at `commit` (atomically, so readers never see half a hash).
+    pub fn write_ref(&self, revision: &str, commit: &str) -> Result<()> {
+        let path = self.root.join("refs").join(revision);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| HubError::io(&dir, e))?;
+        let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+        std::fs::write(&tmp, commit).map_err(|e| HubError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| HubError::io(&path, e))
+    }
+
+    /// Points `snapshots/<commit>/<path>` at `blobs/<etag>` with a relative symlink, as
+    /// huggingface_hub does, replacing whatever pointer was there.
+    pub fn link(&self, commit: &str, path: &str, etag: &str) -> Result<PathBuf> {
+        let pointer = self.snapshot_file(commit, path);
+        let parent = pointer.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|e| HubError::io(&parent, e))?;
+        let depth = path.split('/').count() + 1; // up from <commit>/<dirs...> to the repo root
+        let mut target = PathBuf::new();
+        for _ in 0..depth {
+            target.push("..");
+        }
+        target.push("blobs");
+        target.push(etag);
+        match std::fs::symlink_metadata(&pointer) {
+            Ok(_) => std::fs::remove_file(&pointer).map_err(|e| HubError::io(&pointer, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(HubError::io(&pointer, e)),
+        }
+        make_link(&target, &self.blob(etag), &pointer)?;
+        Ok(pointer)
+    }
+}
+
+#[cfg(unix)]
+fn make_link(relative_target: &Path, _blob: &Path, pointer: &Path) -> Result<()> {
+    std::os::unix::fs::symlink(relative_target, pointer).map_err(|e| HubError::io(pointer, e))
+}
+
+#[cfg(not(unix))]
+fn make_link(_relative_target: &Path, blob: &Path, pointer: &Path) -> Result<()> {
+    // Without symlinks huggingface_hub copies the blob; so do we.
+    std::fs::copy(blob, pointer)
+        .map(|_| ())
+        .map_err(|e| HubError::io(pointer, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_round_trip() {
+        assert_eq!(repo_folder_name("mlx-community/Qwen3-0.6B-4bit"), "models--mlx-community--Qwen3-0.6B-4bit");
+        assert_eq!(
+            repo_id_from_folder("models--mlx-community--Qwen3-0.6B-4bit").as_deref(),
+            Some("mlx-community/Qwen3-0.6B-4bit")
+        );
+        assert_eq!(repo_id_from_folder("datasets--a--b"), None);
+    }
+
+    #[test]
+    fn links_nested_paths_relative_to_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RepoCache::new(dir.path(), "org/name");
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        std::fs::create_dir_all(cache.blob("x").parent().unwrap()).unwrap();
+        std::fs::write(cache.blob("abc"), b"hello").unwrap();
+        let p = cache.link(commit, "sub/dir/file.json", "abc").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"hello");
+        let p = cache.link(commit, "top.json", "abc").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"hello");
+        cache.write_ref("main", commit).unwrap();
+        assert_eq!(cache.read_ref("main").as_deref(), Some(commit));
+    }
+}

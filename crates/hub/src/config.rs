@@ -1,0 +1,159 @@
+//! Where the hub is, who we are to it, and how hard to try: resolved once from the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::filter::FileFilter;
+
+/// Default Hugging Face endpoint when neither the config nor `HF_ENDPOINT` names one.
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// How a pull talks to the hub and retries; every field has a sensible default.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// Hub base URL; `None` means `HF_ENDPOINT`, else <https://huggingface.co>.
+    pub endpoint: Option<String>,
+    /// Access token; `None` means `HF_TOKEN`, `HF_TOKEN_PATH`, then `$HF_HOME/token`
+    /// (the app passes the token it keeps in the OS keychain here).
+    pub token: Option<String>,
+    /// Hub cache folder; `None` means `HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+    /// `~/.cache/huggingface/hub`: the folder mlx-lm and huggingface-cli share.
+    pub cache_dir: Option<PathBuf>,
+    /// Never touch the network; use the cache only (`HF_HUB_OFFLINE=1`).
+    pub offline: bool,
+    /// Files downloaded at the same time.
+    pub parallel_files: usize,
+    /// Failed attempts in a row (without new bytes) before a file is given up.
+    pub max_attempts: u32,
+    /// First retry delay; doubles after each failure up to `max_retry_delay`.
+    pub base_retry_delay: Duration,
+    /// Longest wait between two attempts.
+    pub max_retry_delay: Duration,
+    /// No new bytes for this long means the connection stalled: drop it and retry.
+    pub stall_timeout: Duration,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Downloads of one file that may fail verification before the pull gives up.
+    pub max_verify_attempts: u32,
+    /// Which files of the repository to fetch.
+    pub filter: FileFilter,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            endpoint: None,
+            token: None,
+            cache_dir: None,
+            offline: false,
+            parallel_files: 4,
+            max_attempts: 8,
+            base_retry_delay: Duration::from_millis(500),
+            max_retry_delay: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(15),
+            max_verify_attempts: 3,
+            filter: FileFilter::default(),
+        }
+    }
+}
+
+impl HubConfig {
+    /// Defaults plus `HF_HUB_OFFLINE`; endpoint, token and cache are resolved when the
+    /// [`Hub`](crate::Hub) is built, so explicit values set afterwards win over the environment.
+    pub fn from_env() -> Self {
+        HubConfig {
+            offline: env_flag("HF_HUB_OFFLINE"),
+            ..HubConfig::default()
+        }
+    }
+
+    /// Sets the token to send (for example one read from the OS keychain).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// Sets the hub base URL (a mirror, or a local test server).
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Sets the hub cache folder.
+    pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+}
+
+/// The endpoint to use: explicit, else `HF_ENDPOINT`, else the public hub; no trailing slash.
+pub(crate) fn resolve_endpoint(explicit: Option<&str>) -> String {
+    explicit
+        .map(str::to_string)
+        .or_else(|| std::env::var("HF_ENDPOINT").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// The token to send, in the order huggingface_hub uses: `HF_TOKEN`, `HF_TOKEN_PATH`,
+/// then the file `huggingface-cli login` writes; none if `HF_HUB_DISABLE_IMPLICIT_TOKEN` is set.
+pub fn resolve_token(explicit: Option<&str>) -> Option<String> {
+    if let Some(token) = explicit.map(str::trim).filter(|t| !t.is_empty()) {
+        return Some(token.to_string());
+    }
+    if env_flag("HF_HUB_DISABLE_IMPLICIT_TOKEN") {
+        return None;
+    }
+    if let Some(token) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Some(token.trim().to_string());
+    }
+    let from_file = |path: PathBuf| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    if let Some(path) = std::env::var_os("HF_TOKEN_PATH") {
+        if let Some(token) = from_file(PathBuf::from(path)) {
+            return Some(token);
+        }
+    }
+    from_file(hf_home().join("token"))
+}
+
+/// `HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`.
+pub fn hf_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("huggingface");
+    }
+    home_dir().join(".cache").join("huggingface")
+}
+
+/// The hub cache folder: `HF_HUB_CACHE` (or the older `HUGGINGFACE_HUB_CACHE`), else `hf_home()/hub`.
+pub fn hub_cache_dir() -> PathBuf {
+    for var in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"] {
+        if let Some(dir) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            return PathBuf::from(dir);
+        }
+    }
+    hf_home().join("hub")
+}
+
+/// The user's home folder (`HOME`), or `/tmp` when it is unset.
+pub(crate) fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(false)
+}

@@ -1,0 +1,50 @@
+//! Shared test helpers: the loopback hub and a hub configuration tuned for quick retries.
+
+#![allow(dead_code)] // each test binary uses a different part of it
+
+pub mod hubserver;
+
+use std::path::Path;
+use std::time::Duration;
+
+use minibar_hub::{Hub, HubConfig};
+
+/// A config pointing at the loopback hub and a private cache, with short retry delays so fault
+/// runs finish quickly; the stall timeout stays long enough that a busy machine is not taken
+/// for a stalled link (these are settings, not assertions on time).
+pub fn config(endpoint: &str, cache: &Path) -> HubConfig {
+    HubConfig {
+        endpoint: Some(endpoint.to_string()),
+        token: None,
+        cache_dir: Some(cache.to_path_buf()),
+        offline: false,
+        parallel_files: 3,
+        max_attempts: 6,
+        base_retry_delay: Duration::from_millis(5),
+        max_retry_delay: Duration::from_millis(40),
+        stall_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_secs(5),
+        max_verify_attempts: 3,
+        filter: Default::default(),
+    }
+}
+
+/// A hub for the loopback server with no implicit token from the environment.
+pub fn hub(endpoint: &str, cache: &Path) -> Hub {
+    Hub::new(config(endpoint, cache)).expect("hub")
+}
+
+/// Files under `dir` (recursively) whose name ends with `suffix`.
+pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_with_suffix(&p, suffix));
+        } else if p.to_string_lossy().ends_with(suffix) {
+            out.push(p);
+        }
+    }
+    out
+}
