@@ -5,10 +5,12 @@ Peers:
   * transformers loading the tokenizer.json that minibar-text generated: checks the file is
     valid for Python and encodes/decodes like the Rust side.
 
-Usage: gguf_tokenize.py --gguf FILE --corpus corpus.json --tokenizer-json tokenizer.json
-                        [--pre NAME --workdir DIR]
---pre writes a vocab-only copy of the GGUF whose tokenizer.ggml.pre is NAME, so other
-pre-tokenizers can be checked against llama.cpp with the same vocabulary.
+Usage: gguf_tokenize.py --gguf FILE --corpus corpus.json --workdir DIR
+                        --case PRE TOKENIZER_JSON [--case PRE TOKENIZER_JSON ...]
+Each case compares one tokenizer.json; PRE "-" uses the GGUF as it is, any other PRE writes a
+vocab-only copy of the GGUF whose tokenizer.ggml.pre is PRE, so other pre-tokenizers can be
+checked against llama.cpp with the same vocabulary.
+Output: {"cases": [{"llama_cpp": [[ids]], "transformers": [[ids]], "tokenizers_decode": [str]}]}
 """
 
 import argparse
@@ -43,36 +45,29 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--tokenizer-json", required=True)
-    ap.add_argument("--pre")
+    ap.add_argument("--case", nargs=2, action="append", required=True, metavar=("PRE", "TOKENIZER_JSON"))
     ap.add_argument("--workdir", default=".")
     args = ap.parse_args()
 
     with open(args.corpus, encoding="utf-8") as f:
         corpus = json.load(f)
 
-    path = args.gguf
-    if args.pre:
-        path = rewrite_pre(path, args.pre, args.workdir)
-
     from llama_cpp import Llama
-
-    llm = Llama(model_path=path, vocab_only=True, verbose=False)
-    llama_ids = [llm.tokenize(t.encode("utf-8"), add_bos=False, special=True) for t in corpus]
-
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    hf = PreTrainedTokenizerFast(tokenizer_file=args.tokenizer_json)
-    hf_ids = [hf.encode(t, add_special_tokens=False) for t in corpus]
-    raw = Tokenizer.from_file(args.tokenizer_json)
-    decoded = [raw.decode(ids, skip_special_tokens=False) for ids in hf_ids]
+    cases = []
+    for pre, tokenizer_json in args.case:
+        path = args.gguf if pre == "-" else rewrite_pre(args.gguf, pre, args.workdir)
+        llm = Llama(model_path=path, vocab_only=True, verbose=False)
+        llama_ids = [llm.tokenize(t.encode("utf-8"), add_bos=False, special=True) for t in corpus]
+        hf = PreTrainedTokenizerFast(tokenizer_file=tokenizer_json)
+        hf_ids = [hf.encode(t, add_special_tokens=False) for t in corpus]
+        raw = Tokenizer.from_file(tokenizer_json)
+        decoded = [raw.decode(ids, skip_special_tokens=False) for ids in hf_ids]
+        cases.append({"llama_cpp": llama_ids, "transformers": hf_ids, "tokenizers_decode": decoded})
 
-    json.dump(
-        {"llama_cpp": llama_ids, "transformers": hf_ids, "tokenizers_decode": decoded},
-        sys.stdout,
-        ensure_ascii=False,
-    )
+    json.dump({"cases": cases}, sys.stdout, ensure_ascii=False)
 
 
 if __name__ == "__main__":

@@ -348,24 +348,14 @@ impl<R: Read> Cursor<R> {
 
     /// Smallest encoded size of one value of a type, to bound array counts before allocating.
     fn min_size(&self, ty: u32) -> u64 {
+        // A string is its length field; an array is its element type plus its count field.
+        let count = if self.wide { 8 } else { 4 };
         match ty {
             0 | 1 | 7 => 1,
             2 | 3 => 2,
             4..=6 => 4,
-            8 => {
-                if self.wide {
-                    8
-                } else {
-                    4
-                }
-            }
-            9 => {
-                if self.wide {
-                    12
-                } else {
-                    8
-                }
-            }
+            8 => count,
+            9 => 4 + count,
             _ => 8,
         }
     }

@@ -6,65 +6,82 @@ mod common;
 use minibar_text::{GgufMetadata, GgufValue, TextModel};
 use serde_json::Value;
 
-/// Encodes the corpus with our tokenizer for `meta`, runs the reference, compares everything.
-fn check_against_reference(meta: &GgufMetadata, pre_override: Option<&str>, test: &str) {
+/// Encodes the corpus with our tokenizer for `meta` as it is (`None`) and relabelled with each
+/// other pre-tokenizer name, runs the reference once for all, and compares everything.
+fn check_against_reference(meta: &GgufMetadata, pres: &[Option<&str>], test: &str) {
     let Some(python) = common::reference_python(test) else {
         return;
     };
-    let model = TextModel::from_gguf(meta).expect("tokenizer builds from GGUF");
     let dir = tempfile::tempdir().unwrap();
-    model.save_hf_files(dir.path()).unwrap();
-    let tokenizer_json = dir.path().join("tokenizer.json");
-    let corpus = common::corpus();
     let corpus_path = common::fixture("corpus.json");
-    let mut args = vec![
-        "--gguf".as_ref(),
-        meta.path.as_os_str(),
-        "--corpus".as_ref(),
-        corpus_path.as_os_str(),
-        "--tokenizer-json".as_ref(),
-        tokenizer_json.as_os_str(),
-        "--workdir".as_ref(),
-        dir.path().as_os_str(),
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--gguf".into(),
+        meta.path.clone().into(),
+        "--corpus".into(),
+        corpus_path.into(),
+        "--workdir".into(),
+        dir.path().into(),
     ];
-    if let Some(pre) = pre_override {
-        args.push(std::ffi::OsStr::new("--pre"));
-        args.push(std::ffi::OsStr::new(pre));
+    let mut models = Vec::new();
+    for (i, pre) in pres.iter().enumerate() {
+        let mut meta = meta.clone();
+        if let Some(pre) = pre {
+            meta.kv.insert(
+                "tokenizer.ggml.pre".into(),
+                GgufValue::String(pre.to_string()),
+            );
+        }
+        let model = TextModel::from_gguf(&meta).expect("tokenizer builds from GGUF");
+        let case_dir = dir.path().join(format!("case{i}"));
+        std::fs::create_dir(&case_dir).unwrap();
+        model.save_hf_files(&case_dir).unwrap();
+        args.extend([
+            "--case".into(),
+            pre.unwrap_or("-").into(),
+            case_dir.join("tokenizer.json").into(),
+        ]);
+        models.push(model);
     }
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let reference = common::run_reference(&python, "gguf_tokenize.py", &args);
-    let ids_of =
-        |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(reference[key].clone()).unwrap() };
-    let llama = ids_of("llama_cpp");
-    let hf = ids_of("transformers");
-    let decoded: Vec<String> =
-        serde_json::from_value(reference["tokenizers_decode"].clone()).unwrap();
-    assert_eq!(llama.len(), corpus.len());
+    let cases = reference["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), pres.len());
+    let corpus = common::corpus();
     let mut failures = Vec::new();
-    for (i, text) in corpus.iter().enumerate() {
-        let ours = model.encode(text, false).unwrap();
-        if ours != llama[i] {
-            failures.push(format!(
-                "llama.cpp differs on {text:?}:\n  ours  {ours:?}\n  llama {:?}",
-                llama[i]
-            ));
-        }
-        if ours != hf[i] {
-            failures.push(format!(
-                "transformers differs on {text:?}:\n  ours {ours:?}\n  hf   {:?}",
-                hf[i]
-            ));
-        }
-        let ours_text = model.decode(&ours, false).unwrap();
-        if ours_text != decoded[i] {
-            failures.push(format!(
-                "decode differs on {text:?}: ours {ours_text:?}, python {:?}",
-                decoded[i]
-            ));
+    for ((model, pre), case) in models.iter().zip(pres).zip(cases) {
+        let ids_of =
+            |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(case[key].clone()).unwrap() };
+        let llama = ids_of("llama_cpp");
+        let hf = ids_of("transformers");
+        let decoded: Vec<String> =
+            serde_json::from_value(case["tokenizers_decode"].clone()).unwrap();
+        assert_eq!(llama.len(), corpus.len());
+        for (i, text) in corpus.iter().enumerate() {
+            let ours = model.encode(text, false).unwrap();
+            if ours != llama[i] {
+                failures.push(format!(
+                    "pre {pre:?}: llama.cpp differs on {text:?}:\n  ours  {ours:?}\n  llama {:?}",
+                    llama[i]
+                ));
+            }
+            if ours != hf[i] {
+                failures.push(format!(
+                    "pre {pre:?}: transformers differs on {text:?}:\n  ours {ours:?}\n  hf   {:?}",
+                    hf[i]
+                ));
+            }
+            let ours_text = model.decode(&ours, false).unwrap();
+            if ours_text != decoded[i] {
+                failures.push(format!(
+                    "pre {pre:?}: decode differs on {text:?}: ours {ours_text:?}, python {:?}",
+                    decoded[i]
+                ));
+            }
         }
     }
     assert!(
         failures.is_empty(),
-        "{} mismatches (pre={pre_override:?}):\n{}",
+        "{} mismatches:\n{}",
         failures.len(),
         failures.join("\n")
     );
@@ -74,33 +91,25 @@ fn open_default(test: &str) -> Option<GgufMetadata> {
     common::default_gguf(test).map(|p| GgufMetadata::open(p).expect("default GGUF opens"))
 }
 
+/// SmolLM2's own "smollm" pre-tokenizer, and other pre-tokenizers on SmolLM2's vocabulary
+/// relabelled (llama.cpp reads the relabelled file), all in one reference run.
 #[test]
-fn smollm2_ids_match_llama_cpp_and_transformers() {
-    let Some(meta) = open_default("smollm2_ids_match_llama_cpp_and_transformers") else {
+fn gguf_bpe_ids_match_llama_cpp_and_transformers() {
+    let test = "gguf_bpe_ids_match_llama_cpp_and_transformers";
+    let Some(meta) = open_default(test) else {
         return;
     };
     assert_eq!(meta.get_str("tokenizer.ggml.pre").unwrap(), Some("smollm"));
-    check_against_reference(&meta, None, "smollm2_ids_match_llama_cpp_and_transformers");
-}
-
-/// Other pre-tokenizers, on SmolLM2's vocabulary relabelled (llama.cpp reads the same file).
-#[test]
-fn other_pre_tokenizers_match_llama_cpp() {
-    let Some(mut meta) = open_default("other_pre_tokenizers_match_llama_cpp") else {
-        return;
-    };
-    for pre in [
-        "gpt-2",
-        "llama-bpe",
-        "qwen2",
-        "default",
-        "starcoder",
-        "tekken",
-    ] {
-        meta.kv
-            .insert("tokenizer.ggml.pre".into(), GgufValue::String(pre.into()));
-        check_against_reference(&meta, Some(pre), "other_pre_tokenizers_match_llama_cpp");
-    }
+    let pres = [
+        None,
+        Some("gpt-2"),
+        Some("llama-bpe"),
+        Some("qwen2"),
+        Some("default"),
+        Some("starcoder"),
+        Some("tekken"),
+    ];
+    check_against_reference(&meta, &pres, test);
 }
 
 /// A SentencePiece-BPE vocabulary with byte fallback ("llama" in GGUF): a real SentencePiece
@@ -136,7 +145,7 @@ fn sentencepiece_ids_match_llama_cpp_and_transformers() {
     let Some(meta) = sentencepiece_gguf(test, dir.path()) else {
         return;
     };
-    check_against_reference(&meta, None, test);
+    check_against_reference(&meta, &[None], test);
     let model = TextModel::from_gguf(&meta).unwrap();
     assert!(model.add_bos, "SentencePiece vocabularies add BOS");
     check_streaming(&model);

@@ -5,6 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Skips a reference test with its reason, or fails it where `MINIBAR_REQUIRE_REFERENCE` is set
+/// (as `make test` and CI set it), so a missing reference never passes silently there.
+fn skip(test: &str, reason: &str) {
+    if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() {
+        panic!("{test}: {reason}, and MINIBAR_REQUIRE_REFERENCE is set");
+    }
+    println!("SKIPPED {test}: {reason} (make test sets it)");
+}
+
 /// The default model file (`MINIBAR_DEFAULT_GGUF`, set by the Makefile and CI), or `None` with
 /// the reason printed so a local run shows what it skipped.
 pub fn default_gguf(test: &str) -> Option<PathBuf> {
@@ -15,7 +24,7 @@ pub fn default_gguf(test: &str) -> Option<PathBuf> {
             Path::new(&p).display()
         ),
         None => {
-            println!("SKIPPED {test}: MINIBAR_DEFAULT_GGUF is not set (make test sets it)");
+            skip(test, "MINIBAR_DEFAULT_GGUF is not set");
             None
         }
     }
@@ -27,7 +36,7 @@ pub fn reference_python(test: &str) -> Option<PathBuf> {
     match std::env::var_os("MINIBAR_REFERENCE_PYTHON") {
         Some(p) => Some(PathBuf::from(p)),
         None => {
-            println!("SKIPPED {test}: MINIBAR_REFERENCE_PYTHON is not set (make test sets it)");
+            skip(test, "MINIBAR_REFERENCE_PYTHON is not set");
             None
         }
     }
