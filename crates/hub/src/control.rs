@@ -59,6 +59,12 @@ impl PullControl {
         }
     }
 
+    /// A receiver whose `changed()` fires on any pause or resume after this call, so even a
+    /// brief pause reliably closes a running transfer.
+    pub(crate) fn pause_watch(&self) -> watch::Receiver<bool> {
+        self.paused.subscribe()
+    }
+
     /// Resolves when the pull is cancelled.
     pub(crate) async fn cancelled(&self) {
         self.cancel.cancelled().await

@@ -60,6 +60,8 @@ pub(crate) struct FetchCtx {
     pub revision: String,
     pub commit: String,
     pub endpoint: String,
+    /// Link finished files into `snapshots/<commit>/` (planning fetches config files without).
+    pub link: bool,
 }
 
 /// The partial file and the hash of the bytes in it, kept in step.
@@ -96,7 +98,9 @@ pub(crate) async fn fetch_file(ctx: &FetchCtx, file: &PlannedFile) -> Result<Fil
     if std::fs::metadata(&blob).map(|m| m.len() == file.size).unwrap_or(false) {
         report.reused = true;
         ctx.tracker.set_done(&file.path, file.size);
-        ctx.cache.link(&ctx.commit, &file.path, &file.etag)?;
+        if ctx.link {
+            ctx.cache.link(&ctx.commit, &file.path, &file.etag)?;
+        }
         ctx.tracker.emit(PullEvent::FileDone {
             path: file.path.clone(),
             size: file.size,
@@ -133,7 +137,9 @@ pub(crate) async fn fetch_file(ctx: &FetchCtx, file: &PlannedFile) -> Result<Fil
         }
     }
     std::fs::rename(&partial, &blob).map_err(|e| HubError::io(&blob, e))?;
-    ctx.cache.link(&ctx.commit, &file.path, &file.etag)?;
+    if ctx.link {
+        ctx.cache.link(&ctx.commit, &file.path, &file.etag)?;
+    }
     ctx.tracker.emit(PullEvent::FileDone {
         path: file.path.clone(),
         size: file.size,
@@ -242,10 +248,14 @@ async fn attempt(ctx: &FetchCtx, file: &PlannedFile, mut s: Sink) -> (Option<Sin
         req = req.header(RANGE, format!("bytes={}-", s.len));
     }
     let stall = ctx.config.stall_timeout;
+    let mut pause = ctx.control.pause_watch();
+    if *pause.borrow_and_update() {
+        return (Some(s), Err(Interrupt::Paused));
+    }
     let response = tokio::select! {
         biased;
         _ = ctx.control.cancelled() => return (Some(s), Err(Interrupt::Stop(HubError::Cancelled))),
-        _ = ctx.control.paused() => return (Some(s), Err(Interrupt::Paused)),
+        _ = pause.changed() => return (Some(s), Err(Interrupt::Paused)),
         r = tokio::time::timeout(stall, req.send()) => match r {
             Err(_) => return (Some(s), Err(Interrupt::Transient(format!("no answer within {}s", stall.as_secs_f32()), None))),
             Ok(Err(e)) => return (Some(s), Err(Interrupt::Transient(error_chain(&e), None))),
@@ -262,7 +272,7 @@ async fn attempt(ctx: &FetchCtx, file: &PlannedFile, mut s: Sink) -> (Option<Sin
                 .and_then(content_range_start);
             if start != Some(s.len) {
                 // A resume at another offset would splice the file: start it over.
-                return match reset(s).await {
+                return match reset(s, file).await {
                     Ok(s) => (Some(s), Err(Interrupt::Transient("server resumed at the wrong offset".into(), None))),
                     Err(e) => (None, Err(Interrupt::Stop(e))),
                 };
@@ -271,7 +281,7 @@ async fn attempt(ctx: &FetchCtx, file: &PlannedFile, mut s: Sink) -> (Option<Sin
         StatusCode::OK => {
             if s.len > 0 {
                 // The server ignored the Range header and sends the whole file.
-                s = match reset(s).await {
+                s = match reset(s, file).await {
                     Ok(s) => s,
                     Err(e) => return (None, Err(Interrupt::Stop(e))),
                 };
@@ -279,7 +289,7 @@ async fn attempt(ctx: &FetchCtx, file: &PlannedFile, mut s: Sink) -> (Option<Sin
             }
         }
         StatusCode::RANGE_NOT_SATISFIABLE => {
-            return match reset(s).await {
+            return match reset(s, file).await {
                 Ok(s) => (Some(s), Err(Interrupt::Transient("range not satisfiable; starting the file over".into(), None))),
                 Err(e) => (None, Err(Interrupt::Stop(e))),
             };
@@ -315,7 +325,7 @@ async fn attempt(ctx: &FetchCtx, file: &PlannedFile, mut s: Sink) -> (Option<Sin
         let next = tokio::select! {
             biased;
             _ = ctx.control.cancelled() => Err(Interrupt::Stop(HubError::Cancelled)),
-            _ = ctx.control.paused() => Err(Interrupt::Paused),
+            _ = pause.changed() => Err(Interrupt::Paused),
             n = tokio::time::timeout(stall, stream.next()) => match n {
                 Err(_) => Err(Interrupt::Transient(format!("stalled: no data for {}s", stall.as_secs_f32()), None)),
                 Ok(None) => Ok(None),
@@ -428,12 +438,15 @@ async fn open_sink(path: PathBuf, check: Check, size: u64) -> Result<Sink> {
 }
 
 /// Empties the partial file and restarts the hash.
-async fn reset(s: Sink) -> Result<Sink> {
+async fn reset(s: Sink, file: &PlannedFile) -> Result<Sink> {
+    let check = file.check.clone();
+    let size = file.size;
     tokio::task::spawn_blocking(move || {
         let mut s = s;
         s.file.set_len(0).map_err(|e| HubError::io(PathBuf::new(), e))?;
         s.file.seek(SeekFrom::Start(0)).map_err(|e| HubError::io(PathBuf::new(), e))?;
         s.len = 0;
+        s.hash = RunningHash::new(&check, size);
         Ok(s)
     })
     .await

@@ -17,6 +17,9 @@ use crate::model_ref::ModelRef;
 use crate::plan::{self, DownloadPlan, PlannedFile};
 use crate::preflight::{self, FitCheck, Preflight};
 use crate::remote::{self, ErrorContext, HeadFailure, Subject};
+use crate::control::PullControl;
+use crate::fetch::{self, FetchCtx};
+use crate::progress::Tracker;
 use crate::verify::Check;
 
 /// Index of a sharded safetensors checkpoint.
@@ -163,12 +166,7 @@ impl Hub {
         }
 
         let filter = &self.config.filter;
-        let (mut wanted, skipped): (Vec<String>, Vec<String>) =
-            listed.iter().cloned().partition(|p| filter.wants(p));
-        if wanted.iter().any(|p| p == INDEX_FILE) {
-            let shards = self.index_shards(model, &commit).await?;
-            wanted.retain(|p| !p.ends_with(".safetensors") || shards.contains(p) || filter.explicitly_included(p));
-        }
+        let (wanted, mut skipped): (Vec<String>, Vec<String>) = listed.iter().cloned().partition(|p| filter.wants(p));
         if !wanted.iter().any(|p| plan::is_weight(p)) {
             return Err(HubError::NoWeights {
                 repo_id: model.repo_id.clone(),
@@ -179,7 +177,7 @@ impl Hub {
 
         let cache = RepoCache::new(&self.cache_dir, &model.repo_id);
         let commit_ref: &str = &commit;
-        let metas: Vec<(String, remote::FileMeta)> = futures::stream::iter(wanted)
+        let mut metas: Vec<(String, remote::FileMeta)> = futures::stream::iter(wanted)
             .map(|path| async move {
                 let url = remote::resolve_url(&self.endpoint, &model.repo_id, commit_ref, &path)?;
                 let ctx = self.ctx(&model.repo_id, Subject::File { revision: &model.revision, path: &path });
@@ -193,20 +191,47 @@ impl Hub {
             .try_collect()
             .await?;
 
+        // A sharded checkpoint's index names its shards; other `*.safetensors` are duplicates
+        // (like Mistral's `consolidated.safetensors`) and are left out.
+        if let Some((_, index_meta)) = metas.iter().find(|(p, _)| p == INDEX_FILE) {
+            let index = self.small_json(model, &commit, INDEX_FILE, index_meta, &sizes, &cache).await?;
+            let shards: HashSet<String> = index
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .map(|m| m.values().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            let (keep, dropped): (Vec<_>, Vec<_>) = metas.into_iter().partition(|(p, _)| {
+                !p.ends_with(".safetensors") || shards.contains(p) || filter.explicitly_included(p)
+            });
+            metas = keep;
+            skipped.extend(dropped.into_iter().map(|(p, _)| p));
+        }
+        self.finish_plan(model, commit, metas, &sizes, skipped, cache).await
+    }
+
+    /// Builds the plan from the files' metadata and what the cache holds.
+    async fn finish_plan(
+        &self,
+        model: &ModelRef,
+        commit: String,
+        metas: Vec<(String, remote::FileMeta)>,
+        sizes: &BTreeMap<String, u64>,
+        skipped: Vec<String>,
+        cache: RepoCache,
+    ) -> Result<DownloadPlan, Failure> {
+        // Fetched first, so the plan below counts it as cached.
+        let config = match metas.iter().find(|(p, _)| p == "config.json") {
+            Some((_, meta)) => Some(self.small_json(model, &commit, "config.json", meta, sizes, &cache).await?),
+            None => None,
+        };
         let mut files: Vec<PlannedFile> = metas
             .into_iter()
             .map(|(path, meta)| {
-                let size = meta.size.or_else(|| sizes.get(&path).copied()).unwrap_or(0);
-                planned_file(&cache, path, meta.etag.clone(), Check::from_etag(&meta.etag, meta.lfs), size)
+                planned_file(&cache, path.clone(), &meta, sizes.get(&path).copied())
             })
             .collect();
         files.sort_by(|a, b| a.size.cmp(&b.size).then_with(|| a.path.cmp(&b.path)));
 
-        let config = match files.iter().find(|f| f.path == "config.json") {
-            Some(f) if f.complete => read_json(&cache.blob(&f.etag)),
-            Some(_) => self.get_json(model, &commit, "config.json").await.ok(),
-            None => None,
-        };
         Ok(DownloadPlan {
             repo_id: model.repo_id.clone(),
             revision: model.revision.clone(),
@@ -219,34 +244,40 @@ impl Hub {
         })
     }
 
-    /// The shard files a sharded checkpoint's index names (other `*.safetensors` are duplicates,
-    /// like Mistral's `consolidated.safetensors`).
-    async fn index_shards(&self, model: &ModelRef, commit: &str) -> Result<HashSet<String>, Failure> {
-        let index = self.get_json(model, commit, INDEX_FILE).await?;
-        Ok(index
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .map(|m| m.values().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default())
-    }
-
-    /// Fetches a small JSON file of the revision into memory.
-    async fn get_json(&self, model: &ModelRef, commit: &str, path: &str) -> Result<serde_json::Value, Failure> {
-        let url = remote::resolve_url(&self.endpoint, &model.repo_id, commit, path)?;
-        let mut req = self.http.get(url.clone()).timeout(api_timeout(&self.config));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+    /// A small JSON file of the revision (config, index), downloaded into the cache through
+    /// the same verified, retrying transfer as the weights, then read; not linked into the
+    /// snapshot until the pull proper, so a declined pull leaves no half model behind.
+    async fn small_json(
+        &self,
+        model: &ModelRef,
+        commit: &str,
+        path: &str,
+        meta: &remote::FileMeta,
+        sizes: &BTreeMap<String, u64>,
+        cache: &RepoCache,
+    ) -> Result<serde_json::Value, Failure> {
+        let file = planned_file(cache, path.to_string(), meta, sizes.get(path).copied());
+        if !file.complete {
+            let ctx = FetchCtx {
+                http: self.http.clone(),
+                token: self.token.clone(),
+                config: self.config.clone(),
+                tracker: Tracker::new(None),
+                control: PullControl::new(),
+                cache: cache.clone(),
+                repo_id: model.repo_id.clone(),
+                revision: model.revision.clone(),
+                commit: commit.to_string(),
+                endpoint: self.endpoint.clone(),
+                link: false,
+            };
+            fetch::fetch_file(&ctx, &file).await?;
         }
-        let response = req.send().await.map_err(|e| transport_failure(&e))?;
-        if !response.status().is_success() {
-            let ctx = self.ctx(&model.repo_id, Subject::File { revision: &model.revision, path });
-            return Err(remote::response_error(&ctx, response).await.into());
-        }
-        let bytes = response.bytes().await.map_err(|e| transport_failure(&e))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let blob = cache.blob(&file.etag);
+        read_json(&blob).ok_or_else(|| {
             HubError::Protocol {
-                url: url.to_string(),
-                detail: format!("{path} is not JSON: {e}"),
+                url: blob.display().to_string(),
+                detail: format!("{path} is not JSON"),
             }
             .into()
         })
@@ -369,7 +400,10 @@ fn transport_failure(e: &reqwest::Error) -> Failure {
     }
 }
 
-fn planned_file(cache: &RepoCache, path: String, etag: String, check: Check, size: u64) -> PlannedFile {
+fn planned_file(cache: &RepoCache, path: String, meta: &remote::FileMeta, listed_size: Option<u64>) -> PlannedFile {
+    let size = meta.size.or(listed_size).unwrap_or(0);
+    let etag = meta.etag.clone();
+    let check = Check::from_etag(&meta.etag, meta.lfs);
     let blob_len = std::fs::metadata(cache.blob(&etag)).map(|m| m.len()).ok();
     let complete = blob_len == Some(size);
     let cached_bytes = if complete {

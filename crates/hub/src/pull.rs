@@ -115,6 +115,7 @@ impl Hub {
             revision: plan.revision.clone(),
             commit: plan.commit.clone(),
             endpoint: self.endpoint.clone(),
+            link: true,
         });
         let pause_events = watch_pauses(options.control.clone(), tracker.clone());
         // Owned futures (no closure over borrowed files) keep the pull spawnable on any runtime.

@@ -32,7 +32,9 @@ async fn populated() -> (tempfile::TempDir, LibraryPaths, u64) {
     )
     .await
     .unwrap();
-    let pulled: u64 = expected_files(&served).iter().map(|p| served.file(p).data.len() as u64).sum();
+    // Blobs plus the 40-byte refs/main file.
+    let pulled: u64 = expected_files(&served).iter().map(|p| served.file(p).data.len() as u64).sum::<u64>()
+        + served.commit.len() as u64;
 
     let q = paths.store.join("my-qwen-3bit");
     write(

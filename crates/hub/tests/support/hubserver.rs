@@ -63,9 +63,14 @@ impl ServedFile {
 pub enum Access {
     Public,
     /// Needs this token; without one the hub hides the repo (401 RepoNotFound).
-    Private { token: String },
+    Private {
+        token: String,
+    },
     /// Needs this token, and the license accepted by its account.
-    Gated { token: String, accepted: bool },
+    Gated {
+        token: String,
+        accepted: bool,
+    },
 }
 
 /// A served model repository.
@@ -102,7 +107,10 @@ impl ServedRepo {
     }
 
     pub fn file(&self, path: &str) -> &ServedFile {
-        self.files.iter().find(|f| f.path == path).expect("file is served")
+        self.files
+            .iter()
+            .find(|f| f.path == path)
+            .expect("file is served")
     }
 }
 
@@ -237,7 +245,10 @@ impl TestHub {
 
     /// Data requests of one file.
     pub fn data_requests_for(&self, path: &str) -> Vec<DataRequest> {
-        self.data_requests().into_iter().filter(|r| r.path == path).collect()
+        self.data_requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 
     /// Body bytes sent for one file (or all files).
@@ -261,7 +272,13 @@ impl TestHub {
 
     /// Faults still queued (not yet consumed).
     pub fn pending_faults(&self) -> usize {
-        self.inner.faults.lock().unwrap().values().map(|q| q.len()).sum()
+        self.inner
+            .faults
+            .lock()
+            .unwrap()
+            .values()
+            .map(|q| q.len())
+            .sum()
     }
 }
 
@@ -312,18 +329,32 @@ fn error(status: StatusCode, code: Option<&str>, message: &str) -> Response {
         b = b.header("x-error-code", c);
     }
     b = b.header("x-error-message", message);
-    b.body(Body::from(serde_json::json!({ "error": message }).to_string()))
-        .unwrap()
+    b.body(Body::from(
+        serde_json::json!({ "error": message }).to_string(),
+    ))
+    .unwrap()
 }
 
 fn over_limit() -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, None, "test server request limit reached")
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        "test server request limit reached",
+    )
 }
 
 /// Checks access to a repository the way the hub does.
-fn authorize<'a>(state: &'a Inner, repo_id: &str, headers: &HeaderMap) -> Result<&'a ServedRepo, Response> {
+fn authorize<'a>(
+    state: &'a Inner,
+    repo_id: &str,
+    headers: &HeaderMap,
+) -> Result<&'a ServedRepo, Response> {
     let Some(repo) = state.repos.get(repo_id) else {
-        return Err(error(StatusCode::NOT_FOUND, Some("RepoNotFound"), "Repository not found"));
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            Some("RepoNotFound"),
+            "Repository not found",
+        ));
     };
     let sent = headers
         .get(header::AUTHORIZATION)
@@ -366,11 +397,19 @@ fn check_rev(repo: &ServedRepo, rev: &str) -> Result<(), Response> {
     if rev == "main" || rev == repo.commit {
         Ok(())
     } else {
-        Err(error(StatusCode::NOT_FOUND, Some("RevisionNotFound"), &format!("Invalid rev id: {rev}")))
+        Err(error(
+            StatusCode::NOT_FOUND,
+            Some("RevisionNotFound"),
+            &format!("Invalid rev id: {rev}"),
+        ))
     }
 }
 
-async fn api_info(State(state): State<AppState>, Path((org, name)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn api_info(
+    State(state): State<AppState>,
+    Path((org, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     info_response(&state, &format!("{org}/{name}"), "main", &headers)
 }
 
@@ -481,7 +520,11 @@ async fn resolve(
         return resp;
     }
     let Some(f) = repo.files.iter().find(|f| f.path == file) else {
-        return error(StatusCode::NOT_FOUND, Some("EntryNotFound"), &format!("{file} does not exist on \"{rev}\""));
+        return error(
+            StatusCode::NOT_FOUND,
+            Some("EntryNotFound"),
+            &format!("{file} does not exist on \"{rev}\""),
+        );
     };
     if f.lfs {
         let addr = state.addr.lock().unwrap().expect("address set");
@@ -527,7 +570,13 @@ async fn cdn(
 }
 
 /// Serves file bytes with Range support and the next queued fault.
-fn serve_data(state: &Inner, f: &ServedFile, headers: &HeaderMap, is_head: bool, extra: &[(&str, String)]) -> Response {
+fn serve_data(
+    state: &Inner,
+    f: &ServedFile,
+    headers: &HeaderMap,
+    is_head: bool,
+    extra: &[(&str, String)],
+) -> Response {
     let total = f.data.len() as u64;
     let mut builder = Response::builder().header(header::ACCEPT_RANGES, "bytes");
     for (k, v) in extra {
@@ -541,7 +590,12 @@ fn serve_data(state: &Inner, f: &ServedFile, headers: &HeaderMap, is_head: bool,
             .unwrap();
     }
     let fault = {
-        let queued = state.faults.lock().unwrap().get_mut(&f.path).and_then(|q| q.pop_front());
+        let queued = state
+            .faults
+            .lock()
+            .unwrap()
+            .get_mut(&f.path)
+            .and_then(|q| q.pop_front());
         queued.or_else(|| state.persistent.lock().unwrap().get(&f.path).cloned())
     };
     let range_start = headers
@@ -589,12 +643,21 @@ fn serve_data(state: &Inner, f: &ServedFile, headers: &HeaderMap, is_head: bool,
     record.status = if partial { 206 } else { 200 };
     state.log.lock().unwrap().data.push(record);
     builder = builder
-        .status(if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK })
+        .status(if partial {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
         .header(header::CONTENT_LENGTH, data.len().to_string());
     if partial {
-        builder = builder.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{total}", total - 1));
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{total}", total - 1),
+        );
     }
-    builder.body(body_with_fault(data, fault, bytes_sent)).unwrap()
+    builder
+        .body(body_with_fault(data, fault, bytes_sent))
+        .unwrap()
 }
 
 /// The response body as chunks, misbehaving as the fault says.
@@ -602,7 +665,12 @@ fn body_with_fault(data: Bytes, fault: Option<Fault>, sent: Arc<AtomicU64>) -> B
     let (chunk, pause, cut, stall) = match fault {
         Some(Fault::DropAfter(n)) => (16 * 1024, None, Some(n), None),
         Some(Fault::StallAfter(n)) => (16 * 1024, None, None, Some(n)),
-        Some(Fault::Slow { chunk, pause_ms }) => (chunk.max(1), Some(Duration::from_millis(pause_ms)), None, None),
+        Some(Fault::Slow { chunk, pause_ms }) => (
+            chunk.max(1),
+            Some(Duration::from_millis(pause_ms)),
+            None,
+            None,
+        ),
         _ => (64 * 1024, None, None, None),
     };
     let stream = futures::stream::unfold(0usize, move |pos| {
@@ -618,7 +686,10 @@ fn body_with_fault(data: Bytes, fault: Option<Fault>, sent: Arc<AtomicU64>) -> B
                     // Keep the connection open and silent.
                     futures::future::pending::<()>().await;
                 }
-                return Some((Err(std::io::Error::other("injected connection drop")), usize::MAX));
+                return Some((
+                    Err(std::io::Error::other("injected connection drop")),
+                    usize::MAX,
+                ));
             }
             if let Some(p) = pause {
                 tokio::time::sleep(p).await;
@@ -665,11 +736,27 @@ pub fn model_repo(repo_id: &str, shard_sizes: &[usize]) -> ServedRepo {
             false,
         ),
         ServedFile::new("tokenizer.json", pseudo_random(1, 40_000), false),
-        ServedFile::new("tokenizer_config.json", br#"{"bos_token": "<s>"}"#.to_vec(), false),
-        ServedFile::new("generation_config.json", br#"{"temperature": 0.7}"#.to_vec(), false),
-        ServedFile::new("chat_template.jinja", b"{% for m in messages %}{{ m.content }}{% endfor %}".to_vec(), false),
+        ServedFile::new(
+            "tokenizer_config.json",
+            br#"{"bos_token": "<s>"}"#.to_vec(),
+            false,
+        ),
+        ServedFile::new(
+            "generation_config.json",
+            br#"{"temperature": 0.7}"#.to_vec(),
+            false,
+        ),
+        ServedFile::new(
+            "chat_template.jinja",
+            b"{% for m in messages %}{{ m.content }}{% endfor %}".to_vec(),
+            false,
+        ),
         ServedFile::new("README.md", b"# test model\n".to_vec(), false),
-        ServedFile::new(".gitattributes", b"*.safetensors filter=lfs\n".to_vec(), false),
+        ServedFile::new(
+            ".gitattributes",
+            b"*.safetensors filter=lfs\n".to_vec(),
+            false,
+        ),
         ServedFile::new("pytorch_model.bin", pseudo_random(2, 300_000), true),
         ServedFile::new("original/consolidated.pth", pseudo_random(3, 200_000), true),
     ];
@@ -677,16 +764,28 @@ pub fn model_repo(repo_id: &str, shard_sizes: &[usize]) -> ServedRepo {
     let mut weight_map = serde_json::Map::new();
     for (i, &size) in shard_sizes.iter().enumerate() {
         let name = format!("model-{:05}-of-{:05}.safetensors", i + 1, n);
-        files.push(ServedFile::new(&name, safetensors_bytes(10 + i as u64, size), true));
-        weight_map.insert(format!("layers.{i}.weight"), serde_json::Value::String(name));
+        files.push(ServedFile::new(
+            &name,
+            safetensors_bytes(10 + i as u64, size),
+            true,
+        ));
+        weight_map.insert(
+            format!("layers.{i}.weight"),
+            serde_json::Value::String(name),
+        );
     }
     files.push(ServedFile::new(
         "model.safetensors.index.json",
-        serde_json::to_vec(&serde_json::json!({ "metadata": {}, "weight_map": weight_map })).unwrap(),
+        serde_json::to_vec(&serde_json::json!({ "metadata": {}, "weight_map": weight_map }))
+            .unwrap(),
         false,
     ));
     // A duplicate checkpoint the index does not name: must not be fetched.
-    files.push(ServedFile::new("consolidated.safetensors", safetensors_bytes(99, 50_000), true));
+    files.push(ServedFile::new(
+        "consolidated.safetensors",
+        safetensors_bytes(99, 50_000),
+        true,
+    ));
     ServedRepo::new(repo_id, files)
 }
 
@@ -718,7 +817,11 @@ pub fn expected_files(repo: &ServedRepo) -> Vec<String> {
         .filter(|p| {
             !matches!(
                 p.as_str(),
-                "README.md" | ".gitattributes" | "pytorch_model.bin" | "original/consolidated.pth" | "consolidated.safetensors"
+                "README.md"
+                    | ".gitattributes"
+                    | "pytorch_model.bin"
+                    | "original/consolidated.pth"
+                    | "consolidated.safetensors"
             )
         })
         .collect();
