@@ -34,11 +34,18 @@ fn main() {
             std::process::exit(1);
         });
         // The hub stores weights (and anything large) in LFS.
-        let lfs = name.ends_with(".safetensors") || name.ends_with(".gguf") || data.len() > 10 << 20;
+        let lfs =
+            name.ends_with(".safetensors") || name.ends_with(".gguf") || data.len() > 10 << 20;
         files.push(ServedFile::new(&name, data, lfs));
     }
-    let hub = TestHub::start_on(vec![ServedRepo::new(&repo_id, files)], &format!("127.0.0.1:{port}"));
-    println!("serving {folder} as {repo_id}: HF_ENDPOINT={}", hub.endpoint());
+    let hub = TestHub::start_on(
+        vec![ServedRepo::new(&repo_id, files)],
+        &format!("127.0.0.1:{port}"),
+    );
+    println!(
+        "serving {folder} as {repo_id}: HF_ENDPOINT={}",
+        hub.endpoint()
+    );
     loop {
         std::thread::park();
     }

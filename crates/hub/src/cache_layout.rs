@@ -50,7 +50,9 @@ impl RepoCache {
 
     /// Where a blob being downloaded lives.
     pub fn incomplete(&self, etag: &str) -> PathBuf {
-        self.root.join("blobs").join(format!("{etag}{INCOMPLETE_SUFFIX}"))
+        self.root
+            .join("blobs")
+            .join(format!("{etag}{INCOMPLETE_SUFFIX}"))
     }
 
     /// Lock file that keeps two processes from writing the same blob.
@@ -131,7 +133,10 @@ mod tests {
 
     #[test]
     fn folder_names_round_trip() {
-        assert_eq!(repo_folder_name("mlx-community/Qwen3-0.6B-4bit"), "models--mlx-community--Qwen3-0.6B-4bit");
+        assert_eq!(
+            repo_folder_name("mlx-community/Qwen3-0.6B-4bit"),
+            "models--mlx-community--Qwen3-0.6B-4bit"
+        );
         assert_eq!(
             repo_id_from_folder("models--mlx-community--Qwen3-0.6B-4bit").as_deref(),
             Some("mlx-community/Qwen3-0.6B-4bit")

@@ -106,7 +106,10 @@ pub fn resolve_token(explicit: Option<&str>) -> Option<String> {
     if env_flag("HF_HUB_DISABLE_IMPLICIT_TOKEN") {
         return None;
     }
-    if let Some(token) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+    if let Some(token) = std::env::var("HF_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
         return Some(token.trim().to_string());
     }
     let from_file = |path: PathBuf| {
@@ -154,6 +157,11 @@ pub(crate) fn home_dir() -> PathBuf {
 
 fn env_flag(name: &str) -> bool {
     std::env::var(name)
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }

@@ -95,7 +95,10 @@ pub(crate) async fn fetch_file(ctx: &FetchCtx, file: &PlannedFile) -> Result<Fil
         reused: false,
     };
     let blob = ctx.cache.blob(&file.etag);
-    if std::fs::metadata(&blob).map(|m| m.len() == file.size).unwrap_or(false) {
+    if std::fs::metadata(&blob)
+        .map(|m| m.len() == file.size)
+        .unwrap_or(false)
+    {
         report.reused = true;
         ctx.tracker.set_done(&file.path, file.size);
         if ctx.link {
@@ -185,13 +188,19 @@ async fn transfer(
         let Some(s) = back else {
             return Err(match outcome {
                 Err(Interrupt::Stop(e)) => e,
-                _ => HubError::io(partial, std::io::Error::other("lost the partial file's handle")),
+                _ => HubError::io(
+                    partial,
+                    std::io::Error::other("lost the partial file's handle"),
+                ),
             });
         };
         report.downloaded_bytes += s.len.saturating_sub(start);
         let (reason, server_delay) = match outcome {
             Ok(()) if s.len == file.size => return finish(s, file, partial).await,
-            Ok(()) => (format!("connection closed at byte {} of {}", s.len, file.size), None),
+            Ok(()) => (
+                format!("connection closed at byte {} of {}", s.len, file.size),
+                None,
+            ),
             Err(Interrupt::Transient(reason, delay)) => (reason, delay),
             Err(Interrupt::BadBytes(detail)) => return Ok(Err(detail)),
             Err(Interrupt::Paused) => {
@@ -204,7 +213,9 @@ async fn transfer(
             failures_in_a_row = 0;
         }
         failures_in_a_row += 1;
-        if failures_in_a_row >= ctx.config.max_attempts.max(1) || total_attempts >= MAX_TOTAL_ATTEMPTS {
+        if failures_in_a_row >= ctx.config.max_attempts.max(1)
+            || total_attempts >= MAX_TOTAL_ATTEMPTS
+        {
             return Err(HubError::Transfer {
                 path: file.path.clone(),
                 attempts: total_attempts,
@@ -231,11 +242,18 @@ async fn transfer(
 /// Exponential backoff: base, 2×base, 4×base, ... capped by the config.
 fn backoff(config: &HubConfig, failures: u32) -> Duration {
     let factor = 1u32 << failures.saturating_sub(1).min(16);
-    config.base_retry_delay.saturating_mul(factor).min(config.max_retry_delay)
+    config
+        .base_retry_delay
+        .saturating_mul(factor)
+        .min(config.max_retry_delay)
 }
 
 /// One GET from the current length to the end; returns the sink in every case.
-async fn attempt(ctx: &FetchCtx, file: &PlannedFile, mut s: Sink) -> (Option<Sink>, std::result::Result<(), Interrupt>) {
+async fn attempt(
+    ctx: &FetchCtx,
+    file: &PlannedFile,
+    mut s: Sink,
+) -> (Option<Sink>, std::result::Result<(), Interrupt>) {
     let url = match remote::resolve_url(&ctx.endpoint, &ctx.repo_id, &ctx.commit, &file.path) {
         Ok(u) => u,
         Err(e) => return (Some(s), Err(Interrupt::Stop(e))),
@@ -273,7 +291,13 @@ async fn attempt(ctx: &FetchCtx, file: &PlannedFile, mut s: Sink) -> (Option<Sin
             if start != Some(s.len) {
                 // A resume at another offset would splice the file: start it over.
                 return match reset(s, file).await {
-                    Ok(s) => (Some(s), Err(Interrupt::Transient("server resumed at the wrong offset".into(), None))),
+                    Ok(s) => (
+                        Some(s),
+                        Err(Interrupt::Transient(
+                            "server resumed at the wrong offset".into(),
+                            None,
+                        )),
+                    ),
                     Err(e) => (None, Err(Interrupt::Stop(e))),
                 };
             }
@@ -290,18 +314,34 @@ async fn attempt(ctx: &FetchCtx, file: &PlannedFile, mut s: Sink) -> (Option<Sin
         }
         StatusCode::RANGE_NOT_SATISFIABLE => {
             return match reset(s, file).await {
-                Ok(s) => (Some(s), Err(Interrupt::Transient("range not satisfiable; starting the file over".into(), None))),
+                Ok(s) => (
+                    Some(s),
+                    Err(Interrupt::Transient(
+                        "range not satisfiable; starting the file over".into(),
+                        None,
+                    )),
+                ),
                 Err(e) => (None, Err(Interrupt::Stop(e))),
             };
         }
-        s_code if s_code == StatusCode::TOO_MANY_REQUESTS || s_code == StatusCode::REQUEST_TIMEOUT || s_code.is_server_error() => {
+        s_code
+            if s_code == StatusCode::TOO_MANY_REQUESTS
+                || s_code == StatusCode::REQUEST_TIMEOUT
+                || s_code.is_server_error() =>
+        {
             let delay = response
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            return (Some(s), Err(Interrupt::Transient(format!("server answered {status}"), delay)));
+            return (
+                Some(s),
+                Err(Interrupt::Transient(
+                    format!("server answered {status}"),
+                    delay,
+                )),
+            );
         }
         _ => {
             let ectx = ErrorContext {
@@ -397,7 +437,13 @@ async fn write(s: Sink, bytes: bytes::Bytes, path: &std::path::Path) -> (Option<
     .await;
     match joined {
         Ok((s, r)) => (Some(s), r),
-        Err(e) => (None, Err(HubError::io(path_for_err, std::io::Error::other(e.to_string())))),
+        Err(e) => (
+            None,
+            Err(HubError::io(
+                path_for_err,
+                std::io::Error::other(e.to_string()),
+            )),
+        ),
     }
 }
 
@@ -419,7 +465,8 @@ async fn open_sink(path: PathBuf, check: Check, size: u64) -> Result<Sink> {
         }
         let mut hash = RunningHash::new(&check, size);
         if len > 0 && check != Check::Size {
-            file.seek(SeekFrom::Start(0)).map_err(|e| HubError::io(&path, e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| HubError::io(&path, e))?;
             let mut reader = (&mut file).take(len);
             let mut buf = vec![0u8; WRITE_CHUNK];
             loop {
@@ -430,7 +477,8 @@ async fn open_sink(path: PathBuf, check: Check, size: u64) -> Result<Sink> {
                 hash.update(&buf[..n]);
             }
         }
-        file.seek(SeekFrom::Start(len)).map_err(|e| HubError::io(&path, e))?;
+        file.seek(SeekFrom::Start(len))
+            .map_err(|e| HubError::io(&path, e))?;
         Ok(Sink { file, hash, len })
     })
     .await
@@ -443,8 +491,12 @@ async fn reset(s: Sink, file: &PlannedFile) -> Result<Sink> {
     let size = file.size;
     tokio::task::spawn_blocking(move || {
         let mut s = s;
-        s.file.set_len(0).map_err(|e| HubError::io(PathBuf::new(), e))?;
-        s.file.seek(SeekFrom::Start(0)).map_err(|e| HubError::io(PathBuf::new(), e))?;
+        s.file
+            .set_len(0)
+            .map_err(|e| HubError::io(PathBuf::new(), e))?;
+        s.file
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| HubError::io(PathBuf::new(), e))?;
         s.len = 0;
         s.hash = RunningHash::new(&check, size);
         Ok(s)
@@ -454,14 +506,21 @@ async fn reset(s: Sink, file: &PlannedFile) -> Result<Sink> {
 }
 
 /// Flushes to stable storage and checks the hash; `Err(detail)` on a mismatch.
-async fn finish(s: Sink, file: &PlannedFile, path: &std::path::Path) -> Result<std::result::Result<(), String>> {
+async fn finish(
+    s: Sink,
+    file: &PlannedFile,
+    path: &std::path::Path,
+) -> Result<std::result::Result<(), String>> {
     let path = path.to_path_buf();
     let check = file.check.clone();
     let size = file.size;
     tokio::task::spawn_blocking(move || {
         if let Err(e) = s.file.sync_all() {
             if is_disk_full(&e) {
-                return Err(HubError::DiskFull { path, kept_bytes: s.len });
+                return Err(HubError::DiskFull {
+                    path,
+                    kept_bytes: s.len,
+                });
             }
             return Err(HubError::io(path, e));
         }

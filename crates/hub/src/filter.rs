@@ -24,7 +24,9 @@ const DEFAULT_INCLUDE: &[&str] = &[
 ];
 
 /// Weight formats that are skipped by default; named in errors so users can ask for them.
-pub const OTHER_WEIGHT_SUFFIXES: &[&str] = &[".gguf", ".bin", ".pth", ".pt", ".onnx", ".h5", ".msgpack", ".ckpt"];
+pub const OTHER_WEIGHT_SUFFIXES: &[&str] = &[
+    ".gguf", ".bin", ".pth", ".pt", ".onnx", ".h5", ".msgpack", ".ckpt",
+];
 
 impl Default for FileFilter {
     fn default() -> Self {

@@ -11,15 +11,15 @@ use hf_hub::{HFClient, HFError};
 
 use crate::cache_layout::RepoCache;
 use crate::config::{self, HubConfig};
+use crate::control::PullControl;
 use crate::error::{HubError, Result};
+use crate::fetch::{self, FetchCtx};
 use crate::filter;
 use crate::model_ref::ModelRef;
 use crate::plan::{self, DownloadPlan, PlannedFile};
 use crate::preflight::{self, FitCheck, Preflight};
-use crate::remote::{self, ErrorContext, HeadFailure, Subject};
-use crate::control::PullControl;
-use crate::fetch::{self, FetchCtx};
 use crate::progress::Tracker;
+use crate::remote::{self, ErrorContext, HeadFailure, Subject};
 use crate::verify::Check;
 
 /// Index of a sharded safetensors checkpoint.
@@ -43,7 +43,10 @@ impl Hub {
     pub fn new(config: HubConfig) -> Result<Self> {
         let endpoint = config::resolve_endpoint(config.endpoint.as_deref());
         let token = config::resolve_token(config.token.as_deref());
-        let cache_dir = config.cache_dir.clone().unwrap_or_else(config::hub_cache_dir);
+        let cache_dir = config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(config::hub_cache_dir);
         let user_agent = format!("minibar/{}", env!("CARGO_PKG_VERSION"));
         let client_err = |e: reqwest::Error| HubError::Client(e.to_string());
         // API answers are small: a silent server for this long is down, not slow.
@@ -75,7 +78,9 @@ impl Hub {
         if let Some(t) = &token {
             builder = builder.token(t.clone());
         }
-        let api = builder.build().map_err(|e| HubError::Client(e.to_string()))?;
+        let api = builder
+            .build()
+            .map_err(|e| HubError::Client(e.to_string()))?;
         Ok(Hub {
             api,
             http,
@@ -155,7 +160,12 @@ impl Hub {
 
         // Sizes from the tree listing; an older mirror without it still works through HEAD.
         let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
-        if let Ok(stream) = repo.list_tree().revision(commit.clone()).recursive(true).send() {
+        if let Ok(stream) = repo
+            .list_tree()
+            .revision(commit.clone())
+            .recursive(true)
+            .send()
+        {
             if let Ok(entries) = stream.try_collect::<Vec<RepoTreeEntry>>().await {
                 for e in entries {
                     if let RepoTreeEntry::File { path, size, .. } = e {
@@ -166,11 +176,16 @@ impl Hub {
         }
 
         let filter = &self.config.filter;
-        let (wanted, mut skipped): (Vec<String>, Vec<String>) = listed.iter().cloned().partition(|p| filter.wants(p));
+        let (wanted, mut skipped): (Vec<String>, Vec<String>) =
+            listed.iter().cloned().partition(|p| filter.wants(p));
         if !wanted.iter().any(|p| plan::is_weight(p)) {
             return Err(HubError::NoWeights {
                 repo_id: model.repo_id.clone(),
-                other_weights: listed.iter().filter(|p| filter::is_other_weight(p)).cloned().collect(),
+                other_weights: listed
+                    .iter()
+                    .filter(|p| filter::is_other_weight(p))
+                    .cloned()
+                    .collect(),
             }
             .into());
         }
@@ -180,7 +195,13 @@ impl Hub {
         let mut metas: Vec<(String, remote::FileMeta)> = futures::stream::iter(wanted)
             .map(|path| async move {
                 let url = remote::resolve_url(&self.endpoint, &model.repo_id, commit_ref, &path)?;
-                let ctx = self.ctx(&model.repo_id, Subject::File { revision: &model.revision, path: &path });
+                let ctx = self.ctx(
+                    &model.repo_id,
+                    Subject::File {
+                        revision: &model.revision,
+                        path: &path,
+                    },
+                );
                 match remote::head_file(&self.head, url, self.token.as_deref(), &ctx).await {
                     Ok(meta) => Ok((path.clone(), meta)),
                     Err(HeadFailure::Hub(e)) => Err(Failure::Hub(e)),
@@ -194,11 +215,17 @@ impl Hub {
         // A sharded checkpoint's index names its shards; other `*.safetensors` are duplicates
         // (like Mistral's `consolidated.safetensors`) and are left out.
         if let Some((_, index_meta)) = metas.iter().find(|(p, _)| p == INDEX_FILE) {
-            let index = self.small_json(model, &commit, INDEX_FILE, index_meta, &sizes, &cache).await?;
+            let index = self
+                .small_json(model, &commit, INDEX_FILE, index_meta, &sizes, &cache)
+                .await?;
             let shards: HashSet<String> = index
                 .get("weight_map")
                 .and_then(|m| m.as_object())
-                .map(|m| m.values().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|m| {
+                    m.values()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             let (keep, dropped): (Vec<_>, Vec<_>) = metas.into_iter().partition(|(p, _)| {
                 !p.ends_with(".safetensors") || shards.contains(p) || filter.explicitly_included(p)
@@ -206,7 +233,8 @@ impl Hub {
             metas = keep;
             skipped.extend(dropped.into_iter().map(|(p, _)| p));
         }
-        self.finish_plan(model, commit, metas, &sizes, skipped, cache).await
+        self.finish_plan(model, commit, metas, &sizes, skipped, cache)
+            .await
     }
 
     /// Builds the plan from the files' metadata and what the cache holds.
@@ -221,7 +249,10 @@ impl Hub {
     ) -> Result<DownloadPlan, Failure> {
         // Fetched first, so the plan below counts it as cached.
         let config = match metas.iter().find(|(p, _)| p == "config.json") {
-            Some((_, meta)) => Some(self.small_json(model, &commit, "config.json", meta, sizes, &cache).await?),
+            Some((_, meta)) => Some(
+                self.small_json(model, &commit, "config.json", meta, sizes, &cache)
+                    .await?,
+            ),
             None => None,
         };
         let mut files: Vec<PlannedFile> = metas
@@ -286,9 +317,16 @@ impl Hub {
     fn hf_failure(&self, e: HFError, repo_id: &str, subject: Subject<'_>) -> Failure {
         let ctx = self.ctx(repo_id, subject);
         match e {
-            HFError::Request { source, .. } if remote::is_unreachable(&source) => Failure::Unreachable(source.to_string()),
-            HFError::AuthRequired { context } | HFError::Forbidden { context } | HFError::Http { context } => {
-                let message = context.server_message.clone().unwrap_or_else(|| context.body.clone());
+            HFError::Request { source, .. } if remote::is_unreachable(&source) => {
+                Failure::Unreachable(source.to_string())
+            }
+            HFError::AuthRequired { context }
+            | HFError::Forbidden { context }
+            | HFError::Http { context } => {
+                let message = context
+                    .server_message
+                    .clone()
+                    .unwrap_or_else(|| context.body.clone());
                 Failure::Hub(remote::status_error(
                     &ctx,
                     context.status,
@@ -301,7 +339,10 @@ impl Hub {
             | HFError::RevisionNotFound { context, .. }
             | HFError::EntryNotFound { context, .. } => {
                 let code = context.as_ref().and_then(|c| c.error_code.clone());
-                let message = context.as_ref().and_then(|c| c.server_message.clone()).unwrap_or_default();
+                let message = context
+                    .as_ref()
+                    .and_then(|c| c.server_message.clone())
+                    .unwrap_or_default();
                 let url = context.as_ref().map(|c| c.url.clone()).unwrap_or_default();
                 // hf-hub names every 404 of a revision lookup "revision"; the error code tells
                 // a missing repository apart.
@@ -400,7 +441,12 @@ fn transport_failure(e: &reqwest::Error) -> Failure {
     }
 }
 
-fn planned_file(cache: &RepoCache, path: String, meta: &remote::FileMeta, listed_size: Option<u64>) -> PlannedFile {
+fn planned_file(
+    cache: &RepoCache,
+    path: String,
+    meta: &remote::FileMeta,
+    listed_size: Option<u64>,
+) -> PlannedFile {
     let size = meta.size.or(listed_size).unwrap_or(0);
     let etag = meta.etag.clone();
     let check = Check::from_etag(&meta.etag, meta.lfs);

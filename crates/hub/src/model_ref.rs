@@ -37,7 +37,12 @@ impl ModelRef {
         let revision = match revision {
             None => DEFAULT_REVISION.to_string(),
             Some(r) if !r.is_empty() && !r.contains("..") && !r.starts_with('/') => r.to_string(),
-            Some(_) => return Err(HubError::InvalidModelId(format!("{repo_id}@{}", revision.unwrap_or_default()))),
+            Some(_) => {
+                return Err(HubError::InvalidModelId(format!(
+                    "{repo_id}@{}",
+                    revision.unwrap_or_default()
+                )))
+            }
         };
         Ok(ModelRef {
             repo_id: repo_id.to_string(),
@@ -98,7 +103,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids() {
-        for bad in ["", "name", "a/b/c", "../x", "a/..", "org/na me", "org/name@", "a/b@../x"] {
+        for bad in [
+            "",
+            "name",
+            "a/b/c",
+            "../x",
+            "a/..",
+            "org/na me",
+            "org/name@",
+            "a/b@../x",
+        ] {
             assert!(bad.parse::<ModelRef>().is_err(), "{bad} should be rejected");
         }
     }

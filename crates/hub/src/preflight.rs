@@ -63,7 +63,11 @@ pub enum Concern {
 impl fmt::Display for Concern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Concern::NotEnoughDisk { needed, available, path } => write!(
+            Concern::NotEnoughDisk {
+                needed,
+                available,
+                path,
+            } => write!(
                 f,
                 "not enough disk space: {} to download but only {} free at {}",
                 format::bytes(*needed),
@@ -114,7 +118,9 @@ pub fn check(plan: &DownloadPlan, cache_dir: &Path, fit: Option<&FitCheck>) -> P
         None => FitVerdict::Unknown,
     };
     if let FitVerdict::WontFit(detail) = &verdict {
-        concerns.push(Concern::WontFit { detail: detail.clone() });
+        concerns.push(Concern::WontFit {
+            detail: detail.clone(),
+        });
     }
     Preflight {
         total_bytes: plan.total_bytes(),

@@ -220,12 +220,17 @@ impl Tracker {
         let now = Instant::now();
         let event = {
             let mut s = self.lock();
-            let Some(f) = s.files.get_mut(path) else { return };
+            let Some(f) = s.files.get_mut(path) else {
+                return;
+            };
             let old = f.done;
             f.done = done;
             let total = f.total;
             let file_bps = f.meter.record(now, done);
-            let due = f.last_emit.is_none_or(|t| now.duration_since(t) >= EMIT_EVERY) || done == total;
+            let due = f
+                .last_emit
+                .is_none_or(|t| now.duration_since(t) >= EMIT_EVERY)
+                || done == total;
             if due {
                 f.last_emit = Some(now);
             }
@@ -252,7 +257,9 @@ impl Tracker {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -265,8 +272,16 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let t = Tracker::new(Some(tx));
         t.start(&[
-            FileAnnounce { path: "a".into(), size: 100, cached_bytes: 40 },
-            FileAnnounce { path: "b".into(), size: 50, cached_bytes: 0 },
+            FileAnnounce {
+                path: "a".into(),
+                size: 100,
+                cached_bytes: 40,
+            },
+            FileAnnounce {
+                path: "b".into(),
+                size: 50,
+                cached_bytes: 0,
+            },
         ]);
         t.set_done("a", 100);
         t.set_done("b", 50);
@@ -287,7 +302,11 @@ mod tests {
     #[test]
     fn truncation_lowers_overall() {
         let t = Tracker::new(None);
-        t.start(&[FileAnnounce { path: "a".into(), size: 100, cached_bytes: 60 }]);
+        t.start(&[FileAnnounce {
+            path: "a".into(),
+            size: 100,
+            cached_bytes: 60,
+        }]);
         t.set_done("a", 0);
         t.set_done("a", 100);
         assert_eq!(t.lock().overall_done, 100);

@@ -123,7 +123,8 @@ impl Hub {
             let ctx = ctx.clone();
             async move { fetch::fetch_file(&ctx, &file).await }
         });
-        let mut results = futures::stream::iter(transfers).buffer_unordered(self.config.parallel_files.max(1));
+        let mut results =
+            futures::stream::iter(transfers).buffer_unordered(self.config.parallel_files.max(1));
         let mut reports = Vec::new();
         let mut first_error: Option<HubError> = None;
         while let Some(r) = results.next().await {

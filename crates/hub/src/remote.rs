@@ -85,7 +85,12 @@ pub(crate) fn status_error(
             endpoint: ctx.endpoint.to_string(),
             token_sent: ctx.token_sent,
         },
-        403 if lower.contains("gated") || lower.contains("restricted") || lower.contains("authorized list") => gated(),
+        403 if lower.contains("gated")
+            || lower.contains("restricted")
+            || lower.contains("authorized list") =>
+        {
+            gated()
+        }
         404 => not_found(),
         code => HubError::Server {
             status: code,
@@ -100,7 +105,10 @@ pub(crate) fn status_error(
 }
 
 /// Builds the error for a failed response, reading the hub's message headers and body.
-pub(crate) async fn response_error(ctx: &ErrorContext<'_>, response: reqwest::Response) -> HubError {
+pub(crate) async fn response_error(
+    ctx: &ErrorContext<'_>,
+    response: reqwest::Response,
+) -> HubError {
     let status = response.status();
     let url = response.url().to_string();
     let code = header(response.headers(), "x-error-code");
@@ -136,17 +144,21 @@ pub(crate) async fn head_file(
             let location = header(response.headers(), LOCATION.as_str());
             let relative = location.as_deref().filter(|l| l.starts_with('/'));
             if let Some(l) = relative {
-                url = url.join(l).map_err(|e| HeadFailure::Hub(protocol(&url, e.to_string())))?;
+                url = url
+                    .join(l)
+                    .map_err(|e| HeadFailure::Hub(protocol(&url, e.to_string())))?;
                 continue;
             }
         } else if !status.is_success() {
             return Err(HeadFailure::Hub(response_error(ctx, response).await));
         }
-        return meta_from_headers(response.headers()).ok_or_else(|| {
-            HeadFailure::Hub(protocol(&url, "no ETag in the answer".to_string()))
-        });
+        return meta_from_headers(response.headers())
+            .ok_or_else(|| HeadFailure::Hub(protocol(&url, "no ETag in the answer".to_string())));
     }
-    Err(HeadFailure::Hub(protocol(&url, "too many redirects".to_string())))
+    Err(HeadFailure::Hub(protocol(
+        &url,
+        "too many redirects".to_string(),
+    )))
 }
 
 /// Why a HEAD failed: a hub answer (final) or the transport (maybe offline).
@@ -167,24 +179,32 @@ fn meta_from_headers(h: &HeaderMap) -> Option<FileMeta> {
     let linked = header(h, "x-linked-etag");
     let lfs = linked.is_some();
     let raw = linked.or_else(|| header(h, "etag"))?;
-    let etag = raw.strip_prefix("W/").unwrap_or(&raw).trim_matches('"').to_string();
+    let etag = raw
+        .strip_prefix("W/")
+        .unwrap_or(&raw)
+        .trim_matches('"')
+        .to_string();
     let size = header(h, "x-linked-size")
         .or_else(|| header(h, "content-length"))
         .and_then(|v| v.parse().ok());
-    Some(FileMeta {
-        etag,
-        size,
-        lfs,
-    })
+    Some(FileMeta { etag, size, lfs })
 }
 
 pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// `{endpoint}/{repo}/resolve/{revision}/{path}` with each path segment escaped.
-pub(crate) fn resolve_url(endpoint: &str, repo_id: &str, revision: &str, path: &str) -> Result<Url, HubError> {
-    let mut url = Url::parse(&format!("{endpoint}/")).map_err(|e| HubError::Client(format!("bad endpoint {endpoint}: {e}")))?;
+pub(crate) fn resolve_url(
+    endpoint: &str,
+    repo_id: &str,
+    revision: &str,
+    path: &str,
+) -> Result<Url, HubError> {
+    let mut url = Url::parse(&format!("{endpoint}/"))
+        .map_err(|e| HubError::Client(format!("bad endpoint {endpoint}: {e}")))?;
     {
         let mut segs = url
             .path_segments_mut()
@@ -209,8 +229,17 @@ mod tests {
 
     #[test]
     fn resolve_url_escapes_segments() {
-        let u = resolve_url("http://127.0.0.1:9/base", "org/name", "refs/pr/1", "sub dir/a#b.json").unwrap();
-        assert_eq!(u.as_str(), "http://127.0.0.1:9/base/org/name/resolve/refs%2Fpr%2F1/sub%20dir/a%23b.json");
+        let u = resolve_url(
+            "http://127.0.0.1:9/base",
+            "org/name",
+            "refs/pr/1",
+            "sub dir/a#b.json",
+        )
+        .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "http://127.0.0.1:9/base/org/name/resolve/refs%2Fpr%2F1/sub%20dir/a%23b.json"
+        );
     }
 
     #[test]
@@ -222,8 +251,16 @@ mod tests {
             subject: Subject::Revision("main"),
         };
         let e = status_error(&ctx, StatusCode::UNAUTHORIZED, Some("GatedRepo"), "", "u");
-        assert!(e.to_string().contains("accept the license at https://huggingface.co/meta-llama/Llama-3.2-1B"));
-        let e = status_error(&ctx, StatusCode::UNAUTHORIZED, Some("RepoNotFound"), "", "u");
+        assert!(e
+            .to_string()
+            .contains("accept the license at https://huggingface.co/meta-llama/Llama-3.2-1B"));
+        let e = status_error(
+            &ctx,
+            StatusCode::UNAUTHORIZED,
+            Some("RepoNotFound"),
+            "",
+            "u",
+        );
         assert!(matches!(e, HubError::RepoNotFound { .. }));
         let e = status_error(&ctx, StatusCode::UNAUTHORIZED, None, "", "u");
         assert!(e.to_string().contains("HF_TOKEN"));

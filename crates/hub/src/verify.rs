@@ -64,7 +64,9 @@ impl RunningHash {
             return Err(format!("size {size} instead of {expected_size}"));
         }
         let (got, want) = match (self, check) {
-            (RunningHash::Sha256(h), Check::Sha256(want)) => (hex::encode(sha2::Digest::finalize(h)), want),
+            (RunningHash::Sha256(h), Check::Sha256(want)) => {
+                (hex::encode(sha2::Digest::finalize(h)), want)
+            }
             (RunningHash::GitSha1(h), Check::GitSha1(want)) => (hex::encode(h.finalize()), want),
             _ => return Ok(()),
         };
@@ -86,7 +88,10 @@ pub fn git_blob_sha1(bytes: &[u8]) -> String {
 
 /// The SHA-256 of some bytes, in lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::new(), bytes)))
+    hex::encode(sha2::Digest::finalize(sha2::Digest::chain_update(
+        sha2::Sha256::new(),
+        bytes,
+    )))
 }
 
 #[cfg(test)]
@@ -96,7 +101,10 @@ mod tests {
     #[test]
     fn git_sha1_matches_git() {
         // `printf 'hello\n' | git hash-object --stdin`
-        assert_eq!(git_blob_sha1(b"hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
+        assert_eq!(
+            git_blob_sha1(b"hello\n"),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
     }
 
     #[test]
@@ -106,20 +114,32 @@ mod tests {
         let mut h = RunningHash::new(&check, data.len() as u64);
         h.update(&data[..4]);
         h.update(&data[4..]);
-        assert!(h.finish(&check, data.len() as u64, data.len() as u64).is_ok());
+        assert!(h
+            .finish(&check, data.len() as u64, data.len() as u64)
+            .is_ok());
         let mut h = RunningHash::new(&check, data.len() as u64);
         h.update(b"some model bytez");
-        assert!(h.finish(&check, data.len() as u64, data.len() as u64).is_err());
+        assert!(h
+            .finish(&check, data.len() as u64, data.len() as u64)
+            .is_err());
         let check = Check::GitSha1(git_blob_sha1(data));
         let mut h = RunningHash::new(&check, data.len() as u64);
         h.update(data);
-        assert!(h.finish(&check, data.len() as u64, data.len() as u64).is_ok());
+        assert!(h
+            .finish(&check, data.len() as u64, data.len() as u64)
+            .is_ok());
     }
 
     #[test]
     fn etag_kinds() {
-        assert!(matches!(Check::from_etag(&"a".repeat(64), true), Check::Sha256(_)));
-        assert!(matches!(Check::from_etag(&"a".repeat(40), false), Check::GitSha1(_)));
+        assert!(matches!(
+            Check::from_etag(&"a".repeat(64), true),
+            Check::Sha256(_)
+        ));
+        assert!(matches!(
+            Check::from_etag(&"a".repeat(40), false),
+            Check::GitSha1(_)
+        ));
         assert_eq!(Check::from_etag("xyz", false), Check::Size);
     }
 }

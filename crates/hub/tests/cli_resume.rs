@@ -54,16 +54,27 @@ fn minibar_pull_killed_halfway_resumes_on_the_next_run() {
     let size = served.file(SHARD).data.len() as u64;
     let server = TestHub::start(vec![served.clone()]);
     // A slow link, so the kill lands mid-file.
-    server.set_persistent_fault(SHARD, Some(Fault::Slow { chunk: 64 * 1024, pause_ms: 30 }));
+    server.set_persistent_fault(
+        SHARD,
+        Some(Fault::Slow {
+            chunk: 64 * 1024,
+            pause_ms: 30,
+        }),
+    );
     let dir = tempfile::tempdir().unwrap();
     let cache = RepoCache::new(&dir.path().join("hub"), REPO);
     let partial = cache.incomplete(&served.file(SHARD).sha256());
 
-    let mut child = pull_command(&bin, &server.endpoint(), dir.path(), "first").spawn().unwrap();
+    let mut child = pull_command(&bin, &server.endpoint(), dir.path(), "first")
+        .spawn()
+        .unwrap();
     // Poll (bounded) until a quarter of the shard is on disk, then kill -9.
     let mut reached = false;
     for _ in 0..1200 {
-        if std::fs::metadata(&partial).map(|m| m.len() >= size / 4).unwrap_or(false) {
+        if std::fs::metadata(&partial)
+            .map(|m| m.len() >= size / 4)
+            .unwrap_or(false)
+        {
             reached = true;
             break;
         }
@@ -80,24 +91,39 @@ fn minibar_pull_killed_halfway_resumes_on_the_next_run() {
     child.wait().unwrap();
     let kept = std::fs::metadata(&partial).unwrap().len();
     assert!(kept >= size / 4 && kept < size, "kept {kept} of {size}");
-    assert!(!cache.blob(&served.file(SHARD).sha256()).exists(), "nothing marked complete");
+    assert!(
+        !cache.blob(&served.file(SHARD).sha256()).exists(),
+        "nothing marked complete"
+    );
     let first_err = std::fs::read_to_string(dir.path().join("first.err")).unwrap();
-    assert!(first_err.contains(&format!("pulling {REPO}")), "{first_err}");
+    assert!(
+        first_err.contains(&format!("pulling {REPO}")),
+        "{first_err}"
+    );
     assert!(first_err.contains('%'), "progress was shown: {first_err}");
 
     server.set_persistent_fault(SHARD, None);
     let before = server.data_requests_for(SHARD).len();
     let sent_before = server.bytes_sent(Some(SHARD));
-    let status = pull_command(&bin, &server.endpoint(), dir.path(), "second").status().unwrap();
+    let status = pull_command(&bin, &server.endpoint(), dir.path(), "second")
+        .status()
+        .unwrap();
     let second_err = std::fs::read_to_string(dir.path().join("second.err")).unwrap();
     assert!(status.success(), "second pull failed: {second_err}");
 
     let second = &server.data_requests_for(SHARD)[before..];
     assert_eq!(second.len(), 1, "{second:?}");
-    assert_eq!(second[0].range_start, Some(kept), "resumed from the bytes on disk");
+    assert_eq!(
+        second[0].range_start,
+        Some(kept),
+        "resumed from the bytes on disk"
+    );
     let sent = server.bytes_sent(Some(SHARD)) - sent_before;
     assert_eq!(sent, size - kept);
-    assert!(sent < size, "the second run transferred less than the whole file");
+    assert!(
+        sent < size,
+        "the second run transferred less than the whole file"
+    );
     assert!(second_err.contains("resuming at"), "{second_err}");
     let snapshot_file = cache.snapshot_file(&served.commit, SHARD);
     assert!(std::fs::read(snapshot_file).unwrap() == served.file(SHARD).data);

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use minibar_hub::{
-    Concern, FitVerdict, HubError, ModelRef, PullControl, PullEvent, PullOptions, PullOutcome, RepoCache,
+    Concern, FitVerdict, HubError, ModelRef, PullControl, PullEvent, PullOptions, PullOutcome,
+    RepoCache,
 };
 use support::hubserver::{expected_files, model_repo, Access, Fault, ServedRepo, TestHub};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
@@ -73,14 +74,21 @@ fn assert_cache_sound(cache: &Path, served: &ServedRepo, commit: &str, expect_co
                 .find(|f| f.etag() == name)
                 .unwrap_or_else(|| panic!("blob {name} names no served file"));
             let bytes = std::fs::read(e.path()).unwrap();
-            assert!(bytes == f.data, "blob {name} ({}) is not the served content", f.path);
+            assert!(
+                bytes == f.data,
+                "blob {name} ({}) is not the served content",
+                f.path
+            );
         }
     }
     if expect_complete {
         for path in expected_files(served) {
             let p = rc.snapshot_file(commit, &path);
             let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            assert!(bytes == served.file(&path).data, "{path} differs from the served file");
+            assert!(
+                bytes == served.file(&path).data,
+                "{path} differs from the served file"
+            );
         }
         assert!(support::files_with_suffix(&blobs, ".incomplete").is_empty());
     }
@@ -90,7 +98,9 @@ fn retries(events: &[PullEvent], path: &str) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            PullEvent::Retrying { path: p, reason, .. } if p == path => Some(reason.clone()),
+            PullEvent::Retrying {
+                path: p, reason, ..
+            } if p == path => Some(reason.clone()),
             _ => None,
         })
         .collect()
@@ -115,7 +125,13 @@ async fn clean_pull_fills_the_shared_cache_with_only_the_needed_files() {
     planned.sort();
     assert_eq!(planned, expected_files(&served));
     assert_eq!(plan.commit, served.commit);
-    assert_eq!(plan.total_bytes(), expected_files(&served).iter().map(|p| served.file(p).data.len() as u64).sum::<u64>());
+    assert_eq!(
+        plan.total_bytes(),
+        expected_files(&served)
+            .iter()
+            .map(|p| served.file(p).data.len() as u64)
+            .sum::<u64>()
+    );
     assert!(plan.skipped.contains(&"pytorch_model.bin".to_string()));
     assert!(plan.config.as_ref().unwrap()["model_type"] == "llama");
 
@@ -124,25 +140,42 @@ async fn clean_pull_fills_the_shared_cache_with_only_the_needed_files() {
     assert_eq!(outcome.commit, served.commit);
     // Planning already fetched config.json and the index (verified, into the cache).
     assert_eq!(outcome.downloaded_bytes, plan.remaining_bytes());
-    assert!(plan.files.iter().filter(|f| f.complete).all(|f| f.path.ends_with(".json")));
+    assert!(plan
+        .files
+        .iter()
+        .filter(|f| f.complete)
+        .all(|f| f.path.ends_with(".json")));
     assert_cache_sound(dir.path(), &served, &served.commit, true);
 
     // The hub cache layout: symlinks into blobs named by ETag, and refs/main.
     let rc = RepoCache::new(dir.path(), REPO);
     let pointer = rc.snapshot_file(&served.commit, SHARD1);
     let target = std::fs::read_link(&pointer).unwrap();
-    assert_eq!(target, PathBuf::from("../../blobs").join(served.file(SHARD1).sha256()));
+    assert_eq!(
+        target,
+        PathBuf::from("../../blobs").join(served.file(SHARD1).sha256())
+    );
     let cfg_target = std::fs::read_link(rc.snapshot_file(&served.commit, "config.json")).unwrap();
-    assert_eq!(cfg_target, PathBuf::from("../../blobs").join(served.file("config.json").git_sha1()));
+    assert_eq!(
+        cfg_target,
+        PathBuf::from("../../blobs").join(served.file("config.json").git_sha1())
+    );
     assert_eq!(rc.read_ref("main").as_deref(), Some(served.commit.as_str()));
 
     // Skipped files never crossed the wire.
     for r in server.data_requests() {
-        assert!(expected_files(&served).contains(&r.path), "fetched {}", r.path);
+        assert!(
+            expected_files(&served).contains(&r.path),
+            "fetched {}",
+            r.path
+        );
     }
     assert!(matches!(events.first(), Some(PullEvent::Planned { .. })));
     assert!(matches!(events.last(), Some(PullEvent::Done { .. })));
-    let done = events.iter().filter(|e| matches!(e, PullEvent::FileDone { .. })).count();
+    let done = events
+        .iter()
+        .filter(|e| matches!(e, PullEvent::FileDone { .. }))
+        .count();
     assert_eq!(done, expected_files(&served).len());
     let last_progress = events
         .iter()
@@ -191,7 +224,14 @@ async fn hf_hub_reads_the_cache_we_write() {
 async fn dropped_connections_resume_from_the_bytes_on_disk() {
     let served = repo();
     let server = TestHub::start(vec![served.clone()]);
-    server.push_faults(SHARD1, [Fault::DropAfter(500_000), Fault::DropAfter(700_000), Fault::DropAfter(300_000)]);
+    server.push_faults(
+        SHARD1,
+        [
+            Fault::DropAfter(500_000),
+            Fault::DropAfter(700_000),
+            Fault::DropAfter(300_000),
+        ],
+    );
     server.push_faults(SHARD2, [Fault::DropAfter(1_000_000)]);
     let dir = tempfile::tempdir().unwrap();
     let hub = support::hub(&server.endpoint(), dir.path());
@@ -203,13 +243,19 @@ async fn dropped_connections_resume_from_the_bytes_on_disk() {
     let reqs = server.data_requests_for(SHARD1);
     assert_eq!(reqs.len(), 4, "{reqs:?}");
     assert_eq!(reqs[0].range_start, None);
-    let starts: Vec<u64> = reqs[1..].iter().map(|r| r.range_start.expect("a Range resume")).collect();
+    let starts: Vec<u64> = reqs[1..]
+        .iter()
+        .map(|r| r.range_start.expect("a Range resume"))
+        .collect();
     assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
     assert!(starts[0] > 0);
     // Resumed, not restarted: the last request carries exactly the bytes still missing.
     let size = served.file(SHARD1).data.len() as u64;
     let last = reqs.last().unwrap();
-    assert_eq!(last.bytes_sent.load(std::sync::atomic::Ordering::SeqCst), size - last.range_start.unwrap());
+    assert_eq!(
+        last.bytes_sent.load(std::sync::atomic::Ordering::SeqCst),
+        size - last.range_start.unwrap()
+    );
     assert_eq!(retries(&events, SHARD1).len(), 3);
     assert_eq!(server.data_requests_for(SHARD2).len(), 2);
     assert!(server.data_requests_for(SHARD2)[1].range_start.unwrap() > 0);
@@ -219,7 +265,10 @@ async fn dropped_connections_resume_from_the_bytes_on_disk() {
 async fn a_burst_of_server_errors_is_retried_with_backoff() {
     let served = repo();
     let server = TestHub::start(vec![served.clone()]);
-    server.push_faults(SHARD2, [Fault::Status(503), Fault::Status(500), Fault::Status(502)]);
+    server.push_faults(
+        SHARD2,
+        [Fault::Status(503), Fault::Status(500), Fault::Status(502)],
+    );
     server.push_faults("tokenizer.json", [Fault::Status(504)]);
     let dir = tempfile::tempdir().unwrap();
     let hub = support::hub(&server.endpoint(), dir.path());
@@ -236,7 +285,10 @@ async fn a_burst_of_server_errors_is_retried_with_backoff() {
             _ => None,
         })
         .collect();
-    assert!(delays.windows(2).all(|w| w[0] <= w[1]), "backoff grows: {delays:?}");
+    assert!(
+        delays.windows(2).all(|w| w[0] <= w[1]),
+        "backoff grows: {delays:?}"
+    );
     assert!(delays[2] > delays[0]);
 }
 
@@ -270,7 +322,11 @@ async fn a_server_that_keeps_failing_gives_a_clear_error_and_the_next_run_comple
     outcome.unwrap();
     assert_cache_sound(dir.path(), &served, &served.commit, true);
     let last = server.data_requests_for(SHARD1).pop().unwrap();
-    assert_eq!(last.range_start, Some(kept), "the next run resumes the partial file");
+    assert_eq!(
+        last.range_start,
+        Some(kept),
+        "the next run resumes the partial file"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +353,13 @@ async fn a_stalled_connection_is_dropped_and_resumed() {
 async fn a_slow_link_completes_without_restarting() {
     let served = repo();
     let server = TestHub::start(vec![served.clone()]);
-    server.push_faults(SHARD2, [Fault::Slow { chunk: 128 * 1024, pause_ms: 5 }]);
+    server.push_faults(
+        SHARD2,
+        [Fault::Slow {
+            chunk: 128 * 1024,
+            pause_ms: 5,
+        }],
+    );
     let dir = tempfile::tempdir().unwrap();
     let hub = support::hub(&server.endpoint(), dir.path());
 
@@ -305,7 +367,10 @@ async fn a_slow_link_completes_without_restarting() {
     outcome.unwrap();
     assert_cache_sound(dir.path(), &served, &served.commit, true);
     let reqs = server.data_requests_for(SHARD2);
-    assert!(reqs[1..].iter().all(|r| r.range_start.unwrap_or(0) > 0), "never restarted: {reqs:?}");
+    assert!(
+        reqs[1..].iter().all(|r| r.range_start.unwrap_or(0) > 0),
+        "never restarted: {reqs:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,7 +456,10 @@ async fn a_partial_file_left_by_a_killed_process_is_resumed() {
     let reqs = server.data_requests_for(SHARD1);
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].range_start, Some(1_000_000));
-    assert_eq!(server.bytes_sent(Some(SHARD1)), served.file(SHARD1).data.len() as u64 - 1_000_000);
+    assert_eq!(
+        server.bytes_sent(Some(SHARD1)),
+        served.file(SHARD1).data.len() as u64 - 1_000_000
+    );
     let report = outcome.files.iter().find(|f| f.path == SHARD1).unwrap();
     assert_eq!(report.resumed_from, Some(1_000_000));
 }
@@ -415,7 +483,9 @@ async fn a_garbage_partial_file_is_caught_by_the_hash_and_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_refusals_become_actionable_errors() {
-    let private = model_repo("test-org/private", &[100_000]).with_access(Access::Private { token: "hf_good".into() });
+    let private = model_repo("test-org/private", &[100_000]).with_access(Access::Private {
+        token: "hf_good".into(),
+    });
     let gated = model_repo("test-org/gated", &[100_000]).with_access(Access::Gated {
         token: "hf_good".into(),
         accepted: false,
@@ -427,34 +497,92 @@ async fn hub_refusals_become_actionable_errors() {
     let endpoint = server.endpoint();
     let anon = support::hub(&endpoint, dir.path());
     let with = |token: &str| {
-        minibar_hub::Hub::new(support::config(&endpoint, dir.path()).with_token(Some(token.to_string()))).unwrap()
+        minibar_hub::Hub::new(
+            support::config(&endpoint, dir.path()).with_token(Some(token.to_string())),
+        )
+        .unwrap()
     };
 
     let e = anon.pull(&model("test-org/nope"), yes()).await.unwrap_err();
     assert!(matches!(e, HubError::RepoNotFound { .. }), "{e:?}");
-    let e = anon.pull(&model(&format!("{REPO}@v9")), yes()).await.unwrap_err();
-    assert!(matches!(e, HubError::RevisionNotFound { ref revision, .. } if revision == "v9"), "{e:?}");
+    let e = anon
+        .pull(&model(&format!("{REPO}@v9")), yes())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, HubError::RevisionNotFound { ref revision, .. } if revision == "v9"),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("no revision `v9`"));
-    let e = anon.pull(&model("test-org/phantom"), yes()).await.unwrap_err();
-    assert!(matches!(e, HubError::FileNotFound { ref path, .. } if path == "tokenizer.model"), "{e:?}");
+    let e = anon
+        .pull(&model("test-org/phantom"), yes())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, HubError::FileNotFound { ref path, .. } if path == "tokenizer.model"),
+        "{e:?}"
+    );
 
     // A private repo: hidden without a token (the hub's 401 RepoNotFound), 401 with a bad one.
-    let e = anon.pull(&model("test-org/private"), yes()).await.unwrap_err();
+    let e = anon
+        .pull(&model("test-org/private"), yes())
+        .await
+        .unwrap_err();
     assert!(matches!(e, HubError::RepoNotFound { .. }), "{e:?}");
     assert!(e.to_string().contains("HF_TOKEN"));
-    let e = with("hf_bad").pull(&model("test-org/private"), yes()).await.unwrap_err();
-    assert!(matches!(e, HubError::Unauthorized { token_sent: true, .. }), "{e:?}");
+    let e = with("hf_bad")
+        .pull(&model("test-org/private"), yes())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            HubError::Unauthorized {
+                token_sent: true,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("export HF_TOKEN="));
-    with("hf_good").pull(&model("test-org/private"), yes()).await.unwrap();
+    with("hf_good")
+        .pull(&model("test-org/private"), yes())
+        .await
+        .unwrap();
 
     // A gated repo: 401 without a token, 403 until the license is accepted.
-    let e = anon.pull(&model("test-org/gated"), yes()).await.unwrap_err();
-    assert!(matches!(e, HubError::Gated { token_sent: false, .. }), "{e:?}");
-    let e = with("hf_good").pull(&model("test-org/gated"), yes()).await.unwrap_err();
-    assert!(matches!(e, HubError::Gated { token_sent: true, .. }), "{e:?}");
+    let e = anon
+        .pull(&model("test-org/gated"), yes())
+        .await
+        .unwrap_err();
     assert!(
-        e.to_string()
-            .contains(&format!("accept the license at {endpoint}/test-org/gated then retry")),
+        matches!(
+            e,
+            HubError::Gated {
+                token_sent: false,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = with("hf_good")
+        .pull(&model("test-org/gated"), yes())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            HubError::Gated {
+                token_sent: true,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains(&format!(
+            "accept the license at {endpoint}/test-org/gated then retry"
+        )),
         "{e}"
     );
 }
@@ -475,19 +603,38 @@ async fn offline_uses_the_cache_and_says_so() {
     assert_eq!(outcome.commit, served.commit);
     assert!(outcome.snapshot.join("config.json").exists());
 
-    let e = hub.pull(&model("test-org/never-pulled"), yes()).await.unwrap_err();
-    assert!(matches!(e, HubError::Offline { partial: None, .. }), "{e:?}");
+    let e = hub
+        .pull(&model("test-org/never-pulled"), yes())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, HubError::Offline { partial: None, .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("cannot reach"));
 
     // A cached copy with a missing shard is not passed off as complete.
     let rc = RepoCache::new(dir.path(), REPO);
     std::fs::remove_file(rc.snapshot_file(&served.commit, SHARD2)).unwrap();
     let e = hub.pull(&model(REPO), yes()).await.unwrap_err();
-    assert!(matches!(e, HubError::Offline { partial: Some(_), .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            HubError::Offline {
+                partial: Some(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 /// Waits until the pull has some bytes of `path` on disk, reading events as they come.
-async fn wait_for_bytes(rx: &mut UnboundedReceiver<PullEvent>, path: &str, at_least: u64) -> Vec<PullEvent> {
+async fn wait_for_bytes(
+    rx: &mut UnboundedReceiver<PullEvent>,
+    path: &str,
+    at_least: u64,
+) -> Vec<PullEvent> {
     let mut seen = Vec::new();
     while let Some(e) = rx.recv().await {
         let enough = matches!(&e, PullEvent::Progress { path: p, file, .. } if p == path && file.done >= at_least);
@@ -503,7 +650,13 @@ async fn wait_for_bytes(rx: &mut UnboundedReceiver<PullEvent>, path: &str, at_le
 async fn cancel_keeps_partial_files_and_the_next_pull_resumes() {
     let served = repo();
     let server = TestHub::start(vec![served.clone()]);
-    server.push_faults(SHARD1, [Fault::Slow { chunk: 32 * 1024, pause_ms: 20 }]);
+    server.push_faults(
+        SHARD1,
+        [Fault::Slow {
+            chunk: 32 * 1024,
+            pause_ms: 20,
+        }],
+    );
     let dir = tempfile::tempdir().unwrap();
     let hub = Arc::new(support::hub(&server.endpoint(), dir.path()));
     let control = PullControl::new();
@@ -523,7 +676,9 @@ async fn cancel_keeps_partial_files_and_the_next_pull_resumes() {
     let e = task.await.unwrap().unwrap_err();
     assert!(matches!(e, HubError::Cancelled), "{e:?}");
     let rc = RepoCache::new(dir.path(), REPO);
-    let kept = std::fs::metadata(rc.incomplete(&served.file(SHARD1).sha256())).unwrap().len();
+    let kept = std::fs::metadata(rc.incomplete(&served.file(SHARD1).sha256()))
+        .unwrap()
+        .len();
     assert!(kept >= 300_000 && kept < 3_000_000, "{kept}");
     assert_cache_sound(dir.path(), &served, &served.commit, false);
 
@@ -538,7 +693,13 @@ async fn cancel_keeps_partial_files_and_the_next_pull_resumes() {
 async fn pause_closes_the_connection_and_resume_continues_with_range() {
     let served = repo();
     let server = TestHub::start(vec![served.clone()]);
-    server.push_faults(SHARD1, [Fault::Slow { chunk: 32 * 1024, pause_ms: 20 }]);
+    server.push_faults(
+        SHARD1,
+        [Fault::Slow {
+            chunk: 32 * 1024,
+            pause_ms: 20,
+        }],
+    );
     let dir = tempfile::tempdir().unwrap();
     let hub = Arc::new(support::hub(&server.endpoint(), dir.path()));
     let control = PullControl::new();
@@ -586,7 +747,11 @@ async fn a_model_that_will_not_fit_asks_before_downloading() {
     let fit: minibar_hub::FitCheck = {
         let seen = seen.clone();
         Arc::new(move |q: &minibar_hub::FitQuery<'_>| {
-            *seen.lock().unwrap() = Some((q.repo_id.to_string(), q.weight_bytes, q.config.map(|c| c["model_type"].clone())));
+            *seen.lock().unwrap() = Some((
+                q.repo_id.to_string(),
+                q.weight_bytes,
+                q.config.map(|c| c["model_type"].clone()),
+            ));
             FitVerdict::WontFit("needs 9 GiB, 4 GiB free".into())
         })
     };
@@ -602,19 +767,30 @@ async fn a_model_that_will_not_fit_asks_before_downloading() {
         .unwrap_err();
     match &e {
         HubError::NeedsConfirmation { concerns } => {
-            assert_eq!(concerns, &vec![Concern::WontFit { detail: "needs 9 GiB, 4 GiB free".into() }]);
+            assert_eq!(
+                concerns,
+                &vec![Concern::WontFit {
+                    detail: "needs 9 GiB, 4 GiB free".into()
+                }]
+            );
         }
         other => panic!("{other:?}"),
     }
     assert!(e.to_string().contains("--yes"));
     // Only the small JSON files the checks read; no weights before confirmation.
     assert!(
-        server.data_requests().iter().all(|r| r.path.ends_with(".json")),
+        server
+            .data_requests()
+            .iter()
+            .all(|r| r.path.ends_with(".json")),
         "nothing downloaded before confirmation"
     );
     let (repo_id, weight_bytes, model_type) = seen.lock().unwrap().clone().unwrap();
     assert_eq!(repo_id, REPO);
-    assert_eq!(weight_bytes, served.file(SHARD1).data.len() as u64 + served.file(SHARD2).data.len() as u64);
+    assert_eq!(
+        weight_bytes,
+        served.file(SHARD1).data.len() as u64 + served.file(SHARD2).data.len() as u64
+    );
     assert_eq!(model_type, Some(serde_json::json!("llama")));
 
     let outcome = hub
@@ -628,14 +804,21 @@ async fn a_model_that_will_not_fit_asks_before_downloading() {
         )
         .await
         .unwrap();
-    assert!(matches!(outcome.preflight.unwrap().fit, FitVerdict::WontFit(_)));
+    assert!(matches!(
+        outcome.preflight.unwrap().fit,
+        FitVerdict::WontFit(_)
+    ));
 }
 
 /// Mounts a tmpfs of `size` at `dir` (needs root); false if this machine does not allow it.
 fn mount_tmpfs(dir: &Path, size: &str, remount: bool) -> bool {
     let mut cmd = std::process::Command::new("mount");
     cmd.args(["-t", "tmpfs", "-o"]);
-    cmd.arg(if remount { format!("remount,size={size}") } else { format!("size={size}") });
+    cmd.arg(if remount {
+        format!("remount,size={size}")
+    } else {
+        format!("size={size}")
+    });
     cmd.arg("tmpfs").arg(dir);
     cmd.stderr(std::process::Stdio::null());
     cmd.status().map(|s| s.success()).unwrap_or(false)
@@ -667,7 +850,10 @@ async fn a_full_disk_stops_cleanly_and_the_next_run_resumes() {
     let hub = support::hub(&server.endpoint(), &cache);
 
     // The preflight sees it coming and asks.
-    let e = hub.pull(&model(REPO), PullOptions::default()).await.unwrap_err();
+    let e = hub
+        .pull(&model(REPO), PullOptions::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, HubError::NeedsConfirmation { concerns } if matches!(concerns[0], Concern::NotEnoughDisk { .. })),
         "{e:?}"
@@ -681,10 +867,22 @@ async fn a_full_disk_stops_cleanly_and_the_next_run_resumes() {
     };
     assert!(e.to_string().contains("free some space"));
     assert!(path.to_string_lossy().ends_with(".incomplete"));
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), kept, "the partial file is consistent");
-    let etag = path.file_name().unwrap().to_string_lossy().trim_end_matches(".incomplete").to_string();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        kept,
+        "the partial file is consistent"
+    );
+    let etag = path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches(".incomplete")
+        .to_string();
     let file = served.files.iter().find(|f| f.etag() == etag).unwrap();
-    assert!(std::fs::read(&path).unwrap() == file.data[..kept as usize], "the partial file is a true prefix");
+    assert!(
+        std::fs::read(&path).unwrap() == file.data[..kept as usize],
+        "the partial file is a true prefix"
+    );
     assert_cache_sound(&cache, &served, &served.commit, false);
 
     // More room, and the next run finishes from the kept bytes.

@@ -42,14 +42,23 @@ fn random_fault(rng: &mut Rng, size: u64) -> Fault {
 /// Checks the invariant: every blob is a verified copy of a served file.
 fn assert_blobs_verified(cache: &std::path::Path, served: &ServedRepo) {
     let blobs = RepoCache::new(cache, &served.repo_id).root().join("blobs");
-    let Ok(rd) = std::fs::read_dir(&blobs) else { return };
+    let Ok(rd) = std::fs::read_dir(&blobs) else {
+        return;
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if name.ends_with(".incomplete") {
             continue;
         }
-        let f = served.files.iter().find(|f| f.etag() == name).expect("blob of a served file");
-        assert!(std::fs::read(e.path()).unwrap() == f.data, "corrupt blob {name} marked complete");
+        let f = served
+            .files
+            .iter()
+            .find(|f| f.etag() == name)
+            .expect("blob of a served file");
+        assert!(
+            std::fs::read(e.path()).unwrap() == f.data,
+            "corrupt blob {name} marked complete"
+        );
     }
 }
 
@@ -79,7 +88,11 @@ async fn random_faults_never_leave_a_corrupt_complete_file() {
         let stubborn = rng.below(6) == 0;
         let stubborn_path = wanted[rng.below(wanted.len() as u64) as usize].clone();
         if stubborn {
-            let fault = if rng.below(2) == 0 { Fault::Status(503) } else { Fault::Corrupt };
+            let fault = if rng.below(2) == 0 {
+                Fault::Status(503)
+            } else {
+                Fault::Corrupt
+            };
             server.set_persistent_fault(&stubborn_path, Some(fault));
         }
         fault_runs += 1;
@@ -137,7 +150,10 @@ async fn random_faults_never_leave_a_corrupt_complete_file() {
                 final_outcome = Some(o);
                 break;
             }
-            Err(e) => assert!(matches!(e, HubError::Transfer { .. } | HubError::Corrupt { .. }), "{e:?}"),
+            Err(e) => assert!(
+                matches!(e, HubError::Transfer { .. } | HubError::Corrupt { .. }),
+                "{e:?}"
+            ),
         }
     }
     let outcome = final_outcome.expect("a fault-free run completes");
@@ -145,12 +161,19 @@ async fn random_faults_never_leave_a_corrupt_complete_file() {
         assert!(std::fs::read(outcome.snapshot.join(path)).unwrap() == served.file(path).data);
     }
     assert_blobs_verified(dir.path(), &served);
-    assert_eq!(server.refused_over_limit(), 0, "request count stayed bounded");
+    assert_eq!(
+        server.refused_over_limit(),
+        0,
+        "request count stayed bounded"
+    );
     eprintln!(
         "fault soak: {fault_runs} fault runs ({faults_injected} faults injected): {completed} completed verified, \
          {failed} stopped with a clear error; {} requests in all",
         server.total_requests()
     );
     assert_eq!(completed + failed, RUNS);
-    assert!(completed > 0 && failed > 0, "both outcomes exercised: {completed} / {failed}");
+    assert!(
+        completed > 0 && failed > 0,
+        "both outcomes exercised: {completed} / {failed}"
+    );
 }

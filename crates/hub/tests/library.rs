@@ -33,7 +33,10 @@ async fn populated() -> (tempfile::TempDir, LibraryPaths, u64) {
     .await
     .unwrap();
     // Blobs plus the 40-byte refs/main file.
-    let pulled: u64 = expected_files(&served).iter().map(|p| served.file(p).data.len() as u64).sum::<u64>()
+    let pulled: u64 = expected_files(&served)
+        .iter()
+        .map(|p| served.file(p).data.len() as u64)
+        .sum::<u64>()
         + served.commit.len() as u64;
 
     let q = paths.store.join("my-qwen-3bit");
@@ -42,9 +45,19 @@ async fn populated() -> (tempfile::TempDir, LibraryPaths, u64) {
         br#"{"model_type": "qwen3", "quantization": {"group_size": 64, "bits": 3}}"#,
     );
     write(&q.join("model.safetensors"), &safetensors_bytes(5, 10_000));
-    write(&paths.store.join("gguf-thing").join("model-Q4_0.gguf"), b"GGUF\x03\x00\x00\x00");
+    write(
+        &paths.store.join("gguf-thing").join("model-Q4_0.gguf"),
+        b"GGUF\x03\x00\x00\x00",
+    );
     write(&paths.store.join("not-a-model").join("notes.txt"), b"hello");
-    write(&paths.hf_cache.join("datasets--x--y").join("blobs").join("abc"), b"data");
+    write(
+        &paths
+            .hf_cache
+            .join("datasets--x--y")
+            .join("blobs")
+            .join("abc"),
+        b"data",
+    );
     (dir, paths, pulled)
 }
 
@@ -60,7 +73,10 @@ async fn lists_cache_and_store_models_with_format_bits_and_size() {
     assert_eq!(hf.format, ModelFormat::Mlx);
     assert_eq!(hf.quantization.as_ref().unwrap().bits, 4);
     assert_eq!(hf.bits_per_weight, Some(4.5));
-    assert_eq!(hf.size_bytes, pulled, "blobs counted once, links not followed");
+    assert_eq!(
+        hf.size_bytes, pulled,
+        "blobs counted once, links not followed"
+    );
     assert!(hf.complete);
     assert!(!hf.in_use);
     assert_eq!(hf.last_used, None);
@@ -74,7 +90,10 @@ async fn lists_cache_and_store_models_with_format_bits_and_size() {
     assert_eq!(g.format, ModelFormat::Gguf);
     assert_eq!(g.bits_per_weight, None);
 
-    assert_eq!(lib.total_bytes, lib.models.iter().map(|m| m.size_bytes).sum::<u64>());
+    assert_eq!(
+        lib.total_bytes,
+        lib.models.iter().map(|m| m.size_bytes).sum::<u64>()
+    );
     let json = serde_json::to_value(&lib).unwrap();
     assert_eq!(json["models"][2]["source"]["kind"], "hf_cache");
     assert_eq!(json["models"][2]["format"], "mlx");
@@ -91,7 +110,12 @@ async fn last_use_is_recorded() {
         .unwrap()
         .as_secs();
     assert!(t <= now && t + 3600 > now);
-    assert_eq!(library::find_model(&paths, "my-qwen-3bit").unwrap().last_used, None);
+    assert_eq!(
+        library::find_model(&paths, "my-qwen-3bit")
+            .unwrap()
+            .last_used,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +127,10 @@ async fn rm_refuses_a_model_in_use_and_frees_the_space_otherwise() {
     let guard = ModelInUse::acquire(&paths, REPO).unwrap();
     assert!(library::find_model(&paths, REPO).unwrap().in_use);
     let e = library::remove_model(&paths, REPO).unwrap_err();
-    assert!(matches!(e, HubError::ModelInUse(ref n) if n == REPO), "{e:?}");
+    assert!(
+        matches!(e, HubError::ModelInUse(ref n) if n == REPO),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("in use"));
     assert!(library::find_model(&paths, REPO).is_ok(), "nothing deleted");
     drop(guard);
@@ -113,7 +140,10 @@ async fn rm_refuses_a_model_in_use_and_frees_the_space_otherwise() {
     assert_eq!(removal.total_bytes, before - pulled);
     assert!(!paths.hf_cache.join("models--test-org--tiny-model").exists());
     assert!(library::read_last_used(&paths).get(REPO).is_none());
-    assert!(matches!(library::remove_model(&paths, REPO), Err(HubError::ModelNotFound(_))));
+    assert!(matches!(
+        library::remove_model(&paths, REPO),
+        Err(HubError::ModelNotFound(_))
+    ));
 
     let removal = library::remove_model(&paths, "my-qwen-3bit").unwrap();
     assert!(!removal.path.exists());
@@ -123,7 +153,12 @@ async fn rm_refuses_a_model_in_use_and_frees_the_space_otherwise() {
 async fn an_interrupted_pull_is_listed_as_incomplete() {
     let (_dir, paths, _) = populated().await;
     let root = paths.hf_cache.join("models--test-org--tiny-model");
-    let snapshot = std::fs::read_dir(root.join("snapshots")).unwrap().next().unwrap().unwrap().path();
+    let snapshot = std::fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let shard = snapshot.join("model-00002-of-00002.safetensors");
     let blob = std::fs::canonicalize(&shard).unwrap();
     std::fs::rename(&blob, format!("{}.incomplete", blob.display())).unwrap();

@@ -36,27 +36,45 @@ pub struct Quantization {
 impl Quantization {
     /// Reads `quantization` (or `quantization_config`) from a config.json value.
     pub fn from_config(config: &serde_json::Value) -> Option<Self> {
-        let q = config.get("quantization").or_else(|| config.get("quantization_config"))?;
+        let q = config
+            .get("quantization")
+            .or_else(|| config.get("quantization_config"))?;
         let bits = q.get("bits")?.as_u64()? as u32;
         let group_size = q.get("group_size").and_then(|g| g.as_u64()).unwrap_or(64) as u32;
-        let mode = q.get("mode").and_then(|m| m.as_str()).unwrap_or("affine").to_string();
+        let mode = q
+            .get("mode")
+            .and_then(|m| m.as_str())
+            .unwrap_or("affine")
+            .to_string();
         let mixed = q
             .as_object()
             .is_some_and(|o| o.values().any(|v| v.is_object()));
-        Some(Quantization { bits, group_size, mode, mixed })
+        Some(Quantization {
+            bits,
+            group_size,
+            mode,
+            mixed,
+        })
     }
 
     /// Stored bits per quantized weight, counting the per-group scale (and bias for affine):
     /// affine keeps an f16 scale and bias per group, mxfp an 8-bit scale.
     pub fn bits_per_weight(&self) -> f64 {
         let group = f64::from(self.group_size.max(1));
-        let overhead = if self.mode.starts_with("mx") || self.mode.starts_with("nv") { 8.0 } else { 32.0 };
+        let overhead = if self.mode.starts_with("mx") || self.mode.starts_with("nv") {
+            8.0
+        } else {
+            32.0
+        };
         f64::from(self.bits) + overhead / group
     }
 }
 
 /// The format of a model folder and its config.json quantization.
-pub(crate) fn detect(dir: &Path, config: Option<&serde_json::Value>) -> (ModelFormat, Option<Quantization>) {
+pub(crate) fn detect(
+    dir: &Path,
+    config: Option<&serde_json::Value>,
+) -> (ModelFormat, Option<Quantization>) {
     let quant = config.and_then(Quantization::from_config);
     let mut safetensors = Vec::new();
     let mut gguf = false;
@@ -89,7 +107,9 @@ pub(crate) fn detect(dir: &Path, config: Option<&serde_json::Value>) -> (ModelFo
 
 /// Whether a safetensors header carries mlx's `"format": "mlx"` metadata.
 fn safetensors_says_mlx(path: &Path) -> bool {
-    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
     let mut len = [0u8; 8];
     if f.read_exact(&mut len).is_err() {
         return false;
@@ -104,7 +124,12 @@ fn safetensors_says_mlx(path: &Path) -> bool {
     }
     serde_json::from_slice::<serde_json::Value>(&header)
         .ok()
-        .and_then(|h| h.get("__metadata__")?.get("format")?.as_str().map(|s| s == "mlx"))
+        .and_then(|h| {
+            h.get("__metadata__")?
+                .get("format")?
+                .as_str()
+                .map(|s| s == "mlx")
+        })
         .unwrap_or(false)
 }
 
@@ -114,9 +139,13 @@ mod tests {
 
     #[test]
     fn reads_mlx_quantization() {
-        let c: serde_json::Value = serde_json::json!({"quantization": {"group_size": 64, "bits": 4}});
+        let c: serde_json::Value =
+            serde_json::json!({"quantization": {"group_size": 64, "bits": 4}});
         let q = Quantization::from_config(&c).unwrap();
-        assert_eq!((q.bits, q.group_size, q.mode.as_str(), q.mixed), (4, 64, "affine", false));
+        assert_eq!(
+            (q.bits, q.group_size, q.mode.as_str(), q.mixed),
+            (4, 64, "affine", false)
+        );
         assert!((q.bits_per_weight() - 4.5).abs() < 1e-9);
         let c = serde_json::json!({"quantization": {"group_size": 32, "bits": 4, "mode": "mxfp4"}});
         assert!((Quantization::from_config(&c).unwrap().bits_per_weight() - 4.25).abs() < 1e-9);

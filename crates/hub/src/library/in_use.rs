@@ -17,7 +17,8 @@ impl ModelInUse {
     /// Marks `name` as in use (several engines may hold it at once).
     pub fn acquire(paths: &LibraryPaths, name: &str) -> Result<Self> {
         let file = open_lock(paths, name)?;
-        fs4::fs_std::FileExt::lock_shared(&file).map_err(|e| HubError::io(paths.lock_file(name), e))?;
+        fs4::fs_std::FileExt::lock_shared(&file)
+            .map_err(|e| HubError::io(paths.lock_file(name), e))?;
         Ok(ModelInUse {
             _file: file,
             name: name.to_string(),

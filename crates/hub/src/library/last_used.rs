@@ -20,7 +20,10 @@ pub fn read_last_used(paths: &LibraryPaths) -> LastUsed {
 
 /// Records that `name` was used now (the engine calls this when it loads a model).
 pub fn touch_last_used(paths: &LibraryPaths, name: &str) -> Result<()> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     update(paths, |record| {
         record.insert(name.to_string(), now);
     })
@@ -47,8 +50,13 @@ fn update(paths: &LibraryPaths, change: impl FnOnce(&mut LastUsed)) -> Result<()
     fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|e| HubError::io(&lock_path, e))?;
     let mut record = read_last_used(paths);
     change(&mut record);
-    let tmp = paths.state.join(format!(".last_used.{}.tmp", std::process::id()));
-    let json = serde_json::to_vec_pretty(&record).map_err(|e| HubError::Json { path: file.clone(), source: e })?;
+    let tmp = paths
+        .state
+        .join(format!(".last_used.{}.tmp", std::process::id()));
+    let json = serde_json::to_vec_pretty(&record).map_err(|e| HubError::Json {
+        path: file.clone(),
+        source: e,
+    })?;
     std::fs::write(&tmp, json).map_err(|e| HubError::io(&tmp, e))?;
     std::fs::rename(&tmp, &file).map_err(|e| HubError::io(&file, e))?;
     Ok(())

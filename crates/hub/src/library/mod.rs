@@ -118,7 +118,10 @@ pub fn list_models(paths: &LibraryPaths) -> Result<Library> {
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
     let total_bytes = models.iter().map(|m| m.size_bytes).sum();
-    Ok(Library { models, total_bytes })
+    Ok(Library {
+        models,
+        total_bytes,
+    })
 }
 
 /// Finds a model by name (`org/name` for the cache, the folder name for the store).
@@ -138,12 +141,17 @@ pub fn remove_model(paths: &LibraryPaths, name: &str) -> Result<Removal> {
         return Err(HubError::ModelInUse(model.name));
     };
     let folder = match &model.source {
-        ModelSource::HfCache { repo_id, .. } => paths.hf_cache.join(cache_layout::repo_folder_name(repo_id)),
+        ModelSource::HfCache { repo_id, .. } => {
+            paths.hf_cache.join(cache_layout::repo_folder_name(repo_id))
+        }
         ModelSource::Store => model.path.clone(),
     };
     std::fs::remove_dir_all(&folder).map_err(|e| HubError::io(&folder, e))?;
     if let ModelSource::HfCache { repo_id, .. } = &model.source {
-        let locks = paths.hf_cache.join(".locks").join(cache_layout::repo_folder_name(repo_id));
+        let locks = paths
+            .hf_cache
+            .join(".locks")
+            .join(cache_layout::repo_folder_name(repo_id));
         let _ = std::fs::remove_dir_all(locks);
     }
     last_used::forget(paths, &model.name)?;
@@ -227,7 +235,9 @@ pub(crate) fn snapshot_files(dir: &Path) -> Vec<(String, u64)> {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         match std::fs::metadata(&p) {
@@ -246,13 +256,18 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
 /// a safetensors index, or at least one weight file.
 pub(crate) fn snapshot_complete(dir: &Path) -> bool {
     let files: HashSet<String> = snapshot_files(dir).into_iter().map(|(p, _)| p).collect();
-    let gguf = files.iter().any(|f| f.to_ascii_lowercase().ends_with(".gguf"));
+    let gguf = files
+        .iter()
+        .any(|f| f.to_ascii_lowercase().ends_with(".gguf"));
     if !files.contains("config.json") && !gguf {
         return false;
     }
     if let Some(index) = read_json(&dir.join("model.safetensors.index.json")) {
         if let Some(map) = index.get("weight_map").and_then(|m| m.as_object()) {
-            return map.values().filter_map(|v| v.as_str()).all(|shard| files.contains(shard));
+            return map
+                .values()
+                .filter_map(|v| v.as_str())
+                .all(|shard| files.contains(shard));
         }
     }
     gguf || files.iter().any(|f| f.ends_with(".safetensors"))
@@ -260,13 +275,23 @@ pub(crate) fn snapshot_complete(dir: &Path) -> bool {
 
 fn has_partial(blobs: &Path) -> bool {
     std::fs::read_dir(blobs)
-        .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().ends_with(INCOMPLETE_SUFFIX)))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(INCOMPLETE_SUFFIX))
+        })
         .unwrap_or(false)
 }
 
 fn has_gguf(dir: &Path) -> bool {
     std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().to_ascii_lowercase().ends_with(".gguf")))
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .to_ascii_lowercase()
+                    .ends_with(".gguf")
+            })
+        })
         .unwrap_or(false)
 }
 
@@ -280,7 +305,9 @@ fn read_json(path: &Path) -> Option<serde_json::Value> {
 
 /// Bytes of the regular files under a folder (links not followed, so blobs count once).
 fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.path().symlink_metadata() {

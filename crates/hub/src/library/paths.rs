@@ -45,7 +45,13 @@ impl LibraryPaths {
         let safe: String = name
             .replace('/', "--")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.state.join("locks").join(format!("{safe}.lock"))
     }
@@ -59,5 +65,8 @@ pub fn minibar_home() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("minibar");
     }
-    crate::config::home_dir().join(".local").join("share").join("minibar")
+    crate::config::home_dir()
+        .join(".local")
+        .join("share")
+        .join("minibar")
 }

@@ -37,7 +37,9 @@ pub fn hub(endpoint: &str, cache: &Path) -> Hub {
 /// Files under `dir` (recursively) whose name ends with `suffix`.
 pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
