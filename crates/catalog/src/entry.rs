@@ -25,8 +25,8 @@ impl MlxRepo {
     }
 }
 
-fn default_dtype() -> Dtype {
-    Dtype::Bf16
+fn default_original() -> String {
+    "bf16".into()
 }
 
 /// A model in the catalog.
@@ -50,9 +50,9 @@ pub struct CatalogEntry {
     pub gated: bool,
     /// The original Hugging Face repo.
     pub hf_repo: String,
-    /// Float type of the original weights.
-    #[serde(default = "default_dtype")]
-    pub dtype: Dtype,
+    /// How the original repo stores the weights (`bf16`; gpt-oss: `bf16,experts=mxfp4`).
+    #[serde(default = "default_original")]
+    pub original: String,
     /// MLX-ready downloads.
     #[serde(default)]
     pub mlx: Vec<MlxRepo>,
@@ -76,26 +76,29 @@ impl CatalogEntry {
         self.shape.is_moe()
     }
 
-    /// The original weights' storage.
+    /// The original weights' storage (bf16 when `original` does not parse).
     pub fn original_quantization(&self) -> Quantization {
-        Quantization::float(self.dtype)
+        self.original
+            .parse()
+            .unwrap_or_else(|_| Quantization::float(Dtype::Bf16))
     }
 
-    /// This model in each format it can be downloaded in; the original weights are included
-    /// unless a listed repo already offers them unquantized.
+    /// This model in each format it can be downloaded in; the original repo is included
+    /// unless a listed MLX repo offers the same format.
     pub fn candidates(&self) -> Vec<Candidate> {
         let mut out = Vec::new();
-        let has_float = self
+        let original = self.original_quantization();
+        let duplicated = self
             .mlx
             .iter()
             .filter_map(|r| r.quantization().ok())
-            .any(|q| !q.is_quantized());
-        if !has_float {
+            .any(|q| q == original);
+        if !duplicated {
             out.push(Candidate {
                 id: self.id.clone(),
                 name: self.name.clone(),
                 shape: self.shape.clone(),
-                quant: self.original_quantization(),
+                quant: original,
                 repo: Some(self.hf_repo.clone()),
             });
         }
@@ -123,6 +126,9 @@ impl CatalogEntry {
             return Err(format!("hf_repo `{}` is not owner/name", self.hf_repo));
         }
         self.shape.validate().map_err(|e| e.to_string())?;
+        self.original
+            .parse::<Quantization>()
+            .map_err(|e| format!("original: {e}"))?;
         if self.shape.head_dim.is_none() && self.shape.mla.is_none() {
             let heads = u64::from(self.shape.heads);
             if self.shape.hidden % heads != 0 {

@@ -1,5 +1,7 @@
 //! Peak memory of running a model: weights, KV cache, prefill scratch and runtime overhead.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::quant::{Dtype, Quantization};
@@ -121,8 +123,8 @@ impl Runtime {
 /// Weight bytes per tensor kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WeightBreakdown {
-    /// Bytes per kind, in [`TensorKind::ALL`] order, kinds the model lacks left out.
-    pub by_kind: Vec<(TensorKind, u64)>,
+    /// Bytes per kind (kinds the model lacks left out), in [`TensorKind::ALL`] order.
+    pub by_kind: BTreeMap<TensorKind, u64>,
     /// All weight bytes (tied embeddings once).
     pub total: u64,
 }
@@ -198,7 +200,7 @@ pub fn estimate(
         ));
     }
     let ts = tensors(shape);
-    let mut by_kind = Vec::new();
+    let mut by_kind = BTreeMap::new();
     for kind in TensorKind::ALL {
         let bytes: u64 = ts
             .iter()
@@ -206,10 +208,10 @@ pub fn estimate(
             .map(|t| quant.tensor_bytes(t, shape.layers))
             .sum();
         if ts.iter().any(|t| t.kind == kind) {
-            by_kind.push((kind, bytes));
+            by_kind.insert(kind, bytes);
         }
     }
-    let weights_total = by_kind.iter().map(|(_, b)| b).sum();
+    let weights_total = by_kind.values().sum();
     let act_dtype = runtime.activation_dtype.unwrap_or(quant.dtype);
     let kv_cache = kv_cache(shape, work, runtime, act_dtype);
     let activations = activations(shape, work, runtime, act_dtype);

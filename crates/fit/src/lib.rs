@@ -18,7 +18,7 @@ pub use estimate::{
 pub use machine::{default_gpu_working_set, snapshot, MemorySampler, MemorySnapshot, Pressure};
 pub use quant::{Dtype, MixedRecipe, PathOverride, QuantMode, QuantSpec, Quantization};
 pub use shape::{AttentionBias, LayerType, MlaShape, ModelShape, MoeShape};
-pub use table::{fit_row, fit_table, Candidate, FitRow};
+pub use table::{fit_row, fit_table, size_class, Candidate, FitRow};
 pub use tensors::{count_params, tensors, ParamCounts, Tensor, TensorKind};
 pub use verdict::{gb, verdict, Budget, BudgetSource, FitLevel, Verdict};
 pub use watch::{watch, Watch};

@@ -49,8 +49,9 @@ pub struct FitRow {
     pub max_context: Option<u64>,
 }
 
-/// Judges every candidate and orders the rows: comfortable fits first, largest model and then
-/// highest precision first; then tight fits the same way; then what does not fit, closest first.
+/// Judges every candidate and orders the rows: comfortable fits first, the largest size class
+/// (see [`size_class`]) and then the highest precision first; then tight fits the same way;
+/// then what does not fit, closest first.
 pub fn fit_table(
     candidates: &[Candidate],
     work: &Workload,
@@ -66,13 +67,25 @@ pub fn fit_table(
             if a.verdict.level == FitLevel::WontFit {
                 a.needed.cmp(&b.needed)
             } else {
-                b.params
-                    .cmp(&a.params)
+                size_class(b.params)
+                    .cmp(&size_class(a.params))
                     .then(b.bits_per_weight.total_cmp(&a.bits_per_weight))
+                    .then(b.params.cmp(&a.params))
+                    .then(a.name.cmp(&b.name))
             }
         })
     });
     Ok(rows)
+}
+
+/// Parameters rounded to two significant digits, so that models of the same size (14.66B and
+/// 14.77B) sort as equals and their quantizations are compared instead.
+pub fn size_class(params: u64) -> u64 {
+    let mut scale = 1u64;
+    while params / scale >= 100 {
+        scale *= 10;
+    }
+    (params + scale / 2) / scale * scale
 }
 
 /// Judges one candidate.
@@ -95,4 +108,19 @@ pub fn fit_row(
         verdict: verdict(est.total, budget),
         max_context: max_context(&c.shape, &c.quant, work, runtime, budget.usable)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_class;
+
+    #[test]
+    fn size_classes_round_to_two_significant_digits() {
+        assert_eq!(size_class(14_659_507_200), 15_000_000_000);
+        assert_eq!(size_class(14_768_307_200), 15_000_000_000);
+        assert_eq!(size_class(8_030_261_248), 8_000_000_000);
+        assert_eq!(size_class(8_190_735_360), 8_200_000_000);
+        assert_eq!(size_class(134_515_008), 130_000_000);
+        assert_eq!(size_class(42), 42);
+    }
 }

@@ -8,10 +8,35 @@ use anyhow::{bail, Context, Result};
 use minibar_catalog::{Catalog, CatalogEntry};
 use minibar_fit::{
     estimate, fit_table, gb, max_context, snapshot, verdict, watch, Budget, BudgetSource,
-    Candidate, Dtype, Estimate, FitLevel, FitRow, KvFormat, MemorySnapshot, ModelShape,
+    Candidate, Dtype, Estimate, FitLevel, FitRow, KvFormat, MemorySnapshot, ModelShape, Pressure,
     Quantization, Runtime, Verdict, Workload,
 };
 use serde::Serialize;
+
+/// Appends a line to a String (formatting into a String cannot fail).
+macro_rules! outln {
+    ($out:expr) => {
+        $out.push('\n')
+    };
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Writes to stdout; `Ok(false)` when the reader has gone (`minibar fit | head`).
+fn emit(text: &str) -> Result<bool> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// Arguments of `minibar fit`.
 #[derive(clap::Args, Debug)]
@@ -111,7 +136,10 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => {
             let snap = snapshot();
-            (Budget::this_machine(&snap, args.held, args.gpu_limit), Some(snap))
+            (
+                Budget::this_machine(&snap, args.held, args.gpu_limit),
+                Some(snap),
+            )
         }
     };
     match &args.model {
@@ -128,26 +156,34 @@ fn runtime_label(rt: &Runtime) -> &'static str {
     }
 }
 
+fn pressure_label(p: Pressure) -> &'static str {
+    match p {
+        Pressure::Normal => "normal",
+        Pressure::Warning => "warning",
+        Pressure::Critical => "critical",
+    }
+}
+
 fn describe_budget(b: &Budget, snap: Option<&MemorySnapshot>) -> String {
     let mut s = match (b.source, snap) {
         (BudgetSource::ThisMachine, Some(snap)) => format!(
-            "This machine: {} memory, {} available, swap {} of {}, pressure {:?}",
+            "This machine: {} memory, {} available, swap {} of {}, pressure {}",
             gb(snap.total),
             gb(snap.available),
             gb(snap.swap_used),
             gb(snap.swap_total),
-            snap.pressure
-        )
-        .replace("Normal", "normal")
-        .replace("Warning", "warning")
-        .replace("Critical", "critical"),
+            pressure_label(snap.pressure)
+        ),
         _ => format!("What if: a Mac with {} GB of unified memory", b.total >> 30),
     };
     if let Some(limit) = b.gpu_limit {
         s.push_str(&format!(", GPU working-set limit {}", gb(limit)));
     }
     if b.held_by_minibar > 0 {
-        s.push_str(&format!(", {} held by loaded models", gb(b.held_by_minibar)));
+        s.push_str(&format!(
+            ", {} held by loaded models",
+            gb(b.held_by_minibar)
+        ));
     }
     s.push_str(&format!(".\nA model may use {}.", gb(b.usable)));
     s
@@ -200,33 +236,50 @@ fn table(
     snap: Option<&MemorySnapshot>,
 ) -> Result<()> {
     let rows = fit_table(&catalog.candidates(), work, runtime, budget)?;
+    let mut out = String::new();
     if args.json {
-        let out = TableJson {
+        let doc = TableJson {
             budget,
             machine: snap,
             workload: work,
             runtime,
             rows: &rows,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&doc)?);
+        emit(&out)?;
         return Ok(());
     }
-    println!("{}", describe_budget(budget, snap));
-    println!("{}\n", describe_work(work, runtime));
+    outln!(out, "{}", describe_budget(budget, snap));
+    outln!(out, "{}\n", describe_work(work, runtime));
     let shown: Vec<&FitRow> = rows
         .iter()
         .filter(|r| args.all || r.verdict.level != FitLevel::WontFit)
         .collect();
     let name_w = shown.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
-    let quant_w = shown.iter().map(|r| r.quant.len()).max().unwrap_or(5).max(5);
-    println!(
-        "{:<name_w$}  {:<quant_w$}  {:>6}  {:>8}  {:<9}  {:>7}  REPO",
-        "MODEL", "QUANT", "PARAMS", "NEEDS", "VERDICT", "MAX CTX"
+    let id_w = shown.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
+    let quant_w = shown
+        .iter()
+        .map(|r| r.quant.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    outln!(
+        out,
+        "{:<name_w$}  {:<id_w$}  {:<quant_w$}  {:>6}  {:>8}  {:<9}  {:>7}  REPO",
+        "MODEL",
+        "ID",
+        "QUANT",
+        "PARAMS",
+        "NEEDS",
+        "VERDICT",
+        "MAX CTX"
     );
     for r in &shown {
-        println!(
-            "{:<name_w$}  {:<quant_w$}  {:>6}  {:>8}  {:<9}  {:>7}  {}",
+        outln!(
+            out,
+            "{:<name_w$}  {:<id_w$}  {:<quant_w$}  {:>6}  {:>8}  {:<9}  {:>7}  {}",
             r.name,
+            r.id,
             r.quant,
             short_params(r.params),
             gb(r.needed),
@@ -237,11 +290,12 @@ fn table(
     }
     let hidden = rows.len() - shown.len();
     if shown.is_empty() {
-        println!("(nothing in the catalog fits)");
+        outln!(out, "(nothing in the catalog fits)");
     }
     if hidden > 0 {
-        println!("\n{hidden} more formats won't fit (--all lists them).");
+        outln!(out, "\n{hidden} more formats won't fit (--all lists them).");
     }
+    emit(&out)?;
     Ok(())
 }
 
@@ -283,13 +337,8 @@ fn subject(catalog: &Catalog, model: &str, quant: Option<&str>) -> Result<Subjec
     let config_path = dir.join("config.json");
     if !config_path.is_file() {
         bail!(
-            "`{model}` is neither a catalog id nor a folder with a config.json (ids: {})",
-            catalog
-                .entries()
-                .iter()
-                .map(|e| e.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "`{model}` is neither a catalog id nor a folder with a config.json \
+             (`minibar fit --all` lists the ids)"
         );
     }
     let text = std::fs::read_to_string(&config_path)
@@ -305,8 +354,9 @@ fn subject(catalog: &Catalog, model: &str, quant: Option<&str>) -> Result<Subjec
         .unwrap_or(Dtype::Bf16);
     let quant = match wanted {
         Some(q) => q,
-        None => Quantization::from_config(&config, dtype)?
-            .unwrap_or_else(|| Quantization::float(dtype)),
+        None => {
+            Quantization::from_config(&config, dtype)?.unwrap_or_else(|| Quantization::float(dtype))
+        }
     };
     Ok(Subject {
         title: format!("{} ({})", dir.display(), shape.model_type),
@@ -350,12 +400,12 @@ fn detail(
     budget: &Budget,
 ) -> Result<()> {
     let s = subject(catalog, model, args.quant.as_deref())?;
-    let mut out = Vec::new();
+    let mut details = Vec::new();
     for (quant, repo) in &s.formats {
         let est = estimate(&s.shape, quant, work, runtime)?;
         let v = verdict(est.total, budget);
         let ctx = max_context(&s.shape, quant, work, runtime, budget.usable)?;
-        out.push(DetailJson {
+        details.push(DetailJson {
             quant: quant.to_string(),
             repo: repo.clone(),
             estimate: est,
@@ -363,17 +413,24 @@ fn detail(
             max_context: ctx,
         });
     }
+    let mut out = String::new();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&details)?);
+        emit(&out)?;
         return Ok(());
     }
-    println!("{}", s.title);
-    println!("{}", describe_budget(budget, None).replace("What if: ", "Against: "));
-    println!("{}", describe_work(work, runtime));
-    for d in &out {
+    outln!(out, "{}", s.title);
+    outln!(
+        out,
+        "{}",
+        describe_budget(budget, None).replace("What if: ", "Against: ")
+    );
+    outln!(out, "{}", describe_work(work, runtime));
+    for d in &details {
         let e = &d.estimate;
         let kv = &e.kv_cache;
-        println!(
+        outln!(
+            out,
             "\n{}{}  ({:.2} bits per weight)",
             d.quant,
             d.repo
@@ -382,9 +439,9 @@ fn detail(
                 .unwrap_or_default(),
             e.bits_per_weight
         );
-        println!("  weights      {:>9}", gb(e.weights.total));
+        outln!(out, "  weights      {:>9}", gb(e.weights.total));
         for (kind, bytes) in &e.weights.by_kind {
-            println!("    {:<10} {:>9}", kind.label(), gb(*bytes));
+            outln!(out, "    {:<10} {:>9}", kind.label(), gb(*bytes));
         }
         let mut layers = format!("{} full × {} tokens", kv.full_layers, kv.full_tokens);
         if kv.sliding_layers > 0 {
@@ -396,16 +453,17 @@ fn detail(
         if kv.stateless_layers > 0 {
             layers.push_str(&format!(", {} without cache", kv.stateless_layers));
         }
-        println!("  KV cache     {:>9}  ({layers})", gb(kv.total));
-        println!("  activations  {:>9}", gb(e.activations));
-        println!("  runtime      {:>9}", gb(e.overhead));
-        println!("  total        {:>9}", gb(e.total));
-        println!("  {}: {}", d.verdict.level.label(), d.verdict.reason);
+        outln!(out, "  KV cache     {:>9}  ({layers})", gb(kv.total));
+        outln!(out, "  activations  {:>9}", gb(e.activations));
+        outln!(out, "  runtime      {:>9}", gb(e.overhead));
+        outln!(out, "  total        {:>9}", gb(e.total));
+        outln!(out, "  {}: {}", d.verdict.level.label(), d.verdict.reason);
         match d.max_context {
-            Some(c) => println!("  largest context that fits: {c} tokens"),
-            None => println!("  not even a one-token context fits"),
+            Some(c) => outln!(out, "  largest context that fits: {c} tokens"),
+            None => outln!(out, "  not even a one-token context fits"),
         }
     }
+    emit(&out)?;
     Ok(())
 }
 
@@ -432,8 +490,11 @@ fn watch_memory(args: &Args, catalog: &Catalog, work: &Workload, runtime: &Runti
         let e = estimate(&c.shape, &c.quant, work, runtime)?;
         needs.push((e.params.total, e.bits_per_weight, e.total, c));
     }
-    println!("{} Ctrl-C stops.", describe_work(work, runtime));
+    if !emit(&format!("{} Ctrl-C stops.\n", describe_work(work, runtime)))? {
+        return Ok(());
+    }
     for snap in watch(Duration::from_secs(1)) {
+        let mut out = String::new();
         let budget = Budget::this_machine(&snap, args.held, args.gpu_limit);
         let comfy = needs
             .iter()
@@ -443,15 +504,18 @@ fn watch_memory(args: &Args, catalog: &Catalog, work: &Workload, runtime: &Runti
             .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
             .map(|(_, _, need, c)| format!("{} {} ({})", c.name, c.quant, gb(*need)))
             .unwrap_or_else(|| "nothing".into());
-        println!(
-            "{}  available {}  used {}  swap {}  pressure {:?}  may use {}  fits: {count} formats, largest {best}",
+        outln!(out,
+            "{}  available {}  used {}  swap {}  pressure {}  may use {}  fits: {count} formats, largest {best}",
             clock(),
             gb(snap.available),
             gb(snap.used),
             gb(snap.swap_used),
-            snap.pressure,
+            pressure_label(snap.pressure),
             gb(budget.usable),
         );
+        if !emit(&out)? {
+            break;
+        }
     }
     Ok(())
 }
