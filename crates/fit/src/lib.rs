@@ -9,6 +9,7 @@ pub mod quant;
 pub mod shape;
 pub mod table;
 pub mod tensors;
+pub mod validate;
 pub mod verdict;
 pub mod watch;
 
@@ -20,6 +21,7 @@ pub use quant::{Dtype, MixedRecipe, PathOverride, QuantMode, QuantSpec, Quantiza
 pub use shape::{AttentionBias, LayerType, MlaShape, ModelShape, MoeShape};
 pub use table::{fit_row, fit_table, size_class, Candidate, FitRow};
 pub use tensors::{count_params, tensors, ParamCounts, Tensor, TensorKind};
+pub use validate::{comparison_table, within_tolerance, Comparison};
 pub use verdict::{gb, verdict, Budget, BudgetSource, FitLevel, Verdict};
 pub use watch::{watch, Watch};
 

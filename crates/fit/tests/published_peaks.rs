@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use minibar_fit::{estimate, ModelShape, Quantization, Runtime, Workload};
+use minibar_fit::{
+    comparison_table, estimate, Comparison, ModelShape, Quantization, Runtime, Workload,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -27,8 +29,8 @@ struct Reference {
     peaks: Vec<Peak>,
 }
 
-/// Predicts every row; returns each row's (relative error, absolute error in bytes, measured bytes).
-fn check(text: &str, runtime: &Runtime) -> Vec<(f64, f64, f64)> {
+/// Predicts every row of a reference file.
+fn check(text: &str, runtime: &Runtime) -> Vec<Comparison> {
     let r: Reference = toml::from_str(text).expect("reference file parses");
     let work = Workload {
         context: r.source.prompt_tokens + r.source.generated_tokens,
@@ -53,11 +55,11 @@ fn check(text: &str, runtime: &Runtime) -> Vec<(f64, f64, f64)> {
             est.kv_cache.total as f64 / 1e9,
             est.activations as f64 / 1e9
         );
-        rows.push((
-            err.abs(),
-            (predicted - p.peak_gb).abs() * 1e9,
-            p.peak_gb * 1e9,
-        ));
+        rows.push(Comparison {
+            label: format!("{} ({})", p.repo, p.quant),
+            predicted: est.total,
+            measured: (p.peak_gb * 1e9) as u64,
+        });
     }
     rows
 }
@@ -67,12 +69,12 @@ fn every_published_mlx_lm_peak_is_predicted_within_5_percent() {
     let text = include_str!("../data/mlx_lm_peaks.toml");
     let r: Reference = toml::from_str(text).unwrap();
     assert!(r.peaks.len() >= 7, "the seven rows of the issue at least");
-    for (rel, _, measured) in check(text, &Runtime::metal()) {
+    for c in check(text, &Runtime::metal()) {
         assert!(
-            rel <= 0.05,
-            "{:.1}% off the {:.2} GB measured",
-            rel * 100.0,
-            measured / 1e9
+            c.error().abs() <= 0.05,
+            "{}: {:+.1}%",
+            c.label,
+            c.error() * 100.0
         );
     }
 }
@@ -82,14 +84,9 @@ fn mlx_lm_cpu_peaks_on_this_machine_kind_are_predicted_within_5_percent_or_50_mb
     let text = include_str!("../data/cpu_peaks.toml");
     let r: Reference = toml::from_str(text).unwrap();
     assert_eq!(r.peaks.len(), 3);
-    for (rel, abs, measured) in check(text, &Runtime::cpu()) {
-        let allowed = (0.05 * measured).max(50e6);
-        assert!(
-            abs <= allowed,
-            "{:.0} MB ({:.1}%) off the {:.2} GB measured",
-            abs / 1e6,
-            rel * 100.0,
-            measured / 1e9
-        );
+    let rows = check(text, &Runtime::cpu());
+    println!("{}", comparison_table(&rows));
+    for c in &rows {
+        assert!(c.ok(), "{}: {:+.1}%", c.label, c.error() * 100.0);
     }
 }
