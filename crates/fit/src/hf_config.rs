@@ -70,29 +70,19 @@ impl ModelShape {
                 let text = config.get("text_config").ok_or_else(|| {
                     FitError::InvalidConfig("gemma3 config.json has no `text_config`".into())
                 })?;
-                let vocab = config
-                    .get("vocab_size")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(262_208);
-                let mut shape = gemma3_text(&Config {
+                let outer = Config {
+                    v: config,
+                    model_type: "gemma3".into(),
+                };
+                let inner = Config {
                     v: text,
                     model_type: "gemma3".into(),
-                })?;
-                shape.model_type = "gemma3".into();
-                // mlx-lm's gemma3 wrapper defaults these when text_config leaves them out.
-                shape.vocab = vocab;
-                shape.heads = u32::try_from(
-                    text.get("num_attention_heads")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(8),
-                )
-                .unwrap_or(8);
-                shape.kv_heads = u32::try_from(
-                    text.get("num_key_value_heads")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(4),
-                )
-                .unwrap_or(4);
+                };
+                let mut shape = gemma3_text(&inner)?;
+                // mlx-lm's gemma3 wrapper supplies these when text_config leaves them out.
+                shape.vocab = outer.u64_or("vocab_size", 262_208)?;
+                shape.heads = inner.u32_or("num_attention_heads", 8)?;
+                shape.kv_heads = inner.u32_or("num_key_value_heads", 4)?;
                 shape
             }
             _ => {
