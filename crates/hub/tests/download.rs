@@ -183,7 +183,7 @@ async fn clean_pull_fills_the_shared_cache_with_only_the_needed_files() {
             PullEvent::Progress { overall, .. } => Some(overall.clone()),
             _ => None,
         })
-        .last()
+        .next_back()
         .unwrap();
     assert_eq!(last_progress.done, last_progress.total);
 
@@ -679,7 +679,7 @@ async fn cancel_keeps_partial_files_and_the_next_pull_resumes() {
     let kept = std::fs::metadata(rc.incomplete(&served.file(SHARD1).sha256()))
         .unwrap()
         .len();
-    assert!(kept >= 300_000 && kept < 3_000_000, "{kept}");
+    assert!((300_000..3_000_000).contains(&kept), "{kept}");
     assert_cache_sound(dir.path(), &served, &served.commit, false);
 
     let (outcome, _) = pull_with(&hub, REPO, yes()).await;

@@ -139,7 +139,7 @@ async fn rm_refuses_a_model_in_use_and_frees_the_space_otherwise() {
     assert_eq!(removal.freed_bytes, pulled);
     assert_eq!(removal.total_bytes, before - pulled);
     assert!(!paths.hf_cache.join("models--test-org--tiny-model").exists());
-    assert!(library::read_last_used(&paths).get(REPO).is_none());
+    assert!(!library::read_last_used(&paths).contains_key(REPO));
     assert!(matches!(
         library::remove_model(&paths, REPO),
         Err(HubError::ModelNotFound(_))
