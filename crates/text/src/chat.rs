@@ -169,8 +169,8 @@ impl ChatTemplate {
     }
 }
 
-/// Removes transformers' `{% generation %}` markers, which only tag assistant spans for training
-/// masks and render nothing.
+/// Turns transformers' `{% generation %}` markers, which only tag assistant spans for training
+/// masks, into an always-true `if` block, keeping their whitespace control.
 fn strip_generation_tags(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut rest = source;
@@ -179,13 +179,17 @@ fn strip_generation_tags(source: &str) -> String {
             break;
         };
         let tag = &rest[start..start + len + 2];
-        let word = tag
-            .trim_start_matches("{%")
-            .trim_end_matches("%}")
-            .trim_matches(|c| c == '-' || c == '+' || c == ' ');
+        let inner = &tag[2..tag.len() - 2];
+        let word = inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
         out.push_str(&rest[..start]);
-        if word != "generation" && word != "endgeneration" {
-            out.push_str(tag);
+        let replacement = match word {
+            "generation" => Some("if true"),
+            "endgeneration" => Some("endif"),
+            _ => None,
+        };
+        match replacement {
+            Some(r) => out.push_str(&tag.replacen(word, r, 1)),
+            None => out.push_str(tag),
         }
         rest = &rest[start + len + 2..];
     }
@@ -264,5 +268,48 @@ fn sort_json(v: serde_json::Value) -> serde_json::Value {
             serde_json::Value::Array(a.into_iter().map(sort_json).collect())
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raise_exception_surfaces_the_templates_message() {
+        let t =
+            ChatTemplate::new("{{ raise_exception('Roles must alternate') }}", None, None).unwrap();
+        let err = t.render(&[Message::user("x")], false).unwrap_err();
+        assert!(err.to_string().contains("Roles must alternate"), "{err}");
+    }
+
+    #[test]
+    fn strftime_now_formats_the_current_date() {
+        let t = ChatTemplate::new("{{ strftime_now('%Y-%m-%d') }}", None, None).unwrap();
+        let out = t.render(&[], false).unwrap();
+        let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+        let yesterday = (chrono::Local::now() - chrono::Duration::days(1))
+            .format("%Y-%m-%d")
+            .to_string();
+        // Rendering may straddle midnight; either date is right.
+        assert!(out == today || out == yesterday, "{out}");
+    }
+
+    #[test]
+    fn generation_tags_render_nothing() {
+        // The whitespace control on the markers still applies, as in transformers.
+        let src = "{% for m in messages %}{% generation %}{{ m.content }} {%- endgeneration -%} |{% endfor %}";
+        let t = ChatTemplate::new(src, None, None).unwrap();
+        assert_eq!(
+            t.render(&[Message::user("a"), Message::assistant("b")], false)
+                .unwrap(),
+            "a|b|"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_at_compile_time() {
+        let err = ChatTemplate::new("{% for m in messages %}", None, None).unwrap_err();
+        assert!(matches!(err, TextError::Template(_)), "{err}");
     }
 }

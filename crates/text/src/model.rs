@@ -31,6 +31,8 @@ pub struct TextModel {
     pub tokenizer: Tokenizer,
     /// Beginning-of-sequence id, if the model has one.
     pub bos: Option<u32>,
+    /// The model's own EOS id (`eos_token`), the first of the ids in `eos`.
+    pub eos_token: Option<u32>,
     /// Ids that end generation (EOS, end-of-turn and the like).
     pub eos: BTreeSet<u32>,
     /// Whether encoding with special tokens prepends BOS.
@@ -62,6 +64,7 @@ impl TextModel {
         Ok(TextModel {
             tokenizer,
             bos: sp.bos,
+            eos_token: sp.eos,
             eos,
             add_bos: sp.add_bos && sp.bos.is_some(),
             chat_template,
@@ -81,8 +84,9 @@ impl TextModel {
         let cfg = HfTokenizerConfig::read(dir)?;
         let id_of = |t: &Option<String>| t.as_deref().and_then(|t| tokenizer.token_to_id(t));
         let bos = id_of(&cfg.bos_token);
+        let eos_token = id_of(&cfg.eos_token);
         let mut eos = cfg.eos_token_ids.clone();
-        eos.extend(id_of(&cfg.eos_token));
+        eos.extend(eos_token);
         // What the tokenizer's own post-processor does is what encoding will do.
         let probe = tokenizer.encode("a", true)?;
         let add_bos = bos.is_some_and(|b| probe.get_ids().first() == Some(&b));
@@ -102,6 +106,7 @@ impl TextModel {
         Ok(TextModel {
             tokenizer,
             bos,
+            eos_token,
             eos,
             add_bos,
             chat_template,
@@ -150,32 +155,48 @@ impl TextModel {
         StreamDecoder::new(&self.tokenizer, skip_special_tokens)
     }
 
-    /// Writes `tokenizer.json` and `tokenizer_config.json` into `dir`, so that
-    /// [`from_hf_dir`](Self::from_hf_dir) and Python's transformers load the same tokenizer,
-    /// special tokens and chat template (used when importing a GGUF).
+    /// Writes `tokenizer.json`, `tokenizer_config.json` and `generation_config.json` (all EOS
+    /// ids) into `dir`, so that [`from_hf_dir`](Self::from_hf_dir), transformers and mlx-lm
+    /// load the same tokenizer, special tokens, stop ids and chat template (used when importing
+    /// a GGUF).
     pub fn save_hf_files(&self, dir: impl AsRef<Path>) -> Result<(), TextError> {
         let dir = dir.as_ref();
-        let write = |name: &str, text: String| {
+        let write = |name: &str, value: &serde_json::Value| {
             let path = dir.join(name);
+            let text = serde_json::to_string_pretty(value).unwrap_or_default();
             std::fs::write(&path, text).map_err(|source| TextError::Io { path, source })
         };
-        write("tokenizer.json", self.tokenizer.to_string(true)?)?;
+        let json = self.tokenizer.to_string(true)?;
+        let path = dir.join("tokenizer.json");
+        std::fs::write(&path, json).map_err(|source| TextError::Io { path, source })?;
         let text = |id: Option<u32>| id.and_then(|i| self.tokenizer.id_to_token(i));
         let mut cfg = serde_json::Map::new();
         cfg.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
         cfg.insert("bos_token".into(), text(self.bos).into());
-        // The first EOS id is the primary one; the rest go to generation_config.json's list.
-        cfg.insert(
-            "eos_token".into(),
-            text(self.eos.iter().next().copied()).into(),
-        );
+        cfg.insert("eos_token".into(), text(self.eos_token).into());
         cfg.insert("add_bos_token".into(), self.add_bos.into());
         cfg.insert("clean_up_tokenization_spaces".into(), false.into());
         if let Some(t) = &self.chat_template {
             cfg.insert("chat_template".into(), t.source().into());
         }
-        let json = serde_json::to_string_pretty(&cfg).unwrap_or_default();
-        write("tokenizer_config.json", json)
+        write("tokenizer_config.json", &cfg.into())?;
+        // The model's own EOS first, as transformers treats the first id as the primary one.
+        let ids: Vec<u32> = self
+            .eos_token
+            .into_iter()
+            .chain(
+                self.eos
+                    .iter()
+                    .copied()
+                    .filter(|&e| Some(e) != self.eos_token),
+            )
+            .collect();
+        let mut generation = serde_json::Map::new();
+        if let Some(b) = self.bos {
+            generation.insert("bos_token_id".into(), b.into());
+        }
+        generation.insert("eos_token_id".into(), ids.into());
+        write("generation_config.json", &generation.into())
     }
 }
 

@@ -193,11 +193,8 @@ fn saved_hf_files_round_trip() {
     let back = TextModel::from_hf_dir(dir.path()).unwrap();
     assert_eq!(back.bos, model.bos);
     assert_eq!(back.add_bos, model.add_bos);
-    assert!(model
-        .eos
-        .iter()
-        .next()
-        .is_some_and(|e| back.eos.contains(e)));
+    assert_eq!(back.eos_token, model.eos_token);
+    assert_eq!(back.eos, model.eos);
     for text in common::corpus() {
         assert_eq!(
             back.encode(&text, true).unwrap(),
@@ -209,6 +206,30 @@ fn saved_hf_files_round_trip() {
         back.chat_template().render(&msgs, true).unwrap(),
         model.chat_template().render(&msgs, true).unwrap()
     );
+    // transformers reads the same folder to the same special tokens, stop ids and prompt.
+    if let Some(python) = common::reference_python("saved_hf_files_round_trip") {
+        let conv = dir.path().join("conversation.json");
+        std::fs::write(&conv, serde_json::to_string(&msgs).unwrap()).unwrap();
+        let r = common::run_reference(
+            &python,
+            "hf_folder.py",
+            &[conv.as_os_str(), dir.path().as_os_str()],
+        );
+        let r = &r[0];
+        assert_eq!(r["bos_token_id"].as_u64(), model.bos.map(u64::from));
+        assert_eq!(r["eos_token_id"].as_u64(), model.eos_token.map(u64::from));
+        let gen: Vec<u32> = serde_json::from_value(r["generation_eos"].clone()).unwrap();
+        assert_eq!(
+            gen.iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>(),
+            model.eos
+        );
+        assert_eq!(
+            r["rendered"].as_str(),
+            Some(model.chat_template().render(&msgs, true).unwrap().as_str())
+        );
+    }
     let _: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("tokenizer_config.json")).unwrap(),
     )
