@@ -19,20 +19,32 @@ import os
 import sys
 
 
+_FIELDS = {}
+
+
 def rewrite_pre(src, pre, workdir):
     """A vocab-only copy of `src` (all metadata, no tensors) with tokenizer.ggml.pre = pre."""
     import gguf
 
-    reader = gguf.GGUFReader(src)
-    arch = reader.fields["general.architecture"].contents()
+    if src not in _FIELDS:  # reading the 49k-token arrays is the slow part: once per file
+        reader = gguf.GGUFReader(src)
+        fields = []
+        for name, field in reader.fields.items():
+            if name.startswith("GGUF."):
+                continue
+            vtype = field.types[0]
+            sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+            fields.append((name, field.contents(), vtype, sub))
+        _FIELDS[src] = fields
+    fields = _FIELDS[src]
+    arch = next(v for n, v, _, _ in fields if n == "general.architecture")
     out = os.path.join(workdir, f"vocab-{pre}.gguf")
     writer = gguf.GGUFWriter(out, arch=arch)
-    for name, field in reader.fields.items():
-        if name.startswith("GGUF.") or name == "general.architecture":
+    for name, value, vtype, sub in fields:
+        if name == "general.architecture":
             continue
-        vtype = field.types[0]
-        value = pre if name == "tokenizer.ggml.pre" else field.contents()
-        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        if name == "tokenizer.ggml.pre":
+            value = pre
         writer.add_key_value(name, value, vtype, sub_type=sub)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
