@@ -130,9 +130,8 @@ pub fn tokenizer_from_gguf(meta: &GgufMetadata) -> Result<Tokenizer, TextError> 
     // as llama.cpp does when it tokenizes with special tokens enabled.
     let mut special = Vec::new();
     let mut user = Vec::new();
-    for (i, (&text, &ty)) in tokens.iter().zip(&types).enumerate() {
-        let is_named =
-            [specials.bos, specials.eos, specials.eot, specials.eom].contains(&Some(i as u32));
+    // Only the token type decides, as in llama.cpp: a BOS/EOS typed "normal" stays plain text.
+    for (&text, &ty) in tokens.iter().zip(&types) {
         let token = |special| {
             AddedToken::from(text, special)
                 .normalized(false)
@@ -143,7 +142,6 @@ pub fn tokenizer_from_gguf(meta: &GgufMetadata) -> Result<Tokenizer, TextError> 
         match ty {
             token_type::CONTROL | token_type::UNKNOWN => special.push(token(true)),
             token_type::USER_DEFINED => user.push(token(false)),
-            _ if is_named => special.push(token(true)),
             _ => {}
         }
     }

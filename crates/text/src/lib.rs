@@ -3,6 +3,8 @@
 //! GGUF metadata reading, tokenizers built from GGUF metadata or loaded from Hugging Face
 //! folders, chat templates, streaming detokenization and stop strings.
 
+#![warn(missing_docs)]
+
 pub mod chat;
 pub mod error;
 pub mod gguf;
