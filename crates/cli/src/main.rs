@@ -14,6 +14,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Chat with a model in the terminal.
+    Chat(commands::chat::Args),
+    /// Reply to one prompt and exit.
+    Generate(commands::generate::Args),
+    /// Import a GGUF file into the model store.
+    Import(commands::import::Args),
     /// Which models fit this machine's memory (or a what-if size).
     Fit(commands::fit::Args),
     /// Download a catalog model or any Hugging Face repo.
@@ -27,6 +33,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Chat(args) => commands::chat::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Import(args) => commands::import::run(args),
         Command::Fit(args) => commands::fit::run(args),
         Command::Pull(args) => commands::pull::run(args),
         Command::List(args) => commands::list::run(args),

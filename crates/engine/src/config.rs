@@ -88,7 +88,7 @@ pub struct ModelArgs {
     #[serde(default)]
     pub partial_rotary_factor: Option<f32>,
     /// mlx-lm quantization: global settings plus per-layer overrides.
-    #[serde(default, alias = "quantization_config")]
+    #[serde(default)]
     pub quantization: Option<Value>,
 }
 
@@ -159,6 +159,12 @@ impl ModelArgs {
                 obj.entry("sliding_window_pattern").or_insert(Value::from(6));
                 obj.entry("rope_local_base_freq").or_insert(Value::from(10000.0));
                 obj.entry("query_pre_attn_scalar").or_insert(Value::from(256.0));
+            }
+        }
+        if let Some(obj) = value.as_object_mut() {
+            // Hugging Face writes the same settings under a second name.
+            if let Some(q) = obj.remove("quantization_config") {
+                obj.entry("quantization").or_insert(q);
             }
         }
         let model_type = value["model_type"].as_str().unwrap_or_default().to_owned();

@@ -91,6 +91,12 @@ pub enum EngineError {
         /// Context length.
         context: usize,
     },
+    /// Nothing to generate from.
+    #[error("the prompt is empty; type a message first")]
+    EmptyPrompt,
+    /// Tokenizer or chat template problems.
+    #[error(transparent)]
+    Text(#[from] minibar_text::TextError),
     /// An error raised inside MLX.
     #[error("MLX: {0}")]
     Mlx(String),

@@ -108,20 +108,19 @@ pub struct GenerateOptions {
     pub ignore_eos: bool,
 }
 
-/// A model with its cache: the state of one conversation.
-pub struct Generator<'m> {
-    model: &'m Transformer,
+/// The KV cache of one conversation and the tokens it holds, kept between turns.
+pub struct Conversation {
     caches: Vec<KvCache>,
     /// Tokens whose keys and values are in the cache, in order.
     history: Vec<u32>,
-    context: usize,
+    /// The context window in tokens.
+    pub context: usize,
 }
 
-impl<'m> Generator<'m> {
-    /// A generator with an empty cache and a `context`-token window.
-    pub fn new(model: &'m Transformer, context: usize) -> Self {
+impl Conversation {
+    /// An empty conversation for `model` with a `context`-token window.
+    pub fn new(model: &Transformer, context: usize) -> Self {
         Self {
-            model,
             caches: model.make_caches(),
             history: Vec::new(),
             context,
@@ -138,15 +137,15 @@ impl<'m> Generator<'m> {
         self.caches.iter().map(KvCache::nbytes).sum()
     }
 
-    /// Forgets the cache (a new chat).
-    pub fn reset(&mut self) {
-        self.caches = self.model.make_caches();
+    /// Forgets everything (a new chat).
+    pub fn reset(&mut self, model: &Transformer) {
+        self.caches = model.make_caches();
         self.history.clear();
     }
 
     /// Reuses the longest cached prefix of `prompt`, trimming what diverges, and returns how
     /// many tokens were reused. A follow-up chat turn then prefills only its new tokens.
-    fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
+    fn reuse_prefix(&mut self, model: &Transformer, prompt: &[u32]) -> usize {
         let common = self
             .history
             .iter()
@@ -161,7 +160,7 @@ impl<'m> Generator<'m> {
             let trimmed = self.caches.iter_mut().map(|c| c.trim(drop as i32)).min();
             if sliding || trimmed != Some(drop as i32) {
                 // Sliding-window caches cannot give back positions they dropped.
-                self.reset();
+                self.reset(model);
                 return 0;
             }
             self.history.truncate(keep);
@@ -170,40 +169,40 @@ impl<'m> Generator<'m> {
     }
 
     /// Runs the prompt through the model (in chunks) and returns the last position's logits.
-    fn prefill(&mut self, tokens: &[u32], cancel: &CancelToken) -> Result<Array> {
+    fn prefill(&mut self, model: &Transformer, tokens: &[u32], cancel: &CancelToken) -> Result<Array> {
         let mut logits = None;
         for chunk in tokens.chunks(PREFILL_CHUNK) {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
             let ids = Array::from_slice(chunk, &[1, chunk.len() as i32]);
-            let h = self.model.hidden(&ids, &mut self.caches, None)?;
+            let h = model.hidden(&ids, &mut self.caches, None)?;
             let last = h.index((.., -1.., ..));
-            let l = self.model.logits(&last)?;
+            let l = model.logits(&last)?;
             let mut eval: Vec<&Array> = vec![&l];
             eval.extend(self.caches.iter().flat_map(KvCache::arrays));
             mlx_rs::transforms::eval(eval)?;
             self.history.extend_from_slice(chunk);
             logits = Some(l);
         }
-        Ok(logits.expect("prefill is never called with no tokens").reshape(&[-1])?)
+        match logits {
+            Some(l) => Ok(l.reshape(&[-1])?),
+            None => Err(EngineError::Mlx("prefill of an empty prompt".into())),
+        }
     }
 
-    /// Generates a reply to `prompt` (the whole conversation's tokens), calling `on_token`
-    /// for each new token; `on_token` returns false to stop (a stop string matched).
+    /// Generates a continuation of `prompt` (the whole conversation's tokens), calling
+    /// `on_token` for each new token; `on_token` returns false to stop (a stop string).
     pub fn generate(
         &mut self,
+        model: &Transformer,
         prompt: &[u32],
         opts: &GenerateOptions,
         cancel: &CancelToken,
         mut on_token: impl FnMut(u32) -> bool,
     ) -> Result<(FinishReason, GenerationStats)> {
         if prompt.is_empty() {
-            return Err(EngineError::BadConfigValue {
-                path: "prompt".into(),
-                key: "prompt".into(),
-                detail: "the prompt is empty".into(),
-            });
+            return Err(EngineError::EmptyPrompt);
         }
         if prompt.len() >= self.context {
             return Err(EngineError::ContextOverflow {
@@ -212,23 +211,26 @@ impl<'m> Generator<'m> {
             });
         }
         let start = Instant::now();
-        let reused = self.reuse_prefix(prompt);
+        let reused = self.reuse_prefix(model, prompt);
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len() - reused,
             cached_tokens: reused,
             ..Default::default()
         };
         let mut sampler = Sampler::new(opts.sampling.clone());
-        let mut logits = self.prefill(&prompt[reused..], cancel)?;
+        let mut logits = self.prefill(model, &prompt[reused..], cancel)?;
         stats.prefill_time = start.elapsed();
-        let decode_start = Instant::now();
+        let mut first_at = None;
         let mut recent: Vec<u32> = prompt.to_vec();
         let reason = loop {
             let token = sampler.sample(&logits, &recent)?;
+            let now = Instant::now();
+            let first = *first_at.get_or_insert(now);
             if stats.generated_tokens == 0 {
-                stats.time_to_first_token = start.elapsed();
+                stats.time_to_first_token = now - start;
             }
             stats.generated_tokens += 1;
+            stats.decode_time = now - first;
             recent.push(token);
             if !opts.ignore_eos && opts.eos.contains(&token) {
                 break FinishReason::Eos;
@@ -246,12 +248,11 @@ impl<'m> Generator<'m> {
                 break FinishReason::Cancelled;
             }
             let ids = Array::from_slice(&[token], &[1, 1]);
-            let l = self.model.forward(&ids, &mut self.caches, None)?;
+            let l = model.forward(&ids, &mut self.caches, None)?;
             mlx_rs::transforms::eval([&l])?;
             self.history.push(token);
             logits = l.reshape(&[-1])?;
         };
-        stats.decode_time = decode_start.elapsed().saturating_sub(stats.time_to_first_token.saturating_sub(stats.prefill_time));
         Ok((reason, stats))
     }
 }

@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod cache;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod generate;
 pub mod layers;
@@ -12,8 +13,12 @@ pub mod mask;
 pub mod models;
 pub mod rope;
 pub mod sample;
+pub mod session;
 pub mod weights;
 
 pub use backend::Backend;
 pub use error::{EngineError, Result};
 pub use load::{load, Dequantize, LoadOptions, LoadedModel};
+pub use session::{ChatOutcome, ChatParams, Session};
+pub use generate::{CancelToken, FinishReason, GenerationStats};
+pub use minibar_text::Message;

@@ -1,6 +1,13 @@
 //! One module per subcommand; each exposes `Args` and `run`.
 
+pub mod chat;
 pub mod fit;
+pub mod generate;
+pub mod import;
+mod interrupt;
 pub mod list;
+pub mod model_arg;
 pub mod pull;
+mod report;
 pub mod rm;
+mod sampling;

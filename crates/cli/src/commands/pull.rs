@@ -281,7 +281,7 @@ async fn render_bars(mut rx: UnboundedReceiver<PullEvent>) {
 
 /// Progress as plain lines (at most one a second) for logs and pipes.
 async fn render_lines(mut rx: UnboundedReceiver<PullEvent>) {
-    let mut last = Instant::now() - Duration::from_secs(10);
+    let mut last: Option<Instant> = None;
     while let Some(e) = rx.recv().await {
         match e {
             PullEvent::Planned { repo_id, commit, total_bytes, cached_bytes, files, .. } => eprintln!(
@@ -294,8 +294,10 @@ async fn render_lines(mut rx: UnboundedReceiver<PullEvent>) {
             PullEvent::FileStarted { path, resume_from, .. } if resume_from > 0 => {
                 eprintln!("{path}: resuming at {}", minibar_hub::format::bytes(resume_from))
             }
-            PullEvent::Progress { overall, .. } if last.elapsed() >= Duration::from_secs(1) || overall.done == overall.total => {
-                last = Instant::now();
+            PullEvent::Progress { overall, .. }
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) || overall.done == overall.total =>
+            {
+                last = Some(Instant::now());
                 let pct = if overall.total > 0 { overall.done as f64 * 100.0 / overall.total as f64 } else { 100.0 };
                 let eta = overall.eta_secs.map(|s| format!(" ETA {:.0}s", s)).unwrap_or_default();
                 eprintln!(

@@ -1,0 +1,6 @@
+//! Writing models to disk as mlx-lm folders: importing GGUF files (and, later, quantizing).
+
+pub mod import;
+pub mod write;
+
+pub use import::{import_gguf, ImportOptions, ImportReport};
