@@ -212,13 +212,25 @@ impl MixedRecipe {
     }
 }
 
-/// A per-path rule: module paths containing `path` use `format` (`None`: kept in the float dtype).
+/// A per-path rule: matching modules use `format` (`None`: kept in the float dtype).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PathOverride {
-    /// A substring of mlx-lm module paths (`experts`, `model.layers.0.mlp.down_proj`).
+    /// An mlx-lm module path (`model.layers.0.mlp.down_proj`), a path suffix
+    /// (`mlp.down_proj`) or one path component (`experts`, `lm_head`).
     pub path: String,
     /// The format for matching modules.
     pub format: Option<QuantSpec>,
+}
+
+impl PathOverride {
+    /// Whether this rule applies to the module at `path`.
+    pub fn matches(&self, path: &str) -> bool {
+        path == self.path
+            || path
+                .strip_suffix(self.path.as_str())
+                .is_some_and(|head| head.ends_with('.'))
+            || (!self.path.contains('.') && path.split('.').any(|c| c == self.path))
+    }
 }
 
 /// How a model's weights are stored.
@@ -380,10 +392,17 @@ impl Quantization {
         let mut overrides = Vec::new();
         for (key, value) in obj {
             match value {
-                Value::Object(_) => overrides.push(PathOverride {
-                    path: key.clone(),
-                    format: Some(spec_from_json(value)?),
-                }),
+                Value::Object(_) => {
+                    let spec = spec_from_json(value)?;
+                    // mlx-lm lists every layer once a model is partly quantized: keep only the
+                    // entries that differ from the default.
+                    if spec != default {
+                        overrides.push(PathOverride {
+                            path: key.clone(),
+                            format: Some(spec),
+                        });
+                    }
+                }
                 Value::Bool(false) => overrides.push(PathOverride {
                     path: key.clone(),
                     format: None,
@@ -457,6 +476,10 @@ impl fmt::Display for Quantization {
             (Some(w), Some(m)) if w.group == 64 => write!(f, "mixed_{}_{}", m.low, m.high)?,
             (Some(w), Some(m)) => write!(f, "mixed_{}_{}-g{}", m.low, m.high, w.group)?,
             (Some(w), None) => write!(f, "{w}")?,
+        }
+        if self.overrides.len() > 4 {
+            // Too many to read (per-layer configs); not a parseable name then.
+            return write!(f, " + {} per-layer formats", self.overrides.len());
         }
         for o in &self.overrides {
             match &o.format {

@@ -286,3 +286,41 @@ fn quantized_weights_shrink_by_their_bits_per_weight() {
     let expected = (134_515_008 - norms) * 9 / 8 + norms * 4;
     assert_eq!(e8.weights.total, expected);
 }
+
+#[test]
+fn overrides_match_whole_paths_suffixes_or_components() {
+    let o = |p: &str| minibar_fit::PathOverride {
+        path: p.into(),
+        format: None,
+    };
+    assert!(o("experts").matches("model.layers.0.mlp.experts.down_proj"));
+    assert!(!o("experts").matches("model.layers.0.mlp.shared_experts.down_proj"));
+    assert!(o("lm_head").matches("lm_head"));
+    assert!(o("mlp.down_proj").matches("model.layers.3.mlp.down_proj"));
+    assert!(o("model.layers.1.mlp.down_proj").matches("model.layers.1.mlp.down_proj"));
+    assert!(!o("model.layers.1.mlp.down_proj").matches("model.layers.11.mlp.down_proj"));
+    assert!(!o("layers.1.mlp.gate").matches("model.layers.1.mlp.gate_proj"));
+}
+
+#[test]
+fn per_layer_entries_equal_to_the_default_are_dropped() {
+    let mut q = serde_json::Map::new();
+    q.insert("group_size".into(), json!(32));
+    q.insert("bits".into(), json!(4));
+    for i in 0..30 {
+        q.insert(
+            format!("model.layers.{i}.mlp.up_proj"),
+            json!({"group_size": 32, "bits": 4}),
+        );
+    }
+    q.insert(
+        "model.embed_tokens".into(),
+        json!({"group_size": 32, "bits": 8}),
+    );
+    let config = json!({ "quantization": q });
+    let quant = Quantization::from_config(&config, Dtype::F32)
+        .unwrap()
+        .unwrap();
+    assert_eq!(quant.overrides.len(), 1);
+    assert_eq!(quant.to_string(), "4bit-g32,model.embed_tokens=8bit-g32");
+}
