@@ -111,9 +111,13 @@ pub struct Verdict {
     pub reason: String,
 }
 
-/// Formats bytes as decimal gigabytes, the unit Apple and mlx-lm report.
+/// Formats bytes in decimal gigabytes, the unit Apple and mlx-lm report (megabytes below 1 GB).
 pub fn gb(bytes: u64) -> String {
-    format!("{:.1} GB", bytes as f64 / 1e9)
+    if bytes >= 1_000_000_000 {
+        format!("{:.1} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.0} MB", bytes as f64 / 1e6)
+    }
 }
 
 /// Judges `needed` bytes against `budget`.
