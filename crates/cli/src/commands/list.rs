@@ -24,15 +24,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("no models yet: `minibar pull <catalog id | org/name>` downloads one");
         return Ok(());
     }
-    let width = lib.models.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
-    println!("{:width$}  {:8}  {:11}  {:>5}  {:>9}  {:13}  STATUS", "NAME", "SOURCE", "FORMAT", "BITS", "SIZE", "LAST USED");
+    let width = lib
+        .models
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:width$}  {:8}  {:11}  {:>5}  {:>9}  {:13}  STATUS",
+        "NAME", "SOURCE", "FORMAT", "BITS", "SIZE", "LAST USED"
+    );
     for m in &lib.models {
         let source = match m.source {
             ModelSource::HfCache { .. } => "hf-cache",
             ModelSource::Store => "store",
         };
-        let format = serde_json::to_value(m.format)?.as_str().unwrap_or("?").to_string();
-        let bits = m.bits_per_weight.map(|b| format!("{b:.2}")).unwrap_or_else(|| "-".into());
+        let format = serde_json::to_value(m.format)?
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        let bits = m
+            .bits_per_weight
+            .map(|b| format!("{b:.2}"))
+            .unwrap_or_else(|| "-".into());
         let mut status = Vec::new();
         if m.in_use {
             status.push("in use");
@@ -51,13 +66,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             status.join(", ")
         );
     }
-    println!("{} models, {} on disk", lib.models.len(), bytes(lib.total_bytes));
+    println!(
+        "{} models, {} on disk",
+        lib.models.len(),
+        bytes(lib.total_bytes)
+    );
     Ok(())
 }
 
 fn ago(when: Option<u64>) -> String {
     let Some(t) = when else { return "never".into() };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(t);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(t);
     let s = now.saturating_sub(t);
     match s {
         0..=59 => "just now".into(),

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use minibar_hub::{
-    FileFilter, FitQuery, FitVerdict, Hub, HubConfig, HubError, ModelRef, PullControl, PullEvent, PullOptions,
-    PullOutcome,
+    FileFilter, FitQuery, FitVerdict, Hub, HubConfig, HubError, ModelRef, PullControl, PullEvent,
+    PullOptions, PullOutcome,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -62,7 +62,9 @@ fn resolve_model(spec: &str, quant: Option<&str>) -> anyhow::Result<ModelRef> {
     }
     let catalog = minibar_catalog::Catalog::load(None)?;
     let entry = catalog.get(id).with_context(|| {
-        format!("`{id}` is neither a catalog id nor an `org/name` repo (see models.toml for the ids)")
+        format!(
+            "`{id}` is neither a catalog id nor an `org/name` repo (see models.toml for the ids)"
+        )
     })?;
     let repo = match quant {
         Some(q) => entry
@@ -89,7 +91,9 @@ fn resolve_model(spec: &str, quant: Option<&str>) -> anyhow::Result<ModelRef> {
 /// workload, this machine's budget.
 fn fit_check() -> minibar_hub::FitCheck {
     Arc::new(|q: &FitQuery<'_>| {
-        let Some(config) = q.config else { return FitVerdict::Unknown };
+        let Some(config) = q.config else {
+            return FitVerdict::Unknown;
+        };
         let Ok(shape) = minibar_fit::ModelShape::from_hf_config(config) else {
             return FitVerdict::Unknown;
         };
@@ -146,7 +150,9 @@ async fn pull(hub: &Hub, model: &ModelRef, args: &Args) -> anyhow::Result<()> {
         let _ = renderer.await;
         match result {
             Ok(outcome) => return report(&outcome, args.json),
-            Err(HubError::NeedsConfirmation { concerns }) if !args.json && std::io::stdin().is_terminal() => {
+            Err(HubError::NeedsConfirmation { concerns })
+                if !args.json && std::io::stdin().is_terminal() =>
+            {
                 for c in &concerns {
                     eprintln!("warning: {c}");
                 }
@@ -160,7 +166,10 @@ async fn pull(hub: &Hub, model: &ModelRef, args: &Args) -> anyhow::Result<()> {
             }
             Err(e) => {
                 if args.json {
-                    println!("{}", serde_json::json!({ "event": "error", "message": e.to_string() }));
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": "error", "message": e.to_string() })
+                    );
                 }
                 return Err(e.into());
             }
@@ -173,7 +182,10 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
-    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 fn report(outcome: &PullOutcome, json: bool) -> anyhow::Result<()> {
@@ -186,7 +198,12 @@ fn report(outcome: &PullOutcome, json: bool) -> anyhow::Result<()> {
     if outcome.offline {
         eprintln!("offline: the hub could not be reached; using the cached copy");
     }
-    let cached: u64 = outcome.files.iter().filter(|f| f.reused).map(|f| f.size).sum();
+    let cached: u64 = outcome
+        .files
+        .iter()
+        .filter(|f| f.reused)
+        .map(|f| f.size)
+        .sum();
     println!(
         "{}@{} ready at {} ({} downloaded, {} already cached)",
         outcome.repo_id,
@@ -222,19 +239,37 @@ async fn render_bars(mut rx: UnboundedReceiver<PullEvent>) {
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
-    let file_style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    let overall = multi.add(ProgressBar::new(0).with_style(overall_style).with_prefix("total"));
+    let file_style =
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    let overall = multi.add(
+        ProgressBar::new(0)
+            .with_style(overall_style)
+            .with_prefix("total"),
+    );
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     while let Some(e) = rx.recv().await {
         match e {
-            PullEvent::Planned { repo_id, commit, total_bytes, cached_bytes, .. } => {
-                let _ = multi.println(format!("pulling {repo_id} at {}", &commit[..commit.len().min(12)]));
+            PullEvent::Planned {
+                repo_id,
+                commit,
+                total_bytes,
+                cached_bytes,
+                ..
+            } => {
+                let _ = multi.println(format!(
+                    "pulling {repo_id} at {}",
+                    &commit[..commit.len().min(12)]
+                ));
                 overall.set_length(total_bytes);
                 overall.set_position(cached_bytes);
             }
-            PullEvent::FileStarted { path, size, resume_from } => {
+            PullEvent::FileStarted {
+                path,
+                size,
+                resume_from,
+            } => {
                 let bar = bars.entry(path.clone()).or_insert_with(|| {
                     multi.add(
                         ProgressBar::new(size)
@@ -244,23 +279,37 @@ async fn render_bars(mut rx: UnboundedReceiver<PullEvent>) {
                 });
                 bar.set_position(resume_from);
                 if resume_from > 0 {
-                    bar.set_message(format!("resumed at {}", minibar_hub::format::bytes(resume_from)));
+                    bar.set_message(format!(
+                        "resumed at {}",
+                        minibar_hub::format::bytes(resume_from)
+                    ));
                 }
             }
-            PullEvent::Progress { path, file, overall: o } => {
+            PullEvent::Progress {
+                path,
+                file,
+                overall: o,
+            } => {
                 if let Some(bar) = bars.get(&path) {
                     bar.set_position(file.done);
                 }
                 overall.set_length(o.total);
                 overall.set_position(o.done);
             }
-            PullEvent::Retrying { path, attempt, reason, .. } => {
+            PullEvent::Retrying {
+                path,
+                attempt,
+                reason,
+                ..
+            } => {
                 if let Some(bar) = bars.get(&path) {
                     bar.set_message(format!("retry {attempt}: {reason}"));
                 }
             }
             PullEvent::VerifyFailed { path, detail } => {
-                let _ = multi.println(format!("{path}: verification failed ({detail}); fetching it again"));
+                let _ = multi.println(format!(
+                    "{path}: verification failed ({detail}); fetching it again"
+                ));
             }
             PullEvent::FileDone { path, .. } => {
                 if let Some(bar) = bars.remove(&path) {
@@ -284,22 +333,42 @@ async fn render_lines(mut rx: UnboundedReceiver<PullEvent>) {
     let mut last: Option<Instant> = None;
     while let Some(e) = rx.recv().await {
         match e {
-            PullEvent::Planned { repo_id, commit, total_bytes, cached_bytes, files, .. } => eprintln!(
+            PullEvent::Planned {
+                repo_id,
+                commit,
+                total_bytes,
+                cached_bytes,
+                files,
+                ..
+            } => eprintln!(
                 "pulling {repo_id} at {}: {} files, {} ({} cached)",
                 &commit[..commit.len().min(12)],
                 files.len(),
                 minibar_hub::format::bytes(total_bytes),
                 minibar_hub::format::bytes(cached_bytes)
             ),
-            PullEvent::FileStarted { path, resume_from, .. } if resume_from > 0 => {
-                eprintln!("{path}: resuming at {}", minibar_hub::format::bytes(resume_from))
+            PullEvent::FileStarted {
+                path, resume_from, ..
+            } if resume_from > 0 => {
+                eprintln!(
+                    "{path}: resuming at {}",
+                    minibar_hub::format::bytes(resume_from)
+                )
             }
             PullEvent::Progress { overall, .. }
-                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) || overall.done == overall.total =>
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+                    || overall.done == overall.total =>
             {
                 last = Some(Instant::now());
-                let pct = if overall.total > 0 { overall.done as f64 * 100.0 / overall.total as f64 } else { 100.0 };
-                let eta = overall.eta_secs.map(|s| format!(" ETA {:.0}s", s)).unwrap_or_default();
+                let pct = if overall.total > 0 {
+                    overall.done as f64 * 100.0 / overall.total as f64
+                } else {
+                    100.0
+                };
+                let eta = overall
+                    .eta_secs
+                    .map(|s| format!(" ETA {:.0}s", s))
+                    .unwrap_or_default();
                 eprintln!(
                     "{pct:5.1}% {}/{} {}/s{eta}",
                     minibar_hub::format::bytes(overall.done),
@@ -307,7 +376,12 @@ async fn render_lines(mut rx: UnboundedReceiver<PullEvent>) {
                     minibar_hub::format::bytes(overall.bytes_per_sec as u64),
                 );
             }
-            PullEvent::Retrying { path, attempt, reason, delay_ms } => {
+            PullEvent::Retrying {
+                path,
+                attempt,
+                reason,
+                delay_ms,
+            } => {
                 eprintln!("{path}: retry {attempt} in {delay_ms} ms ({reason})")
             }
             PullEvent::VerifyFailed { path, detail } => {
@@ -322,7 +396,14 @@ fn short(path: &str) -> String {
     if path.chars().count() <= 12 {
         path.to_string()
     } else {
-        let tail: String = path.chars().rev().take(11).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = path
+            .chars()
+            .rev()
+            .take(11)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("…{tail}")
     }
 }
