@@ -1,5 +1,5 @@
-//! `minibar pull` (the binary) killed with SIGKILL halfway resumes on the next run instead of
-//! starting over. The binary is `$MINIBAR_BIN`, else `minibar` next to this test's target dir;
+//! `minibar pull <catalog id>` (the binary) killed with SIGKILL halfway resumes on the next run
+//! instead of starting over. The binary is `$MINIBAR_BIN`, else `minibar` next to this test's target dir;
 //! build it first with `cargo build -p minibar` (it links MLX).
 
 mod support;
@@ -11,7 +11,10 @@ use std::time::Duration;
 use minibar_hub::RepoCache;
 use support::hubserver::{model_repo, Fault, TestHub};
 
-const REPO: &str = "test-org/cli-model";
+/// A built-in catalog id and the MLX repo it resolves to (its 4-bit download); the loopback hub
+/// serves test data under that repo id.
+const CATALOG_ID: &str = "smollm2-135m";
+const REPO: &str = "mlx-community/SmolLM2-135M-Instruct-4bit";
 const SHARD: &str = "model-00001-of-00001.safetensors";
 
 fn minibar_bin() -> Option<PathBuf> {
@@ -28,10 +31,11 @@ fn minibar_bin() -> Option<PathBuf> {
 
 fn pull_command(bin: &PathBuf, endpoint: &str, dir: &std::path::Path, log: &str) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args(["pull", REPO, "--yes"])
+    cmd.args(["pull", CATALOG_ID, "--yes"])
         .env("HF_ENDPOINT", endpoint)
         .env("HF_HUB_CACHE", dir.join("hub"))
         .env("MINIBAR_HOME", dir.join("minibar"))
+        .env("MINIBAR_CATALOG", dir.join("no-user-catalog.toml"))
         .env("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
         .env_remove("HF_TOKEN")
         .env_remove("HF_HUB_OFFLINE")
