@@ -895,3 +895,66 @@ async fn a_full_disk_stops_cleanly_and_the_next_run_resumes() {
         assert_eq!(resumed[0].range_start, Some(kept));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gguf_only_repo_names_its_files_and_include_fetches_one() {
+    use support::hubserver::ServedFile;
+    let gguf = ServedRepo::new(
+        "test-org/gguf-only",
+        vec![
+            ServedFile::new("README.md", b"gguf".to_vec(), false),
+            ServedFile::new(
+                "model-Q4_0.gguf",
+                support::hubserver::pseudo_random(7, 300_000),
+                true,
+            ),
+            ServedFile::new(
+                "model-Q8_0.gguf",
+                support::hubserver::pseudo_random(8, 500_000),
+                true,
+            ),
+        ],
+    );
+    let server = TestHub::start(vec![gguf.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let hub = support::hub(&server.endpoint(), dir.path());
+    let e = hub
+        .pull(&model("test-org/gguf-only"), yes())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, HubError::NoWeights { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("model-Q4_0.gguf") && e.to_string().contains("--include"),
+        "{e}"
+    );
+
+    let mut config = support::config(&server.endpoint(), dir.path());
+    config.filter = minibar_hub::FileFilter::default().include("*Q4_0.gguf");
+    let hub = minibar_hub::Hub::new(config).unwrap();
+    let outcome = hub.pull(&model("test-org/gguf-only"), yes()).await.unwrap();
+    let paths: Vec<&str> = outcome.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, vec!["model-Q4_0.gguf"]);
+    let bytes = std::fs::read(outcome.snapshot.join("model-Q4_0.gguf")).unwrap();
+    assert!(bytes == gguf.file("model-Q4_0.gguf").data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hf_hub_offline_never_touches_the_network() {
+    let served = repo();
+    let server = TestHub::start(vec![served.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    support::hub(&server.endpoint(), dir.path())
+        .pull(&model(REPO), yes())
+        .await
+        .unwrap();
+    let before = server.total_requests();
+    let mut config = support::config(&server.endpoint(), dir.path());
+    config.offline = true;
+    let outcome = minibar_hub::Hub::new(config)
+        .unwrap()
+        .pull(&model(REPO), yes())
+        .await
+        .unwrap();
+    assert!(outcome.offline);
+    assert_eq!(server.total_requests(), before);
+}
