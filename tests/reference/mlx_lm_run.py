@@ -1,7 +1,10 @@
 """Runs mlx-lm, the reference implementation, on token ids and prints what Minibar's tests
 compare against, as JSON: the last position's logits (f32) and greedy continuation tokens.
 
-usage: python mlx_lm_run.py MODEL_DIR '[1, 2, 3]' N_GREEDY
+usage: python mlx_lm_run.py MODEL_DIR '[1, 2, 3]' N_GREEDY [--f32]
+
+--f32 casts every floating-point parameter (quantization scales and biases too) to float32,
+which is the dtype policy Minibar applies on MLX's CPU backend.
 """
 
 import json
@@ -13,8 +16,10 @@ from mlx_lm.models.cache import make_prompt_cache
 from mlx_lm.utils import load_model
 
 
-def main(model_dir, ids, n):
+def main(model_dir, ids, n, f32):
     model, _ = load_model(Path(model_dir))
+    if f32:
+        model.set_dtype(mx.float32)
     cache = make_prompt_cache(model)
     prompt = mx.array(ids)[None]
     logits = model(prompt, cache=cache)[0, -1].astype(mx.float32)
@@ -28,4 +33,4 @@ def main(model_dir, ids, n):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]))
+    main(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), "--f32" in sys.argv[4:])

@@ -1,0 +1,117 @@
+"""Builds tiny random-weight models of every architecture Minibar supports with mlx-lm's own
+model classes, writes each as an mlx-lm folder (config.json + model.safetensors), and records
+mlx-lm's next-token logits and greedy continuation for a fixed prompt in reference.json.
+
+usage: python tiny_models.py OUT_DIR
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+from mlx_lm.models.cache import make_prompt_cache
+from mlx_lm.utils import _get_classes
+
+BASE = dict(
+    hidden_size=64,
+    num_hidden_layers=3,
+    intermediate_size=128,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    vocab_size=256,
+    rms_norm_eps=1e-5,
+    max_position_embeddings=512,
+)
+
+CONFIGS = {
+    "llama": dict(model_type="llama", rope_theta=10000.0, tie_word_embeddings=True),
+    "llama3-scaled": dict(
+        model_type="llama",
+        rope_theta=500000.0,
+        tie_word_embeddings=False,
+        rope_scaling=dict(
+            rope_type="llama3",
+            factor=8.0,
+            low_freq_factor=1.0,
+            high_freq_factor=4.0,
+            original_max_position_embeddings=64,
+        ),
+    ),
+    "mistral": dict(model_type="mistral", rope_theta=1e6, tie_word_embeddings=False),
+    "qwen2": dict(model_type="qwen2", rope_theta=1e6, tie_word_embeddings=True),
+    "qwen3": dict(model_type="qwen3", rope_theta=1e6, tie_word_embeddings=True),
+    "gemma3": dict(
+        model_type="gemma3_text",
+        rope_theta=1e6,
+        rope_local_base_freq=10000.0,
+        sliding_window=8,
+        sliding_window_pattern=2,
+        query_pre_attn_scalar=16,
+        num_key_value_heads=1,
+    ),
+    "phi3": dict(model_type="phi3", rope_theta=10000.0, tie_word_embeddings=False),
+}
+QUANTIZED = {"llama-q4": ("llama", 4, 32), "qwen3-q8": ("qwen3", 8, 32)}
+PROMPT = [3, 17, 42, 7, 99, 128, 5, 64, 200, 11, 31, 250, 77, 8, 19, 144, 90, 2, 61, 33]
+GREEDY = 64
+
+
+def build(name, spec):
+    config = {**BASE, **spec}
+    model_class, args_class = _get_classes(config)
+    model = model_class(args_class.from_dict(config))
+    # Larger-than-default weights make the logits peaked, so greedy choices are not ties.
+    mx.random.seed(sum(map(ord, name)))
+    params = tree_flatten(model.parameters())
+    new = []
+    for k, v in params:
+        if k.endswith("norm.weight"):
+            new.append((k, mx.random.uniform(0.5, 1.5, v.shape) if "gemma" not in name else mx.random.uniform(-0.3, 0.3, v.shape)))
+        elif k.endswith("bias"):
+            new.append((k, mx.random.normal(v.shape) * 0.1))
+        else:
+            fan_in = v.shape[-1]
+            scale = 1.0 if "embed" in k else 1.5 / fan_in**0.5
+            new.append((k, mx.random.normal(v.shape) * scale))
+    model.load_weights(new)
+    return model, config
+
+
+def reference(model):
+    cache = make_prompt_cache(model)
+    logits = model(mx.array(PROMPT)[None], cache=cache)[0, -1].astype(mx.float32)
+    first = logits
+    tokens = []
+    for _ in range(GREEDY):
+        tok = int(mx.argmax(logits).item())
+        tokens.append(tok)
+        logits = model(mx.array([[tok]]), cache=cache)[0, -1].astype(mx.float32)
+    return {"prompt": PROMPT, "logits": first.tolist(), "greedy": tokens}
+
+
+def save(model, config, out):
+    out.mkdir(parents=True, exist_ok=True)
+    weights = dict(tree_flatten(model.parameters()))
+    mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    (out / "reference.json").write_text(json.dumps(reference(model)))
+
+
+def main(root):
+    root = Path(root)
+    for name, spec in CONFIGS.items():
+        model, config = build(name, spec)
+        save(model, config, root / name)
+    for name, (base, bits, group) in QUANTIZED.items():
+        model, config = build(base, CONFIGS[base])
+        nn.quantize(model, group_size=group, bits=bits)
+        config = {**config, "quantization": {"group_size": group, "bits": bits, "mode": "affine"}}
+        save(model, config, root / name)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
