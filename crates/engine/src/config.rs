@@ -156,9 +156,12 @@ impl ModelArgs {
                 obj.entry("head_dim").or_insert(Value::from(256));
                 obj.entry("rope_theta").or_insert(Value::from(1_000_000.0));
                 obj.entry("sliding_window").or_insert(Value::from(512));
-                obj.entry("sliding_window_pattern").or_insert(Value::from(6));
-                obj.entry("rope_local_base_freq").or_insert(Value::from(10000.0));
-                obj.entry("query_pre_attn_scalar").or_insert(Value::from(256.0));
+                obj.entry("sliding_window_pattern")
+                    .or_insert(Value::from(6));
+                obj.entry("rope_local_base_freq")
+                    .or_insert(Value::from(10000.0));
+                obj.entry("query_pre_attn_scalar")
+                    .or_insert(Value::from(256.0));
             }
         }
         if let Some(obj) = value.as_object_mut() {

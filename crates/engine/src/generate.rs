@@ -169,7 +169,12 @@ impl Conversation {
     }
 
     /// Runs the prompt through the model (in chunks) and returns the last position's logits.
-    fn prefill(&mut self, model: &Transformer, tokens: &[u32], cancel: &CancelToken) -> Result<Array> {
+    fn prefill(
+        &mut self,
+        model: &Transformer,
+        tokens: &[u32],
+        cancel: &CancelToken,
+    ) -> Result<Array> {
         let mut logits = None;
         for chunk in tokens.chunks(PREFILL_CHUNK) {
             if cancel.is_cancelled() {

@@ -86,13 +86,7 @@ impl Linear {
                 bias,
                 params,
             } => Linear::Dense {
-                weight: ops::dequantize(
-                    &weight,
-                    &scales,
-                    &biases,
-                    params.group_size,
-                    params.bits,
-                )?,
+                weight: ops::dequantize(&weight, &scales, &biases, params.group_size, params.bits)?,
                 bias,
             },
             dense => dense,

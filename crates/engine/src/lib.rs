@@ -18,7 +18,7 @@ pub mod weights;
 
 pub use backend::Backend;
 pub use error::{EngineError, Result};
-pub use load::{load, Dequantize, LoadOptions, LoadedModel};
-pub use session::{ChatOutcome, ChatParams, Session};
 pub use generate::{CancelToken, FinishReason, GenerationStats};
+pub use load::{load, Dequantize, LoadOptions, LoadedModel};
 pub use minibar_text::Message;
+pub use session::{ChatOutcome, ChatParams, Session};

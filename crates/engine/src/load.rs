@@ -86,7 +86,10 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     } else {
         return Err(EngineError::Io {
             path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such model file or folder"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such model file or folder",
+            ),
         });
     };
     let stored = map
@@ -94,7 +97,9 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         .map(|a| a.dtype())
         .find(|d| matches!(d, Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float32))
         .unwrap_or(Dtype::Float32);
-    let dtype = options.dtype.unwrap_or_else(|| backend.compute_dtype(stored));
+    let dtype = options
+        .dtype
+        .unwrap_or_else(|| backend.compute_dtype(stored));
     let model = models::build(args, Tensors::new(map, path, dtype))?;
     let quantized = model.args.quantization.is_some();
     let dense_bytes = dense_size(&model, dtype);
@@ -104,7 +109,11 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
             Dequantize::Never => false,
             Dequantize::Auto => backend == Backend::Cpu && dense_bytes <= CPU_DEQUANTIZE_LIMIT,
         };
-    let model = if dequantize { model.dequantize()? } else { model };
+    let model = if dequantize {
+        model.dequantize()?
+    } else {
+        model
+    };
     mlx_rs::transforms::eval(model.arrays())?;
     Ok(LoadedModel {
         model,
@@ -118,7 +127,11 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
 /// Bytes the weights would take as dense `dtype` arrays.
 fn dense_size(model: &Transformer, dtype: Dtype) -> u64 {
     let a = &model.args;
-    let (h, i, v) = (a.hidden_size as u64, a.intermediate_size as u64, a.vocab_size as u64);
+    let (h, i, v) = (
+        a.hidden_size as u64,
+        a.intermediate_size as u64,
+        a.vocab_size as u64,
+    );
     let attn = h * (a.num_attention_heads as u64 * a.head_dim() as u64) * 2
         + h * (a.kv_heads() as u64 * a.head_dim() as u64) * 2;
     let per_layer = attn + 3 * h * i;

@@ -27,13 +27,17 @@ pub fn build(
     let keys = end - start;
     let window_binds = window.is_some_and(|w| queries + (keys - queries) > w);
     if left_padding.is_none() && !window_binds {
-        return Ok(if queries == 1 { Mask::None } else { Mask::Causal });
+        return Ok(if queries == 1 {
+            Mask::None
+        } else {
+            Mask::Causal
+        });
     }
     let q = ops::arange::<_, i32>(end - queries, end, 1)?.reshape(&[queries, 1])?;
     let k = ops::arange::<_, i32>(start, end, 1)?.reshape(&[1, keys])?;
     let mut mask = q.ge(&k)?;
     if let Some(w) = window {
-        mask = ops::logical_and(&mask, &q.lt(&ops::add(&k, &Array::from_int(w))?)?)?;
+        mask = ops::logical_and(&mask, &q.lt(&ops::add(&k, Array::from_int(w))?)?)?;
     }
     let mut mask = mask.reshape(&[1, 1, queries, keys])?;
     if let Some(pad) = left_padding {

@@ -21,9 +21,9 @@ pub struct Rope {
 fn base_freqs(dims: i32, base: f32) -> Result<Array> {
     let exps = ops::divide(
         &ops::arange::<_, f32>(0, dims, 2)?,
-        &Array::from_f32(dims as f32),
+        Array::from_f32(dims as f32),
     )?;
-    Ok(ops::power(&Array::from_f32(base), &exps)?)
+    Ok(ops::power(Array::from_f32(base), &exps)?)
 }
 
 impl Rope {
@@ -76,19 +76,26 @@ impl Rope {
                 let low_wavelen = old / low;
                 let high_wavelen = old / high;
                 let freqs = base_freqs(dims, base)?;
-                let wavelens = ops::multiply(&freqs, &Array::from_f32(2.0 * std::f32::consts::PI))?;
-                let scaled = ops::multiply(&freqs, &Array::from_f32(factor))?;
-                let freqs = ops::select(&wavelens.gt(&Array::from_f32(low_wavelen))?, &scaled, &freqs)?;
+                let wavelens = ops::multiply(&freqs, Array::from_f32(2.0 * std::f32::consts::PI))?;
+                let scaled = ops::multiply(&freqs, Array::from_f32(factor))?;
+                let freqs =
+                    ops::select(&wavelens.gt(Array::from_f32(low_wavelen))?, &scaled, &freqs)?;
                 let medium = ops::logical_and(
-                    &wavelens.gt(&Array::from_f32(high_wavelen))?,
-                    &wavelens.lt(&Array::from_f32(low_wavelen))?,
+                    &wavelens.gt(Array::from_f32(high_wavelen))?,
+                    &wavelens.lt(Array::from_f32(low_wavelen))?,
                 )?;
                 let smooth = ops::divide(
-                    &ops::subtract(&ops::divide(&Array::from_f32(old), &wavelens)?, &Array::from_f32(low))?,
-                    &Array::from_f32(high - low),
+                    &ops::subtract(
+                        &ops::divide(Array::from_f32(old), &wavelens)?,
+                        Array::from_f32(low),
+                    )?,
+                    Array::from_f32(high - low),
                 )?;
                 let denom = ops::add(
-                    &ops::divide(&ops::subtract(&Array::from_f32(1.0), &smooth)?, &Array::from_f32(factor))?,
+                    &ops::divide(
+                        &ops::subtract(Array::from_f32(1.0), &smooth)?,
+                        Array::from_f32(factor),
+                    )?,
                     &smooth,
                 )?;
                 let smooth_freqs = ops::divide(&freqs, &denom)?;
@@ -101,10 +108,18 @@ impl Rope {
             "longrope" | "su" => {
                 let max = max_positions.unwrap_or(131072) as f32;
                 let orig = original_max_positions
-                    .or_else(|| cfg.get("original_max_position_embeddings").and_then(Value::as_i64).map(|v| v as i32))
+                    .or_else(|| {
+                        cfg.get("original_max_position_embeddings")
+                            .and_then(Value::as_i64)
+                            .map(|v| v as i32)
+                    })
                     .unwrap_or(4096) as f32;
                 let long: Vec<f32> = match cfg.get("long_factor") {
-                    Some(Value::Array(v)) => v.iter().filter_map(Value::as_f64).map(|x| x as f32).collect(),
+                    Some(Value::Array(v)) => v
+                        .iter()
+                        .filter_map(Value::as_f64)
+                        .map(|x| x as f32)
+                        .collect(),
                     Some(v) => vec![v.as_f64().unwrap_or(1.0) as f32; (dims / 2) as usize],
                     None => vec![1.0; (dims / 2) as usize],
                 };
@@ -115,7 +130,7 @@ impl Rope {
                     None => (1.0 + factor.ln() / orig.ln()).sqrt(),
                 };
                 let freqs = ops::multiply(
-                    &Array::from_slice(&long, &[long.len() as i32]),
+                    Array::from_slice(&long, &[long.len() as i32]),
                     &base_freqs(dims, base)?,
                 )?;
                 Ok(Self {
@@ -141,11 +156,11 @@ impl Rope {
         let x = if self.input_scale != 1.0 {
             let d = x.shape()[3];
             if self.dims == d {
-                ops::multiply(x, &Array::from_f32(self.input_scale))?
+                ops::multiply(x, Array::from_f32(self.input_scale))?
             } else {
                 let rot = ops::multiply(
-                    &x.index((.., .., .., ..self.dims)),
-                    &Array::from_f32(self.input_scale),
+                    x.index((.., .., .., ..self.dims)),
+                    Array::from_f32(self.input_scale),
                 )?;
                 ops::concatenate(&[rot, x.index((.., .., .., self.dims..))], 3)?
             }

@@ -121,9 +121,9 @@ fn penalize(logits: &Array, history: &[u32], penalty: f32, context: usize) -> Re
     let ids = Array::from_slice(&recent, &[recent.len() as i32]);
     let selected = logits.take_axis(&ids, 0)?;
     let scaled = ops::select(
-        &selected.lt(&Array::from_f32(0.0))?,
-        &ops::multiply(&selected, &Array::from_f32(penalty))?,
-        &ops::divide(&selected, &Array::from_f32(penalty))?,
+        &selected.lt(Array::from_f32(0.0))?,
+        &ops::multiply(&selected, Array::from_f32(penalty))?,
+        &ops::divide(&selected, Array::from_f32(penalty))?,
     )?;
     Ok(logits.put_along_axis(&ids, &scaled, 0)?)
 }

@@ -100,7 +100,10 @@ impl Session {
     /// conversation does not fit (with room for the reply), the oldest non-system messages are
     /// left out, one at a time; if even the last message alone does not fit, that is an error.
     pub fn prompt_tokens(&self, messages: &[Message], reserve: usize) -> Result<(Vec<u32>, usize)> {
-        let budget = self.context().saturating_sub(reserve.min(self.context() / 2)).max(1);
+        let budget = self
+            .context()
+            .saturating_sub(reserve.min(self.context() / 2))
+            .max(1);
         let system: Vec<&Message> = messages.iter().take_while(|m| m.role == "system").collect();
         let rest = &messages[system.len()..];
         for dropped in 0..rest.len().max(1) {
@@ -142,23 +145,29 @@ impl Session {
         let mut stops = StopMatcher::new(params.stop.iter().cloned());
         let mut text = String::new();
         let mut error = None;
-        let (finish, stats) = self.conversation.generate(&self.model.model, &prompt, &opts, cancel, |id| {
-            match decoder.push(id) {
-                Ok(Some(piece)) => {
-                    let out = stops.push(&piece);
-                    if !out.text.is_empty() {
-                        on_text(&out.text);
-                        text.push_str(&out.text);
-                    }
-                    !out.stopped
-                }
-                Ok(None) => true,
-                Err(e) => {
-                    error = Some(e);
-                    false
-                }
-            }
-        })?;
+        let (finish, stats) =
+            self.conversation
+                .generate(
+                    &self.model.model,
+                    &prompt,
+                    &opts,
+                    cancel,
+                    |id| match decoder.push(id) {
+                        Ok(Some(piece)) => {
+                            let out = stops.push(&piece);
+                            if !out.text.is_empty() {
+                                on_text(&out.text);
+                                text.push_str(&out.text);
+                            }
+                            !out.stopped
+                        }
+                        Ok(None) => true,
+                        Err(e) => {
+                            error = Some(e);
+                            false
+                        }
+                    },
+                )?;
         if let Some(e) = error {
             return Err(e.into());
         }
@@ -201,13 +210,15 @@ impl Session {
         };
         let mut decoder = self.text.stream_decoder(true);
         let mut text = String::new();
-        let (finish, stats) = self.conversation.generate(&self.model.model, &ids, &opts, cancel, |id| {
-            if let Ok(Some(piece)) = decoder.push(id) {
-                on_text(&piece);
-                text.push_str(&piece);
-            }
-            true
-        })?;
+        let (finish, stats) =
+            self.conversation
+                .generate(&self.model.model, &ids, &opts, cancel, |id| {
+                    if let Ok(Some(piece)) = decoder.push(id) {
+                        on_text(&piece);
+                        text.push_str(&piece);
+                    }
+                    true
+                })?;
         if let Ok(Some(rest)) = decoder.finish() {
             on_text(&rest);
             text.push_str(&rest);

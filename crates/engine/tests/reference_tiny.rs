@@ -11,25 +11,53 @@ use support::*;
 fn every_architecture_matches_mlx_lm() {
     let Some(python) = python() else { return };
     let root = fixture("tiny-models-v1", |dir| {
-        run_python(&python, &[script("tiny_models.py").to_str().unwrap(), dir.to_str().unwrap()]);
+        run_python(
+            &python,
+            &[
+                script("tiny_models.py").to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
     });
     let mut names: Vec<String> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.len() >= 9, "expected every architecture, found {names:?}");
+    assert!(
+        names.len() >= 9,
+        "expected every architecture, found {names:?}"
+    );
     for name in names {
         let dir = root.join(&name);
         let reference: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-        let prompt: Vec<u32> = reference["prompt"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+                .unwrap();
+        let prompt: Vec<u32> = reference["prompt"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let r = Reference::parse(&reference.to_string());
-        let model = load(&dir, &LoadOptions { dequantize: Dequantize::Never, dtype: None })
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = load(
+            &dir,
+            &LoadOptions {
+                dequantize: Dequantize::Never,
+                dtype: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         let err = relative_error(&logits(&model, &prompt), &r.logits);
         eprintln!("{name}: logits relative error {err:.2e}");
-        assert!(err <= 1e-4, "{name}: logits differ from mlx-lm by {err:.2e}");
-        assert_eq!(greedy(&model, &prompt, r.greedy.len()), r.greedy, "{name}: greedy tokens differ from mlx-lm");
+        assert!(
+            err <= 1e-4,
+            "{name}: logits differ from mlx-lm by {err:.2e}"
+        );
+        assert_eq!(
+            greedy(&model, &prompt, r.greedy.len()),
+            r.greedy,
+            "{name}: greedy tokens differ from mlx-lm"
+        );
     }
 }

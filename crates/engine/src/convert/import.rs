@@ -60,10 +60,21 @@ pub fn import_gguf(src: &Path, dest: &Path, options: &ImportOptions) -> Result<I
             .filter_map(|k| k.strip_suffix(".scales").map(str::to_owned))
             .collect();
         for layer in layers {
-            let p = args.quant_params(&layer).unwrap_or(crate::layers::QuantParams { group_size: 32, bits: 4 });
-            let w = tensors.remove(&format!("{layer}.weight")).unwrap_or_else(|| unreachable!());
-            let s = tensors.remove(&format!("{layer}.scales")).unwrap_or_else(|| unreachable!());
-            let b = tensors.remove(&format!("{layer}.biases")).unwrap_or_else(|| unreachable!());
+            let p = args
+                .quant_params(&layer)
+                .unwrap_or(crate::layers::QuantParams {
+                    group_size: 32,
+                    bits: 4,
+                });
+            let w = tensors
+                .remove(&format!("{layer}.weight"))
+                .unwrap_or_else(|| unreachable!());
+            let s = tensors
+                .remove(&format!("{layer}.scales"))
+                .unwrap_or_else(|| unreachable!());
+            let b = tensors
+                .remove(&format!("{layer}.biases"))
+                .unwrap_or_else(|| unreachable!());
             let s = s.as_dtype(mlx_rs::Dtype::Float32)?;
             let b = b.as_dtype(mlx_rs::Dtype::Float32)?;
             let dense = ops::dequantize(&w, &s, &b, p.group_size, p.bits)?;
@@ -75,10 +86,20 @@ pub fn import_gguf(src: &Path, dest: &Path, options: &ImportOptions) -> Result<I
     }
     let parameters = count_parameters(&config, src)?;
     if let Some(obj) = config.as_object_mut() {
-        obj.insert("torch_dtype".into(), Value::from(if options.dequantize { "float32" } else { "float16" }));
+        obj.insert(
+            "torch_dtype".into(),
+            Value::from(if options.dequantize {
+                "float32"
+            } else {
+                "float16"
+            }),
+        );
         obj.insert(
             "architectures".into(),
-            Value::from(vec![format!("{}ForCausalLM", capitalized(obj["model_type"].as_str().unwrap_or("Llama")))]),
+            Value::from(vec![format!(
+                "{}ForCausalLM",
+                capitalized(obj["model_type"].as_str().unwrap_or("Llama"))
+            )]),
         );
         if let Some(q) = obj.get("quantization").cloned() {
             obj.insert("quantization_config".into(), q);
@@ -107,8 +128,16 @@ fn capitalized(s: &str) -> String {
 /// Parameters of a Llama-like model, for bits-per-weight reports.
 fn count_parameters(config: &Value, src: &Path) -> Result<u64> {
     let a = ModelArgs::from_value(config.clone(), src)?;
-    let (h, i, v, l) = (a.hidden_size as u64, a.intermediate_size as u64, a.vocab_size as u64, a.num_hidden_layers as u64);
-    let (q, kv) = (a.num_attention_heads as u64 * a.head_dim() as u64, a.kv_heads() as u64 * a.head_dim() as u64);
+    let (h, i, v, l) = (
+        a.hidden_size as u64,
+        a.intermediate_size as u64,
+        a.vocab_size as u64,
+        a.num_hidden_layers as u64,
+    );
+    let (q, kv) = (
+        a.num_attention_heads as u64 * a.head_dim() as u64,
+        a.kv_heads() as u64 * a.head_dim() as u64,
+    );
     let per_layer = h * q * 2 + h * kv * 2 + 3 * h * i + 2 * h;
     let tied = a.tie_word_embeddings.unwrap_or(true);
     Ok(per_layer * l + v * h * if tied { 1 } else { 2 } + h)

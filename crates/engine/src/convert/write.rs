@@ -63,7 +63,8 @@ impl PendingFolder {
     /// Writes `config.json`.
     pub fn write_config(&self, config: &Value) -> Result<()> {
         let path = self.tmp.join("config.json");
-        let text = serde_json::to_string_pretty(config).map_err(|e| EngineError::Mlx(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(config).map_err(|e| EngineError::Mlx(e.to_string()))?;
         std::fs::write(&path, text).map_err(io(&path))
     }
 
@@ -106,7 +107,11 @@ impl PendingFolder {
         if count > 1 {
             let path = self.tmp.join("model.safetensors.index.json");
             let index = json!({"metadata": {"total_size": total}, "weight_map": weight_map});
-            std::fs::write(&path, serde_json::to_string_pretty(&index).unwrap_or_default()).map_err(io(&path))?;
+            std::fs::write(
+                &path,
+                serde_json::to_string_pretty(&index).unwrap_or_default(),
+            )
+            .map_err(io(&path))?;
         }
         Ok(total)
     }

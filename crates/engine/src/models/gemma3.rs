@@ -10,7 +10,7 @@ use crate::{config::ModelArgs, error::Result, layers::RmsNorm, rope::Rope, weigh
 fn gemma_norm(t: &mut Tensors, name: &str, dim: i32, eps: f32) -> Result<RmsNorm> {
     let n = t.rms_norm(name, dim, eps)?;
     Ok(RmsNorm {
-        weight: ops::add(&n.weight, &Array::from_f32(1.0))?,
+        weight: ops::add(&n.weight, Array::from_f32(1.0))?,
         eps,
     })
 }
@@ -21,7 +21,12 @@ pub fn load(args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
     t.rename_prefix("language_model.model.", "model.");
     t.rename_prefix("language_model.lm_head.", "lm_head.");
     t.discard(|k| k.starts_with("vision_tower") || k.starts_with("multi_modal_projector"));
-    let (hidden, heads, kv, hd) = (args.hidden_size, args.num_attention_heads, args.kv_heads(), args.head_dim());
+    let (hidden, heads, kv, hd) = (
+        args.hidden_size,
+        args.num_attention_heads,
+        args.kv_heads(),
+        args.head_dim(),
+    );
     let eps = args.rms_norm_eps;
     let pattern = args.sliding_window_pattern.unwrap_or(6).max(1);
     let scale = args.query_pre_attn_scalar.unwrap_or(256.0).powf(-0.5);
@@ -30,7 +35,14 @@ pub fn load(args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
         let p = format!("model.layers.{i}");
         let global = i % pattern == pattern - 1;
         let rope = if global {
-            Rope::from_config(hd, args.rope_theta, false, args.rope_scaling.as_ref(), args.max_position_embeddings, None)?
+            Rope::from_config(
+                hd,
+                args.rope_theta,
+                false,
+                args.rope_scaling.as_ref(),
+                args.max_position_embeddings,
+                None,
+            )?
         } else {
             Rope::plain(hd, args.rope_local_base_freq.unwrap_or(10000.0), false)
         };
@@ -52,8 +64,18 @@ pub fn load(args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
                 k,
                 v,
                 o,
-                q_norm: Some(gemma_norm(&mut t, &format!("{p}.self_attn.q_norm"), hd, eps)?),
-                k_norm: Some(gemma_norm(&mut t, &format!("{p}.self_attn.k_norm"), hd, eps)?),
+                q_norm: Some(gemma_norm(
+                    &mut t,
+                    &format!("{p}.self_attn.q_norm"),
+                    hd,
+                    eps,
+                )?),
+                k_norm: Some(gemma_norm(
+                    &mut t,
+                    &format!("{p}.self_attn.k_norm"),
+                    hd,
+                    eps,
+                )?),
                 rope,
                 heads,
                 kv_heads: kv,
@@ -67,9 +89,24 @@ pub fn load(args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
                 activation: Activation::GeluTanh,
             },
             input_norm: gemma_norm(&mut t, &format!("{p}.input_layernorm"), hidden, eps)?,
-            post_attn_norm: Some(gemma_norm(&mut t, &format!("{p}.post_attention_layernorm"), hidden, eps)?),
-            pre_mlp_norm: gemma_norm(&mut t, &format!("{p}.pre_feedforward_layernorm"), hidden, eps)?,
-            post_mlp_norm: Some(gemma_norm(&mut t, &format!("{p}.post_feedforward_layernorm"), hidden, eps)?),
+            post_attn_norm: Some(gemma_norm(
+                &mut t,
+                &format!("{p}.post_attention_layernorm"),
+                hidden,
+                eps,
+            )?),
+            pre_mlp_norm: gemma_norm(
+                &mut t,
+                &format!("{p}.pre_feedforward_layernorm"),
+                hidden,
+                eps,
+            )?,
+            post_mlp_norm: Some(gemma_norm(
+                &mut t,
+                &format!("{p}.post_feedforward_layernorm"),
+                hidden,
+                eps,
+            )?),
         });
     }
     let embed = t.embedding("model.embed_tokens", args.vocab_size, hidden, &args)?;

@@ -26,7 +26,12 @@ pub fn load(args: ModelArgs, tensors: Tensors) -> Result<Transformer> {
 /// Loads any Llama-like model described by `spec`.
 pub fn load_with(args: ModelArgs, mut t: Tensors, spec: &Spec) -> Result<Transformer> {
     t.discard(|k| k.contains("rotary_emb.inv_freq"));
-    let (hidden, heads, kv, hd) = (args.hidden_size, args.num_attention_heads, args.kv_heads(), args.head_dim());
+    let (hidden, heads, kv, hd) = (
+        args.hidden_size,
+        args.num_attention_heads,
+        args.kv_heads(),
+        args.head_dim(),
+    );
     let factors = t.take_optional("rope_freqs")?;
     let tied = args.tied_embeddings(spec.tied_default) || !t.contains("lm_head.weight");
     let mut blocks = Vec::with_capacity(args.num_hidden_layers as usize);
@@ -85,7 +90,11 @@ pub fn load_with(args: ModelArgs, mut t: Tensors, spec: &Spec) -> Result<Transfo
             },
             input_norm: t.rms_norm(&format!("{p}.input_layernorm"), hidden, args.rms_norm_eps)?,
             post_attn_norm: None,
-            pre_mlp_norm: t.rms_norm(&format!("{p}.post_attention_layernorm"), hidden, args.rms_norm_eps)?,
+            pre_mlp_norm: t.rms_norm(
+                &format!("{p}.post_attention_layernorm"),
+                hidden,
+                args.rms_norm_eps,
+            )?,
             post_mlp_norm: None,
         });
     }

@@ -54,7 +54,8 @@ impl Attention {
     fn forward(&self, x: &Array, cache: &mut KvCache, padding: Option<&Array>) -> Result<Array> {
         let (b, l) = (x.shape()[0], x.shape()[1]);
         let split = |y: Array, heads: i32| -> Result<Array> {
-            Ok(y.reshape(&[b, l, heads, -1])?.transpose_axes(&[0, 2, 1, 3])?)
+            Ok(y.reshape(&[b, l, heads, -1])?
+                .transpose_axes(&[0, 2, 1, 3])?)
         };
         let mut q = split(self.q.forward(x)?, self.heads)?;
         let mut k = split(self.k.forward(x)?, self.kv_heads)?;
@@ -70,7 +71,9 @@ impl Attention {
         let view = cache.update_and_fetch(&k, &v)?;
         let m = mask::build(l, view.start, cache.offset, self.window, padding)?;
         let out = match &m {
-            Mask::None => scaled_dot_product_attention(&q, &view.keys, &view.values, self.scale, None, None)?,
+            Mask::None => {
+                scaled_dot_product_attention(&q, &view.keys, &view.values, self.scale, None, None)?
+            }
             Mask::Causal => scaled_dot_product_attention(
                 &q,
                 &view.keys,
@@ -79,7 +82,9 @@ impl Attention {
                 ScaledDotProductAttentionMask::Causal,
                 None,
             )?,
-            Mask::Explicit(a) => scaled_dot_product_attention(&q, &view.keys, &view.values, self.scale, a, None)?,
+            Mask::Explicit(a) => {
+                scaled_dot_product_attention(&q, &view.keys, &view.values, self.scale, a, None)?
+            }
         };
         let out = out.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
         self.o.forward(&out)
@@ -128,7 +133,9 @@ pub struct Block {
 
 impl Block {
     fn forward(&self, x: &Array, cache: &mut KvCache, padding: Option<&Array>) -> Result<Array> {
-        let mut r = self.attn.forward(&self.input_norm.forward(x)?, cache, padding)?;
+        let mut r = self
+            .attn
+            .forward(&self.input_norm.forward(x)?, cache, padding)?;
         if let Some(n) = &self.post_attn_norm {
             r = n.forward(&r)?;
         }
@@ -160,16 +167,26 @@ pub struct Transformer {
 impl Transformer {
     /// Runs `ids` (`[B, L]`) through the model, extending `caches`, and returns logits
     /// `[B, L, vocab]`. `left_padding` (`[B]` i32) masks padded positions of batched prompts.
-    pub fn forward(&self, ids: &Array, caches: &mut [KvCache], left_padding: Option<&Array>) -> Result<Array> {
+    pub fn forward(
+        &self,
+        ids: &Array,
+        caches: &mut [KvCache],
+        left_padding: Option<&Array>,
+    ) -> Result<Array> {
         let h = self.hidden(ids, caches, left_padding)?;
         self.logits(&h)
     }
 
     /// The final hidden states `[B, L, hidden]`.
-    pub fn hidden(&self, ids: &Array, caches: &mut [KvCache], left_padding: Option<&Array>) -> Result<Array> {
+    pub fn hidden(
+        &self,
+        ids: &Array,
+        caches: &mut [KvCache],
+        left_padding: Option<&Array>,
+    ) -> Result<Array> {
         let mut h = self.embed.forward(ids)?;
         if let Some(s) = self.embed_scale {
-            h = ops::multiply(&h, &Array::from_f32(s))?;
+            h = ops::multiply(&h, Array::from_f32(s))?;
         }
         for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
             h = block.forward(&h, cache, left_padding)?;
@@ -204,12 +221,27 @@ impl Transformer {
             v.extend(h.arrays());
         }
         for b in &self.blocks {
-            for l in [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.mlp.gate, &b.mlp.up, &b.mlp.down] {
+            for l in [
+                &b.attn.q,
+                &b.attn.k,
+                &b.attn.v,
+                &b.attn.o,
+                &b.mlp.gate,
+                &b.mlp.up,
+                &b.mlp.down,
+            ] {
                 v.extend(l.arrays());
             }
-            for n in [Some(&b.input_norm), b.post_attn_norm.as_ref(), Some(&b.pre_mlp_norm), b.post_mlp_norm.as_ref(), b.attn.q_norm.as_ref(), b.attn.k_norm.as_ref()]
-                .into_iter()
-                .flatten()
+            for n in [
+                Some(&b.input_norm),
+                b.post_attn_norm.as_ref(),
+                Some(&b.pre_mlp_norm),
+                b.post_mlp_norm.as_ref(),
+                b.attn.q_norm.as_ref(),
+                b.attn.k_norm.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
             {
                 v.push(&n.weight);
             }
@@ -247,7 +279,11 @@ impl Transformer {
                 table: self.embed.table.dequantized()?,
             },
             lm_head: self.lm_head.map(Linear::dequantized).transpose()?,
-            blocks: self.blocks.into_iter().map(deq_block).collect::<Result<_>>()?,
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(deq_block)
+                .collect::<Result<_>>()?,
             ..self
         })
     }

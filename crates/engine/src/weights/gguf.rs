@@ -33,11 +33,11 @@ fn corrupt(path: &Path, detail: impl ToString) -> EngineError {
 /// GGUF tensor types MLX 0.32 loads, with (name, elements per block, bytes per block).
 fn tensor_layout(kind: u32) -> Option<(u64, u64)> {
     Some(match kind {
-        0 => (1, 4),    // F32
-        1 => (1, 2),    // F16
-        2 => (32, 18),  // Q4_0
-        3 => (32, 20),  // Q4_1
-        8 => (32, 34),  // Q8_0
+        0 => (1, 4),   // F32
+        1 => (1, 2),   // F16
+        2 => (32, 18), // Q4_0
+        3 => (32, 20), // Q4_1
+        8 => (32, 34), // Q8_0
         _ => return None,
     })
 }
@@ -46,21 +46,28 @@ fn tensor_layout(kind: u32) -> Option<(u64, u64)> {
 /// check every tensor lies inside the file and has a type MLX loads, first.
 fn check_extents(meta: &GgufMetadata, path: &Path) -> Result<()> {
     let size = std::fs::metadata(path)
-        .map_err(|source| EngineError::Io { path: path.to_owned(), source })?
+        .map_err(|source| EngineError::Io {
+            path: path.to_owned(),
+            source,
+        })?
         .len();
     let mut end = 0u64;
     for t in &meta.tensors {
-        let (block, bytes) = tensor_layout(t.ggml_type).ok_or_else(|| EngineError::UnsupportedTensorType {
-            path: path.to_owned(),
-            name: t.name.clone(),
-            kind: format!("#{}", t.ggml_type),
-        })?;
+        let (block, bytes) =
+            tensor_layout(t.ggml_type).ok_or_else(|| EngineError::UnsupportedTensorType {
+                path: path.to_owned(),
+                name: t.name.clone(),
+                kind: format!("#{}", t.ggml_type),
+            })?;
         let elements = t.dims.iter().fold(1u64, |a, &d| a.saturating_mul(d));
         end = end.max(t.offset.saturating_add(elements / block * bytes));
     }
     let needed = meta.data_offset.saturating_add(end);
     if needed > size {
-        return Err(corrupt(path, format!("truncated: its tensors need {needed} bytes but the file has {size}")));
+        return Err(corrupt(
+            path,
+            format!("truncated: its tensors need {needed} bytes but the file has {size}"),
+        ));
     }
     Ok(())
 }
@@ -72,7 +79,10 @@ const GGUF_ARCHITECTURES: &[&str] = &["llama", "mistral", "qwen2", "qwen3"];
 pub fn load(path: &Path) -> Result<GgufModel> {
     let meta = GgufMetadata::open(path).map_err(|e| corrupt(path, e))?;
     check_extents(&meta, path)?;
-    let arch = meta.architecture().map_err(|e| corrupt(path, e))?.to_owned();
+    let arch = meta
+        .architecture()
+        .map_err(|e| corrupt(path, e))?
+        .to_owned();
     if !GGUF_ARCHITECTURES.contains(&arch.as_str()) {
         return Err(EngineError::UnsupportedArchitecture {
             path: path.to_owned(),

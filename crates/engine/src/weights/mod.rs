@@ -105,7 +105,13 @@ impl Tensors {
     }
 
     /// Takes an embedding table `[vocab, dim]`.
-    pub fn embedding(&mut self, prefix: &str, vocab: i32, dim: i32, args: &ModelArgs) -> Result<Embedding> {
+    pub fn embedding(
+        &mut self,
+        prefix: &str,
+        vocab: i32,
+        dim: i32,
+        args: &ModelArgs,
+    ) -> Result<Embedding> {
         Ok(Embedding {
             table: self.linear(prefix, vocab, dim, args)?,
         })
@@ -152,7 +158,12 @@ impl Tensors {
 impl Tensors {
     /// Renames every tensor starting with `from` to start with `to` instead.
     pub fn rename_prefix(&mut self, from: &str, to: &str) {
-        let keys: Vec<String> = self.map.keys().filter(|k| k.starts_with(from)).cloned().collect();
+        let keys: Vec<String> = self
+            .map
+            .keys()
+            .filter(|k| k.starts_with(from))
+            .cloned()
+            .collect();
         for k in keys {
             if let Some(a) = self.map.remove(&k) {
                 self.map.insert(format!("{to}{}", &k[from.len()..]), a);
@@ -166,7 +177,9 @@ impl Tensors {
         use mlx_rs::ops::indexing::IndexOp;
         for suffix in ["weight", "scales", "biases", "bias"] {
             let name = format!("{prefix}.{suffix}");
-            let Some(a) = self.map.remove(&name) else { continue };
+            let Some(a) = self.map.remove(&name) else {
+                continue;
+            };
             let mut at = 0;
             for (part, rows) in parts {
                 let piece = a.index(at..at + rows);

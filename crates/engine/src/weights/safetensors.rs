@@ -23,13 +23,14 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 format: "JSON",
                 detail: e.to_string(),
             })?;
-        let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
-            EngineError::CorruptFile {
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| EngineError::CorruptFile {
                 path: index.clone(),
                 format: "safetensors index",
                 detail: "no `weight_map`".into(),
-            }
-        })?;
+            })?;
         let mut names: Vec<&str> = map.values().filter_map(|f| f.as_str()).collect();
         names.sort_unstable();
         names.dedup();
@@ -61,7 +62,10 @@ pub fn load_dir(dir: &Path) -> Result<HashMap<String, Array>> {
         if !file.exists() {
             return Err(EngineError::Io {
                 path: file,
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "listed in the index but missing"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "listed in the index but missing",
+                ),
             });
         }
         check_header(&file)?;
@@ -95,7 +99,9 @@ fn check_header(file: &Path) -> Result<()> {
         .map_err(|_| corrupt("shorter than its 8-byte header length".into()))?;
     let header_len = u64::from_le_bytes(len);
     if header_len > size.saturating_sub(8) || header_len > 100 << 20 {
-        return Err(corrupt(format!("header of {header_len} bytes does not fit a {size}-byte file")));
+        return Err(corrupt(format!(
+            "header of {header_len} bytes does not fit a {size}-byte file"
+        )));
     }
     let mut header = vec![0u8; header_len as usize];
     f.read_exact(&mut header).map_err(io)?;

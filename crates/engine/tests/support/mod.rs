@@ -76,7 +76,11 @@ pub fn fixture(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
         return dest;
     }
     std::fs::create_dir_all(&root).unwrap();
-    let tmp = root.join(format!(".{name}.{}-{:?}", std::process::id(), std::thread::current().id()));
+    let tmp = root.join(format!(
+        ".{name}.{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let _ = std::fs::remove_dir_all(&tmp);
     build(&tmp);
     if std::fs::rename(&tmp, &dest).is_err() {
@@ -99,8 +103,18 @@ impl Reference {
     pub fn parse(text: &str) -> Self {
         let v: serde_json::Value = serde_json::from_str(text).expect("reference JSON");
         Reference {
-            logits: v["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect(),
-            greedy: v["greedy"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect(),
+            logits: v["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect(),
+            greedy: v["greedy"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect(),
         }
     }
 
@@ -108,7 +122,12 @@ impl Reference {
     pub fn of(python: &Path, dir: &Path, prompt: &[u32], n: usize, f32: bool) -> Self {
         let ids = serde_json::to_string(prompt).unwrap();
         let n = n.to_string();
-        let mut args = vec![script("mlx_lm_run.py").to_string_lossy().into_owned(), dir.to_string_lossy().into_owned(), ids, n];
+        let mut args = vec![
+            script("mlx_lm_run.py").to_string_lossy().into_owned(),
+            dir.to_string_lossy().into_owned(),
+            ids,
+            n,
+        ];
         if f32 {
             args.push("--f32".into());
         }
@@ -121,7 +140,10 @@ impl Reference {
 pub fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
     assert_eq!(ours.len(), theirs.len(), "vocabulary sizes differ");
     let scale = theirs.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
-    ours.iter().zip(theirs).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+    ours.iter()
+        .zip(theirs)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale
 }
 
 /// Our last-position logits for `prompt`.
