@@ -39,7 +39,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         session.context()
     );
     let params = args.sampling.params();
-    let mut messages: Vec<Message> = args.system.iter().map(|s| Message::system(s.clone())).collect();
+    let mut messages: Vec<Message> = args
+        .system
+        .iter()
+        .map(|s| Message::system(s.clone()))
+        .collect();
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
     loop {

@@ -58,7 +58,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         session.chat(&messages, &params, &cancel, &mut print)?
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report::outcome_json(&outcome))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::outcome_json(&outcome))?
+        );
     } else {
         println!();
         eprintln!("{}", report::stats_line(&outcome));

@@ -41,7 +41,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .context("the file has no name to use; pass --name")?
                     .to_owned(),
             };
-            minibar_hub::library::LibraryPaths::from_env().store.join(name)
+            minibar_hub::library::LibraryPaths::from_env()
+                .store
+                .join(name)
         }
     };
     if args.if_missing && dest.join("config.json").exists() {
@@ -50,7 +52,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let report = import_gguf(&args.file, &dest, &ImportOptions { dequantize: args.dequantize })?;
+    let report = import_gguf(
+        &args.file,
+        &dest,
+        &ImportOptions {
+            dequantize: args.dequantize,
+        },
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

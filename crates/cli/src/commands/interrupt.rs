@@ -10,7 +10,9 @@ static CURRENT: OnceLock<Mutex<Option<CancelToken>>> = OnceLock::new();
 pub fn cancel_on_ctrl_c(token: &CancelToken) {
     let slot = CURRENT.get_or_init(|| {
         let _ = ctrlc::set_handler(|| {
-            let slot = CURRENT.get().and_then(|m| m.lock().ok().and_then(|g| g.clone()));
+            let slot = CURRENT
+                .get()
+                .and_then(|m| m.lock().ok().and_then(|g| g.clone()));
             match slot {
                 Some(t) if !t.is_cancelled() => t.cancel(),
                 _ => std::process::exit(130),

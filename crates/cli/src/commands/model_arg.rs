@@ -12,7 +12,11 @@ pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1";
 pub fn resolve(model: Option<&str>) -> anyhow::Result<PathBuf> {
     let name = model
         .map(str::to_owned)
-        .or_else(|| std::env::var("MINIBAR_MODEL").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::env::var("MINIBAR_MODEL")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
     let as_path = PathBuf::from(&name);
     if as_path.exists() {
@@ -29,5 +33,8 @@ pub fn resolve(model: Option<&str>) -> anyhow::Result<PathBuf> {
             store.display()
         );
     }
-    bail!("no model named `{name}`: not a file or folder, and not in {} (see `minibar list`)", store.display())
+    bail!(
+        "no model named `{name}`: not a file or folder, and not in {} (see `minibar list`)",
+        store.display()
+    )
 }

@@ -18,7 +18,10 @@ pub fn stats_line(o: &ChatOutcome) -> String {
         line.push_str(&format!(" ({} cached)", s.cached_tokens));
     }
     if o.dropped_messages > 0 {
-        line.push_str(&format!(" · {} oldest messages left out to fit the context", o.dropped_messages));
+        line.push_str(&format!(
+            " · {} oldest messages left out to fit the context",
+            o.dropped_messages
+        ));
     }
     line
 }
