@@ -14,6 +14,7 @@ pub mod record;
 pub mod reference;
 pub mod stats;
 pub mod suite;
+pub mod table;
 mod timefmt;
 
 pub use error::{BenchError, Result};
