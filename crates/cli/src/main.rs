@@ -20,6 +20,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Import a GGUF file into the model store.
     Import(commands::import::Args),
+    /// Quantize a model folder (or undo quantization).
+    Quantize(commands::quantize::Args),
     /// Which models fit this machine's memory (or a what-if size).
     Fit(commands::fit::Args),
     /// Download a catalog model or any Hugging Face repo.
@@ -36,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         Command::Chat(args) => commands::chat::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Import(args) => commands::import::run(args),
+        Command::Quantize(args) => commands::quantize::run(args),
         Command::Fit(args) => commands::fit::run(args),
         Command::Pull(args) => commands::pull::run(args),
         Command::List(args) => commands::list::run(args),

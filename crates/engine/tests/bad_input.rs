@@ -67,7 +67,10 @@ fn truncated_safetensors_is_reported_as_truncated() {
     let e = load_err(tmp.path());
     assert!(matches!(e, EngineError::CorruptFile { .. }), "{e}");
     assert!(e.to_string().contains("truncated"), "{e}");
-    assert!(e.to_string().contains("download or convert it again"), "{e}");
+    assert!(
+        e.to_string().contains("download or convert it again"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -76,14 +79,20 @@ fn truncated_gguf_is_reported_before_mlx_maps_it() {
     let path = tmp.path().join("model.gguf");
     let mut g = mlx_rs::io::GgufFile::new().unwrap();
     g.insert_metadata("general.architecture", "llama").unwrap();
-    g.insert_array("token_embd.weight", &mlx_rs::random::normal::<f32>(&[64, 64], None, None, None).unwrap())
-        .unwrap();
+    g.insert_array(
+        "token_embd.weight",
+        &mlx_rs::random::normal::<f32>(&[64, 64], None, None, None).unwrap(),
+    )
+    .unwrap();
     g.save(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     for cut in [10, bytes.len() / 2, bytes.len() - 1] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let e = load_err(&path);
-        assert!(matches!(e, EngineError::CorruptFile { .. }), "cut at {cut}: {e}");
+        assert!(
+            matches!(e, EngineError::CorruptFile { .. }),
+            "cut at {cut}: {e}"
+        );
     }
 }
 
@@ -94,16 +103,26 @@ fn missing_config_key_is_named() {
     let config = CONFIG.replace(r#""hidden_size": 16,"#, "");
     std::fs::write(tmp.path().join("config.json"), config).unwrap();
     let e = load_err(tmp.path());
-    assert!(matches!(&e, EngineError::MissingConfigKey { key, .. } if key == "hidden_size"), "{e}");
+    assert!(
+        matches!(&e, EngineError::MissingConfigKey { key, .. } if key == "hidden_size"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unsupported_architecture_lists_the_supported_ones() {
     let tmp = tempfile::tempdir().unwrap();
     tiny_llama(tmp.path());
-    std::fs::write(tmp.path().join("config.json"), CONFIG.replace("\"llama\"", "\"mamba\"")).unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        CONFIG.replace("\"llama\"", "\"mamba\""),
+    )
+    .unwrap();
     let e = load_err(tmp.path());
-    assert!(matches!(e, EngineError::UnsupportedArchitecture { .. }), "{e}");
+    assert!(
+        matches!(e, EngineError::UnsupportedArchitecture { .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("qwen3"), "{e}");
 }
 
@@ -111,7 +130,11 @@ fn unsupported_architecture_lists_the_supported_ones() {
 fn weights_that_do_not_match_the_config_name_the_tensor() {
     let tmp = tempfile::tempdir().unwrap();
     tiny_llama(tmp.path());
-    std::fs::write(tmp.path().join("config.json"), CONFIG.replace(r#""intermediate_size": 32"#, r#""intermediate_size": 48"#)).unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        CONFIG.replace(r#""intermediate_size": 32"#, r#""intermediate_size": 48"#),
+    )
+    .unwrap();
     let e = load_err(tmp.path());
     assert!(matches!(e, EngineError::TensorShape { .. }), "{e}");
 }
@@ -129,11 +152,24 @@ fn prompt_longer_than_the_context_is_refused_and_the_cache_survives() {
         ignore_eos: true,
     };
     let cancel = CancelToken::new();
-    let e = conv.generate(&model.model, &[1; 12], &opts, &cancel, |_| true).unwrap_err();
-    assert!(matches!(e, EngineError::ContextOverflow { prompt: 12, context: 8 }), "{e}");
+    let e = conv
+        .generate(&model.model, &[1; 12], &opts, &cancel, |_| true)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EngineError::ContextOverflow {
+                prompt: 12,
+                context: 8
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("shorten"), "{e}");
     // The conversation is still usable afterwards.
-    let (_, stats) = conv.generate(&model.model, &[1, 2, 3], &opts, &cancel, |_| true).unwrap();
+    let (_, stats) = conv
+        .generate(&model.model, &[1, 2, 3], &opts, &cancel, |_| true)
+        .unwrap();
     assert!(stats.generated_tokens >= 1);
 }
 

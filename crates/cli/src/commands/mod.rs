@@ -8,6 +8,7 @@ mod interrupt;
 pub mod list;
 pub mod model_arg;
 pub mod pull;
+pub mod quantize;
 mod report;
 pub mod rm;
 mod sampling;
