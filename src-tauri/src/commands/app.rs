@@ -1,0 +1,91 @@
+//! App-level commands: versions, windows, links, keychain, launch at login, settings.
+
+use tauri::{AppHandle, Runtime, WebviewWindow};
+
+use crate::types::{AppError, AppInfo, AppResult, ComputeBackend, View};
+use crate::{keychain, windows};
+
+/// Versions and platform.
+#[tauri::command]
+#[specta::specta]
+pub async fn app_info() -> AppResult<AppInfo> {
+    Ok(AppInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        os: std::env::consts::OS.into(),
+        backend: match minibar_engine::Backend::detect() {
+            minibar_engine::Backend::Metal => ComputeBackend::Metal,
+            minibar_engine::Backend::Cpu => ComputeBackend::Cpu,
+        },
+        mlx_version: env!("MINIBAR_MLX_VERSION").into(),
+    })
+}
+
+/// Stores the Hugging Face token in the OS keychain; null deletes it.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_hub_token(token: Option<String>) -> AppResult<()> {
+    keychain::set_token(token.as_deref())
+}
+
+/// Whether the keychain holds a token (the token itself never comes back).
+#[tauri::command]
+#[specta::specta]
+pub async fn has_hub_token() -> AppResult<bool> {
+    Ok(keychain::token()?.is_some())
+}
+
+/// Turns launch at login on or off (tauri-plugin-autostart).
+#[tauri::command]
+#[specta::specta]
+pub async fn set_launch_at_login<R: Runtime>(app: AppHandle<R>, enabled: bool) -> AppResult<()> {
+    use tauri::Manager;
+    let manager = app
+        .try_state::<tauri_plugin_autostart::AutoLaunchManager>()
+        .ok_or_else(|| AppError::io("Launch at login is not available in this build."))?;
+    let result = if enabled {
+        manager.enable()
+    } else {
+        manager.disable()
+    };
+    result.map_err(|e| AppError::io(format!("cannot change launch at login: {e}")))
+}
+
+/// The UI saved settings: read them again so the next request uses them.
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_changed<R: Runtime>(app: AppHandle<R>) -> AppResult<()> {
+    // Settings are read from the store on every use; reading now reports bad values early.
+    crate::settings_store::load(&app).map(|_| ())
+}
+
+/// Hides the calling window (Esc in the popover).
+#[tauri::command]
+#[specta::specta]
+pub async fn hide_window<R: Runtime>(window: WebviewWindow<R>) -> AppResult<()> {
+    window
+        .hide()
+        .map_err(|e| AppError::io(format!("cannot hide the window: {e}")))
+}
+
+/// Opens or focuses the large window at a view.
+#[tauri::command]
+#[specta::specta]
+pub async fn open_view<R: Runtime>(app: AppHandle<R>, view: View) -> AppResult<()> {
+    windows::show_large(&app, view)
+}
+
+/// Opens an http(s) link from a reply in the default browser.
+#[tauri::command]
+#[specta::specta]
+pub async fn open_external<R: Runtime>(app: AppHandle<R>, url: String) -> AppResult<()> {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return Err(AppError::invalid(
+            "Only http and https links can be opened.",
+        ));
+    }
+    use tauri_plugin_opener::OpenerExt;
+    app.opener()
+        .open_url(url, None::<&str>)
+        .map_err(|e| AppError::io(format!("cannot open the link: {e}")))
+}

@@ -1,0 +1,244 @@
+//! Chat sessions and generation.
+
+use tauri::{AppHandle, Runtime, State};
+
+use crate::engine_worker::CancelToken;
+use crate::generation::{chat_job, job_for, StreamSink};
+use crate::history::{to_markdown, NewMessage};
+use crate::models::library;
+use crate::settings_store;
+use crate::state::AppState;
+use crate::types::{
+    AppError, AppErrorKind, AppResult, ChatSession, GenerationStarted, MarkdownExport,
+    MessageStatus, Role, SamplingParams, SearchHit, SendRequest, SessionSummary,
+};
+
+/// Every session, newest first.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_sessions(state: State<'_, AppState>) -> AppResult<Vec<SessionSummary>> {
+    state.history.list_sessions()
+}
+
+/// Full-text search over titles and messages, best first.
+#[tauri::command]
+#[specta::specta]
+pub async fn search_sessions(
+    state: State<'_, AppState>,
+    query: String,
+) -> AppResult<Vec<SearchHit>> {
+    state.history.search(&query)
+}
+
+/// A session with all its messages.
+#[tauri::command]
+#[specta::specta]
+pub async fn open_session(state: State<'_, AppState>, id: String) -> AppResult<ChatSession> {
+    state.history.open_session(&id)
+}
+
+/// An empty session; `model` null uses the default model.
+#[tauri::command]
+#[specta::specta]
+pub async fn create_session(
+    state: State<'_, AppState>,
+    model: Option<String>,
+) -> AppResult<ChatSession> {
+    state.history.create_session(model)
+}
+
+/// Removes a session and its messages (stops its generation first).
+#[tauri::command]
+#[specta::specta]
+pub async fn delete_session(state: State<'_, AppState>, id: String) -> AppResult<()> {
+    state.stop_session(&id);
+    state.history.delete_session(&id)
+}
+
+/// The chat as Markdown, with a suggested file name.
+#[tauri::command]
+#[specta::specta]
+pub async fn export_session_markdown(
+    state: State<'_, AppState>,
+    id: String,
+) -> AppResult<MarkdownExport> {
+    Ok(to_markdown(&state.history.open_session(&id)?))
+}
+
+/// Finds where a variant is installed.
+fn model_path(state: &AppState, variant_id: &str) -> AppResult<std::path::PathBuf> {
+    let installed = library::installed(&state.catalog, &state.library)?;
+    if installed.is_empty() {
+        return Err(AppError::new(
+            AppErrorKind::NoModel,
+            "No model is installed: download one in Models.",
+        ));
+    }
+    installed
+        .into_iter()
+        .find(|i| i.variant_id == variant_id)
+        .map(|i| i.path)
+        .ok_or_else(|| {
+            AppError::new(
+                AppErrorKind::NoModel,
+                format!(
+                    "{variant_id} is not installed: download it in Models or pick another model."
+                ),
+            )
+        })
+}
+
+/// Starts a reply into a fresh assistant message after the session's last message.
+fn start_reply<R: Runtime>(
+    app: &AppHandle<R>,
+    state: &AppState,
+    session_id: &str,
+    model: &str,
+    params: Option<SamplingParams>,
+    user_message_id: Option<String>,
+) -> AppResult<GenerationStarted> {
+    let path = model_path(state, model)?;
+    let settings = settings_store::load(app)?;
+    let assistant = state.history.add_message(
+        session_id,
+        NewMessage {
+            role: Role::Assistant,
+            content: String::new(),
+            model: Some(model.to_string()),
+            status: MessageStatus::Streaming,
+        },
+    )?;
+    state.history.set_session_model(session_id, model)?;
+    let messages = job_for(
+        &state.history,
+        session_id,
+        &assistant.id,
+        &settings.system_prompt,
+    )?;
+    let cancel = CancelToken::new();
+    let (request_id, sink) = StreamSink::register(
+        app.clone(),
+        state.history.clone(),
+        state.generations.clone(),
+        session_id,
+        &assistant.id,
+        model,
+        cancel.clone(),
+    );
+    let job = chat_job(
+        model,
+        path,
+        messages,
+        params.unwrap_or(settings.sampling),
+        settings.context_length,
+        cancel,
+    );
+    state.engine.submit(job, Box::new(sink))?;
+    Ok(GenerationStarted {
+        request_id,
+        session_id: session_id.to_string(),
+        user_message_id,
+        assistant_message_id: assistant.id,
+    })
+}
+
+/// Stores the user message, starts a reply.
+#[tauri::command]
+#[specta::specta]
+pub async fn send_message<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    request: SendRequest,
+) -> AppResult<GenerationStarted> {
+    if request.content.trim().is_empty() {
+        return Err(AppError::invalid("The message is empty."));
+    }
+    // Fail before storing anything when the model is missing.
+    model_path(&state, &request.model)?;
+    let user = state.history.add_message(
+        &request.session_id,
+        NewMessage {
+            role: Role::User,
+            content: request.content,
+            model: None,
+            status: MessageStatus::Done,
+        },
+    )?;
+    start_reply(
+        &app,
+        &state,
+        &request.session_id,
+        &request.model,
+        request.params,
+        Some(user.id),
+    )
+}
+
+/// Replaces the session's last assistant message with a new reply.
+#[tauri::command]
+#[specta::specta]
+pub async fn regenerate<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    session_id: String,
+    model: String,
+    params: Option<SamplingParams>,
+) -> AppResult<GenerationStarted> {
+    model_path(&state, &model)?;
+    state.stop_session(&session_id);
+    let session = state.history.open_session(&session_id)?;
+    let last_user = session
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .ok_or_else(|| AppError::invalid("There is no message to answer yet."))?;
+    state.history.truncate_after(&session_id, &last_user.id)?;
+    start_reply(&app, &state, &session_id, &model, params, None)
+}
+
+/// Replaces a user message's text, drops every message after it, replies.
+#[tauri::command]
+#[specta::specta]
+pub async fn edit_and_resend<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    session_id: String,
+    message_id: String,
+    content: String,
+    model: String,
+    params: Option<SamplingParams>,
+) -> AppResult<GenerationStarted> {
+    if content.trim().is_empty() {
+        return Err(AppError::invalid("The message is empty."));
+    }
+    model_path(&state, &model)?;
+    let (owner, message) = state.history.message(&message_id)?;
+    if owner != session_id || message.role != Role::User {
+        return Err(AppError::invalid(
+            "Only your own messages in this chat can be edited.",
+        ));
+    }
+    state.stop_session(&session_id);
+    state.history.set_content(&message_id, &content)?;
+    state.history.truncate_after(&session_id, &message_id)?;
+    start_reply(&app, &state, &session_id, &model, params, Some(message_id))
+}
+
+/// Stops a request; its stream ends with `done` (stopReason `stopped`).
+#[tauri::command]
+#[specta::specta]
+pub async fn stop_generation(state: State<'_, AppState>, request_id: String) -> AppResult<()> {
+    let g = state
+        .generations
+        .lock()
+        .map_err(|_| AppError::engine("generation registry is unavailable"))?;
+    match g.get(&request_id) {
+        Some(r) => {
+            r.cancel.cancel();
+            Ok(())
+        }
+        // Already finished: nothing to stop.
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,156 @@
+//! The Models view: catalog with fit, memory, disk, downloads, deletion, quantization.
+
+use tauri::{AppHandle, Runtime, State};
+
+use crate::keychain;
+use crate::models::downloads::HubTarget;
+use crate::models::{catalog, library, memory};
+use crate::settings_store;
+use crate::state::AppState;
+use crate::types::{
+    AppError, AppErrorKind, AppResult, CatalogModel, DiskUsage, DownloadProgress, MachineMemory,
+    QuantizeRequest,
+};
+
+/// The catalog with fit verdicts for this machine and the saved settings.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_catalog<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> AppResult<Vec<CatalogModel>> {
+    let settings = settings_store::load(&app)?;
+    let installed = library::installed(&state.catalog, &state.library)?;
+    let snap = minibar_fit::snapshot();
+    let held = state.engine.loaded().map(|(_, b)| b).unwrap_or(0);
+    let downloads = state.downloads.snapshot();
+    Ok(catalog::list(
+        &state.catalog,
+        &catalog::Context {
+            settings: &settings,
+            memory: &snap,
+            held_by_minibar: held,
+            installed: &installed,
+            downloads: &downloads,
+        },
+    ))
+}
+
+/// One sample of `memory-update`, for the first paint.
+#[tauri::command]
+#[specta::specta]
+pub async fn memory_status(state: State<'_, AppState>) -> AppResult<MachineMemory> {
+    Ok(memory::machine_memory(
+        &minibar_fit::snapshot(),
+        state.engine.loaded(),
+    ))
+}
+
+/// The models folder's size and its disk's free space.
+#[tauri::command]
+#[specta::specta]
+pub async fn disk_usage(state: State<'_, AppState>) -> AppResult<DiskUsage> {
+    let lib = minibar_hub::library::list_models(&state.library)
+        .map_err(|e| AppError::io(format!("cannot read the model library: {e}")))?;
+    let folder = state.library.hf_cache.clone();
+    let probe = if folder.exists() {
+        folder.clone()
+    } else {
+        state.data_dir.clone()
+    };
+    Ok(DiskUsage {
+        folder: folder.display().to_string(),
+        models_bytes: lib.total_bytes,
+        free_bytes: fs4::available_space(&probe).unwrap_or(0),
+        total_bytes: fs4::total_space(&probe).unwrap_or(0),
+    })
+}
+
+/// Where downloads go: the hub cache; the endpoint from settings (when changed from the
+/// default) or `HF_ENDPOINT`; the token from the keychain (a keychain failure is not fatal:
+/// public models need no token).
+fn hub_target<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> AppResult<HubTarget> {
+    let settings = settings_store::load(app)?;
+    let endpoint = Some(settings.hf_endpoint.trim_end_matches('/').to_string())
+        .filter(|e| !e.is_empty() && e != minibar_hub::DEFAULT_ENDPOINT);
+    Ok(HubTarget {
+        endpoint,
+        cache_dir: Some(state.library.hf_cache.clone()),
+        token: keychain::token().ok().flatten(),
+    })
+}
+
+/// Queues a variant; progress arrives as `download-progress`.
+#[tauri::command]
+#[specta::specta]
+pub async fn start_download<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    variant_id: String,
+) -> AppResult<DownloadProgress> {
+    let repo = catalog::repo_of(&state.catalog, &variant_id).ok_or_else(|| {
+        AppError::not_found(format!("the catalog has no download for {variant_id}"))
+    })?;
+    let target = hub_target(&app, &state)?;
+    state.downloads.start(app, &variant_id, repo, target)
+}
+
+/// Keeps the partial file for a later resume.
+#[tauri::command]
+#[specta::specta]
+pub async fn pause_download(state: State<'_, AppState>, variant_id: String) -> AppResult<()> {
+    state.downloads.pause(&variant_id)
+}
+
+/// Continues a paused or failed download from where it stopped.
+#[tauri::command]
+#[specta::specta]
+pub async fn resume_download<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    variant_id: String,
+) -> AppResult<()> {
+    let target = hub_target(&app, &state)?;
+    state.downloads.resume(app, &variant_id, target)
+}
+
+/// Stops and deletes the partial file.
+#[tauri::command]
+#[specta::specta]
+pub async fn cancel_download(state: State<'_, AppState>, variant_id: String) -> AppResult<()> {
+    state.downloads.cancel(&variant_id, &state.library.hf_cache)
+}
+
+/// Removes an installed variant from disk.
+#[tauri::command]
+#[specta::specta]
+pub async fn delete_model(state: State<'_, AppState>, variant_id: String) -> AppResult<()> {
+    let installed = library::installed(&state.catalog, &state.library)?;
+    let item = installed
+        .into_iter()
+        .find(|i| i.variant_id == variant_id)
+        .ok_or_else(|| AppError::not_found(format!("{variant_id} is not installed")))?;
+    let name = item.library_name.ok_or_else(|| {
+        AppError::invalid(format!(
+            "{variant_id} comes from {} ({}), not from Minibar's library: remove it there.",
+            item.path.display(),
+            library::DEFAULT_MODEL_ENV
+        ))
+    })?;
+    minibar_hub::library::remove_model(&state.library, &name)
+        .map(|_| ())
+        .map_err(|e| AppError::io(format!("cannot delete {variant_id}: {e}")))
+}
+
+/// Quantization from the app needs minibar-engine's quantizer, which the app does not call yet.
+#[tauri::command]
+#[specta::specta]
+pub async fn quantize_model(request: QuantizeRequest) -> AppResult<String> {
+    Err(AppError::new(
+        AppErrorKind::Engine,
+        format!(
+            "Quantizing {} is not available in the app yet; use `minibar quantize`.",
+            request.source_variant_id
+        ),
+    ))
+}

@@ -1,0 +1,211 @@
+//! The engine, off the UI thread: one dedicated thread owns the loaded model (MLX arrays and
+//! streams are thread-affine) and serves chat jobs from a channel, one at a time.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
+
+pub use minibar_engine::generate::CancelToken;
+
+use crate::types::{AppError, GenerationStats, Role, SamplingParams, StopReason};
+
+/// One turn to generate.
+pub struct ChatJob {
+    /// The variant id, for events and the memory gauge.
+    pub model_id: String,
+    /// The file or folder to load it from.
+    pub model_path: PathBuf,
+    /// The conversation so far, system prompt first, ending with the user's message.
+    pub messages: Vec<(Role, String)>,
+    /// Sampling settings.
+    pub params: SamplingParams,
+    /// The context window to allow.
+    pub context_length: u64,
+    /// Set by `stop_generation`.
+    pub cancel: CancelToken,
+}
+
+/// What the engine reports as a job runs; called on the engine thread.
+pub trait ChatSink: Send {
+    /// The model is loaded and prefill starts.
+    fn started(&mut self);
+    /// A piece of detokenized text.
+    fn piece(&mut self, text: &str);
+    /// The job ended: its figures, or why it failed.
+    fn finished(self: Box<Self>, outcome: Result<GenerationStats, AppError>);
+}
+
+/// Runs chat jobs; implemented over minibar-engine by [`MlxEngine`]. Not `Send`: an engine is
+/// made on the engine thread (see [`EngineFactory`]) and never leaves it.
+pub trait ChatEngine: 'static {
+    /// Generates one reply, calling `piece` for each piece of text.
+    fn chat(
+        &mut self,
+        job: &ChatJob,
+        piece: &mut dyn FnMut(&str),
+    ) -> Result<GenerationStats, AppError>;
+    /// Bytes the loaded model holds, and its variant id.
+    fn loaded(&self) -> Option<(String, u64)>;
+}
+
+/// Makes the engine on the engine thread.
+pub type EngineFactory = Box<dyn FnOnce() -> Box<dyn ChatEngine> + Send>;
+
+enum Request {
+    Chat(Box<ChatJob>, Box<dyn ChatSink>),
+}
+
+/// The handle the app keeps; dropping it ends the thread after the job in flight.
+pub struct EngineWorker {
+    tx: mpsc::Sender<Request>,
+    loaded: std::sync::Arc<std::sync::Mutex<Option<(String, u64)>>>,
+}
+
+impl EngineWorker {
+    /// Starts the engine thread and makes its engine there.
+    pub fn spawn(make: EngineFactory) -> std::io::Result<EngineWorker> {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let loaded = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let shared = loaded.clone();
+        thread::Builder::new()
+            .name("minibar-engine".into())
+            .spawn(move || {
+                let mut engine = make();
+                for request in rx {
+                    match request {
+                        Request::Chat(job, mut sink) => {
+                            sink.started();
+                            let outcome = engine.chat(&job, &mut |t| sink.piece(t));
+                            if let Ok(mut l) = shared.lock() {
+                                *l = engine.loaded();
+                            }
+                            sink.finished(outcome);
+                        }
+                    }
+                }
+            })?;
+        Ok(EngineWorker { tx, loaded })
+    }
+
+    /// Queues a job; the sink hears about it on the engine thread.
+    pub fn submit(&self, job: ChatJob, sink: Box<dyn ChatSink>) -> Result<(), AppError> {
+        self.tx
+            .send(Request::Chat(Box::new(job), sink))
+            .map_err(|_| AppError::engine("the engine thread has stopped"))
+    }
+
+    /// The loaded model's variant id and bytes, as of the last job.
+    pub fn loaded(&self) -> Option<(String, u64)> {
+        self.loaded.lock().ok().and_then(|l| l.clone())
+    }
+}
+
+/// minibar-engine behind [`ChatEngine`]: opens a chat session for the requested model (kept
+/// between turns, so the KV cache of the conversation is reused) and generates.
+#[derive(Default)]
+pub struct MlxEngine {
+    session: Option<Loaded>,
+}
+
+struct Loaded {
+    model_id: String,
+    path: PathBuf,
+    context: usize,
+    session: minibar_engine::Session,
+}
+
+fn engine_error(e: minibar_engine::EngineError) -> AppError {
+    AppError::engine(e.to_string())
+}
+
+/// The sampling the UI chose, in the engine's types.
+fn sampling(p: &SamplingParams) -> minibar_engine::sample::SamplingParams {
+    minibar_engine::sample::SamplingParams {
+        temperature: p.temperature as f32,
+        top_p: p.top_p as f32,
+        top_k: p.top_k as usize,
+        min_p: p.min_p as f32,
+        repetition_penalty: p.repetition_penalty as f32,
+        seed: p.seed,
+        ..Default::default()
+    }
+}
+
+/// The engine's figures in the UI's units.
+pub fn stats_of(
+    stats: &minibar_engine::GenerationStats,
+    finish: minibar_engine::FinishReason,
+) -> GenerationStats {
+    use minibar_engine::FinishReason as F;
+    GenerationStats {
+        prompt_tokens: stats.prompt_tokens as u64,
+        generated_tokens: stats.generated_tokens as u64,
+        ttft_ms: stats.time_to_first_token.as_secs_f64() * 1e3,
+        tokens_per_second: stats.decode_tps(),
+        total_ms: (stats.prefill_time + stats.decode_time).as_secs_f64() * 1e3,
+        stop_reason: match finish {
+            F::Eos | F::Stop => StopReason::Eos,
+            F::Length | F::ContextFull => StopReason::MaxTokens,
+            F::Cancelled => StopReason::Stopped,
+        },
+    }
+}
+
+impl MlxEngine {
+    fn session_for(&mut self, job: &ChatJob) -> Result<&mut minibar_engine::Session, AppError> {
+        let context = job.context_length.max(256) as usize;
+        let same =
+            matches!(&self.session, Some(l) if l.path == job.model_path && l.context == context);
+        if !same {
+            // Free the old weights before loading the new ones.
+            self.session = None;
+            let session = minibar_engine::Session::open(
+                &job.model_path,
+                &minibar_engine::LoadOptions::default(),
+                Some(context),
+            )
+            .map_err(|e| AppError::engine(format!("cannot load {}: {e}", job.model_id)))?;
+            self.session = Some(Loaded {
+                model_id: job.model_id.clone(),
+                path: job.model_path.clone(),
+                context,
+                session,
+            });
+        }
+        Ok(&mut self.session.as_mut().expect("just opened").session)
+    }
+}
+
+impl ChatEngine for MlxEngine {
+    fn chat(
+        &mut self,
+        job: &ChatJob,
+        piece: &mut dyn FnMut(&str),
+    ) -> Result<GenerationStats, AppError> {
+        let messages: Vec<minibar_engine::Message> = job
+            .messages
+            .iter()
+            .map(|(role, content)| minibar_engine::Message {
+                role: role.as_str().to_string(),
+                content: content.clone(),
+            })
+            .collect();
+        let params = minibar_engine::ChatParams {
+            sampling: sampling(&job.params),
+            max_tokens: job.params.max_tokens.max(1) as usize,
+            ..Default::default()
+        };
+        let session = self.session_for(job)?;
+        let outcome = session
+            .chat(&messages, &params, &job.cancel, |t| piece(t))
+            .map_err(engine_error)?;
+        Ok(stats_of(&outcome.stats, outcome.finish))
+    }
+
+    fn loaded(&self) -> Option<(String, u64)> {
+        self.session.as_ref().map(|l| {
+            let bytes = l.session.model.weight_bytes() + l.session.cache_bytes();
+            (l.model_id.clone(), bytes as u64)
+        })
+    }
+}

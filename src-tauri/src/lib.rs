@@ -1,0 +1,197 @@
+//! Minibar's app shell: a menu-bar icon, a popover chat and a large window for Models,
+//! Benchmark and Settings, over the same crates the CLI uses. [`configure`] holds everything
+//! that is not desktop chrome (commands, events, state, the settings store) and is shared by
+//! the app ([`run`]) and the tests (on Tauri's mock runtime).
+
+// Lets `specta_builder!` name the commands the same way inside this crate and in its tests.
+extern crate self as minibar_app;
+
+pub mod bindings;
+pub mod commands;
+pub mod engine_worker;
+pub mod generation;
+pub mod history;
+pub mod keychain;
+pub mod models;
+pub mod settings_store;
+pub mod state;
+pub mod tray;
+pub mod types;
+pub mod windows;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tauri::{Manager, Runtime};
+use tauri_specta::Event;
+
+use crate::engine_worker::{EngineFactory, EngineWorker, MlxEngine};
+use crate::history::History;
+use crate::state::AppState;
+
+/// Environment variable that relocates the app's data (history, settings): tests, e2e.
+pub const DATA_DIR_ENV: &str = "MINIBAR_DATA_DIR";
+/// Command-line flag: show the chat at launch and keep it open when it loses focus (desktops
+/// without a tray host, and the end-to-end tests).
+pub const SHOW_FLAG: &str = "--show";
+
+/// Setup steps that come after [`configure`]'s (Tauri keeps a single setup hook).
+pub type ExtraSetup<R> =
+    Box<dyn FnOnce(&mut tauri::App<R>) -> Result<(), Box<dyn std::error::Error>> + Send>;
+
+/// How [`configure`] sets the app up.
+pub struct AppOptions<R: Runtime> {
+    /// The data folder; None: `MINIBAR_DATA_DIR`, else the platform's app data folder.
+    pub data_dir: Option<PathBuf>,
+    /// Makes the engine, on the engine thread.
+    pub engine: EngineFactory,
+    /// Runs once the state is managed (the desktop chrome).
+    pub then: Option<ExtraSetup<R>>,
+}
+
+impl<R: Runtime> Default for AppOptions<R> {
+    fn default() -> Self {
+        AppOptions {
+            data_dir: None,
+            engine: Box::new(|| Box::new(MlxEngine::default())),
+            then: None,
+        }
+    }
+}
+
+fn data_dir<R: Runtime>(app: &tauri::App<R>, explicit: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(d) = explicit {
+        return Ok(d);
+    }
+    if let Some(d) = std::env::var_os(DATA_DIR_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    app.path()
+        .app_data_dir()
+        .map_err(|e| format!("no app data folder: {e}"))
+}
+
+/// Adds Minibar's commands, events, state and settings store to `builder`.
+/// `specta` is `specta_builder!(<the runtime>)`: the commands and events.
+pub fn configure<R: Runtime>(
+    builder: tauri::Builder<R>,
+    specta: (tauri_specta::Builder<R>, String),
+    options: AppOptions<R>,
+) -> tauri::Builder<R> {
+    let (specta, _) = specta;
+    let engine = std::sync::Mutex::new(Some(options.engine));
+    let explicit_dir = options.data_dir;
+    let then = options.then;
+    builder
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .invoke_handler(specta.invoke_handler())
+        .setup(move |app| {
+            specta.mount_events(app);
+            let dir = data_dir(app, explicit_dir.clone())?;
+            let history = History::open(&dir.join("history.sqlite3")).map_err(|e| e.message)?;
+            let engine = engine
+                .lock()
+                .ok()
+                .and_then(|mut e| e.take())
+                .ok_or("the app was set up twice")?;
+            let catalog = minibar_catalog::Catalog::load(None).map_err(|e| e.to_string())?;
+            app.manage(AppState {
+                history: Arc::new(history),
+                engine: EngineWorker::spawn(engine)?,
+                generations: Default::default(),
+                downloads: Default::default(),
+                catalog,
+                library: minibar_hub::library::LibraryPaths::from_env(),
+                data_dir: dir,
+            });
+            match then {
+                Some(then) => then(app),
+                None => Ok(()),
+            }
+        })
+}
+
+/// Sends `memory-update` every second from a thread of its own.
+fn start_memory_updates<R: Runtime>(app: tauri::AppHandle<R>) {
+    std::thread::Builder::new()
+        .name("minibar-memory".into())
+        .spawn(move || {
+            let mut sampler = minibar_fit::MemorySampler::new();
+            loop {
+                let loaded = app.state::<AppState>().engine.loaded();
+                let sample = models::memory::machine_memory(&sampler.sample(), loaded);
+                let _ = types::MemoryUpdate(sample).emit(&app);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+        .ok();
+}
+
+/// The global shortcut that opens the chat.
+const SHORTCUT: &str = "CommandOrControl+Shift+Space";
+
+/// Runs the desktop app.
+pub fn run() {
+    let show = std::env::args().any(|a| a == SHOW_FLAG);
+    let builder = tauri::Builder::default()
+        // First, so a second launch hands over before anything else starts.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            let _ = windows::show_popover(app);
+        }))
+        .plugin(tauri_plugin_positioner::init())
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ));
+    let desktop: ExtraSetup<tauri::Wry> = Box::new(move |app| {
+        #[cfg(target_os = "macos")]
+        app.set_activation_policy(tauri::ActivationPolicy::Accessory);
+        windows::create_popover(app.handle(), show).map_err(|e| e.message)?;
+        let tray = match tray::build(app.handle()) {
+            Ok(_) => "yes",
+            Err(e) => {
+                eprintln!("minibar: no tray icon ({e}); use {SHORTCUT} to open the chat");
+                "no"
+            }
+        };
+        if let Err(e) = register_shortcut(app.handle()) {
+            eprintln!("minibar: the shortcut {SHORTCUT} is not available: {e}");
+        }
+        start_memory_updates(app.handle().clone());
+        if show {
+            windows::show_popover(app.handle()).map_err(|e| e.message)?;
+        }
+        // The end-to-end tests wait for this line.
+        eprintln!("minibar: ready (tray: {tray})");
+        Ok(())
+    });
+    let options = AppOptions {
+        then: Some(desktop),
+        ..AppOptions::default()
+    };
+    if let Err(e) =
+        configure(builder, specta_builder!(tauri::Wry), options).run(tauri::generate_context!())
+    {
+        eprintln!("minibar: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn register_shortcut<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use tauri_plugin_global_shortcut::{Builder, ShortcutState};
+    app.plugin(
+        Builder::new()
+            .with_shortcuts([SHORTCUT])?
+            .with_handler(|app, _shortcut, event| {
+                if event.state == ShortcutState::Pressed {
+                    let _ = windows::toggle_popover(app);
+                }
+            })
+            .build(),
+    )?;
+    Ok(())
+}

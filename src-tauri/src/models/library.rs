@@ -1,0 +1,197 @@
+//! Installed models: minibar-hub's library (the Hugging Face cache and Minibar's store) plus
+//! the `MINIBAR_DEFAULT_MODEL` override, each matched to a catalog variant id.
+
+use std::path::{Path, PathBuf};
+
+use minibar_catalog::Catalog;
+use minibar_hub::library::{self, LibraryPaths, ModelSource};
+
+use crate::types::{AppError, AppResult};
+
+/// Environment variable naming a model file or folder to offer as installed (tests, `make run`).
+pub const DEFAULT_MODEL_ENV: &str = "MINIBAR_DEFAULT_MODEL";
+
+/// A model on disk, named the way the UI names variants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Installed {
+    /// `<modelId>@<quant>`.
+    pub variant_id: String,
+    /// The catalog model id, or `local-<name>` for a model the catalog does not know.
+    pub model_id: String,
+    /// Display name when the catalog does not know the model.
+    pub name: String,
+    /// Quantization label.
+    pub quant: String,
+    /// Where to load it from.
+    pub path: PathBuf,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// Bits per weight, when known.
+    pub bits_per_weight: Option<f64>,
+    /// The library name (`org/name` or store folder), to delete it; None for the override.
+    pub library_name: Option<String>,
+}
+
+/// Lowercase letters and digits only, to compare names across spellings.
+fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// The quantization a GGUF file name ends with (`Model.Q4_1.gguf` → `q4_1`).
+fn gguf_quant(file_stem: &str) -> Option<String> {
+    let last = file_stem.rsplit(['.', '-']).next()?;
+    let l = last.to_ascii_lowercase();
+    (l.starts_with('q') || l.starts_with("f16") || l.starts_with("bf16") || l.starts_with("f32"))
+        .then_some(l)
+}
+
+/// The GGUF file inside `dir`, or `dir` itself when it is a file.
+fn gguf_in(path: &Path) -> Option<PathBuf> {
+    if path.is_file() {
+        return Some(path.to_path_buf());
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        })
+}
+
+/// Names a model found at `path` (file or folder called `name`) after the catalog entry whose
+/// original repo name it contains.
+fn describe_local(
+    catalog: &Catalog,
+    name: &str,
+    path: &Path,
+    size: u64,
+    bits: Option<f64>,
+    quant_bits: Option<u32>,
+) -> Installed {
+    let gguf = gguf_in(path);
+    let stem = gguf
+        .as_ref()
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| name.to_string());
+    let quant = gguf_quant(&stem)
+        .or_else(|| quant_bits.map(|b| format!("{b}bit")))
+        .unwrap_or_else(|| "local".into());
+    let key = squash(&stem);
+    let entry = catalog.entries().iter().find(|e| {
+        let repo_name = e.hf_repo.rsplit('/').next().unwrap_or(&e.hf_repo);
+        key.contains(&squash(repo_name))
+    });
+    let model_id = entry
+        .map(|e| e.id.clone())
+        .unwrap_or_else(|| format!("local-{}", squash(name)));
+    Installed {
+        variant_id: format!("{model_id}@{quant}"),
+        model_id,
+        name: entry
+            .map(|e| e.name.clone())
+            .unwrap_or_else(|| name.to_string()),
+        quant,
+        // GGUF models load from the file, folders from the folder.
+        path: gguf.unwrap_or_else(|| path.to_path_buf()),
+        size_bytes: size,
+        bits_per_weight: bits,
+        library_name: None,
+    }
+}
+
+/// Every installed model: the override first, then the library.
+pub fn installed(catalog: &Catalog, paths: &LibraryPaths) -> AppResult<Vec<Installed>> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os(DEFAULT_MODEL_ENV).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(p);
+        if path.exists() {
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            out.push(describe_local(catalog, &name, &path, size, None, None));
+        }
+    }
+    let lib = library::list_models(paths)
+        .map_err(|e| AppError::io(format!("cannot read the model library: {e}")))?;
+    for m in lib.models.into_iter().filter(|m| m.complete) {
+        let mut item = match &m.source {
+            ModelSource::HfCache { repo_id, .. } => {
+                let hit = catalog.entries().iter().find_map(|e| {
+                    e.mlx
+                        .iter()
+                        .find(|r| r.repo.eq_ignore_ascii_case(repo_id))
+                        .map(|r| (e, r.quant.clone()))
+                });
+                match hit {
+                    Some((e, quant)) => Installed {
+                        variant_id: format!("{}@{quant}", e.id),
+                        model_id: e.id.clone(),
+                        name: e.name.clone(),
+                        quant,
+                        path: m.path.clone(),
+                        size_bytes: m.size_bytes,
+                        bits_per_weight: m.bits_per_weight,
+                        library_name: None,
+                    },
+                    None => describe_local(
+                        catalog,
+                        repo_id,
+                        &m.path,
+                        m.size_bytes,
+                        m.bits_per_weight,
+                        m.quantization.as_ref().map(|q| q.bits),
+                    ),
+                }
+            }
+            ModelSource::Store => describe_local(
+                catalog,
+                &m.name,
+                &m.path,
+                m.size_bytes,
+                m.bits_per_weight,
+                m.quantization.as_ref().map(|q| q.bits),
+            ),
+        };
+        item.library_name = Some(m.name.clone());
+        if !out
+            .iter()
+            .any(|o: &Installed| o.variant_id == item.variant_id)
+        {
+            out.push(item);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gguf_file_names_give_the_catalog_model_and_quant() {
+        let catalog = Catalog::builtin().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+        std::fs::write(&file, b"GGUF").unwrap();
+        let m = describe_local(&catalog, "SmolLM2-135M-Instruct.Q4_1", &file, 4, None, None);
+        assert_eq!(m.variant_id, "smollm2-135m@q4_1");
+        assert_eq!(m.path, file);
+    }
+
+    #[test]
+    fn unknown_models_get_a_local_id() {
+        let catalog = Catalog::builtin().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let m = describe_local(&catalog, "my-finetune", dir.path(), 10, Some(4.5), Some(4));
+        assert_eq!(m.model_id, "local-myfinetune");
+        assert_eq!(m.quant, "4bit");
+    }
+}

@@ -1,0 +1,7 @@
+//! The Models view's backend: the catalog judged against this machine (minibar-catalog,
+//! minibar-fit), the local library (minibar-hub) and downloads.
+
+pub mod catalog;
+pub mod downloads;
+pub mod library;
+pub mod memory;

@@ -1,0 +1,54 @@
+//! What every command shares: the history, the engine thread, running generations, downloads,
+//! the catalog and the library's folders.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use minibar_catalog::Catalog;
+use minibar_hub::library::LibraryPaths;
+
+use crate::engine_worker::{CancelToken, EngineWorker};
+use crate::history::History;
+use crate::models::downloads::Downloads;
+
+/// A generation in flight.
+#[derive(Clone)]
+pub struct Running {
+    /// Its session.
+    pub session_id: String,
+    /// Stops it.
+    pub cancel: CancelToken,
+}
+
+/// Generations in flight, by request id.
+pub type Generations = Arc<Mutex<HashMap<String, Running>>>;
+
+/// The app's shared state, managed by Tauri.
+pub struct AppState {
+    /// Chat history.
+    pub history: Arc<History>,
+    /// The engine thread.
+    pub engine: EngineWorker,
+    /// Generations in flight.
+    pub generations: Generations,
+    /// Downloads started this run.
+    pub downloads: Downloads,
+    /// The curated catalog merged with the user's.
+    pub catalog: Catalog,
+    /// Where installed models live.
+    pub library: LibraryPaths,
+    /// The app's data folder (history database).
+    pub data_dir: PathBuf,
+}
+
+impl AppState {
+    /// Stops every generation of a session.
+    pub fn stop_session(&self, session_id: &str) {
+        if let Ok(g) = self.generations.lock() {
+            for r in g.values().filter(|r| r.session_id == session_id) {
+                r.cancel.cancel();
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Saved settings (tauri-plugin-store `settings.json`, key `settings`). No secrets.
+
+use serde::{Deserialize, Serialize};
+use specta::Type;
+
+use super::SamplingParams;
+
+/// Where tauri-plugin-store keeps [`Settings`]: the file.
+pub const SETTINGS_FILE: &str = "settings.json";
+/// Where tauri-plugin-store keeps [`Settings`]: the key.
+pub const SETTINGS_KEY: &str = "settings";
+
+/// The settings the UI edits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Settings {
+    /// Variant id; null picks the smallest installed model that fits.
+    pub default_model: Option<String>,
+    /// Sampling defaults.
+    pub sampling: SamplingParams,
+    /// The system prompt of new chats.
+    pub system_prompt: String,
+    /// Tokens.
+    pub context_length: u64,
+    /// Kept free when judging fit.
+    pub memory_headroom_bytes: u64,
+    /// Where models are stored.
+    pub models_folder: String,
+    /// The Hugging Face endpoint.
+    pub hf_endpoint: String,
+    /// Start Minibar at login.
+    pub launch_at_login: bool,
+}
+
+impl Default for Settings {
+    /// What a fresh install starts with (as the UI's `DEFAULT_SETTINGS`).
+    fn default() -> Self {
+        Self {
+            default_model: None,
+            sampling: SamplingParams::default(),
+            system_prompt: "You are a helpful assistant.".into(),
+            context_length: 4096,
+            memory_headroom_bytes: 2_000_000_000,
+            models_folder: String::new(),
+            hf_endpoint: "https://huggingface.co".into(),
+            launch_at_login: false,
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The real commands (history, generation plumbing, settings store, models, capabilities) on
+//! Tauri's mock runtime, through the same `configure` as the app and its real capabilities.
+//! The engine is scripted: these tests check the shell, not the model.
+
+mod common;
+
+use common::{app, app_in, call_from, next, MODEL, PIECES};
+use serde_json::{json, Value};
+use tauri::WebviewWindowBuilder;
+
+fn new_session(t: &common::TestApp) -> String {
+    let s = t.call("create_session", json!({ "model": MODEL })).unwrap();
+    s["id"].as_str().unwrap().to_string()
+}
+
+/// Sends a message and returns (requestId, assistantMessageId) and the chat events until done.
+fn send(t: &common::TestApp, session: &str, content: &str) -> (Value, Vec<Value>) {
+    let events = t.listen("chat-event");
+    let started = t
+        .call(
+            "send_message",
+            json!({ "request": { "sessionId": session, "content": content, "model": MODEL, "params": null } }),
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let e = next(&events);
+        let kind = e["kind"].as_str().unwrap().to_string();
+        seen.push(e);
+        if kind == "done" || kind == "error" {
+            break;
+        }
+    }
+    (started, seen)
+}
+
+#[test]
+fn a_reply_streams_as_events_and_is_stored() {
+    let t = app();
+    let session = new_session(&t);
+    let (started, events) = send(&t, &session, "Say hello");
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["started", "token", "token", "token", "done"]);
+    let request = started["requestId"].as_str().unwrap();
+    for (i, e) in events[1..4].iter().enumerate() {
+        assert_eq!(e["index"], i);
+        assert_eq!(e["text"], PIECES[i]);
+        assert_eq!(e["requestId"], request);
+        assert_eq!(e["messageId"], started["assistantMessageId"]);
+    }
+    assert_eq!(events[4]["stats"]["stopReason"], "eos");
+
+    let chat = t.call("open_session", json!({ "id": session })).unwrap();
+    let messages = chat["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["role"], "user");
+    assert_eq!(messages[0]["content"], "Say hello");
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["content"], PIECES.concat());
+    assert_eq!(messages[1]["status"], "done");
+    assert_eq!(messages[1]["model"], MODEL);
+    assert_eq!(messages[1]["stats"]["generatedTokens"], 3);
+    assert_eq!(chat["title"], "Say hello");
+
+    // The engine got the system prompt and the conversation.
+    let job = t.jobs.recv().unwrap();
+    assert_eq!(job[0].0, "system");
+    assert_eq!(
+        job.last().unwrap(),
+        &("user".to_string(), "Say hello".to_string())
+    );
+}
+
+#[test]
+fn history_lists_searches_exports_and_deletes() {
+    let t = app();
+    let a = new_session(&t);
+    send(&t, &a, "Tell me about pelicans");
+    let b = new_session(&t);
+    send(&t, &b, "Explain quicksort");
+
+    let list = t.call("list_sessions", json!({})).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [b.as_str(), a.as_str()], "newest first");
+    assert_eq!(list[0]["messageCount"], 2);
+    assert_eq!(list[0]["preview"], PIECES.concat());
+
+    let hits = t
+        .call("search_sessions", json!({ "query": "pelic" }))
+        .unwrap();
+    let hits = hits.as_array().unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0]["session"]["id"], a);
+    assert!(hits[0]["snippet"].as_str().unwrap().contains("pelicans"));
+    // FTS syntax in the input is taken as words, not as a query error.
+    assert!(t
+        .call("search_sessions", json!({ "query": "\"quick AND (" }))
+        .is_ok());
+
+    let md = t
+        .call("export_session_markdown", json!({ "id": b }))
+        .unwrap();
+    assert_eq!(md["fileName"], "explain-quicksort.md");
+    let text = md["markdown"].as_str().unwrap();
+    assert!(text.starts_with("# Explain quicksort\n"));
+    assert!(text.contains("## You\n\nExplain quicksort"));
+    assert!(text.contains(&PIECES.concat()));
+
+    t.call("delete_session", json!({ "id": a })).unwrap();
+    assert_eq!(
+        t.call("list_sessions", json!({}))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let err = t.call("open_session", json!({ "id": a })).unwrap_err();
+    assert_eq!(err["kind"], "not_found");
+}
+
+#[test]
+fn stop_ends_the_stream_with_stopped_and_keeps_the_text() {
+    let t = app();
+    let session = new_session(&t);
+    let events = t.listen("chat-event");
+    let started = t
+        .call(
+            "send_message",
+            json!({ "request": { "sessionId": session, "content": "/slow please", "model": MODEL, "params": null } }),
+        )
+        .unwrap();
+    assert_eq!(next(&events)["kind"], "started");
+    assert_eq!(next(&events)["kind"], "token");
+    t.call(
+        "stop_generation",
+        json!({ "requestId": started["requestId"] }),
+    )
+    .unwrap();
+    let end = next(&events);
+    assert_eq!(end["kind"], "done");
+    assert_eq!(end["stats"]["stopReason"], "stopped");
+    let chat = t.call("open_session", json!({ "id": session })).unwrap();
+    assert_eq!(chat["messages"][1]["status"], "stopped");
+    assert_eq!(chat["messages"][1]["content"], PIECES[0]);
+}
+
+#[test]
+fn engine_errors_reach_the_ui_and_the_history() {
+    let t = app();
+    let session = new_session(&t);
+    let (_, events) = send(&t, &session, "/fail now");
+    let end = events.last().unwrap();
+    assert_eq!(end["kind"], "error");
+    assert_eq!(end["error"]["kind"], "engine");
+    let chat = t.call("open_session", json!({ "id": session })).unwrap();
+    assert_eq!(chat["messages"][1]["status"], "error");
+    assert_eq!(chat["messages"][1]["error"]["message"], "scripted failure");
+}
+
+#[test]
+fn regenerate_and_edit_replace_what_follows() {
+    let t = app();
+    let session = new_session(&t);
+    send(&t, &session, "First question");
+    let events = t.listen("chat-event");
+    let r = t
+        .call(
+            "regenerate",
+            json!({ "sessionId": session, "model": MODEL, "params": null }),
+        )
+        .unwrap();
+    assert!(r["userMessageId"].is_null());
+    while next(&events)["kind"] != "done" {}
+    let chat = t.call("open_session", json!({ "id": session })).unwrap();
+    let messages = chat["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "the old reply was replaced");
+    assert_eq!(messages[1]["id"], r["assistantMessageId"]);
+
+    let user_id = messages[0]["id"].clone();
+    let e = t
+        .call(
+            "edit_and_resend",
+            json!({ "sessionId": session, "messageId": user_id, "content": "Second question", "model": MODEL, "params": null }),
+        )
+        .unwrap();
+    while next(&events)["kind"] != "done" {}
+    let chat = t.call("open_session", json!({ "id": session })).unwrap();
+    let messages = chat["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["content"], "Second question");
+    assert_eq!(messages[1]["id"], e["assistantMessageId"]);
+}
+
+#[test]
+fn bad_requests_store_nothing() {
+    let t = app();
+    let session = new_session(&t);
+    let err = t
+        .call(
+            "send_message",
+            json!({ "request": { "sessionId": session, "content": "hi", "model": "nope@4bit", "params": null } }),
+        )
+        .unwrap_err();
+    assert_eq!(err["kind"], "no_model");
+    let err = t
+        .call(
+            "send_message",
+            json!({ "request": { "sessionId": session, "content": "  ", "model": MODEL, "params": null } }),
+        )
+        .unwrap_err();
+    assert_eq!(err["kind"], "invalid_input");
+    let chat = t.call("open_session", json!({ "id": session })).unwrap();
+    assert!(chat["messages"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn chats_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let session = {
+        let t = app_in(Some(dir.clone()));
+        let s = new_session(&t);
+        send(&t, &s, "Remember me");
+        s
+    };
+    let t = app_in(Some(dir));
+    let chat = t.call("open_session", json!({ "id": session })).unwrap();
+    assert_eq!(chat["messages"][0]["content"], "Remember me");
+    assert_eq!(chat["messages"][1]["content"], PIECES.concat());
+}
+
+#[test]
+fn settings_saved_through_the_store_reach_the_engine() {
+    let t = app();
+    let rid = t
+        .call(
+            "plugin:store|load",
+            json!({ "path": "settings.json", "options": { "autoSave": false, "defaults": {} } }),
+        )
+        .unwrap();
+    let settings = json!({
+        "defaultModel": MODEL,
+        "sampling": { "temperature": 0.2, "topP": 0.9, "topK": 20, "minP": 0.0, "repetitionPenalty": 1.0, "maxTokens": 64, "seed": 7 },
+        "systemPrompt": "You are terse.",
+        "contextLength": 2048,
+        "memoryHeadroomBytes": 1000000000u64,
+        "modelsFolder": "/tmp/models",
+        "hfEndpoint": "https://huggingface.co",
+        "launchAtLogin": false
+    });
+    t.call(
+        "plugin:store|set",
+        json!({ "rid": rid, "key": "settings", "value": settings }),
+    )
+    .unwrap();
+    t.call("plugin:store|save", json!({ "rid": rid })).unwrap();
+    t.call("settings_changed", json!({})).unwrap();
+    let got = t
+        .call("plugin:store|get", json!({ "rid": rid, "key": "settings" }))
+        .unwrap();
+    assert_eq!(got[0]["systemPrompt"], "You are terse.");
+
+    let session = new_session(&t);
+    send(&t, &session, "Settings check");
+    let job = t.jobs.recv().unwrap();
+    assert_eq!(job[0], ("system".to_string(), "You are terse.".to_string()));
+}
+
+#[test]
+fn capabilities_allow_only_the_ui_and_its_commands() {
+    let t = app();
+    // A store command the UI does not use is refused.
+    assert!(t.call("plugin:store|clear", json!({ "rid": 0 })).is_err());
+    // A window the capability does not name cannot call anything.
+    let other = WebviewWindowBuilder::new(&t.app, "intruder", Default::default())
+        .build()
+        .unwrap();
+    assert!(call_from(&other, "list_sessions", json!({})).is_err());
+    assert!(t.call("list_sessions", json!({})).is_ok());
+}
+
+#[test]
+fn models_commands_describe_this_machine() {
+    let t = app();
+    let catalog = t.call("list_catalog", json!({})).unwrap();
+    let smol = catalog
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "smollm2-135m")
+        .expect("SmolLM2 135M is in the catalog");
+    let local = smol["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == MODEL)
+        .expect("the MINIBAR_DEFAULT_MODEL file shows as an installed variant");
+    assert_eq!(local["installed"], true);
+    assert!(["fits", "tight", "wont_fit"].contains(&local["fit"]["verdict"].as_str().unwrap()));
+    assert!(smol["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["installed"] == false));
+
+    let mem = t.call("memory_status", json!({})).unwrap();
+    assert!(mem["totalBytes"].as_u64().unwrap() > mem["availableBytes"].as_u64().unwrap());
+    let disk = t.call("disk_usage", json!({})).unwrap();
+    assert!(disk["totalBytes"].as_u64().unwrap() >= disk["freeBytes"].as_u64().unwrap());
+
+    let err = t
+        .call("start_download", json!({ "variantId": "no-such@4bit" }))
+        .unwrap_err();
+    assert_eq!(err["kind"], "not_found");
+    let err = t
+        .call("delete_model", json!({ "variantId": MODEL }))
+        .unwrap_err();
+    assert_eq!(
+        err["kind"], "invalid_input",
+        "the override file is not Minibar's to delete"
+    );
+}
+
+#[test]
+fn benchmark_says_it_is_not_available() {
+    let t = app();
+    let err = t
+        .call("start_benchmark", json!({ "mode": "quick" }))
+        .unwrap_err();
+    assert!(err["message"].as_str().unwrap().contains("not available"));
+    assert_eq!(t.call("list_bench_runs", json!({})).unwrap(), json!([]));
+}
+
+#[test]
+fn links_must_be_http() {
+    let t = app();
+    let err = t
+        .call("open_external", json!({ "url": "javascript:alert(1)" }))
+        .unwrap_err();
+    assert_eq!(err["kind"], "invalid_input");
+}
+
+#[test]
+fn committed_bindings_match_the_rust_types() {
+    let fresh = minibar_app::bindings::render().expect("bindings render");
+    if std::env::var_os("MINIBAR_UPDATE_BINDINGS").is_some() {
+        std::fs::write(minibar_app::bindings::BINDINGS_PATH, &fresh).unwrap();
+    }
+    let committed = std::fs::read_to_string(minibar_app::bindings::BINDINGS_PATH).unwrap();
+    assert!(
+        fresh == committed,
+        "ui/src/lib/bindings.ts is stale: run this test with MINIBAR_UPDATE_BINDINGS=1"
+    );
+}

@@ -1,0 +1,196 @@
+// End-to-end tests of the real Minibar app: the debug binary driven through tauri-driver and
+// WebKitWebDriver under Xvfb (run.sh sets everything up). Each test starts the app afresh;
+// the data folders live in one temp dir per run, shared so a restart finds the chat again.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { remote } from "webdriverio";
+
+const APP = process.env.MINIBAR_APP;
+const DRIVER = process.env.TAURI_DRIVER;
+const HUB = process.env.MINIBAR_E2E_HUB; // the e2e_hub example binary
+const MODEL = process.env.MINIBAR_DEFAULT_MODEL;
+const PORT = 4444;
+if (!APP || !DRIVER) throw new Error("run through run.sh: MINIBAR_APP and TAURI_DRIVER are required");
+
+const root = mkdtempSync(join(tmpdir(), "minibar-e2e-"));
+/** What the app reads from its environment: every folder inside the run's temp dir. */
+const appEnv = {
+  MINIBAR_DATA_DIR: join(root, "data"),
+  XDG_DATA_HOME: join(root, "xdg"),
+  XDG_CONFIG_HOME: join(root, "config"),
+  MINIBAR_HOME: join(root, "minibar"),
+  HF_HUB_CACHE: join(root, "hf"),
+};
+for (const d of Object.values(appEnv)) mkdirSync(d, { recursive: true });
+
+let driver;
+let hub;
+let hubEndpoint;
+const logs = [];
+
+/** Starts a child whose output is kept for failure reports; resolves on a line matching `ready`. */
+function start(cmd, args, env, ready) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const onData = (buf) => {
+      const text = buf.toString();
+      logs.push(`[${cmd.split("/").pop()}] ${text}`);
+      const m = ready && text.match(ready);
+      if (m && !done) {
+        done = true;
+        resolve({ child, match: m });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", (code) => {
+      if (!done) reject(new Error(`${cmd} exited with ${code} before it was ready:\n${logs.join("")}`));
+    });
+    if (!ready) resolve({ child });
+  });
+}
+
+async function driverUp() {
+  for (;;) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${PORT}/status`);
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  if (HUB) {
+    const { child, match } = await start(HUB, [], {}, /HF_ENDPOINT=(\S+)/);
+    hub = child;
+    hubEndpoint = match[1];
+  }
+  // tauri-driver passes its environment on to the app it launches.
+  ({ child: driver } = await start(
+    DRIVER,
+    ["--port", String(PORT), "--native-driver", "/usr/bin/WebKitWebDriver"],
+    { ...appEnv, ...(hubEndpoint ? { HF_ENDPOINT: hubEndpoint } : {}) },
+    null,
+  ));
+  await driverUp();
+});
+
+after(() => {
+  driver?.kill();
+  hub?.kill();
+});
+
+/** Launches the app and attaches to its popover (shown and kept open by `--show`). */
+async function launch() {
+  let lastError;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      return await remote({
+        hostname: "127.0.0.1",
+        port: PORT,
+        logLevel: "error",
+        capabilities: { "tauri:options": { application: APP, args: ["--show"] } },
+      });
+    } catch (e) {
+      // The driver can refuse the first session while WebKitWebDriver starts.
+      lastError = e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  throw lastError;
+}
+
+async function withApp(fn) {
+  const browser = await launch();
+  try {
+    await fn(browser);
+  } finally {
+    await browser.deleteSession();
+  }
+}
+
+test("the window opens on the chat", async () => {
+  await withApp(async (b) => {
+    const nav = await b.$('nav[aria-label="Views"]');
+    await nav.waitForExist();
+    const views = await b.$$('nav[aria-label="Views"] button');
+    assert.equal(views.length, 4);
+    assert.match(await b.getUrl(), /#\/chat$/);
+    // The real backend, not the browser mock.
+    assert.equal(await b.execute(() => "__TAURI_INTERNALS__" in window), true);
+  });
+});
+
+test("a message to the default model streams back a reply", { skip: !MODEL && "MINIBAR_DEFAULT_MODEL is not set" }, async () => {
+  await withApp(async (b) => {
+    const box = await b.$('textarea[aria-label="Message"]');
+    await box.waitForEnabled();
+    await box.setValue("Name one colour.");
+    await (await b.$('[data-testid="send"]')).click();
+    const reply = await b.$('[data-testid="reply"]');
+    await reply.waitForExist();
+    // Streaming shows Stop; the finished reply has its figures and some text.
+    const done = await b.$('[data-testid="reply"][data-status="done"]');
+    await done.waitForExist({ timeout: 120_000, timeoutMsg: `no finished reply; app log:\n${logs.join("")}` });
+    const text = await (await done.$(".markdown")).getText();
+    assert.ok(text.trim().length > 0, "the reply has text");
+    assert.match(await (await done.$('[data-testid="stats"]')).getText(), /tok\/s|tokens/i);
+  });
+});
+
+test("the chat is still there after the app restarts", async () => {
+  const marker = `Remember the word heliotrope ${Date.now()}`;
+  await withApp(async (b) => {
+    const box = await b.$('textarea[aria-label="Message"]');
+    await box.waitForEnabled();
+    await box.setValue(marker);
+    await (await b.$('[data-testid="send"]')).click();
+    // Stored as soon as it shows (the reply may still be streaming or may fail: not this test's
+    // concern).
+    await (await b.$(`.bubble*=${marker}`)).waitForExist();
+  });
+  await withApp(async (b) => {
+    // The newest chat opens at launch.
+    await (await b.$(`.bubble*=${marker}`)).waitForExist({ timeoutMsg: "the chat did not come back after a restart" });
+  });
+});
+
+test("a download shows progress", { skip: !HUB && "MINIBAR_E2E_HUB is not set" }, async () => {
+  await withApp(async (b) => {
+    // The popover routes Models to the large window; the view itself is the same page.
+    await b.execute(() => (location.hash = "#/models"));
+    const row = await b.$('tr[data-variant="smollm2-135m@4bit"]');
+    await row.waitForExist({ timeoutMsg: `the catalog has no smollm2-135m@4bit row; app log:\n${logs.join("")}` });
+    const button = await row.$('[data-testid="download"]');
+    await button.waitForClickable();
+    await button.click();
+    const progress = await row.$('[data-testid="download-progress"]');
+    await progress.waitForExist({ timeoutMsg: `no progress shown; app log:\n${logs.join("")}` });
+    const bar = await progress.$("progress");
+    const total = Number(await bar.getAttribute("max"));
+    assert.ok(total > 6_000_000, `the bar knows the size (${total})`);
+    // Progress moves: the bar's value grows while the slow link delivers.
+    const first = Number(await bar.getAttribute("value"));
+    await b.waitUntil(async () => {
+      if (!(await progress.isExisting())) return true; // finished meanwhile
+      return Number(await bar.getAttribute("value")) > first;
+    }, { timeout: 60_000, timeoutMsg: "the download made no progress" });
+  });
+});
+
+test("the app runs without a tray host", async () => {
+  // Xvfb has no tray and no StatusNotifier watcher: the app must still start and stay up.
+  const dataDir = join(root, "no-tray");
+  const { child } = await start(APP, [], { ...appEnv, MINIBAR_DATA_DIR: dataDir }, /minibar: ready/);
+  assert.equal(child.exitCode, null, "still running after setup");
+  assert.ok(existsSync(join(dataDir, "history.sqlite3")), "its history database was created");
+  child.kill("SIGTERM");
+});

