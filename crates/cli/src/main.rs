@@ -30,6 +30,8 @@ enum Command {
     List(commands::list::Args),
     /// Delete a model from the local library.
     Rm(commands::rm::Args),
+    /// Benchmark this machine: pp512, tg128, batch scaling; history and export.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Pull(args) => commands::pull::run(args),
         Command::List(args) => commands::list::run(args),
         Command::Rm(args) => commands::rm::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `Args` and `run`.
 
+pub mod bench;
 pub mod chat;
 pub mod fit;
 pub mod generate;
