@@ -34,21 +34,41 @@ pub struct Args {
 /// Runs `minibar quantize`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let src = model_arg::resolve(Some(&args.model))?;
-    anyhow::ensure!(src.is_dir(), "{} is not a model folder (import a .gguf first with `minibar import`)", src.display());
+    anyhow::ensure!(
+        src.is_dir(),
+        "{} is not a model folder (import a .gguf first with `minibar import`)",
+        src.display()
+    );
     let (target, suffix) = if args.dequantize {
         (Target::Dense(mlx_rs::Dtype::Float32), "f32".to_owned())
     } else {
-        (Target::Affine { bits: args.bits, group_size: args.group_size }, format!("{}bit-g{}", args.bits, args.group_size))
+        (
+            Target::Affine {
+                bits: args.bits,
+                group_size: args.group_size,
+            },
+            format!("{}bit-g{}", args.bits, args.group_size),
+        )
     };
     let dest = match args.output {
         Some(p) => p,
         None => {
-            let name = src.file_name().and_then(|n| n.to_str()).context("the source folder has no name")?;
+            let name = src
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("the source folder has no name")?;
             src.with_file_name(format!("{name}-{suffix}"))
         }
     };
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tensors").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tensors")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar.set_message(format!("{suffix}"));
     let cancel = minibar_engine::CancelToken::new();
     let report = quantize_folder(&src, &dest, target, |done, total| {
