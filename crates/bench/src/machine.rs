@@ -83,7 +83,8 @@ pub fn mlx_version() -> String {
 
 /// Measures memory bandwidth (GB/s) with STREAM's scale (`a = s·b`, 2 arrays moved) and add
 /// (`a = b + c`, 3 arrays) kernels run through MLX on `elements`-long f32 arrays, best of
-/// `trials`; arrays should be far larger than the caches (32M elements = 128 MB each).
+/// `trials`. Arrays should exceed the last-level cache yet stay under malloc's mmap threshold
+/// (32 MiB), or every trial pays for fresh page faults: 6M elements (24 MiB) suits both.
 pub fn measure_bandwidth(elements: usize, trials: usize) -> Result<f64> {
     let n = elements as i32;
     let b = ops::ones::<f32>(&[n])?;

@@ -74,9 +74,12 @@ impl SuiteConfig {
             n_depth: 0,
             batch_sizes: vec![1, 4, 16],
             batch_prompt: 32,
-            batch_gen: 32,
+            batch_gen: 16,
             batch_repetitions: 1,
-            bandwidth_elements: 1 << 25,
+            // 24 MiB arrays: larger ones are mmapped and unmapped by malloc on every
+            // allocation, and page faults then dominate (3-4 GB/s measured at 128 MiB
+            // against 29 GB/s at 24 MiB, same machine and minute).
+            bandwidth_elements: 6 << 20,
             seed: 0,
         }
     }
@@ -199,7 +202,7 @@ pub fn run_suite(config: &SuiteConfig, cancel: &CancelToken, on_progress: &mut d
     let started_unix = timefmt::now_unix();
     steps.begin("measuring memory bandwidth");
     let mut machine = MachineInfo::detect();
-    machine.bandwidth_gbs = measure_bandwidth(config.bandwidth_elements, 5)?;
+    machine.bandwidth_gbs = measure_bandwidth(config.bandwidth_elements, 10)?;
     steps.emit(Progress::Machine(machine.clone()));
 
     let mut run = BenchRun {
