@@ -117,6 +117,18 @@ async function withApp(fn) {
   }
 }
 
+test("the app runs without a tray host", async () => {
+  // Xvfb has no tray and no StatusNotifier watcher: the app must still start and stay up.
+  // First, so no instance of an earlier test still holds the single-instance name.
+  const dataDir = join(root, "no-tray");
+  const { child } = await start(APP, [], { ...appEnv, MINIBAR_DATA_DIR: dataDir }, /minibar: ready/);
+  assert.equal(child.exitCode, null, "still running after setup");
+  assert.ok(existsSync(join(dataDir, "history.sqlite3")), "its history database was created");
+  const exited = new Promise((r) => child.on("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+});
+
 test("the window opens on the chat", async () => {
   await withApp(async (b) => {
     const nav = await b.$('nav[aria-label="Views"]');
@@ -184,13 +196,4 @@ test("a download shows progress", { skip: !HUB && "MINIBAR_E2E_HUB is not set" }
       return Number(await bar.getAttribute("value")) > first;
     }, { timeout: 60_000, timeoutMsg: "the download made no progress" });
   });
-});
-
-test("the app runs without a tray host", async () => {
-  // Xvfb has no tray and no StatusNotifier watcher: the app must still start and stay up.
-  const dataDir = join(root, "no-tray");
-  const { child } = await start(APP, [], { ...appEnv, MINIBAR_DATA_DIR: dataDir }, /minibar: ready/);
-  assert.equal(child.exitCode, null, "still running after setup");
-  assert.ok(existsSync(join(dataDir, "history.sqlite3")), "its history database was created");
-  child.kill("SIGTERM");
 });
