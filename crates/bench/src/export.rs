@@ -99,7 +99,19 @@ pub const FIELDS: &[&str] = &[
 
 /// The Markdown column headers, in order (llama-bench's seven, then Minibar's).
 pub const MARKDOWN_COLUMNS: &[&str] = &[
-    "model", "size", "params", "backend", "threads", "test", "t/s", "ttft ms", "peak mem", "bpw", "roofline t/s", "mode", "time",
+    "model",
+    "size",
+    "params",
+    "backend",
+    "threads",
+    "test",
+    "t/s",
+    "ttft ms",
+    "peak mem",
+    "bpw",
+    "roofline t/s",
+    "mode",
+    "time",
 ];
 
 /// One row per model test and per batch size.
@@ -228,7 +240,9 @@ pub fn to_csv(run: &BenchRun) -> Result<String> {
     for row in rows(run) {
         w.write_record(row.values()).map_err(err)?;
     }
-    let bytes = w.into_inner().map_err(|e| BenchError::Format(e.to_string()))?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| BenchError::Format(e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| BenchError::Format(e.to_string()))
 }
 
@@ -275,11 +289,20 @@ pub fn to_markdown(run: &BenchRun) -> String {
     let mut s = format!("| {} |\n", MARKDOWN_COLUMNS.join(" | "));
     let align: Vec<&str> = MARKDOWN_COLUMNS
         .iter()
-        .map(|c| if matches!(*c, "model" | "backend" | "test" | "mode" | "time") { "---" } else { "---:" })
+        .map(|c| {
+            if matches!(*c, "model" | "backend" | "test" | "mode" | "time") {
+                "---"
+            } else {
+                "---:"
+            }
+        })
         .collect();
     s.push_str(&format!("| {} |\n", align.join(" | ")));
     for row in rows(run) {
-        let cells: Vec<String> = markdown_cells(&row).into_iter().map(|c| c.replace('|', "\\|")).collect();
+        let cells: Vec<String> = markdown_cells(&row)
+            .into_iter()
+            .map(|c| c.replace('|', "\\|"))
+            .collect();
         s.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     s

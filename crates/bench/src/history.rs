@@ -101,7 +101,8 @@ impl History {
             source,
         };
         let conn = Connection::open(path).map_err(sql)?;
-        conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(sql)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         Ok(Self {
             conn,
@@ -147,7 +148,13 @@ impl History {
             if let Some(b) = &run.batch {
                 for p in &b.points {
                     for (i, ts) in p.total_tps.samples.iter().enumerate() {
-                        insert.execute(params![id, b.model, format!("batch {}", p.batch), i as i64, ts])?;
+                        insert.execute(params![
+                            id,
+                            b.model,
+                            format!("batch {}", p.batch),
+                            i as i64,
+                            ts
+                        ])?;
                     }
                 }
             }
@@ -159,12 +166,15 @@ impl History {
         })?;
         run.id = Some(id);
         let record = serde_json::to_string(run).map_err(|e| BenchError::Format(e.to_string()))?;
-        tx.execute("UPDATE runs SET record = ?1 WHERE id = ?2", params![record, id])
-            .and_then(|_| tx.commit())
-            .map_err(|e| BenchError::Sqlite {
-                path: self.path.clone(),
-                source: e,
-            })?;
+        tx.execute(
+            "UPDATE runs SET record = ?1 WHERE id = ?2",
+            params![record, id],
+        )
+        .and_then(|_| tx.commit())
+        .map_err(|e| BenchError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
         Ok(id)
     }
 
@@ -176,7 +186,13 @@ impl History {
             .map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
             })
             .map_err(|e| self.sql(e))?;
         let mut out = Vec::new();
@@ -204,7 +220,9 @@ impl History {
             .optional()
             .map_err(|e| self.sql(e))?;
         record
-            .map(|r| serde_json::from_str(&r).map_err(|e| BenchError::Format(format!("run {id}: {e}"))))
+            .map(|r| {
+                serde_json::from_str(&r).map_err(|e| BenchError::Format(format!("run {id}: {e}")))
+            })
             .transpose()
     }
 
@@ -220,7 +238,9 @@ impl History {
     pub fn samples(&self, id: i64) -> Result<Vec<StoredSample>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT model, test, repetition, ts FROM samples WHERE run_id = ?1 ORDER BY rowid")
+            .prepare(
+                "SELECT model, test, repetition, ts FROM samples WHERE run_id = ?1 ORDER BY rowid",
+            )
             .map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map([id], |r| {
@@ -232,12 +252,16 @@ impl History {
                 })
             })
             .map_err(|e| self.sql(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.sql(e))
     }
 
     /// Deletes a run and its samples; returns whether it existed.
     pub fn delete(&mut self, id: i64) -> Result<bool> {
-        let n = self.conn.execute("DELETE FROM runs WHERE id = ?1", [id]).map_err(|e| self.sql(e))?;
+        let n = self
+            .conn
+            .execute("DELETE FROM runs WHERE id = ?1", [id])
+            .map_err(|e| self.sql(e))?;
         Ok(n > 0)
     }
 
@@ -256,10 +280,20 @@ pub fn compare_runs(before: &BenchRun, after: &BenchRun) -> Vec<Comparison> {
         let mut v: Vec<_> = run
             .models
             .iter()
-            .flat_map(|m| m.tests.iter().map(|t| (m.model.clone(), t.test.clone(), t.ts.mean)))
+            .flat_map(|m| {
+                m.tests
+                    .iter()
+                    .map(|t| (m.model.clone(), t.test.clone(), t.ts.mean))
+            })
             .collect();
         if let Some(b) = &run.batch {
-            v.extend(b.points.iter().map(|p| (b.model.clone(), format!("batch {}", p.batch), p.total_tps.mean)));
+            v.extend(b.points.iter().map(|p| {
+                (
+                    b.model.clone(),
+                    format!("batch {}", p.batch),
+                    p.total_tps.mean,
+                )
+            }));
         }
         v
     };
@@ -269,7 +303,11 @@ pub fn compare_runs(before: &BenchRun, after: &BenchRun) -> Vec<Comparison> {
         .filter_map(|(model, test, after_ts)| {
             let before_ts = old.iter().find(|(m, t, _)| *m == model && *t == test)?.2;
             Some(Comparison {
-                ratio: if before_ts > 0.0 { after_ts / before_ts } else { 0.0 },
+                ratio: if before_ts > 0.0 {
+                    after_ts / before_ts
+                } else {
+                    0.0
+                },
                 model,
                 test,
                 before_ts,

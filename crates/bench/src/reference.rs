@@ -53,7 +53,8 @@ pub struct ReferenceData {
 
 /// Parses the compiled-in Apple reference data.
 pub fn apple_reference() -> Result<ReferenceData> {
-    toml::from_str(APPLE_TOML).map_err(|e| BenchError::Format(format!("benches/reference/apple.toml: {e}")))
+    toml::from_str(APPLE_TOML)
+        .map_err(|e| BenchError::Format(format!("benches/reference/apple.toml: {e}")))
 }
 
 #[cfg(test)]
@@ -66,7 +67,11 @@ mod tests {
             assert!(r.sources.iter().any(|s| s.key == e.source), "{e:?}");
             assert!(e.ts.is_some() || e.peak_gb.is_some(), "{e:?}");
         }
-        let m4max = r.entries.iter().find(|e| e.chip == "M4 Max" && e.engine == "llama.cpp").unwrap();
+        let m4max = r
+            .entries
+            .iter()
+            .find(|e| e.chip == "M4 Max" && e.engine == "llama.cpp")
+            .unwrap();
         assert_eq!(m4max.ts, Some(83.1));
     }
 }

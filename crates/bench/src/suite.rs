@@ -19,7 +19,9 @@ use crate::{
     batch::generate_batch,
     error::{BenchError, Result},
     machine::{measure_bandwidth, MachineInfo},
-    record::{BatchPoint, BatchScaling, BenchRun, ModelResult, Settings, Summary, TestResult, Versions},
+    record::{
+        BatchPoint, BatchScaling, BenchRun, ModelResult, Settings, Summary, TestResult, Versions,
+    },
     timefmt,
 };
 
@@ -120,8 +122,12 @@ impl SuiteConfig {
                 "repetitions and n_prompt must be at least 1, n_gen at least 2".into(),
             ));
         }
-        if self.batch_sizes.contains(&0) || (!self.batch_sizes.is_empty() && (self.batch_gen < 2 || self.batch_prompt == 0)) {
-            return Err(BenchError::Invalid("batch sizes, batch_prompt must be at least 1, batch_gen at least 2".into()));
+        if self.batch_sizes.contains(&0)
+            || (!self.batch_sizes.is_empty() && (self.batch_gen < 2 || self.batch_prompt == 0))
+        {
+            return Err(BenchError::Invalid(
+                "batch sizes, batch_prompt must be at least 1, batch_gen at least 2".into(),
+            ));
         }
         Ok(())
     }
@@ -191,9 +197,14 @@ impl Steps<'_> {
 /// Runs the suite. `on_progress` receives events as they happen; `cancel` stops the run
 /// between (and inside) tests with [`BenchError::Cancelled`]. Models that would not fit in
 /// memory, or fail to load, are skipped and listed in `BenchRun::skipped`.
-pub fn run_suite(config: &SuiteConfig, cancel: &CancelToken, on_progress: &mut dyn FnMut(Progress)) -> Result<BenchRun> {
+pub fn run_suite(
+    config: &SuiteConfig,
+    cancel: &CancelToken,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<BenchRun> {
     config.validate()?;
-    let per_model = 2 + config.repetitions + usize::from(config.n_depth > 0) * (1 + config.repetitions);
+    let per_model =
+        2 + config.repetitions + usize::from(config.n_depth > 0) * (1 + config.repetitions);
     let mut steps = Steps {
         done: 0,
         total: 1 + config.models.len() * per_model + config.batch_sizes.len(),
@@ -244,7 +255,15 @@ pub fn run_suite(config: &SuiteConfig, cancel: &CancelToken, on_progress: &mut d
                 continue;
             }
         };
-        let result = bench_model(&loaded, &name, path, config, run.machine.bandwidth_gbs, cancel, &mut steps)?;
+        let result = bench_model(
+            &loaded,
+            &name,
+            path,
+            config,
+            run.machine.bandwidth_gbs,
+            cancel,
+            &mut steps,
+        )?;
         steps.emit(Progress::ModelDone(result.clone()));
         run.models.push(result);
         if i == 0 && !config.batch_sizes.is_empty() {
@@ -265,7 +284,11 @@ fn check_cancel(cancel: &CancelToken) -> Result<()> {
 
 /// A display name: the file stem or folder name.
 fn model_name(path: &Path) -> String {
-    let stem = if path.is_file() { path.file_stem() } else { path.file_name() };
+    let stem = if path.is_file() {
+        path.file_stem()
+    } else {
+        path.file_name()
+    };
     stem.map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
 }
@@ -291,7 +314,10 @@ fn file_bytes(path: &Path) -> u64 {
 fn check_fits(path: &Path, name: &str, config: &SuiteConfig) -> Result<()> {
     let on_disk = file_bytes(path);
     if on_disk == 0 {
-        return Err(BenchError::Invalid(format!("{} holds no weights", path.display())));
+        return Err(BenchError::Invalid(format!(
+            "{} holds no weights",
+            path.display()
+        )));
     }
     let expanded = if minibar_engine::Backend::detect() == minibar_engine::Backend::Cpu {
         on_disk.max((on_disk * 8).min(1 << 30))
@@ -302,7 +328,9 @@ fn check_fits(path: &Path, name: &str, config: &SuiteConfig) -> Result<()> {
     let context = config.n_depth.max(config.n_prompt) + config.n_gen;
     let needed = expanded + expanded / 10 + (context as u64) * 64 * 1024 + (512 << 20);
     let snap = minibar_fit::snapshot();
-    let available = snap.gpu_limit.map_or(snap.available, |g| g.min(snap.available));
+    let available = snap
+        .gpu_limit
+        .map_or(snap.available, |g| g.min(snap.available));
     if needed > available {
         return Err(BenchError::WontFit {
             model: name.into(),
@@ -317,9 +345,17 @@ fn check_fits(path: &Path, name: &str, config: &SuiteConfig) -> Result<()> {
 pub fn count_params(model: &Transformer) -> u64 {
     let linear = |l: &Linear| -> u64 {
         match l {
-            Linear::Dense { weight, bias } => (weight.size() + bias.as_ref().map_or(0, |b| b.size())) as u64,
-            Linear::Quantized { weight, bias, params, .. } => {
-                (weight.size() as u64 * 32 / params.bits as u64) + bias.as_ref().map_or(0, |b| b.size() as u64)
+            Linear::Dense { weight, bias } => {
+                (weight.size() + bias.as_ref().map_or(0, |b| b.size())) as u64
+            }
+            Linear::Quantized {
+                weight,
+                bias,
+                params,
+                ..
+            } => {
+                (weight.size() as u64 * 32 / params.bits as u64)
+                    + bias.as_ref().map_or(0, |b| b.size() as u64)
             }
         }
     };
@@ -328,12 +364,27 @@ pub fn count_params(model: &Transformer) -> u64 {
         n += linear(h);
     }
     for b in &model.blocks {
-        for l in [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.mlp.gate, &b.mlp.up, &b.mlp.down] {
+        for l in [
+            &b.attn.q,
+            &b.attn.k,
+            &b.attn.v,
+            &b.attn.o,
+            &b.mlp.gate,
+            &b.mlp.up,
+            &b.mlp.down,
+        ] {
             n += linear(l);
         }
-        for norm in [Some(&b.input_norm), b.post_attn_norm.as_ref(), Some(&b.pre_mlp_norm), b.post_mlp_norm.as_ref(), b.attn.q_norm.as_ref(), b.attn.k_norm.as_ref()]
-            .into_iter()
-            .flatten()
+        for norm in [
+            Some(&b.input_norm),
+            b.post_attn_norm.as_ref(),
+            Some(&b.pre_mlp_norm),
+            b.post_mlp_norm.as_ref(),
+            b.attn.q_norm.as_ref(),
+            b.attn.k_norm.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             n += norm.weight.size() as u64;
         }
@@ -343,7 +394,9 @@ pub fn count_params(model: &Transformer) -> u64 {
 
 /// Synthetic prompt tokens, uniform over the vocabulary as in mlx_lm.benchmark.
 pub fn random_tokens(rng: &mut StdRng, vocab: i32, n: usize) -> Vec<u32> {
-    (0..n).map(|_| rng.random_range(0..vocab.max(1) as u32)).collect()
+    (0..n)
+        .map(|_| rng.random_range(0..vocab.max(1) as u32))
+        .collect()
 }
 
 fn options(n_gen: usize) -> GenerateOptions {
@@ -364,13 +417,22 @@ fn timed_generate(
     cancel: &CancelToken,
 ) -> Result<GenerationStats> {
     match conv.generate(model, prompt, &options(n_gen), cancel, |_| true) {
-        Ok((FinishReason::Cancelled, _)) | Err(EngineError::Cancelled) => Err(BenchError::Cancelled),
+        Ok((FinishReason::Cancelled, _)) | Err(EngineError::Cancelled) => {
+            Err(BenchError::Cancelled)
+        }
         Ok((_, stats)) => Ok(stats),
         Err(e) => Err(e.into()),
     }
 }
 
-fn test_result(test: String, n_prompt: usize, n_gen: usize, n_depth: usize, ts: Vec<f64>, ns: Vec<f64>) -> TestResult {
+fn test_result(
+    test: String,
+    n_prompt: usize,
+    n_gen: usize,
+    n_depth: usize,
+    ts: Vec<f64>,
+    ns: Vec<f64>,
+) -> TestResult {
     TestResult {
         test,
         n_prompt,
@@ -398,16 +460,33 @@ fn bench_model(
 
     steps.begin(format!("{name}: warm-up"));
     let warm = random_tokens(&mut rng, vocab, config.n_prompt.min(64));
-    timed_generate(&mut Conversation::new(model, context), model, &warm, 8.min(config.n_gen), cancel)?;
+    timed_generate(
+        &mut Conversation::new(model, context),
+        model,
+        &warm,
+        8.min(config.n_gen),
+        cancel,
+    )?;
 
     let pp_label = format!("pp{}", config.n_prompt);
     let tg_label = format!("tg{}", config.n_gen);
-    let (mut pp_ts, mut pp_ns, mut tg_ts, mut tg_ns, mut ttft) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut pp_ts, mut pp_ns, mut tg_ts, mut tg_ns, mut ttft) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for rep in 0..config.repetitions {
         check_cancel(cancel)?;
-        steps.begin(format!("{name}: {pp_label} + {tg_label}, run {} of {}", rep + 1, config.repetitions));
+        steps.begin(format!(
+            "{name}: {pp_label} + {tg_label}, run {} of {}",
+            rep + 1,
+            config.repetitions
+        ));
         let prompt = random_tokens(&mut rng, vocab, config.n_prompt);
-        let s = timed_generate(&mut Conversation::new(model, context), model, &prompt, config.n_gen, cancel)?;
+        let s = timed_generate(
+            &mut Conversation::new(model, context),
+            model,
+            &prompt,
+            config.n_gen,
+            cancel,
+        )?;
         pp_ts.push(s.prefill_tps());
         pp_ns.push(s.prefill_time.as_nanos() as f64);
         tg_ts.push(s.decode_tps());
@@ -430,7 +509,8 @@ fn bench_model(
 
     if config.n_depth > 0 {
         let depth = config.n_depth;
-        let fits = (model.args.context_length().unwrap_or(4096) as usize) >= depth + config.n_gen + 1;
+        let fits =
+            (model.args.context_length().unwrap_or(4096) as usize) >= depth + config.n_gen + 1;
         if fits {
             tests.push(bench_depth(model, name, config, &mut rng, cancel, steps)?);
         } else {
@@ -442,7 +522,11 @@ fn bench_model(
     let params = count_params(model);
     let size_bytes = loaded.weight_bytes() as u64;
     let file = file_bytes(path);
-    let roofline = if size_bytes > 0 { bandwidth_gbs * 1e9 / size_bytes as f64 } else { 0.0 };
+    let roofline = if size_bytes > 0 {
+        bandwidth_gbs * 1e9 / size_bytes as f64
+    } else {
+        0.0
+    };
     let tg_mean = tests[1].ts.mean;
     Ok(ModelResult {
         model: name.into(),
@@ -459,7 +543,11 @@ fn bench_model(
         ttft_ms: Summary::of(ttft),
         peak_memory_bytes: peak,
         roofline_tps: roofline,
-        efficiency: if roofline > 0.0 { tg_mean / roofline } else { 0.0 },
+        efficiency: if roofline > 0.0 {
+            tg_mean / roofline
+        } else {
+            0.0
+        },
     })
 }
 
@@ -482,7 +570,11 @@ fn bench_depth(
     let (mut ts, mut ns) = (vec![], vec![]);
     for rep in 0..config.repetitions {
         check_cancel(cancel)?;
-        steps.begin(format!("{name}: {label}, run {} of {}", rep + 1, config.repetitions));
+        steps.begin(format!(
+            "{name}: {label}, run {} of {}",
+            rep + 1,
+            config.repetitions
+        ));
         let s = timed_generate(&mut conv, model, &prompt, config.n_gen, cancel)?;
         ts.push(s.decode_tps());
         ns.push(s.decode_time.as_nanos() as f64);
@@ -496,7 +588,13 @@ fn bench_depth(
     Ok(test_result(label, 0, config.n_gen, depth, ts, ns))
 }
 
-fn bench_batch(model: &Transformer, name: &str, config: &SuiteConfig, cancel: &CancelToken, steps: &mut Steps) -> Result<BatchScaling> {
+fn bench_batch(
+    model: &Transformer,
+    name: &str,
+    config: &SuiteConfig,
+    cancel: &CancelToken,
+    steps: &mut Steps,
+) -> Result<BatchScaling> {
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0xba7c);
     let steps_timed = (config.batch_gen - 1) as f64;
     let mut points: Vec<BatchPoint> = Vec::new();
@@ -511,7 +609,11 @@ fn bench_batch(model: &Transformer, name: &str, config: &SuiteConfig, cancel: &C
             let out = generate_batch(model, &prompts, config.batch_gen, cancel)?;
             let secs = out.decode_time.as_secs_f64();
             wall.push(secs);
-            let rate = if secs > 0.0 { b as f64 * steps_timed / secs } else { 0.0 };
+            let rate = if secs > 0.0 {
+                b as f64 * steps_timed / secs
+            } else {
+                0.0
+            };
             tps.push(rate);
             steps.emit(Progress::Sample {
                 model: name.into(),

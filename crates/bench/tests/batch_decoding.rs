@@ -13,13 +13,17 @@ const STEPS: usize = 12;
 
 #[test]
 fn batch_decoding_equals_single_sequence_decoding() {
-    let Some(gguf) = support::default_gguf() else { return };
+    let Some(gguf) = support::default_gguf() else {
+        return;
+    };
     let loaded = minibar_engine::load(&gguf, &LoadOptions::default()).unwrap();
     let model = &loaded.model;
     // Real text-like ids of different lengths, so the batch needs left padding.
     let prompts: Vec<Vec<u32>> = vec![
         vec![1, 504, 3458, 282, 4649, 314],
-        vec![1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 3046],
+        vec![
+            1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 3046,
+        ],
         vec![1, 1780, 429, 6181, 2752, 30],
         vec![1, 28, 29, 30, 31, 32, 33, 34, 35],
     ];
@@ -50,12 +54,15 @@ fn batch_decoding_equals_single_sequence_decoding() {
 
 #[test]
 fn a_cancelled_batch_stops_and_empty_prompts_are_refused() {
-    let Some(gguf) = support::default_gguf() else { return };
+    let Some(gguf) = support::default_gguf() else {
+        return;
+    };
     let loaded = minibar_engine::load(&gguf, &LoadOptions::default()).unwrap();
     let cancel = CancelToken::new();
     cancel.cancel();
     let err = generate_batch(&loaded.model, &[vec![1, 2, 3]], 4, &cancel).unwrap_err();
     assert!(matches!(err, minibar_bench::BenchError::Cancelled), "{err}");
-    let err = generate_batch(&loaded.model, &[vec![1], vec![]], 4, &CancelToken::new()).unwrap_err();
+    let err =
+        generate_batch(&loaded.model, &[vec![1], vec![]], 4, &CancelToken::new()).unwrap_err();
     assert!(err.to_string().contains("empty prompt"), "{err}");
 }

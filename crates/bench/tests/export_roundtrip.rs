@@ -8,17 +8,30 @@ use minibar_bench::export::{self, markdown_cells, Row, FIELDS, MARKDOWN_COLUMNS}
 fn json_parses_back_to_the_same_rows_with_every_field() {
     let run = support::sample_run(1.0);
     let expected = export::rows(&run);
-    assert_eq!(expected.len(), 2 * 3 + 2, "three tests per model plus two batch sizes");
+    assert_eq!(
+        expected.len(),
+        2 * 3 + 2,
+        "three tests per model plus two batch sizes"
+    );
     let text = export::to_json(&run).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     let objects = value.as_array().unwrap();
     assert_eq!(objects.len(), expected.len());
     for obj in objects {
-        let keys: Vec<&str> = obj.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = obj
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         for f in FIELDS {
             assert!(keys.contains(f), "JSON row lacks {f}");
         }
-        assert_eq!(keys.len(), FIELDS.len(), "JSON row has fields FIELDS does not list");
+        assert_eq!(
+            keys.len(),
+            FIELDS.len(),
+            "JSON row has fields FIELDS does not list"
+        );
     }
     let back: Vec<Row> = serde_json::from_str(&text).unwrap();
     assert_eq!(back, expected);
@@ -30,7 +43,12 @@ fn csv_parses_back_with_every_field() {
     let expected = export::rows(&run);
     let text = export::to_csv(&run).unwrap();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let headers: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(headers, FIELDS);
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), expected.len());
@@ -47,7 +65,12 @@ fn csv_parses_back_with_every_field() {
 
 /// Splits a Markdown table line into cells, honouring `\|` escapes.
 fn cells(line: &str) -> Vec<String> {
-    let inner = line.trim().strip_prefix('|').unwrap().strip_suffix('|').unwrap();
+    let inner = line
+        .trim()
+        .strip_prefix('|')
+        .unwrap()
+        .strip_suffix('|')
+        .unwrap();
     let mut out = vec![String::new()];
     let mut chars = inner.chars().peekable();
     while let Some(c) = chars.next() {

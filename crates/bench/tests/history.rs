@@ -20,8 +20,14 @@ fn saves_lists_loads_compares_and_deletes_runs() {
     // Reopened: the history persists on disk.
     let mut h = History::open(&path).unwrap();
     let list = h.list().unwrap();
-    assert_eq!(list.iter().map(|r| r.id).collect::<Vec<_>>(), vec![second.id.unwrap(), first.id.unwrap()]);
-    assert_eq!(list[0].models, vec!["SmolLM2-135M-Instruct.Q4_1", "tiny, \"quoted\" | piped"]);
+    assert_eq!(
+        list.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![second.id.unwrap(), first.id.unwrap()]
+    );
+    assert_eq!(
+        list[0].models,
+        vec!["SmolLM2-135M-Instruct.Q4_1", "tiny, \"quoted\" | piped"]
+    );
     assert_eq!(list[0].mode, "full");
 
     let loaded = h.load(first.id.unwrap()).unwrap().unwrap();
@@ -46,14 +52,23 @@ fn saves_lists_loads_compares_and_deletes_runs() {
     assert!(h.delete(first.id.unwrap()).unwrap());
     assert!(!h.delete(first.id.unwrap()).unwrap());
     assert!(h.load(first.id.unwrap()).unwrap().is_none());
-    assert!(h.samples(first.id.unwrap()).unwrap().is_empty(), "samples go with their run");
+    assert!(
+        h.samples(first.id.unwrap()).unwrap().is_empty(),
+        "samples go with their run"
+    );
 }
 
 #[test]
 fn a_file_that_is_not_a_database_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.sqlite");
-    std::fs::write(&path, "this is not SQLite, just some text long enough to be a header....").unwrap();
-    let err = History::open(&path).err().expect("opening garbage must fail");
+    std::fs::write(
+        &path,
+        "this is not SQLite, just some text long enough to be a header....",
+    )
+    .unwrap();
+    let err = History::open(&path)
+        .err()
+        .expect("opening garbage must fail");
     assert!(err.to_string().contains("bench.sqlite"), "{err}");
 }

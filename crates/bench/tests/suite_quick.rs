@@ -3,7 +3,9 @@
 
 mod support;
 
-use minibar_bench::{export, run_suite, BenchError, CancelToken, History, Mode, Progress, SuiteConfig};
+use minibar_bench::{
+    export, run_suite, BenchError, CancelToken, History, Mode, Progress, SuiteConfig,
+};
 
 fn small(gguf: std::path::PathBuf) -> SuiteConfig {
     SuiteConfig {
@@ -22,7 +24,9 @@ fn small(gguf: std::path::PathBuf) -> SuiteConfig {
 
 #[test]
 fn quick_suite_runs_end_to_end_on_the_default_model() {
-    let Some(gguf) = support::default_gguf() else { return };
+    let Some(gguf) = support::default_gguf() else {
+        return;
+    };
     let config = small(gguf);
     let mut events = Vec::new();
     let run = run_suite(&config, &CancelToken::new(), &mut |p| events.push(p)).unwrap();
@@ -40,13 +44,25 @@ fn quick_suite_runs_end_to_end_on_the_default_model() {
         assert!(t.ts.samples.iter().all(|&x| x > 0.0), "{t:?}");
     }
     // SmolLM2-135M: 134.5 M parameters (tied embeddings counted once).
-    assert!((130_000_000..140_000_000).contains(&m.params), "{}", m.params);
-    assert!(m.peak_memory_bytes >= m.size_bytes, "peak {} < weights {}", m.peak_memory_bytes, m.size_bytes);
+    assert!(
+        (130_000_000..140_000_000).contains(&m.params),
+        "{}",
+        m.params
+    );
+    assert!(
+        m.peak_memory_bytes >= m.size_bytes,
+        "peak {} < weights {}",
+        m.peak_memory_bytes,
+        m.size_bytes
+    );
     assert!(m.roofline_tps > 0.0 && m.efficiency > 0.0);
     assert_eq!(m.ttft_ms.samples.len(), 2);
 
     let batch = run.batch.as_ref().unwrap();
-    assert_eq!(batch.points.iter().map(|p| p.batch).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(
+        batch.points.iter().map(|p| p.batch).collect::<Vec<_>>(),
+        [1, 3]
+    );
     assert_eq!(batch.points[0].time_ratio, 1.0);
     assert_eq!(batch.points[1].work_ratio, 3.0);
 
@@ -60,7 +76,10 @@ fn quick_suite_runs_end_to_end_on_the_default_model() {
         .collect();
     assert!(steps.windows(2).all(|w| w[0].0 < w[1].0));
     assert!(steps.iter().all(|(d, t)| d < t));
-    let samples = events.iter().filter(|e| matches!(e, Progress::Sample { .. })).count();
+    let samples = events
+        .iter()
+        .filter(|e| matches!(e, Progress::Sample { .. }))
+        .count();
     assert_eq!(samples, 2 * 2 + 2 + 2 * 2);
     assert!(events.iter().any(|e| matches!(e, Progress::ModelDone(_))));
     assert!(events.iter().any(|e| matches!(e, Progress::Machine(_))));
@@ -76,7 +95,9 @@ fn quick_suite_runs_end_to_end_on_the_default_model() {
 
 #[test]
 fn a_cancelled_suite_stops_with_cancelled() {
-    let Some(gguf) = support::default_gguf() else { return };
+    let Some(gguf) = support::default_gguf() else {
+        return;
+    };
     let cancel = CancelToken::new();
     let c = cancel.clone();
     // Cancel as soon as the first timed sample arrives.
@@ -85,7 +106,11 @@ fn a_cancelled_suite_stops_with_cancelled() {
             c.cancel();
         }
     });
-    assert!(matches!(result, Err(BenchError::Cancelled)), "{:?}", result.map(|r| r.models.len()));
+    assert!(
+        matches!(result, Err(BenchError::Cancelled)),
+        "{:?}",
+        result.map(|r| r.models.len())
+    );
 }
 
 #[test]

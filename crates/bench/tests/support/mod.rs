@@ -23,7 +23,10 @@ pub fn default_gguf() -> Option<PathBuf> {
 }
 
 fn test(label: &str, n_prompt: usize, n_gen: usize, n_depth: usize, ts: Vec<f64>) -> TestResult {
-    let ns = ts.iter().map(|t| (n_prompt + n_gen) as f64 / t * 1e9).collect();
+    let ns = ts
+        .iter()
+        .map(|t| (n_prompt + n_gen) as f64 / t * 1e9)
+        .collect();
     TestResult {
         test: label.into(),
         n_prompt,
@@ -51,7 +54,13 @@ pub fn sample_run(scale: f64) -> BenchRun {
         tests: vec![
             test("pp512", 512, 0, 0, vec![250.0 * k, 260.5 * k, 255.25 * k]),
             test("tg128", 0, 128, 0, vec![30.0 * k, 31.5 * k, 29.75 * k]),
-            test("tg128 @ d4096", 0, 128, 4096, vec![20.0 * k, 21.0 * k, 19.5 * k]),
+            test(
+                "tg128 @ d4096",
+                0,
+                128,
+                4096,
+                vec![20.0 * k, 21.0 * k, 19.5 * k],
+            ),
         ],
         ttft_ms: Summary::of(vec![2100.0, 2050.5]),
         peak_memory_bytes: 700_000_000,
@@ -87,7 +96,10 @@ pub fn sample_run(scale: f64) -> BenchRun {
             batch_sizes: vec![1, 4],
             seed: 7,
         },
-        models: vec![model("SmolLM2-135M-Instruct.Q4_1", scale), model("tiny, \"quoted\" | piped", scale)],
+        models: vec![
+            model("SmolLM2-135M-Instruct.Q4_1", scale),
+            model("tiny, \"quoted\" | piped", scale),
+        ],
         batch: Some(BatchScaling {
             model: "SmolLM2-135M-Instruct.Q4_1".into(),
             n_prompt: 32,
