@@ -510,7 +510,7 @@ fn bench_model(
     if config.n_depth > 0 {
         let depth = config.n_depth;
         let fits =
-            (model.args.context_length().unwrap_or(4096) as usize) >= depth + config.n_gen + 1;
+            (model.args.context_length().unwrap_or(4096) as usize) >= depth + config.n_gen + 8;
         if fits {
             tests.push(bench_depth(model, name, config, &mut rng, cancel, steps)?);
         } else {
