@@ -12,6 +12,6 @@ ARCH="$(uname -m)"
 export MINIBAR_CACHE CARGO_TARGET_DIR
 mkdir -p "$MINIBAR_CACHE"
 
-step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

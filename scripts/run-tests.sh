@@ -22,7 +22,7 @@ run() {
 }
 
 run "format" cargo fmt --all -- --check
-run "rust tests" cargo test --workspace --exclude minibar-app -q
+run "rust tests" cargo test --workspace --exclude minibar-app --no-fail-fast -q
 if [ -f src-tauri/tauri.conf.json ]; then
   run "app tests" cargo test -p minibar-app -q
 fi
