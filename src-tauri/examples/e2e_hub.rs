@@ -3,6 +3,8 @@
 //! deliberately slow link, so a download stays in progress long enough to be seen. Built on
 //! minibar-hub's own test server. Prints `HF_ENDPOINT=<url>` and serves until killed.
 
+// minibar-hub's own test server; its lints are that crate's to settle.
+#[allow(clippy::incompatible_msrv)]
 #[path = "../../crates/hub/tests/support/hubserver.rs"]
 mod hubserver;
 

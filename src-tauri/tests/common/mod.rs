@@ -130,7 +130,9 @@ pub fn app_in(data_dir: Option<PathBuf>) -> TestApp {
     .build(tauri::generate_context!())
     .expect("the app builds on the mock runtime");
     let mut app = app;
-    // Setup (state, events, history) runs with the first turn of the event loop.
+    // Setup (state, events, history) runs with the first turn of the event loop. One turn, not
+    // a loop (what the deprecation warns about); `run_return` would block the test.
+    #[allow(deprecated)]
     app.run_iteration(|_, _| {});
     let window = WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
