@@ -197,3 +197,25 @@ test("a download shows progress", { skip: !HUB && "MINIBAR_E2E_HUB is not set" }
     }, { timeout: 60_000, timeoutMsg: "the download made no progress" });
   });
 });
+
+test("the hub token goes to the OS keychain, or the app says why it cannot", async () => {
+  await withApp(async (b) => {
+    await (await b.$('nav[aria-label="Views"]')).waitForExist();
+    const call = (cmd, args) =>
+      b.executeAsync((cmd, args, done) => {
+        window.__TAURI_INTERNALS__.invoke(cmd, args).then((v) => done({ ok: v }), (e) => done({ err: e }));
+      }, cmd, args);
+    const set = await call("set_hub_token", { token: "hf_e2e_token" });
+    if (set.err) {
+      // A D-Bus session with no unlocked keyring collection (plain dbus-run-session): a clear,
+      // actionable error rather than a crash or a token stored in plain text.
+      assert.equal(set.err.kind, "io");
+      assert.match(set.err.message, /Secret Service/);
+      return;
+    }
+    assert.deepEqual(set, { ok: null });
+    assert.deepEqual(await call("has_hub_token", {}), { ok: true });
+    assert.deepEqual(await call("set_hub_token", { token: null }), { ok: null });
+    assert.deepEqual(await call("has_hub_token", {}), { ok: false });
+  });
+});
