@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev
   libjavascriptcoregtk-4.1-dev libgtk-3-dev libxdo-dev libssl-dev
   xvfb xauth dbus dbus-x11 webkit2gtk-driver fonts-dejavu-core trayer xdotool
+  libsecret-1-dev gnome-keyring imagemagick
   chromium python3-venv nodejs npm tmux
 )
 

@@ -19,5 +19,5 @@ if [ ! -f "$ROOT/src-tauri/tauri.conf.json" ]; then
   exec "$MINIBAR_BIN" chat
 fi
 (cd "$ROOT/ui" && npm run -s build >/dev/null)
-cargo build --release -q -p minibar-app
+cargo build --release -q -p minibar-app --features custom-protocol
 exec "$CARGO_TARGET_DIR/release/minibar-app"

@@ -24,7 +24,7 @@ run() {
 run "format" cargo fmt --all -- --check
 run "rust tests" cargo test --workspace --exclude minibar-app --no-fail-fast -q
 if [ -f src-tauri/tauri.conf.json ]; then
-  run "app tests" cargo test -p minibar-app -q
+  run "app tests" cargo test -p minibar-app --features custom-protocol -q
 fi
 run "ui dependencies" "$ROOT/scripts/install-ui-deps.sh"
 run "ui type-check" bash -c "cd ui && npm run -s check"
