@@ -23,12 +23,13 @@ run() {
 
 run "format" cargo fmt --all -- --check
 run "rust tests" cargo test --workspace --exclude minibar-app --no-fail-fast -q
-if [ -f src-tauri/tauri.conf.json ]; then
-  run "app tests" cargo test -p minibar-app --features custom-protocol -q
-fi
 run "ui dependencies" "$ROOT/scripts/install-ui-deps.sh"
 run "ui type-check" bash -c "cd ui && npm run -s check"
 run "ui tests" bash -c "cd ui && npm test -s"
+# The app embeds ui/dist, which the UI tests just built.
+if [ -f src-tauri/tauri.conf.json ]; then
+  run "app tests" cargo test -p minibar-app --features custom-protocol -q
+fi
 if [ -x src-tauri/tests/e2e/run.sh ]; then
   run "app end-to-end tests" src-tauri/tests/e2e/run.sh
 fi
