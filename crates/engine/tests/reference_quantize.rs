@@ -22,16 +22,7 @@ fn quantized_arrays_equal_mlx_lms() {
     let (Some(python), Some(gguf)) = (python(), default_gguf()) else {
         return;
     };
-    let f32_dir = fixture("smollm2-f32", |dir| {
-        run_python(
-            &python,
-            &[
-                script("gguf_to_hf.py").to_str().unwrap(),
-                gguf.to_str().unwrap(),
-                dir.to_str().unwrap(),
-            ],
-        );
-    });
+    let f32_dir = smollm2_f32(&python, &gguf);
     let tmp = tempfile::tempdir().unwrap();
     for (bits, group) in [(4, 64), (8, 32), (3, 128)] {
         let theirs_dir = fixture(&format!("smollm2-q{bits}-g{group}"), |dir| {
@@ -74,11 +65,7 @@ fn quantized_arrays_equal_mlx_lms() {
             let (x, y) = (&ours[name], &theirs[name]);
             assert_eq!(x.shape(), y.shape(), "{name}");
             assert_eq!(x.dtype(), y.dtype(), "{name}");
-            let same = x
-                .array_eq(y, None)
-                .unwrap()
-                .try_item_cast::<bool>()
-                .unwrap();
+            let same = x.eq_values(y).unwrap();
             assert!(same, "{bits}-bit g{group}: {name} differs from mlx-lm's");
         }
         if bits == 4 {
@@ -118,16 +105,7 @@ fn interrupted_quantization_leaves_nothing_that_looks_complete() {
     let (Some(python), Some(gguf)) = (python(), default_gguf()) else {
         return;
     };
-    let f32_dir = fixture("smollm2-f32", |dir| {
-        run_python(
-            &python,
-            &[
-                script("gguf_to_hf.py").to_str().unwrap(),
-                gguf.to_str().unwrap(),
-                dir.to_str().unwrap(),
-            ],
-        );
-    });
+    let f32_dir = smollm2_f32(&python, &gguf);
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("q4");
     let e = quantize_folder(

@@ -51,25 +51,12 @@ fn check(label: &str, model: &LoadedModel, reference: &Reference, prompt: &[u32]
     );
 }
 
-fn f32_folder(python: &Path, gguf: &Path) -> std::path::PathBuf {
-    fixture("smollm2-f32", |dir| {
-        run_python(
-            python,
-            &[
-                script("gguf_to_hf.py").to_str().unwrap(),
-                gguf.to_str().unwrap(),
-                dir.to_str().unwrap(),
-            ],
-        );
-    })
-}
-
 #[test]
 fn f32_weights_match_mlx_lm_from_folder_and_gguf() {
     let (Some(python), Some(gguf)) = (python(), default_gguf()) else {
         return;
     };
-    let dir = f32_folder(&python, &gguf);
+    let dir = smollm2_f32(&python, &gguf);
     let prompt = prompt(&gguf);
     let reference = Reference::of(&python, &dir, &prompt, 64, false);
     check(
@@ -92,7 +79,7 @@ fn quantized_4_and_8_bit_match_mlx_lm() {
     let (Some(python), Some(gguf)) = (python(), default_gguf()) else {
         return;
     };
-    let f32_dir = f32_folder(&python, &gguf);
+    let f32_dir = smollm2_f32(&python, &gguf);
     let prompt = prompt(&gguf);
     for (bits, group) in [(4, 64), (8, 64)] {
         let dir = fixture(&format!("smollm2-q{bits}-g{group}"), |dir| {

@@ -174,3 +174,18 @@ pub fn greedy(model: &LoadedModel, prompt: &[u32], n: usize) -> Vec<u32> {
     .unwrap();
     out
 }
+
+/// SmolLM2 in f32, dequantized from the GGUF by llama.cpp's own `gguf` package (independent
+/// of Minibar), built once and cached.
+pub fn smollm2_f32(python: &Path, gguf: &Path) -> PathBuf {
+    fixture("smollm2-f32", |dir| {
+        run_python(
+            python,
+            &[
+                script("gguf_to_hf.py").to_str().unwrap(),
+                gguf.to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
+    })
+}
