@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{EngineError, Result};
-use crate::layers::QuantParams;
+use crate::{layers::QuantParams, quant_ops::QuantMode};
 
 /// The architectures Minibar runs, by `model_type`.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
@@ -190,6 +190,7 @@ impl ModelArgs {
             }
         })?;
         args.validate(path)?;
+        args.check_quantization(path)?;
         Ok(args)
     }
 
@@ -251,20 +252,88 @@ impl ModelArgs {
     }
 
     /// The quantization settings of the layer at `path` (e.g. `model.layers.0.mlp.up_proj`),
-    /// following mlx-lm: a per-layer entry wins over the global one.
+    /// following mlx-lm: a per-layer entry wins over the global one, and a setting either
+    /// leaves out (or writes as null, as mlx-lm's mixed recipes may) is the mode's default.
     pub fn quant_params(&self, layer: &str) -> Option<QuantParams> {
         let q = self.quantization.as_ref()?;
-        let read = |v: &Value| -> Option<QuantParams> {
-            Some(QuantParams {
-                group_size: v.get("group_size")?.as_i64()? as i32,
-                bits: v.get("bits")?.as_i64()? as i32,
-            })
+        let global = q.as_object()?;
+        let local = match q.get(layer) {
+            Some(Value::Bool(false)) => return None,
+            Some(Value::Object(o)) => Some(o),
+            _ => None,
         };
-        match q.get(layer) {
-            Some(Value::Bool(false)) => None,
-            Some(v @ Value::Object(_)) => read(v).or_else(|| read(q)),
-            _ => read(q),
+        let field = |key: &str| local.and_then(|o| o.get(key)).filter(|v| !v.is_null());
+        let field = |key: &str| field(key).or_else(|| global.get(key).filter(|v| !v.is_null()));
+        let mode = match field("mode") {
+            Some(v) => v.as_str()?.parse::<QuantMode>().ok()?,
+            None => QuantMode::Affine,
+        };
+        let (default_group, default_bits) = mode.defaults();
+        let int = |key: &str, default: i32| -> Option<i32> {
+            match field(key) {
+                Some(v) => i32::try_from(v.as_i64()?).ok(),
+                None => Some(default),
+            }
+        };
+        Some(QuantParams {
+            group_size: int("group_size", default_group)?,
+            bits: int("bits", default_bits)?,
+            mode,
+        })
+    }
+
+    /// Gives the layers split out of the fused layer `fused` (Phi-3's `qkv_proj`) its per-layer
+    /// quantization settings, when config.json has any for it.
+    pub fn inherit_quantization(&mut self, fused: &str, parts: &[&str]) {
+        let Some(Value::Object(q)) = self.quantization.as_mut() else {
+            return;
+        };
+        if let Some(entry) = q.get(fused).cloned() {
+            for part in parts {
+                q.insert((*part).to_owned(), entry.clone());
+            }
         }
+    }
+
+    /// Checks every quantization setting in config.json (global and per layer), so a model
+    /// MLX cannot run is refused with a reason at load time instead of failing mid-forward.
+    pub fn check_quantization(&self, path: &Path) -> Result<()> {
+        let Some(q) = self.quantization.as_ref() else {
+            return Ok(());
+        };
+        let bad = |key: &str, detail: String| EngineError::BadConfigValue {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            detail,
+        };
+        let obj = q
+            .as_object()
+            .ok_or_else(|| bad("quantization", "not an object".into()))?;
+        if let Some(m) = obj.get("mode").and_then(Value::as_str) {
+            m.parse::<QuantMode>()
+                .map_err(|e| bad("quantization.mode", e))?;
+        }
+        let layers = obj
+            .iter()
+            .filter(|(_, v)| v.is_object())
+            .map(|(k, _)| k.as_str());
+        for layer in std::iter::once("").chain(layers) {
+            let key = if layer.is_empty() {
+                "quantization".to_owned()
+            } else {
+                format!("quantization.{layer}")
+            };
+            let p = self.quant_params(layer).ok_or_else(|| {
+                bad(
+                    &key,
+                    "unreadable settings (need integer group_size and bits, and a mode MLX has: affine, mxfp4, mxfp8, nvfp4)".into(),
+                )
+            })?;
+            p.mode
+                .check(p.group_size, p.bits)
+                .map_err(|detail| bad(&key, detail))?;
+        }
+        Ok(())
     }
 
     /// The quantization mode (`affine`, `mxfp4`, ...), when quantized.

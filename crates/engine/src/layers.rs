@@ -1,9 +1,9 @@
 //! The building blocks every architecture shares: linear and embedding layers that may be
 //! dense or MLX-quantized, and RMS norm. They hold plain arrays so loading stays explicit.
 
-use mlx_rs::{ops, Array};
+use mlx_rs::{ops, Array, Dtype};
 
-use crate::error::Result;
+use crate::{error::Result, quant_ops, quant_ops::QuantMode};
 
 /// How a quantized tensor was packed (MLX's affine or micro-scaling formats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +12,19 @@ pub struct QuantParams {
     pub group_size: i32,
     /// Bits per weight.
     pub bits: i32,
+    /// The packing format.
+    pub mode: QuantMode,
+}
+
+impl QuantParams {
+    /// Affine quantization with these settings.
+    pub fn affine(bits: i32, group_size: i32) -> Self {
+        QuantParams {
+            group_size,
+            bits,
+            mode: QuantMode::Affine,
+        }
+    }
 }
 
 /// A weight matrix `[out, in]`, dense or quantized, applied as `x @ W.T (+ b)`.
@@ -23,18 +36,21 @@ pub enum Linear {
         /// `[out]`.
         bias: Option<Array>,
     },
-    /// MLX affine quantization: packed u32 weights with a scale and bias per group.
+    /// MLX quantization: packed u32 weights with a scale (and, for affine, a bias) per group.
     Quantized {
         /// `[out, in * bits / 32]` u32.
         weight: Array,
         /// `[out, in / group]`.
         scales: Array,
-        /// `[out, in / group]`.
-        biases: Array,
+        /// `[out, in / group]`; affine only.
+        biases: Option<Array>,
         /// `[out]`.
         bias: Option<Array>,
         /// Packing.
         params: QuantParams,
+        /// Float dtype of dense results (dequantized weights, embedding rows): the
+        /// micro-scaling formats' u8 scales do not carry one.
+        dtype: Dtype,
     },
 }
 
@@ -49,13 +65,15 @@ impl Linear {
                 biases,
                 bias,
                 params,
+                ..
             } => (
-                ops::quantized_matmul(
+                quant_ops::quantized_matmul(
                     x,
                     weight,
                     scales,
-                    biases,
+                    biases.as_ref(),
                     true,
+                    params.mode,
                     params.group_size,
                     params.bits,
                 )?,
@@ -85,8 +103,17 @@ impl Linear {
                 biases,
                 bias,
                 params,
+                dtype,
             } => Linear::Dense {
-                weight: ops::dequantize(&weight, &scales, &biases, params.group_size, params.bits)?,
+                weight: quant_ops::dequantize(
+                    &weight,
+                    &scales,
+                    biases.as_ref(),
+                    params.mode,
+                    params.group_size,
+                    params.bits,
+                    Some(dtype),
+                )?,
                 bias,
             },
             dense => dense,
@@ -103,7 +130,11 @@ impl Linear {
                 biases,
                 bias,
                 ..
-            } => [weight, scales, biases].into_iter().chain(bias).collect(),
+            } => [weight, scales]
+                .into_iter()
+                .chain(biases)
+                .chain(bias)
+                .collect(),
         }
     }
 }
@@ -124,12 +155,21 @@ impl Embedding {
                 scales,
                 biases,
                 params,
+                dtype,
                 ..
             } => {
                 let w = weight.take_axis(ids, 0)?;
                 let s = scales.take_axis(ids, 0)?;
-                let b = biases.take_axis(ids, 0)?;
-                Ok(ops::dequantize(&w, &s, &b, params.group_size, params.bits)?)
+                let b = biases.as_ref().map(|b| b.take_axis(ids, 0)).transpose()?;
+                quant_ops::dequantize(
+                    &w,
+                    &s,
+                    b.as_ref(),
+                    params.mode,
+                    params.group_size,
+                    params.bits,
+                    Some(*dtype),
+                )
             }
         }
     }

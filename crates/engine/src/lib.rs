@@ -11,6 +11,7 @@ pub mod layers;
 pub mod load;
 pub mod mask;
 pub mod models;
+pub mod quant_ops;
 pub mod rope;
 pub mod sample;
 pub mod session;

@@ -1,14 +1,18 @@
 //! `minibar quantize` against mlx-lm: the same weights quantized with the same settings give
-//! identical arrays, mlx-lm loads the folder with the same logits, and dequantizing restores
-//! a dense model that runs.
+//! identical arrays (affine, mxfp4, mxfp8, nvfp4, and mlx-lm's mixed-precision recipes, whose
+//! per-layer settings in config.json must equal mlx-lm's too), mlx-lm loads the folder with the
+//! same logits, and dequantizing restores a dense model that runs.
 
 mod support;
 
 use std::collections::HashMap;
 
 use minibar_engine::{
-    convert::{quantize_folder, Target},
-    load, Dequantize, LoadOptions,
+    convert::{quantize_folder, Recipe, Target},
+    layers::QuantParams,
+    load,
+    quant_ops::QuantMode,
+    Dequantize, LoadOptions,
 };
 use mlx_rs::Array;
 use support::*;
@@ -125,4 +129,289 @@ fn interrupted_quantization_leaves_nothing_that_looks_complete() {
         0,
         "temporary files left behind"
     );
+}
+
+/// mlx-lm's quantization of `src` with `what` (a mode or a recipe), cached as a fixture.
+fn mlx_lm_quantized(
+    python: &std::path::Path,
+    src: &std::path::Path,
+    name: &str,
+    what: &str,
+    group: i32,
+) -> std::path::PathBuf {
+    fixture(name, |dir| {
+        run_python(
+            python,
+            &[
+                script("mlx_lm_quantize_mode.py").to_str().unwrap(),
+                src.to_str().unwrap(),
+                dir.to_str().unwrap(),
+                what,
+                &group.to_string(),
+            ],
+        );
+    })
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Our folder holds exactly mlx-lm's tensors, bit for bit, the same quantization settings in
+/// config.json (global and per layer), and the same bits per weight; returns that figure.
+fn assert_same_as_mlx_lm(
+    what: &str,
+    ours_dir: &std::path::Path,
+    theirs_dir: &std::path::Path,
+    our_bpw: f64,
+) -> f64 {
+    let (ours, theirs) = (arrays(ours_dir), arrays(theirs_dir));
+    let mut a: Vec<&String> = ours.keys().collect();
+    let mut b: Vec<&String> = theirs.keys().collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "{what}: different tensors");
+    for name in a {
+        let (x, y) = (&ours[name], &theirs[name]);
+        assert_eq!(x.shape(), y.shape(), "{what}: {name}");
+        assert_eq!(x.dtype(), y.dtype(), "{what}: {name}");
+        assert!(
+            x.eq_values(y).unwrap(),
+            "{what}: {name} differs from mlx-lm's"
+        );
+    }
+    let (ours_cfg, theirs_cfg) = (
+        read_json(&ours_dir.join("config.json")),
+        read_json(&theirs_dir.join("config.json")),
+    );
+    for key in ["quantization", "quantization_config"] {
+        assert_eq!(
+            ours_cfg[key], theirs_cfg[key],
+            "{what}: config.json `{key}` differs from mlx-lm's"
+        );
+    }
+    let theirs_bpw = read_json(&theirs_dir.join("reference.json"))["bits_per_weight"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (our_bpw - theirs_bpw).abs() < 1e-9,
+        "{what}: {our_bpw} bits per weight, mlx-lm reports {theirs_bpw}"
+    );
+    eprintln!("{what}: identical to mlx-lm, {our_bpw:.4} bits per weight");
+    our_bpw
+}
+
+/// mlx-lm loads `dir` and gives the logits Minibar's engine gives, run quantized and
+/// dequantized at load; dequantizing the folder to dense f32 keeps them.
+fn assert_logits_match(
+    what: &str,
+    python: &std::path::Path,
+    dir: &std::path::Path,
+    prompt: &[u32],
+    tmp: &std::path::Path,
+) {
+    let reference = Reference::of(python, dir, prompt, 4, false);
+    for dequantize in [Dequantize::Never, Dequantize::Always] {
+        let model = load(
+            dir,
+            &LoadOptions {
+                dequantize,
+                dtype: None,
+            },
+        )
+        .unwrap();
+        let err = relative_error(&logits(&model, prompt), &reference.logits);
+        eprintln!("{what} ({dequantize:?}): logits relative error {err:.2e}");
+        assert!(
+            err <= 1e-4,
+            "{what} ({dequantize:?}): logits differ from mlx-lm's by {err:.2e}"
+        );
+    }
+    let dense = tmp.join(format!("{what}-dense"));
+    let r = quantize_folder(
+        dir,
+        &dense,
+        Target::Dense(mlx_rs::Dtype::Float32),
+        |_, _| true,
+    )
+    .unwrap();
+    assert!(r.converted > 0, "{what}: nothing dequantized");
+    let back = load(&dense, &LoadOptions::default()).unwrap();
+    assert!(back.model.args.quantization.is_none());
+    let err = relative_error(&logits(&back, prompt), &reference.logits);
+    eprintln!("{what}: dequantized folder, logits relative error {err:.2e}");
+    assert!(
+        err <= 1e-4,
+        "{what}: dequantized logits differ by {err:.2e}"
+    );
+}
+
+#[test]
+fn microscaling_modes_equal_mlx_lms() {
+    let (Some(python), Some(gguf)) = (python(), default_gguf()) else {
+        return;
+    };
+    let f32_dir = smollm2_f32(&python, &gguf);
+    let tmp = tempfile::tempdir().unwrap();
+    let prompt: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 5044, 47];
+    for mode in [QuantMode::Mxfp4, QuantMode::Mxfp8, QuantMode::Nvfp4] {
+        let theirs = mlx_lm_quantized(
+            &python,
+            &f32_dir,
+            &format!("smollm2-{mode}"),
+            mode.name(),
+            0,
+        );
+        let ours = tmp.path().join(mode.name());
+        let (group_size, bits) = mode.defaults();
+        let report = quantize_folder(
+            &f32_dir,
+            &ours,
+            Target::Quantized(QuantParams {
+                group_size,
+                bits,
+                mode,
+            }),
+            |_, _| true,
+        )
+        .unwrap();
+        // Every matrix quantizes (576 and 1536 are multiples of 16 and 32): bits plus an
+        // 8-bit scale per group, plus the f32 norms.
+        let packed = bits as f64 + 8.0 / group_size as f64;
+        assert!(
+            report.bits_per_weight > packed && report.bits_per_weight < packed + 0.05,
+            "{mode}: {} bits per weight",
+            report.bits_per_weight
+        );
+        assert_same_as_mlx_lm(mode.name(), &ours, &theirs, report.bits_per_weight);
+        assert_logits_match(mode.name(), &python, &ours, &prompt, tmp.path());
+    }
+}
+
+#[test]
+fn mixed_recipes_equal_mlx_lms() {
+    let (Some(python), Some(gguf)) = (python(), default_gguf()) else {
+        return;
+    };
+    let f32_dir = smollm2_f32(&python, &gguf);
+    let tiny = fixture("tiny-models-v1", |dir| {
+        run_python(
+            &python,
+            &[
+                script("tiny_models.py").to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let smollm2_prompt: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 5044, 47];
+    let tiny_prompt: Vec<u32> = vec![3, 17, 42, 7, 99, 128, 5, 64, 200, 11];
+    // SmolLM2 (30 layers, tied embeddings); tiny Mistral (untied lm_head, which gets the high
+    // bits); tiny Phi-3 (fused qkv_proj, which mlx-lm's test for "v_proj" also matches).
+    let cases = [
+        ("smollm2", &f32_dir, Recipe::Mixed3_6, 64, &smollm2_prompt),
+        ("smollm2", &f32_dir, Recipe::Mixed4_6, 32, &smollm2_prompt),
+        (
+            "mistral",
+            &tiny.join("mistral"),
+            Recipe::Mixed2_6,
+            32,
+            &tiny_prompt,
+        ),
+        (
+            "phi3",
+            &tiny.join("phi3"),
+            Recipe::Mixed3_4,
+            64,
+            &tiny_prompt,
+        ),
+    ];
+    for (model, src, recipe, group_size, prompt) in cases {
+        let what = format!("{model}-{recipe}-g{group_size}");
+        let theirs = mlx_lm_quantized(&python, src, &what, recipe.name(), group_size);
+        let ours = tmp.path().join(&what);
+        let report = quantize_folder(src, &ours, Target::Mixed { recipe, group_size }, |_, _| {
+            true
+        })
+        .unwrap();
+        let (low, high) = recipe.bits();
+        let bpw = assert_same_as_mlx_lm(&what, &ours, &theirs, report.bits_per_weight);
+        let overhead = 64.0 / group_size as f64;
+        assert!(
+            bpw > low as f64 + overhead && bpw < high as f64 + overhead,
+            "{what}: {bpw} bits per weight"
+        );
+        // Both bit widths are really used, and the engine reads them back per layer.
+        let config = read_json(&ours.join("config.json"));
+        let layer_bits: Vec<i64> = config["quantization"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|v| v.get("bits").and_then(serde_json::Value::as_i64))
+            .collect();
+        assert!(
+            layer_bits.contains(&(low as i64)) && layer_bits.contains(&(high as i64)),
+            "{what}: {layer_bits:?}"
+        );
+        assert_logits_match(&what, &python, &ours, prompt, tmp.path());
+    }
+}
+
+#[test]
+fn unsupported_settings_are_refused_before_writing() {
+    let (Some(python), Some(gguf)) = (python(), default_gguf()) else {
+        return;
+    };
+    let f32_dir = smollm2_f32(&python, &gguf);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("out");
+    for params in [
+        QuantParams {
+            group_size: 64,
+            bits: 4,
+            mode: QuantMode::Mxfp4,
+        },
+        QuantParams {
+            group_size: 32,
+            bits: 4,
+            mode: QuantMode::Mxfp8,
+        },
+        QuantParams {
+            group_size: 32,
+            bits: 4,
+            mode: QuantMode::Nvfp4,
+        },
+        QuantParams {
+            group_size: 64,
+            bits: 7,
+            mode: QuantMode::Affine,
+        },
+    ] {
+        let e =
+            quantize_folder(&f32_dir, &dest, Target::Quantized(params), |_, _| true).unwrap_err();
+        assert!(e.to_string().contains(params.mode.name()), "{e}");
+        assert!(!dest.exists());
+    }
+    // A mode MLX does not have, in a config.json, is refused with a reason at load time.
+    let ours = tmp.path().join("mxfp4");
+    quantize_folder(
+        &f32_dir,
+        &ours,
+        Target::Quantized(QuantParams {
+            group_size: 32,
+            bits: 4,
+            mode: QuantMode::Mxfp4,
+        }),
+        |_, _| true,
+    )
+    .unwrap();
+    let cfg_path = ours.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("\"mxfp4\"", "\"mxfp5\"");
+    std::fs::write(&cfg_path, text).unwrap();
+    let e = load(&ours, &LoadOptions::default())
+        .err()
+        .expect("a bad mode is refused");
+    assert!(e.to_string().contains("quantization"), "{e}");
 }

@@ -62,10 +62,7 @@ pub fn import_gguf(src: &Path, dest: &Path, options: &ImportOptions) -> Result<I
         for layer in layers {
             let p = args
                 .quant_params(&layer)
-                .unwrap_or(crate::layers::QuantParams {
-                    group_size: 32,
-                    bits: 4,
-                });
+                .unwrap_or(crate::layers::QuantParams::affine(4, 32));
             let w = tensors
                 .remove(&format!("{layer}.weight"))
                 .unwrap_or_else(|| unreachable!());

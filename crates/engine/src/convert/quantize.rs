@@ -1,16 +1,22 @@
-//! `minibar quantize`: an f32/f16/bf16 model folder to MLX affine quantization (2-8 bits,
-//! groups of 32, 64 or 128), choosing the same tensors mlx-lm does (every linear and embedding
-//! weight whose input size is a multiple of the group), or back to dense weights.
+//! `minibar quantize`: an f32/f16/bf16 model folder to MLX quantization (affine 2-8 bits in
+//! groups of 32, 64 or 128; mxfp4, mxfp8, nvfp4; or one of mlx-lm's mixed-precision recipes),
+//! choosing the same tensors mlx-lm does (every linear and embedding weight whose input size is
+//! a multiple of the group) and writing the same config.json, or back to dense weights.
 
 use std::{collections::HashMap, path::Path};
 
-use mlx_rs::{ops, Array, Dtype};
-use serde_json::{json, Value};
+use mlx_rs::{Array, Dtype};
+use serde_json::{json, Map, Value};
 
-use super::write::PendingFolder;
+use super::{
+    recipe::{MixedPlan, Recipe},
+    write::PendingFolder,
+};
 use crate::{
     config::ModelArgs,
     error::{EngineError, Result},
+    layers::QuantParams,
+    quant_ops::{self, QuantMode},
     weights::safetensors,
 };
 
@@ -24,8 +30,50 @@ pub enum Target {
         /// Weights per scale/bias pair: 32, 64 or 128.
         group_size: i32,
     },
+    /// Every quantizable layer in one of MLX's modes (affine, mxfp4, mxfp8, nvfp4).
+    Quantized(QuantParams),
+    /// An mlx-lm mixed-precision recipe (affine, with per-layer bits in config.json).
+    Mixed {
+        /// The recipe.
+        recipe: Recipe,
+        /// Weights per scale/bias pair: 32, 64 or 128.
+        group_size: i32,
+    },
     /// Dense weights in this dtype (undoing quantization).
     Dense(Dtype),
+}
+
+impl Target {
+    /// The global settings written to config.json (what mlx-lm's `quantize_model` records;
+    /// a recipe's layers all carry their own), or `None` for dense weights.
+    pub fn global_params(self) -> Option<QuantParams> {
+        match self {
+            Target::Affine { bits, group_size } => Some(QuantParams::affine(bits, group_size)),
+            Target::Quantized(p) => Some(p),
+            Target::Mixed { group_size, .. } => Some(QuantParams::affine(
+                QuantMode::Affine.defaults().1,
+                group_size,
+            )),
+            Target::Dense(_) => None,
+        }
+    }
+
+    /// A short name for the settings, for folder names: `4bit-g64`, `mxfp4`, `mixed_3_6-g64`.
+    pub fn label(self) -> String {
+        match self {
+            Target::Mixed { recipe, group_size } => format!("{recipe}-g{group_size}"),
+            Target::Dense(dtype) => format!("{dtype:?}").to_lowercase(),
+            Target::Affine { bits, group_size } => format!("{bits}bit-g{group_size}"),
+            Target::Quantized(p) if p.mode == QuantMode::Affine => {
+                format!("{}bit-g{}", p.bits, p.group_size)
+            }
+            Target::Quantized(p) => p.mode.name().to_owned(),
+        }
+    }
+}
+
+fn params_json(p: QuantParams) -> Value {
+    json!({"group_size": p.group_size, "bits": p.bits, "mode": p.mode.name()})
 }
 
 /// What a conversion wrote.
@@ -76,14 +124,15 @@ pub fn quantize_folder(
             format: "JSON",
             detail: e.to_string(),
         })?;
-    if let Target::Affine { bits, group_size } = target {
-        if ![2, 3, 4, 5, 6, 8].contains(&bits) || ![32, 64, 128].contains(&group_size) {
-            return Err(EngineError::BadConfigValue {
+    if let Some(global) = target.global_params() {
+        global
+            .mode
+            .check(global.group_size, global.bits)
+            .map_err(|detail| EngineError::BadConfigValue {
                 path: dest.to_owned(),
                 key: "quantization".into(),
-                detail: format!("{bits} bits with groups of {group_size}: choose 2, 3, 4, 5, 6 or 8 bits and groups of 32, 64 or 128"),
-            });
-        }
+                detail,
+            })?;
         if args.quantization.is_some() {
             return Err(EngineError::BadConfigValue {
                 path: config_path,
@@ -95,8 +144,29 @@ pub fn quantize_folder(
     let mut tensors = safetensors::load_dir(src)?;
     let mut names: Vec<String> = tensors.keys().cloned().collect();
     names.sort();
+    let plan = match target {
+        Target::Mixed { recipe, group_size } => Some(
+            MixedPlan::new(
+                recipe,
+                group_size,
+                names.iter().filter_map(|n| n.strip_suffix(".weight")),
+                args.num_hidden_layers,
+            )
+            .map_err(|detail| EngineError::BadConfigValue {
+                path: config_path.clone(),
+                key: "quantization".into(),
+                detail,
+            })?,
+        ),
+        _ => None,
+    };
+    let dense_dtype = match target {
+        Target::Dense(dtype) => dtype,
+        _ => Dtype::Float32,
+    };
     let total = names.len();
     let mut out: HashMap<String, Array> = HashMap::new();
+    let mut layers = Map::new();
     let mut converted = 0;
     let mut parameters = 0u64;
     for (i, name) in names.iter().enumerate() {
@@ -111,54 +181,81 @@ pub fn quantize_folder(
         let Some(w) = tensors.remove(name) else {
             continue;
         };
-        match target {
-            Target::Affine { bits, group_size } => {
-                parameters += w.size() as u64;
-                let quantizable =
-                    name.ends_with(".weight") && w.ndim() == 2 && w.shape()[1] % group_size == 0;
-                if quantizable {
-                    let (q, s, b) = ops::quantize(&w, group_size, bits)?;
-                    mlx_rs::transforms::eval([&q, &s, &b])?;
-                    let base = name.trim_end_matches(".weight");
-                    out.insert(name.clone(), q);
-                    out.insert(format!("{base}.scales"), s);
-                    out.insert(format!("{base}.biases"), b);
-                    converted += 1;
-                } else {
-                    out.insert(name.clone(), w);
+        if let Some(global) = target.global_params() {
+            parameters += w.size() as u64;
+            // mlx-lm's test: the global group size divides the input size.
+            let quantizable =
+                name.ends_with(".weight") && w.ndim() == 2 && w.shape()[1] % global.group_size == 0;
+            if !quantizable {
+                out.insert(name.clone(), w);
+                continue;
+            }
+            let base = name.trim_end_matches(".weight");
+            let p = match &plan {
+                Some(plan) => {
+                    let p = plan.params(base);
+                    layers.insert(base.to_owned(), params_json(p));
+                    p
                 }
+                None => global,
+            };
+            let packed = quant_ops::quantize(&w, p.mode, p.group_size, p.bits)?;
+            let mut arrays = vec![&packed.weight, &packed.scales];
+            arrays.extend(packed.biases.as_ref());
+            mlx_rs::transforms::eval(arrays)?;
+            out.insert(format!("{base}.scales"), packed.scales);
+            if let Some(b) = packed.biases {
+                out.insert(format!("{base}.biases"), b);
             }
-            Target::Dense(dtype) => {
-                let base = name.trim_end_matches(".weight");
-                let scales = tensors.get(&format!("{base}.scales")).cloned();
-                let dense =
-                    match (scales, name.ends_with(".weight")) {
-                        (Some(s), true) => {
-                            let p = args.quant_params(base).ok_or_else(|| {
-                                EngineError::BadConfigValue {
-                                    path: config_path.clone(),
-                                    key: "quantization".into(),
-                                    detail: format!("no settings for `{base}`"),
-                                }
-                            })?;
-                            let b = tensors.get(&format!("{base}.biases")).cloned().ok_or_else(
-                                || EngineError::MissingTensor {
-                                    path: src.to_owned(),
-                                    name: format!("{base}.biases"),
-                                },
-                            )?;
-                            converted += 1;
-                            let s = s.as_dtype(Dtype::Float32)?;
-                            let b = b.as_dtype(Dtype::Float32)?;
-                            ops::dequantize(&w, &s, &b, p.group_size, p.bits)?.as_dtype(dtype)?
-                        }
-                        _ if w.dtype().is_float() => w.as_dtype(dtype)?,
-                        _ => w,
-                    };
-                parameters += dense.size() as u64;
-                out.insert(name.clone(), dense);
-            }
+            out.insert(name.clone(), packed.weight);
+            converted += 1;
+            continue;
         }
+        let base = name.trim_end_matches(".weight");
+        let scales = tensors.get(&format!("{base}.scales")).cloned();
+        let dense = match (scales, name.ends_with(".weight")) {
+            (Some(s), true) => {
+                let p = args
+                    .quant_params(base)
+                    .ok_or_else(|| EngineError::BadConfigValue {
+                        path: config_path.clone(),
+                        key: "quantization".into(),
+                        detail: format!("no settings for `{base}`"),
+                    })?;
+                let b = if p.mode.has_biases() {
+                    let b = tensors
+                        .get(&format!("{base}.biases"))
+                        .cloned()
+                        .ok_or_else(|| EngineError::MissingTensor {
+                            path: src.to_owned(),
+                            name: format!("{base}.biases"),
+                        })?;
+                    Some(b.as_dtype(Dtype::Float32)?)
+                } else {
+                    None
+                };
+                let s = if s.dtype().is_float() {
+                    s.as_dtype(Dtype::Float32)?
+                } else {
+                    s
+                };
+                converted += 1;
+                quant_ops::dequantize(
+                    &w,
+                    &s,
+                    b.as_ref(),
+                    p.mode,
+                    p.group_size,
+                    p.bits,
+                    Some(Dtype::Float32),
+                )?
+                .as_dtype(dense_dtype)?
+            }
+            _ if w.dtype().is_float() => w.as_dtype(dense_dtype)?,
+            _ => w,
+        };
+        parameters += dense.size() as u64;
+        out.insert(name.clone(), dense);
     }
     let obj = config
         .as_object_mut()
@@ -167,18 +264,23 @@ pub fn quantize_folder(
             format: "JSON",
             detail: "not an object".into(),
         })?;
-    match target {
-        Target::Affine { bits, group_size } => {
-            let q = json!({"group_size": group_size, "bits": bits, "mode": "affine"});
-            obj.insert("quantization".into(), q.clone());
-            obj.insert("quantization_config".into(), q);
+    match target.global_params() {
+        Some(global) => {
+            // mlx-lm: the global settings, then one entry per layer a predicate chose.
+            let mut q = Map::new();
+            q.insert("group_size".into(), global.group_size.into());
+            q.insert("bits".into(), global.bits.into());
+            q.insert("mode".into(), global.mode.name().into());
+            q.extend(layers);
+            obj.insert("quantization".into(), Value::Object(q.clone()));
+            obj.insert("quantization_config".into(), Value::Object(q));
         }
-        Target::Dense(dtype) => {
+        None => {
             obj.remove("quantization");
             obj.remove("quantization_config");
             obj.insert(
                 "torch_dtype".into(),
-                Value::from(format!("{dtype:?}").to_lowercase()),
+                Value::from(format!("{dense_dtype:?}").to_lowercase()),
             );
         }
     }

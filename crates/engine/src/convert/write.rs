@@ -60,11 +60,30 @@ impl PendingFolder {
         &self.tmp
     }
 
-    /// Writes `config.json`.
+    /// Writes `config.json` the way mlx-lm's `save_config` does: keys sorted at the top level,
+    /// four-space indents.
     pub fn write_config(&self, config: &Value) -> Result<()> {
+        use serde::Serialize;
         let path = self.tmp.join("config.json");
-        let text =
-            serde_json::to_string_pretty(config).map_err(|e| EngineError::Mlx(e.to_string()))?;
+        let sorted: Value = match config {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                )
+            }
+            other => other.clone(),
+        };
+        let mut text = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut text, formatter);
+        sorted
+            .serialize(&mut ser)
+            .map_err(|e| EngineError::Mlx(e.to_string()))?;
         std::fs::write(&path, text).map_err(io(&path))
     }
 

@@ -5,10 +5,15 @@ use super::{llama, Transformer};
 use crate::{config::ModelArgs, error::Result, weights::Tensors};
 
 /// Loads a Phi-3 model.
-pub fn load(args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
+pub fn load(mut args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
     let (heads, kv, hd) = (args.num_attention_heads, args.kv_heads(), args.head_dim());
     for i in 0..args.num_hidden_layers {
         let p = format!("model.layers.{i}");
+        // Mixed-precision configs name the fused layers; the split ones use their settings.
+        let [q, k, v] = ["q_proj", "k_proj", "v_proj"].map(|n| format!("{p}.self_attn.{n}"));
+        args.inherit_quantization(&format!("{p}.self_attn.qkv_proj"), &[&q, &k, &v]);
+        let [gate, up] = ["gate_proj", "up_proj"].map(|n| format!("{p}.mlp.{n}"));
+        args.inherit_quantization(&format!("{p}.mlp.gate_up_proj"), &[&gate, &up]);
         t.split_rows(
             &format!("{p}.self_attn.qkv_proj"),
             &[

@@ -85,7 +85,11 @@ impl Tensors {
             })?;
             let weight = self.take_raw(&format!("{prefix}.weight"))?;
             let scales = self.take(&scales_name)?;
-            let biases = self.take(&format!("{prefix}.biases"))?;
+            let biases = if params.mode.has_biases() {
+                Some(self.take(&format!("{prefix}.biases"))?)
+            } else {
+                None
+            };
             let packed_in = inp * params.bits / 32;
             self.check_shape(&format!("{prefix}.weight"), &weight, &[out, packed_in])?;
             self.check_shape(&scales_name, &scales, &[out, inp / params.group_size])?;
@@ -95,6 +99,7 @@ impl Tensors {
                 biases,
                 bias,
                 params,
+                dtype: self.dtype,
             })
         } else {
             let name = format!("{prefix}.weight");
