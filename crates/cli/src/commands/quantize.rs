@@ -1,11 +1,17 @@
-//! `minibar quantize`: a model folder to MLX affine quantization (or back to dense weights),
-//! written as an mlx-lm folder, with a progress bar.
+//! `minibar quantize`: a model folder to MLX quantization (affine, mxfp4, mxfp8, nvfp4, or one
+//! of mlx-lm's mixed-precision recipes) or back to dense weights, written as an mlx-lm folder,
+//! with a progress bar and the bits per weight.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
-use minibar_engine::convert::{quantize_folder, Target};
+use minibar_engine::{
+    convert::{quantize_folder, Recipe, Target},
+    layers::QuantParams,
+    quant_ops::QuantMode,
+};
 
 use super::model_arg;
 
@@ -14,14 +20,32 @@ use super::model_arg;
 pub struct Args {
     /// The model folder (path or name in the store).
     pub model: String,
-    /// Bits per weight: 2, 3, 4, 5, 6 or 8.
-    #[arg(long, short = 'q', default_value_t = 4)]
-    pub bits: i32,
-    /// Weights per scale: 32, 64 or 128.
-    #[arg(long, short = 'g', default_value_t = 64)]
-    pub group_size: i32,
+    /// Quantization mode: affine (integers with a scale and bias per group), or MLX's
+    /// micro-scaling float formats mxfp4 / mxfp8 / nvfp4 (fixed bits and group size).
+    #[arg(
+        long,
+        default_value = "affine",
+        value_parser = PossibleValuesParser::new(QuantMode::ALL.map(QuantMode::name))
+            .try_map(|s| s.parse::<QuantMode>()),
+    )]
+    pub mode: QuantMode,
+    /// An mlx-lm mixed-precision recipe (affine): low bits for most layers, high bits for
+    /// the sensitive ones (e.g. mixed_3_6: 3 and 6 bits).
+    #[arg(
+        long,
+        conflicts_with_all = ["mode", "bits"],
+        value_parser = PossibleValuesParser::new(Recipe::ALL.map(Recipe::name))
+            .try_map(|s| s.parse::<Recipe>()),
+    )]
+    pub recipe: Option<Recipe>,
+    /// Bits per weight: 2, 3, 4, 5, 6 or 8 for affine (default 4); the mode's own otherwise.
+    #[arg(long, short = 'q')]
+    pub bits: Option<i32>,
+    /// Weights per scale: 32, 64 or 128 for affine (default 64); the mode's own otherwise.
+    #[arg(long, short = 'g')]
+    pub group_size: Option<i32>,
     /// Undo quantization instead, writing dense float32 weights.
-    #[arg(long, conflicts_with_all = ["bits", "group_size"])]
+    #[arg(long, conflicts_with_all = ["bits", "group_size", "mode", "recipe"])]
     pub dequantize: bool,
     /// Output folder (default: next to the source, named after the settings).
     #[arg(long, short)]
@@ -29,6 +53,28 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What the arguments ask for.
+fn target(args: &Args) -> anyhow::Result<Target> {
+    if args.dequantize {
+        return Ok(Target::Dense(mlx_rs::Dtype::Float32));
+    }
+    if let Some(recipe) = args.recipe {
+        let group_size = args.group_size.unwrap_or(QuantMode::Affine.defaults().0);
+        return Ok(Target::Mixed { recipe, group_size });
+    }
+    let (group, bits) = args.mode.defaults();
+    let params = QuantParams {
+        group_size: args.group_size.unwrap_or(group),
+        bits: args.bits.unwrap_or(bits),
+        mode: args.mode,
+    };
+    params
+        .mode
+        .check(params.group_size, params.bits)
+        .map_err(anyhow::Error::msg)?;
+    Ok(Target::Quantized(params))
 }
 
 /// Runs `minibar quantize`.
@@ -39,16 +85,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "{} is not a model folder (import a .gguf first with `minibar import`)",
         src.display()
     );
-    let (target, suffix) = if args.dequantize {
-        (Target::Dense(mlx_rs::Dtype::Float32), "f32".to_owned())
+    let target = target(&args)?;
+    // Dense output keeps the name earlier versions gave it.
+    let suffix = if args.dequantize {
+        "f32".to_owned()
     } else {
-        (
-            Target::Affine {
-                bits: args.bits,
-                group_size: args.group_size,
-            },
-            format!("{}bit-g{}", args.bits, args.group_size),
-        )
+        target.label()
     };
     let dest = match args.output {
         Some(p) => p,
@@ -69,8 +111,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tensors")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message(format!("{suffix}"));
+    bar.set_message(suffix);
     let cancel = minibar_engine::CancelToken::new();
+    super::interrupt::cancel_on_ctrl_c(&cancel);
     let report = quantize_folder(&src, &dest, target, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
