@@ -350,3 +350,76 @@ impl ModelArgs {
 
 /// Per-layer quantization overrides as written to config.json.
 pub type LayerQuantization = HashMap<String, QuantParams>;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn args(quantization: Value) -> Result<ModelArgs> {
+        ModelArgs::from_value(
+            json!({
+                "model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
+                "intermediate_size": 128, "num_attention_heads": 4, "vocab_size": 256,
+                "quantization": quantization,
+            }),
+            Path::new("config.json"),
+        )
+    }
+
+    #[test]
+    fn per_layer_settings_follow_mlx_lm() {
+        // `mlx_lm.convert --quant-predicate mixed_3_6` without --q-group-size writes null
+        // group sizes per layer, which mean the mode's default.
+        let a = args(json!({
+            "group_size": 64, "bits": 4, "mode": "affine",
+            "model.layers.0.mlp.down_proj": {"group_size": null, "bits": 6, "mode": "affine"},
+            "model.layers.1.mlp.down_proj": {"group_size": 32, "bits": 3},
+            "lm_head": false,
+        }))
+        .unwrap();
+        let p = |l: &str| a.quant_params(l);
+        assert_eq!(
+            p("model.layers.0.mlp.down_proj"),
+            Some(QuantParams::affine(6, 64))
+        );
+        assert_eq!(
+            p("model.layers.1.mlp.down_proj"),
+            Some(QuantParams::affine(3, 32))
+        );
+        assert_eq!(
+            p("model.layers.1.mlp.up_proj"),
+            Some(QuantParams::affine(4, 64))
+        );
+        assert_eq!(p("lm_head"), None);
+        let mx = args(json!({"mode": "mxfp4"})).unwrap();
+        assert_eq!(
+            mx.quant_params("model.embed_tokens"),
+            Some(QuantParams {
+                group_size: 32,
+                bits: 4,
+                mode: QuantMode::Mxfp4
+            })
+        );
+    }
+
+    #[test]
+    fn settings_mlx_cannot_run_are_refused() {
+        for (q, needle) in [
+            (json!({"group_size": 64, "bits": 4, "mode": "fp4"}), "fp4"),
+            (
+                json!({"group_size": 64, "bits": 4, "mode": "mxfp4"}),
+                "mxfp4",
+            ),
+            (json!({"group_size": 48, "bits": 4}), "48"),
+            (
+                json!({"group_size": 64, "bits": 4, "model.layers.0.mlp.up_proj": {"bits": 7}}),
+                "model.layers.0.mlp.up_proj",
+            ),
+        ] {
+            let e = args(q).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+}
