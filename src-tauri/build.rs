@@ -23,6 +23,7 @@ const COMMANDS: &[&str] = &[
     "cancel_download",
     "delete_model",
     "quantize_model",
+    "cancel_quantize",
     "start_benchmark",
     "cancel_benchmark",
     "list_bench_runs",

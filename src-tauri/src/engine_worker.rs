@@ -1,5 +1,6 @@
 //! The engine, off the UI thread: one dedicated thread owns the loaded model (MLX arrays and
-//! streams are thread-affine) and serves chat jobs from a channel, one at a time.
+//! streams are thread-affine) and serves jobs from a channel, one at a time: chat turns, and
+//! the benchmark and quantization tasks, which must not run MLX beside a chat.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -46,13 +47,20 @@ pub trait ChatEngine: 'static {
     ) -> Result<GenerationStats, AppError>;
     /// Bytes the loaded model holds, and its variant id.
     fn loaded(&self) -> Option<(String, u64)>;
+    /// Frees the loaded model (before a task that needs the memory and the machine).
+    fn unload(&mut self) {}
 }
 
 /// Makes the engine on the engine thread.
 pub type EngineFactory = Box<dyn FnOnce() -> Box<dyn ChatEngine> + Send>;
 
+/// Work other than chat that runs on the engine thread (the benchmark, quantization), with
+/// the engine at hand to unload its model first.
+pub type EngineTask = Box<dyn FnOnce(&mut dyn ChatEngine) + Send>;
+
 enum Request {
     Chat(Box<ChatJob>, Box<dyn ChatSink>),
+    Task(EngineTask),
 }
 
 /// The handle the app keeps; dropping it ends the thread after the job in flight.
@@ -81,6 +89,12 @@ impl EngineWorker {
                             }
                             sink.finished(outcome);
                         }
+                        Request::Task(task) => {
+                            task(engine.as_mut());
+                            if let Ok(mut l) = shared.lock() {
+                                *l = engine.loaded();
+                            }
+                        }
                     }
                 }
             })?;
@@ -91,6 +105,13 @@ impl EngineWorker {
     pub fn submit(&self, job: ChatJob, sink: Box<dyn ChatSink>) -> Result<(), AppError> {
         self.tx
             .send(Request::Chat(Box::new(job), sink))
+            .map_err(|_| AppError::engine("the engine thread has stopped"))
+    }
+
+    /// Queues a task behind the jobs already waiting.
+    pub fn run_task(&self, task: EngineTask) -> Result<(), AppError> {
+        self.tx
+            .send(Request::Task(task))
             .map_err(|_| AppError::engine("the engine thread has stopped"))
     }
 
@@ -200,6 +221,10 @@ impl ChatEngine for MlxEngine {
             .chat(&messages, &params, &job.cancel, |t| piece(t))
             .map_err(engine_error)?;
         Ok(stats_of(&outcome.stats, outcome.finish))
+    }
+
+    fn unload(&mut self) {
+        self.session = None;
     }
 
     fn loaded(&self) -> Option<(String, u64)> {

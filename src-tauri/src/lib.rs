@@ -6,6 +6,7 @@
 // Lets `specta_builder!` name the commands the same way inside this crate and in its tests.
 extern crate self as minibar_app;
 
+pub mod bench;
 pub mod bindings;
 pub mod commands;
 pub mod engine_worker;
@@ -90,6 +91,7 @@ pub fn configure<R: Runtime>(
             specta.mount_events(app);
             let dir = data_dir(app, explicit_dir.clone())?;
             let history = History::open(&dir.join("history.sqlite3")).map_err(|e| e.message)?;
+            let bench = bench::Bench::open(&dir).map_err(|e| e.message)?;
             let engine = engine
                 .lock()
                 .ok()
@@ -101,6 +103,8 @@ pub fn configure<R: Runtime>(
                 engine: EngineWorker::spawn(engine)?,
                 generations: Default::default(),
                 downloads: Default::default(),
+                quantizations: Default::default(),
+                bench: Arc::new(bench),
                 catalog,
                 library: minibar_hub::library::LibraryPaths::from_env(),
                 data_dir: dir,

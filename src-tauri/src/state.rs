@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 use minibar_catalog::Catalog;
 use minibar_hub::library::LibraryPaths;
 
+use crate::bench::Bench;
 use crate::engine_worker::{CancelToken, EngineWorker};
 use crate::history::History;
 use crate::models::downloads::Downloads;
+use crate::models::quantize::Quantizations;
 
 /// A generation in flight.
 #[derive(Clone)]
@@ -34,11 +36,15 @@ pub struct AppState {
     pub generations: Generations,
     /// Downloads started this run.
     pub downloads: Downloads,
+    /// Quantizations in flight.
+    pub quantizations: Quantizations,
+    /// The benchmark's history and the run in flight.
+    pub bench: Arc<Bench>,
     /// The curated catalog merged with the user's.
     pub catalog: Catalog,
     /// Where installed models live.
     pub library: LibraryPaths,
-    /// The app's data folder (history database).
+    /// The app's data folder (chat history and benchmark databases).
     pub data_dir: PathBuf,
 }
 

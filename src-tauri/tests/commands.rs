@@ -327,13 +327,63 @@ fn models_commands_describe_this_machine() {
 }
 
 #[test]
-fn benchmark_says_it_is_not_available() {
+fn a_benchmark_of_a_model_that_cannot_load_fails_and_stores_nothing() {
+    // The sandbox's installed model is a stand-in file: the suite skips it, and a run with no
+    // model is a failure, not a record.
+    let t = app();
+    let finished = t.listen("bench-finished");
+    let run_id = t
+        .call("start_benchmark", json!({ "mode": "quick" }))
+        .unwrap();
+    let end = common::next_slow(&finished);
+    assert_eq!(end["runId"], run_id);
+    assert_eq!(end["status"], "failed");
+    assert_eq!(end["error"]["kind"], "engine");
+    assert!(end["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("No model could be benchmarked"));
+    assert_eq!(t.call("list_bench_runs", json!({})).unwrap(), json!([]));
+    let err = t.call("get_bench_run", json!({ "id": "1" })).unwrap_err();
+    assert_eq!(err["kind"], "not_found");
+    let err = t
+        .call("export_bench_run", json!({ "id": "x", "format": "csv" }))
+        .unwrap_err();
+    assert_eq!(err["kind"], "not_found");
+    let refs = t.call("bench_reference", json!({})).unwrap();
+    let refs = refs.as_array().unwrap();
+    assert!(refs
+        .iter()
+        .any(|r| r["chip"] == "M4 Max" && r["metric"] == "tg128"));
+    assert!(refs
+        .iter()
+        .all(|r| r["url"].as_str().unwrap().starts_with("https://")));
+}
+
+#[test]
+fn quantize_refuses_what_it_cannot_do() {
     let t = app();
     let err = t
-        .call("start_benchmark", json!({ "mode": "quick" }))
+        .call(
+            "quantize_model",
+            json!({ "request": { "sourceVariantId": "nope@q4_1", "bits": 4, "groupSize": 64 } }),
+        )
         .unwrap_err();
-    assert!(err["message"].as_str().unwrap().contains("not available"));
-    assert_eq!(t.call("list_bench_runs", json!({})).unwrap(), json!([]));
+    assert_eq!(err["kind"], "not_found");
+    let err = t
+        .call(
+            "quantize_model",
+            json!({ "request": { "sourceVariantId": MODEL, "bits": 4, "groupSize": 48 } }),
+        )
+        .unwrap_err();
+    assert_eq!(err["kind"], "invalid_input");
+    let err = t
+        .call(
+            "cancel_quantize",
+            json!({ "variantId": "smollm2-135m@4bit" }),
+        )
+        .unwrap_err();
+    assert_eq!(err["kind"], "not_found");
 }
 
 #[test]

@@ -1,58 +1,59 @@
-//! The benchmark commands. The benchmark crate (minibar-bench) does not exist yet, so runs
-//! cannot start and there is no history; every call says so rather than inventing figures.
+//! The benchmark commands, over minibar-bench (see [`crate::bench`]).
 
+use tauri::{AppHandle, Runtime, State};
+
+use crate::bench;
+use crate::state::AppState;
 use crate::types::{
-    AppError, AppErrorKind, AppResult, BenchExportFormat, BenchMode, BenchRun, BenchRunSummary,
-    ReferenceFigure,
+    AppResult, BenchExportFormat, BenchMode, BenchRun, BenchRunSummary, ReferenceFigure,
 };
-
-fn unavailable() -> AppError {
-    AppError::new(
-        AppErrorKind::Engine,
-        "The benchmark is not available yet in this build (minibar-bench is not part of it).",
-    )
-}
 
 /// Starts a run, returns its id; progress as `bench-progress`, end as `bench-finished`.
 #[tauri::command]
 #[specta::specta]
-pub async fn start_benchmark(mode: BenchMode) -> AppResult<String> {
-    let _ = mode;
-    Err(unavailable())
+pub async fn start_benchmark<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    mode: BenchMode,
+) -> AppResult<String> {
+    bench::start(app, &state, mode)
 }
 
-/// Stops a run at the next repetition.
+/// Stops a run within one generation step; it ends with a `cancelled` `bench-finished`.
 #[tauri::command]
 #[specta::specta]
-pub async fn cancel_benchmark(run_id: String) -> AppResult<()> {
-    Err(AppError::not_found(format!("no benchmark run {run_id}")))
+pub async fn cancel_benchmark(state: State<'_, AppState>, run_id: String) -> AppResult<()> {
+    state.bench.cancel(&run_id)
 }
 
-/// The history, oldest first: empty, since no run can have happened.
+/// The history, oldest first.
 #[tauri::command]
 #[specta::specta]
-pub async fn list_bench_runs() -> AppResult<Vec<BenchRunSummary>> {
-    Ok(Vec::new())
+pub async fn list_bench_runs(state: State<'_, AppState>) -> AppResult<Vec<BenchRunSummary>> {
+    bench::with_names(&state, |who| state.bench.list(who))?
 }
 
 /// One run with every figure.
 #[tauri::command]
 #[specta::specta]
-pub async fn get_bench_run(id: String) -> AppResult<BenchRun> {
-    Err(AppError::not_found(format!("no benchmark run {id}")))
+pub async fn get_bench_run(state: State<'_, AppState>, id: String) -> AppResult<BenchRun> {
+    bench::with_names(&state, |who| state.bench.get(&id, who))?
 }
 
 /// Published Apple figures, with their sources.
 #[tauri::command]
 #[specta::specta]
 pub async fn bench_reference() -> AppResult<Vec<ReferenceFigure>> {
-    Err(unavailable())
+    bench::reference()
 }
 
 /// A run as JSON, CSV or Markdown (llama-bench column names).
 #[tauri::command]
 #[specta::specta]
-pub async fn export_bench_run(id: String, format: BenchExportFormat) -> AppResult<String> {
-    let _ = format;
-    Err(AppError::not_found(format!("no benchmark run {id}")))
+pub async fn export_bench_run(
+    state: State<'_, AppState>,
+    id: String,
+    format: BenchExportFormat,
+) -> AppResult<String> {
+    state.bench.export(&id, format)
 }

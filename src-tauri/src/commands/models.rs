@@ -4,12 +4,11 @@ use tauri::{AppHandle, Runtime, State};
 
 use crate::keychain;
 use crate::models::downloads::HubTarget;
-use crate::models::{catalog, library, memory};
+use crate::models::{catalog, library, memory, quantize};
 use crate::settings_store;
 use crate::state::AppState;
 use crate::types::{
-    AppError, AppErrorKind, AppResult, CatalogModel, DiskUsage, DownloadProgress, MachineMemory,
-    QuantizeRequest,
+    AppError, AppResult, CatalogModel, DiskUsage, DownloadProgress, MachineMemory, QuantizeRequest,
 };
 
 /// The catalog with fit verdicts for this machine and the saved settings.
@@ -142,15 +141,21 @@ pub async fn delete_model(state: State<'_, AppState>, variant_id: String) -> App
         .map_err(|e| AppError::io(format!("cannot delete {variant_id}: {e}")))
 }
 
-/// Quantization from the app needs minibar-engine's quantizer, which the app does not call yet.
+/// Quantizes an installed variant into a new one in Minibar's store; returns the new variant's
+/// id. Progress arrives as `quantize-progress`; the new variant is installed when it says done.
 #[tauri::command]
 #[specta::specta]
-pub async fn quantize_model(request: QuantizeRequest) -> AppResult<String> {
-    Err(AppError::new(
-        AppErrorKind::Engine,
-        format!(
-            "Quantizing {} is not available in the app yet; use `minibar quantize`.",
-            request.source_variant_id
-        ),
-    ))
+pub async fn quantize_model<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    request: QuantizeRequest,
+) -> AppResult<String> {
+    quantize::start(app, &state, request)
+}
+
+/// Stops the quantization producing `variant_id`, leaving nothing behind.
+#[tauri::command]
+#[specta::specta]
+pub async fn cancel_quantize(state: State<'_, AppState>, variant_id: String) -> AppResult<()> {
+    state.quantizations.cancel(&variant_id)
 }

@@ -63,15 +63,31 @@ fn gguf_in(path: &Path) -> Option<PathBuf> {
         })
 }
 
+/// The quantization label minibar-fit and the catalog use: `4bit` for affine 4 bits in groups
+/// of 64 (mlx-lm's default), `4bit-g32` for other group sizes.
+pub fn quant_label(bits: u32, group_size: u32) -> String {
+    if group_size == 64 {
+        format!("{bits}bit")
+    } else {
+        format!("{bits}bit-g{group_size}")
+    }
+}
+
+/// Names a model at `path` (a file or folder called `name`, installed or not) the way the
+/// library would, from its name alone.
+pub fn describe(catalog: &Catalog, name: &str, path: &Path) -> Installed {
+    describe_local(catalog, name, path, 0, None, None)
+}
+
 /// Names a model found at `path` (file or folder called `name`) after the catalog entry whose
-/// original repo name it contains.
+/// original repo name it contains; `quant` is its (bits, group size) when quantized.
 fn describe_local(
     catalog: &Catalog,
     name: &str,
     path: &Path,
     size: u64,
     bits: Option<f64>,
-    quant_bits: Option<u32>,
+    quant: Option<(u32, u32)>,
 ) -> Installed {
     let gguf = gguf_in(path);
     let stem = gguf
@@ -80,7 +96,7 @@ fn describe_local(
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| name.to_string());
     let quant = gguf_quant(&stem)
-        .or_else(|| quant_bits.map(|b| format!("{b}bit")))
+        .or_else(|| quant.map(|(b, g)| quant_label(b, g)))
         .unwrap_or_else(|| "local".into());
     let key = squash(&stem);
     let entry = catalog.entries().iter().find(|e| {
@@ -147,7 +163,7 @@ pub fn installed(catalog: &Catalog, paths: &LibraryPaths) -> AppResult<Vec<Insta
                         &m.path,
                         m.size_bytes,
                         m.bits_per_weight,
-                        m.quantization.as_ref().map(|q| q.bits),
+                        m.quantization.as_ref().map(|q| (q.bits, q.group_size)),
                     ),
                 }
             }
@@ -157,7 +173,7 @@ pub fn installed(catalog: &Catalog, paths: &LibraryPaths) -> AppResult<Vec<Insta
                 &m.path,
                 m.size_bytes,
                 m.bits_per_weight,
-                m.quantization.as_ref().map(|q| q.bits),
+                m.quantization.as_ref().map(|q| (q.bits, q.group_size)),
             ),
         };
         item.library_name = Some(m.name.clone());
@@ -190,8 +206,27 @@ mod tests {
     fn unknown_models_get_a_local_id() {
         let catalog = Catalog::builtin().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let m = describe_local(&catalog, "my-finetune", dir.path(), 10, Some(4.5), Some(4));
+        let m = describe_local(
+            &catalog,
+            "my-finetune",
+            dir.path(),
+            10,
+            Some(4.5),
+            Some((4, 64)),
+        );
         assert_eq!(m.model_id, "local-myfinetune");
         assert_eq!(m.quant, "4bit");
+    }
+
+    #[test]
+    fn quantized_store_folders_are_named_by_bits_and_group() {
+        let catalog = Catalog::builtin().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let name = "SmolLM2-135M-Instruct.Q4_1-6bit-g32";
+        let m = describe_local(&catalog, name, dir.path(), 10, None, Some((6, 32)));
+        assert_eq!(m.variant_id, "smollm2-135m@6bit-g32");
+        let name = "SmolLM2-135M-Instruct.Q4_1-4bit";
+        let m = describe_local(&catalog, name, dir.path(), 10, None, Some((4, 64)));
+        assert_eq!(m.variant_id, "smollm2-135m@4bit");
     }
 }

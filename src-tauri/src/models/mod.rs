@@ -1,7 +1,8 @@
 //! The Models view's backend: the catalog judged against this machine (minibar-catalog,
-//! minibar-fit), the local library (minibar-hub) and downloads.
+//! minibar-fit), the local library (minibar-hub), downloads and quantization.
 
 pub mod catalog;
 pub mod downloads;
 pub mod library;
 pub mod memory;
+pub mod quantize;

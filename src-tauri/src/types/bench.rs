@@ -33,8 +33,10 @@ pub struct Stat {
 pub struct BenchMachine {
     /// Chip or CPU name.
     pub chip: String,
-    /// CPU cores.
+    /// Logical CPU cores (the threads MLX and BLAS may use).
     pub cpu_cores: u32,
+    /// Physical CPU cores (0 when the OS does not say).
+    pub physical_cores: u32,
     /// GPU cores where known.
     pub gpu_cores: Option<u32>,
     /// Installed memory.
@@ -58,8 +60,16 @@ pub struct BenchModelResult {
     pub variant_id: String,
     /// Display name.
     pub name: String,
-    /// Effective bits per weight.
+    /// Architecture (`llama`, `qwen3`, ...).
+    pub model_type: String,
+    /// Parameters.
+    pub params: u64,
+    /// Bits per weight on disk (the variant's quantization, tokenizer metadata included).
     pub bits_per_weight: f64,
+    /// Bytes of weights in memory: what decoding reads per token, and the roofline's divisor.
+    pub weight_bytes: u64,
+    /// Whether quantized weights were expanded to dense ones for speed (MLX's CPU backend).
+    pub dequantized: bool,
     /// Prompt processing, 512 tokens.
     pub pp512: Stat,
     /// Generation, 128 tokens.
@@ -96,22 +106,28 @@ pub struct BatchPoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchRun {
-    /// Run id.
+    /// The history's id of the run.
     pub id: String,
     /// Unix milliseconds.
     pub started_at_ms: u64,
-    /// Unix milliseconds.
-    pub finished_at_ms: u64,
     /// Quick or full.
     pub mode: BenchMode,
     /// The machine.
     pub machine: BenchMachine,
+    /// Minibar's version.
+    pub minibar_version: String,
+    /// Timed repetitions per test (after one warm-up).
+    pub repetitions: u32,
     /// The default model's variant id.
     pub default_model: String,
     /// The ladder.
     pub models: Vec<BenchModelResult>,
     /// Empty when the mode skipped it or the default model could not batch.
     pub batch: Vec<BatchPoint>,
+    /// Tokens each sequence generated in the batch test.
+    pub batch_gen_tokens: u32,
+    /// Models not run, each with why (would not fit, failed to load).
+    pub skipped: Vec<String>,
 }
 
 /// A row of the history list.
@@ -159,13 +175,31 @@ pub struct ReferenceFigure {
     pub model: String,
     /// Metric.
     pub metric: BenchMetric,
+    /// Weights format (`Q4_0`, `4-bit`).
+    pub quant: String,
+    /// What measured it (`llama.cpp`, `mlx-lm`).
+    pub engine: String,
     /// Speed.
     pub tokens_per_second: f64,
-    /// Where it was published.
+    /// Where it was published: the document's title.
     pub source: String,
+    /// Where to read it.
+    pub url: String,
 }
 
-/// Event `bench-progress`: sent as each step starts and finishes.
+/// One timed measurement, as it happens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct BenchSample {
+    /// Model name.
+    pub model: String,
+    /// Test label (`pp512`, `tg128`, `batch 4`).
+    pub test: String,
+    /// Tokens per second.
+    pub tokens_per_second: f64,
+}
+
+/// Event `bench-progress`: sent as each step starts and with each timed sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type, tauri_specta::Event)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchProgress {
@@ -173,12 +207,14 @@ pub struct BenchProgress {
     pub run_id: String,
     /// Human text.
     pub step: String,
-    /// Step number.
+    /// Step number, from 0.
     pub step_index: u32,
     /// Steps in all.
     pub step_count: u32,
     /// 0..1 over the whole run.
     pub fraction: f64,
+    /// The latest measurement of the run, if any yet.
+    pub last_sample: Option<BenchSample>,
 }
 
 /// How a run ended.
@@ -193,7 +229,8 @@ pub enum BenchStatus {
     Failed,
 }
 
-/// Event `bench-finished`: exactly once per run. `run` is set when `status` is `done`.
+/// Event `bench-finished`: exactly once per run. `run` is set when `status` is `done`; its
+/// `id` is the history's id, not the `run_id` that `start_benchmark` returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type, tauri_specta::Event)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchFinished {

@@ -178,7 +178,7 @@ pub struct CatalogModel {
 pub struct QuantizeRequest {
     /// The installed variant to start from.
     pub source_variant_id: String,
-    /// 4, 6 or 8.
+    /// 2, 3, 4, 5, 6 or 8.
     pub bits: u8,
     /// 32, 64 or 128.
     pub group_size: u32,
@@ -194,6 +194,8 @@ pub enum QuantizeState {
     Done,
     /// Failed.
     Failed,
+    /// Stopped by `cancel_quantize`; nothing was left behind.
+    Cancelled,
 }
 
 /// A quantization job's progress; event `quantize-progress`.
@@ -208,6 +210,8 @@ pub struct QuantizeProgress {
     pub state: QuantizeState,
     /// 0..1.
     pub fraction: f64,
+    /// What it is doing, for display.
+    pub step: String,
     /// Why it failed.
     pub error: Option<AppError>,
 }

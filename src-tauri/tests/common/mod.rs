@@ -22,13 +22,26 @@ use tauri::{App, Listener, WebviewWindow, WebviewWindowBuilder};
 pub const MODEL: &str = "smollm2-135m@q4_1";
 
 /// A process-wide sandbox for what the app finds through the environment: the store's app
-/// data folder, Minibar's library, the hub cache, and an "installed" model file.
+/// data folder, Minibar's library, the hub cache, and an "installed" model file (a stand-in
+/// with the default model's name: the scripted engine never reads it).
 pub fn sandbox() -> &'static PathBuf {
+    sandbox_with(None)
+}
+
+/// The sandbox with `model` (a real model file) as the installed model; the first call in a
+/// test binary decides for the whole process.
+pub fn sandbox_with(model: Option<&std::path::Path>) -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let model = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-        std::fs::write(&model, b"GGUF").unwrap();
+        let model = match model {
+            Some(real) => real.to_path_buf(),
+            None => {
+                let fake = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+                std::fs::write(&fake, b"GGUF").unwrap();
+                fake
+            }
+        };
         // Set once, before any app starts, from the first test that gets here.
         std::env::set_var("XDG_DATA_HOME", dir.join("xdg"));
         std::env::set_var("MINIBAR_HOME", dir.join("minibar"));
@@ -116,6 +129,11 @@ pub struct TestApp {
 /// Builds the app over `data_dir` (a fresh one when None).
 pub fn app_in(data_dir: Option<PathBuf>) -> TestApp {
     sandbox();
+    app_with_sandbox(data_dir)
+}
+
+/// Builds the app in a sandbox already set up (by [`sandbox_with`]).
+pub fn app_with_sandbox(data_dir: Option<PathBuf>) -> TestApp {
     let data_dir = data_dir.unwrap_or_else(|| tempfile::tempdir().unwrap().keep());
     let (tx, rx) = mpsc::channel();
     let app = configure(
@@ -191,4 +209,24 @@ impl TestApp {
 pub fn next(rx: &mpsc::Receiver<Value>) -> Value {
     rx.recv_timeout(Duration::from_secs(30))
         .expect("an event within 30 s")
+}
+
+/// Waits for the next event of a long job (a benchmark or a quantization on a real model):
+/// a bound that only stops a hung test, not a timing assertion.
+pub fn next_slow(rx: &mpsc::Receiver<Value>) -> Value {
+    rx.recv_timeout(Duration::from_secs(900))
+        .expect("an event within 15 minutes")
+}
+
+/// The default model's GGUF from `MINIBAR_DEFAULT_GGUF` (`make test` sets it); None skips the
+/// test, unless `MINIBAR_REQUIRE_REFERENCE` is set, which fails it.
+pub fn default_gguf() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MINIBAR_DEFAULT_GGUF").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() {
+        panic!("MINIBAR_DEFAULT_GGUF is not set (MINIBAR_REQUIRE_REFERENCE is set)");
+    }
+    eprintln!("SKIPPED: MINIBAR_DEFAULT_GGUF is not set; `make test` sets it");
+    None
 }

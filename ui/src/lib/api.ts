@@ -80,6 +80,7 @@ export interface Backend {
   cancelDownload(variantId: string): Promise<void>;
   deleteModel(variantId: string): Promise<void>;
   quantizeModel(request: QuantizeRequest): Promise<string>;
+  cancelQuantize(variantId: string): Promise<void>;
   startBenchmark(mode: BenchMode): Promise<string>;
   cancelBenchmark(runId: string): Promise<void>;
   listBenchRuns(): Promise<BenchRunSummary[]>;
@@ -152,6 +153,7 @@ export function tauriBackend(): Backend {
     cancelDownload: (id) => nothing(commands.cancelDownload(id)),
     deleteModel: (id) => nothing(commands.deleteModel(id)),
     quantizeModel: async (req) => unwrap(await commands.quantizeModel(req)),
+    cancelQuantize: (id) => nothing(commands.cancelQuantize(id)),
     startBenchmark: async (mode) => unwrap(await commands.startBenchmark(mode)),
     cancelBenchmark: (id) => nothing(commands.cancelBenchmark(id)),
     listBenchRuns: async () => unwrap(await commands.listBenchRuns()),

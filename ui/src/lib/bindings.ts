@@ -231,11 +231,23 @@ async deleteModel(variantId: string) : Promise<Result<null, AppError>> {
 }
 },
 /**
- * Quantization from the app needs minibar-engine's quantizer, which the app does not call yet.
+ * Quantizes an installed variant into a new one in Minibar's store; returns the new variant's
+ * id. Progress arrives as `quantize-progress`; the new variant is installed when it says done.
  */
 async quantizeModel(request: QuantizeRequest) : Promise<Result<string, AppError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("quantize_model", { request }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Stops the quantization producing `variant_id`, leaving nothing behind.
+ */
+async cancelQuantize(variantId: string) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("cancel_quantize", { variantId }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
@@ -253,7 +265,7 @@ async startBenchmark(mode: BenchMode) : Promise<Result<string, AppError>> {
 }
 },
 /**
- * Stops a run at the next repetition.
+ * Stops a run within one generation step; it ends with a `cancelled` `bench-finished`.
  */
 async cancelBenchmark(runId: string) : Promise<Result<null, AppError>> {
     try {
@@ -264,7 +276,7 @@ async cancelBenchmark(runId: string) : Promise<Result<null, AppError>> {
 }
 },
 /**
- * The history, oldest first: empty, since no run can have happened.
+ * The history, oldest first.
  */
 async listBenchRuns() : Promise<Result<BenchRunSummary[], AppError>> {
     try {
@@ -520,7 +532,8 @@ export type BenchExportFormat =
  */
 "markdown"
 /**
- * Event `bench-finished`: exactly once per run. `run` is set when `status` is `done`.
+ * Event `bench-finished`: exactly once per run. `run` is set when `status` is `done`; its
+ * `id` is the history's id, not the `run_id` that `start_benchmark` returned.
  */
 export type BenchFinished = { 
 /**
@@ -548,9 +561,13 @@ export type BenchMachine = {
  */
 chip: string; 
 /**
- * CPU cores.
+ * Logical CPU cores (the threads MLX and BLAS may use).
  */
 cpuCores: number; 
+/**
+ * Physical CPU cores (0 when the OS does not say).
+ */
+physicalCores: number; 
 /**
  * GPU cores where known.
  */
@@ -616,9 +633,25 @@ variantId: string;
  */
 name: string; 
 /**
- * Effective bits per weight.
+ * Architecture (`llama`, `qwen3`, ...).
+ */
+modelType: string; 
+/**
+ * Parameters.
+ */
+params: number; 
+/**
+ * Bits per weight on disk (the variant's quantization, tokenizer metadata included).
  */
 bitsPerWeight: number; 
+/**
+ * Bytes of weights in memory: what decoding reads per token, and the roofline's divisor.
+ */
+weightBytes: number; 
+/**
+ * Whether quantized weights were expanded to dense ones for speed (MLX's CPU backend).
+ */
+dequantized: boolean; 
 /**
  * Prompt processing, 512 tokens.
  */
@@ -648,7 +681,7 @@ rooflineTps: number;
  */
 efficiency: number }
 /**
- * Event `bench-progress`: sent as each step starts and finishes.
+ * Event `bench-progress`: sent as each step starts and with each timed sample.
  */
 export type BenchProgress = { 
 /**
@@ -660,7 +693,7 @@ runId: string;
  */
 step: string; 
 /**
- * Step number.
+ * Step number, from 0.
  */
 stepIndex: number; 
 /**
@@ -670,23 +703,23 @@ stepCount: number;
 /**
  * 0..1 over the whole run.
  */
-fraction: number }
+fraction: number; 
+/**
+ * The latest measurement of the run, if any yet.
+ */
+lastSample: BenchSample | null }
 /**
  * A finished benchmark run as stored in history.
  */
 export type BenchRun = { 
 /**
- * Run id.
+ * The history's id of the run.
  */
 id: string; 
 /**
  * Unix milliseconds.
  */
 startedAtMs: number; 
-/**
- * Unix milliseconds.
- */
-finishedAtMs: number; 
 /**
  * Quick or full.
  */
@@ -695,6 +728,14 @@ mode: BenchMode;
  * The machine.
  */
 machine: BenchMachine; 
+/**
+ * Minibar's version.
+ */
+minibarVersion: string; 
+/**
+ * Timed repetitions per test (after one warm-up).
+ */
+repetitions: number; 
 /**
  * The default model's variant id.
  */
@@ -706,7 +747,15 @@ models: BenchModelResult[];
 /**
  * Empty when the mode skipped it or the default model could not batch.
  */
-batch: BatchPoint[] }
+batch: BatchPoint[]; 
+/**
+ * Tokens each sequence generated in the batch test.
+ */
+batchGenTokens: number; 
+/**
+ * Models not run, each with why (would not fit, failed to load).
+ */
+skipped: string[] }
 /**
  * A row of the history list.
  */
@@ -739,6 +788,22 @@ pp512: number;
  * The default model's tg128.
  */
 tg128: number }
+/**
+ * One timed measurement, as it happens.
+ */
+export type BenchSample = { 
+/**
+ * Model name.
+ */
+model: string; 
+/**
+ * Test label (`pp512`, `tg128`, `batch 4`).
+ */
+test: string; 
+/**
+ * Tokens per second.
+ */
+tokensPerSecond: number }
 /**
  * How a run ended.
  */
@@ -1230,6 +1295,10 @@ state: QuantizeState;
  */
 fraction: number; 
 /**
+ * What it is doing, for display.
+ */
+step: string; 
+/**
  * Why it failed.
  */
 error: AppError | null }
@@ -1242,7 +1311,7 @@ export type QuantizeRequest = {
  */
 sourceVariantId: string; 
 /**
- * 4, 6 or 8.
+ * 2, 3, 4, 5, 6 or 8.
  */
 bits: number; 
 /**
@@ -1264,7 +1333,11 @@ export type QuantizeState =
 /**
  * Failed.
  */
-"failed"
+"failed" | 
+/**
+ * Stopped by `cancel_quantize`; nothing was left behind.
+ */
+"cancelled"
 /**
  * A published figure to compare against, with its source.
  */
@@ -1282,13 +1355,25 @@ model: string;
  */
 metric: BenchMetric; 
 /**
+ * Weights format (`Q4_0`, `4-bit`).
+ */
+quant: string; 
+/**
+ * What measured it (`llama.cpp`, `mlx-lm`).
+ */
+engine: string; 
+/**
  * Speed.
  */
 tokensPerSecond: number; 
 /**
- * Where it was published.
+ * Where it was published: the document's title.
  */
-source: string }
+source: string; 
+/**
+ * Where to read it.
+ */
+url: string }
 /**
  * Who wrote a message.
  */

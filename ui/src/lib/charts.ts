@@ -2,7 +2,7 @@
  * Shapes benchmark records into the series the charts draw. Pure functions, so what a chart
  * shows is tested without a canvas; `Chart.svelte` turns these into Chart.js configs.
  */
-import type { BenchRun, BenchRunSummary, ReferenceFigure } from "./bindings";
+import type { BenchProgress, BenchRun, BenchRunSummary, ReferenceFigure } from "./bindings";
 
 /** A bar chart: one label per bar group, one series per metric. */
 export type BarData = { labels: string[]; series: { name: string; values: number[]; errors?: number[] }[] };
@@ -25,6 +25,21 @@ export function speedBars(run: BenchRun): BarData {
       { name: "tg128", values: run.models.map((m) => m.tg128.mean), errors: run.models.map((m) => m.tg128.std) },
     ],
   };
+}
+
+/** The live line under the progress bar: the step, then the latest measurement. */
+export function progressLine(p: BenchProgress | null): string {
+  if (!p) return "Starting…";
+  const step = `${Math.min(p.stepIndex + 1, p.stepCount)}/${p.stepCount} · ${p.step}`;
+  const s = p.lastSample;
+  return s ? `${step} · last ${s.test}: ${s.tokensPerSecond.toFixed(1)} tok/s` : step;
+}
+
+/** Where the published figures come from, each source once, in first-seen order. */
+export function referenceSources(refs: ReferenceFigure[]): { title: string; url: string }[] {
+  const seen = new Map<string, string>();
+  for (const r of refs) if (!seen.has(r.source)) seen.set(r.source, r.url);
+  return [...seen].map(([title, url]) => ({ title, url }));
 }
 
 /** Batch scaling: total throughput against batch size. */
@@ -83,7 +98,7 @@ export function historyLines(runs: BenchRunSummary[]): LineData {
 export function referenceBars(run: BenchRun, refs: ReferenceFigure[], metric: "tg128" | "pp512" = "tg128"): BarData & { mine: number } {
   const chosen = refs.filter((r) => r.metric === metric).sort((a, b) => a.tokensPerSecond - b.tokensPerSecond);
   const def = run.models.find((m) => m.variantId === run.defaultModel) ?? run.models[0];
-  const labels = chosen.map((r) => `${r.chip} · ${r.model}`);
+  const labels = chosen.map((r) => `${r.chip} · ${r.model} ${r.quant} (${r.engine})`);
   const values = chosen.map((r) => r.tokensPerSecond);
   if (def) {
     labels.push(`This machine · ${modelLabel(def.name, def.variantId)}`);

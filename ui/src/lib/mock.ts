@@ -33,6 +33,7 @@ import type {
   MachineMemory,
   MarkdownExport,
   ModelVariant,
+  QuantizeProgress,
   QuantizeRequest,
   ReferenceFigure,
   SamplingParams,
@@ -152,13 +153,15 @@ const SPECS: ModelSpec[] = [
   },
 ];
 
+const LLAMA_CPP = { source: "llama.cpp discussion #4167: Performance of llama.cpp on Apple Silicon M-series", url: "https://github.com/ggml-org/llama.cpp/discussions/4167" };
+const MLX_LM = { source: "mlx-lm BENCHMARKS.md", url: "https://github.com/ml-explore/mlx-lm/blob/main/BENCHMARKS.md" };
 const REFERENCE: ReferenceFigure[] = [
-  { chip: "M2", model: "LLaMA-2 7B Q4_0", metric: "tg128", tokensPerSecond: 21.9, source: "llama.cpp discussion #4167" },
-  { chip: "M4 Pro", model: "LLaMA-2 7B Q4_0", metric: "tg128", tokensPerSecond: 50.7, source: "llama.cpp discussion #4167" },
-  { chip: "M4 Max", model: "LLaMA-2 7B Q4_0", metric: "tg128", tokensPerSecond: 83.1, source: "llama.cpp discussion #4167" },
-  { chip: "M2 Ultra", model: "LLaMA-2 7B Q4_0", metric: "tg128", tokensPerSecond: 94.3, source: "llama.cpp discussion #4167" },
-  { chip: "M4 Max", model: "Qwen3-4B q4", metric: "tg128", tokensPerSecond: 134.5, source: "mlx-lm BENCHMARKS.md" },
-  { chip: "M4 Max", model: "Qwen3-4B q4", metric: "pp2048", tokensPerSecond: 1622, source: "mlx-lm BENCHMARKS.md" },
+  { chip: "M2", model: "LLaMA-2 7B", quant: "Q4_0", engine: "llama.cpp", metric: "tg128", tokensPerSecond: 21.9, ...LLAMA_CPP },
+  { chip: "M4 Pro", model: "LLaMA-2 7B", quant: "Q4_0", engine: "llama.cpp", metric: "tg128", tokensPerSecond: 50.7, ...LLAMA_CPP },
+  { chip: "M4 Max", model: "LLaMA-2 7B", quant: "Q4_0", engine: "llama.cpp", metric: "tg128", tokensPerSecond: 83.1, ...LLAMA_CPP },
+  { chip: "M2 Ultra", model: "LLaMA-2 7B", quant: "Q4_0", engine: "llama.cpp", metric: "tg128", tokensPerSecond: 94.3, ...LLAMA_CPP },
+  { chip: "M4 Max", model: "Qwen3-4B", quant: "4-bit", engine: "mlx-lm", metric: "tg128", tokensPerSecond: 134.5, ...MLX_LM },
+  { chip: "M4 Max", model: "Qwen3-4B", quant: "4-bit", engine: "mlx-lm", metric: "pp2048", tokensPerSecond: 1622, ...MLX_LM },
 ];
 
 const TOTAL = 24 * GB;
@@ -713,27 +716,47 @@ export class MockBackend implements Backend {
     if (this.loaded === variantId) this.loaded = null;
   }
 
+  /** Quantizations in flight, by the variant they produce. */
+  private quantizeJobs = new Map<string, () => void>();
+  /** Milliseconds between quantization progress steps (browser tests slow it down). */
+  quantizeIntervalMs = 250;
+
   async quantizeModel(req: QuantizeRequest): Promise<string> {
     if (!this.installed.has(req.sourceVariantId)) throw err("not_found", "Install the model first");
     const [mid] = req.sourceVariantId.split("@");
     const spec = SPECS.find((s) => s.id === mid)!;
-    const quant = `${req.bits}bit-g${req.groupSize}`;
+    // The shell's naming: mlx-lm's default group of 64 is implied.
+    const quant = req.groupSize === 64 ? `${req.bits}bit` : `${req.bits}bit-g${req.groupSize}`;
     const variantId = `${mid}@${quant}`;
-    if (this.installed.has(variantId)) throw err("invalid_input", `${quant} is already installed`);
+    if (this.installed.has(variantId)) throw err("invalid_input", `${variantId} is already installed.`);
     const bits = req.bits + 32 / req.groupSize;
     const size = Math.round(spec.paramsB * 1e9 * (bits / 8));
-    if (!spec.variants.some((v) => v.quant === quant)) this.quantized.set(variantId, { spec, quant, bits, size });
+    const progress = (state: QuantizeProgress["state"], fraction: number, step: string) =>
+      this.emit("quantizeProgress", { variantId, sourceVariantId: req.sourceVariantId, state, fraction, step, error: null });
     let fraction = 0;
     const t = setInterval(() => {
       fraction = Math.min(1, fraction + 0.1);
       const done = fraction >= 1;
       if (done) {
         clearInterval(t);
+        this.quantizeJobs.delete(variantId);
+        if (!spec.variants.some((v) => v.quant === quant)) this.quantized.set(variantId, { spec, quant, bits, size });
         this.installed.add(variantId);
       }
-      this.emit("quantizeProgress", { variantId, sourceVariantId: req.sourceVariantId, state: done ? "done" : "running", fraction, error: null });
-    }, 250);
+      progress(done ? "done" : "running", fraction, done ? "done" : `${req.bits} bits, groups of ${req.groupSize}`);
+    }, this.quantizeIntervalMs);
+    this.quantizeJobs.set(variantId, () => {
+      clearInterval(t);
+      this.quantizeJobs.delete(variantId);
+      progress("cancelled", 0, "cancelled");
+    });
     return variantId;
+  }
+
+  async cancelQuantize(variantId: string): Promise<void> {
+    const cancel = this.quantizeJobs.get(variantId);
+    if (!cancel) throw err("not_found", `no quantization of ${variantId} is running`);
+    cancel();
   }
 
   // ------------------------------------------------------------ benchmark
@@ -750,7 +773,11 @@ export class MockBackend implements Backend {
       return {
         variantId: `${s.id}@${v.quant}`,
         name: s.name.replace(" Instruct", ""),
+        modelType: "llama",
+        params: Math.round(s.paramsB * 1e9),
         bitsPerWeight: v.bits,
+        weightBytes: v.size,
+        dequantized: false,
         pp512: stat((2.2e10 / (s.paramsB * 1e9)) * 0.7 * scale),
         tg128: stat(tg),
         tgDepth4096: mode === "full" ? stat(tg * 0.78) : null,
@@ -764,16 +791,19 @@ export class MockBackend implements Backend {
       const timeRatio = b === 1 ? 1 : 1 + (b - 1) * 0.26 * (0.95 + r() * 0.1);
       const wall = 1.33 * timeRatio;
       return { batch: b, totalTps: (128 * b) / wall, wallSeconds: wall, timeRatio, workRatio: b };
-    });
+    }).filter((p) => mode === "full" || [1, 4, 16].includes(p.batch));
     return {
       id: id("bench"),
       startedAtMs,
-      finishedAtMs: startedAtMs + (mode === "quick" ? 48_000 : 410_000),
       mode,
-      machine: { chip: "AMD EPYC (mock)", cpuCores: 2, gpuCores: null, memoryBytes: TOTAL, os: "Debian 12", mlxVersion: "0.32.2", backend: "cpu", bandwidthGBs: bandwidth },
+      machine: { chip: "AMD EPYC (mock)", cpuCores: 2, physicalCores: 2, gpuCores: null, memoryBytes: TOTAL, os: "Debian 12", mlxVersion: "0.32.2", backend: "cpu", bandwidthGBs: bandwidth },
+      minibarVersion: "0.1.0",
+      repetitions: mode === "quick" ? 2 : 5,
       defaultModel: "smollm2-135m@q4_1",
       models,
       batch,
+      batchGenTokens: mode === "quick" ? 16 : 128,
+      skipped: [],
     };
   }
 
@@ -800,21 +830,22 @@ export class MockBackend implements Backend {
       "Memory bandwidth (copy, triad)",
       ...names.flatMap((n) => [`pp512 · ${n}`, `tg128 · ${n}`]),
       ...(mode === "full" ? names.map((n) => `tg128 at depth 4096 · ${n}`) : []),
-      ...[1, 2, 4, 8, 16, 32].map((b) => `Batch ${b}`),
+      ...(mode === "full" ? [1, 2, 4, 8, 16, 32] : [1, 4, 16]).map((b) => `Batch ${b}`),
     ];
     let i = 0;
     const started = Date.now();
     const t = setInterval(() => {
       if (i < steps.length) {
-        this.emit("benchProgress", { runId, step: steps[i], stepIndex: i, stepCount: steps.length, fraction: i / steps.length });
+        const lastSample = i > 1 ? { model: "SmolLM2-135M-Instruct.Q4_1", test: steps[i].split(" ")[0], tokensPerSecond: 100 + i } : null;
+        this.emit("benchProgress", { runId, step: steps[i], stepIndex: i, stepCount: steps.length, fraction: i / steps.length, lastSample });
         i++;
         return;
       }
       clearInterval(t);
       this.activeBench = null;
-      const run = { ...this.fakeRun(mode, started, 1.0), id: runId, finishedAtMs: Date.now() };
+      const run = { ...this.fakeRun(mode, started, 1.0), id: runId };
       this.benchRuns.push(run);
-      this.emit("benchProgress", { runId, step: "Done", stepIndex: steps.length, stepCount: steps.length, fraction: 1 });
+      this.emit("benchProgress", { runId, step: "Done", stepIndex: steps.length, stepCount: steps.length, fraction: 1, lastSample: null });
       this.emit("benchFinished", { runId, status: "done", run, error: null });
     }, 350);
     this.activeBench = {

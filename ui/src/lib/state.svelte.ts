@@ -21,6 +21,8 @@ class AppState {
   catalogError = $state<string | null>(null);
   downloads = $state<Record<string, DownloadProgress>>({});
   quantizing = $state<Record<string, QuantizeProgress>>({});
+  /** Quantizations that have ended, so a late command reply does not show them running again. */
+  quantizeEnded = new Set<string>();
   /** The running benchmark, kept here so progress survives switching views. */
   benchRunId = $state<string | null>(null);
   benchProgress = $state<BenchProgress | null>(null);
@@ -107,8 +109,10 @@ class AppState {
   private onQuantize(q: QuantizeProgress): void {
     this.quantizing[q.variantId] = q;
     if (q.state !== "running") {
+      this.quantizeEnded.add(q.variantId);
       void this.refreshCatalog();
-      if (q.state === "done") delete this.quantizing[q.variantId];
+      // A failure stays on its row until dismissed; done and cancelled leave nothing to show.
+      if (q.state === "done" || q.state === "cancelled") delete this.quantizing[q.variantId];
     }
   }
 

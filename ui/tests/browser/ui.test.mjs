@@ -305,9 +305,28 @@ describe("models in the window", () => {
     const sheet = page.getByRole("dialog", { name: "Quantize" });
     await sheet.getByRole("combobox").first().selectOption("6");
     await sheet.getByRole("button", { name: "Quantize" }).click();
-    const made = page.locator('tr[data-variant="smollm2-135m@6bit-g64"]');
-    await page.locator('[data-testid="quantize-progress"]').waitFor();
+    const made = page.locator('tr[data-variant="smollm2-135m@6bit"]');
+    await page.locator('[data-testid="quantize-progress"][data-variant="smollm2-135m@6bit"]').waitFor();
     await made.getByText("Installed").waitFor({ timeout: 20_000 });
+    await page.locator('[data-testid="quantize-progress"]').waitFor({ state: "detached" });
+  });
+
+  test("a quantization can be cancelled and leaves no variant", async () => {
+    const page = await start("#/models", { viewport: WINDOW });
+    await page.evaluate(() => {
+      /** @type {any} */ (window).__MINIBAR_MOCK__.quantizeIntervalMs = 1000;
+    });
+    const row = page.locator('tr[data-variant="smollm2-135m@q4_1"]');
+    await row.getByRole("button", { name: "Quantize…" }).click();
+    const sheet = page.getByRole("dialog", { name: "Quantize" });
+    await sheet.locator('[data-testid="requantize-note"]').waitFor();
+    await sheet.getByRole("combobox").nth(1).selectOption("32");
+    await sheet.getByRole("button", { name: "Quantize" }).click();
+    const job = page.locator('[data-testid="quantize-progress"][data-variant="smollm2-135m@4bit-g32"]');
+    await job.waitFor();
+    await job.getByRole("button", { name: "Cancel" }).click();
+    await job.waitFor({ state: "detached" });
+    assert.equal(await page.locator('tr[data-variant="smollm2-135m@4bit-g32"]').count(), 0);
   });
 
   test("with every model deleted the chat says no model is installed", async () => {
@@ -330,11 +349,12 @@ describe("benchmark", () => {
   test("one button runs it with live progress, then draws the charts and adds to history", async () => {
     const page = await start("#/bench", { viewport: WINDOW });
     await page.locator('[data-testid="chart-speed"] canvas').waitFor();
-    const runsBefore = await page.locator(".history button").count();
+    const runsBefore = await page.locator('[data-testid="bench-run"]').count();
     await page.locator('[data-testid="bench-start"]').click();
     const progress = page.locator('[data-testid="bench-progress"]');
     await progress.waitFor();
     await progress.getByText(/Memory bandwidth|pp512|tg128|Batch/).waitFor();
+    await progress.getByText(/last \S+: [\d.]+ tok\/s/).waitFor();
     // Progress survives a visit to another view.
     await page.locator("[data-view=models]").click();
     await page.locator('[data-testid="model-card"]').first().waitFor();
@@ -344,8 +364,25 @@ describe("benchmark", () => {
     for (const id of ["speed", "roofline", "batch", "ratio", "history", "reference"]) {
       await page.locator(`[data-testid="chart-${id}"] canvas`).waitFor();
     }
-    assert.equal(await page.locator(".history button").count(), runsBefore + 1);
-    assert.match(await page.locator('[data-testid="chart-ratio"] figcaption').innerText(), /32× the work in [\d.]+× the time/);
+    assert.equal(await page.locator('[data-testid="bench-run"]').count(), runsBefore + 1);
+    // Quick mode scales the batch up to 16.
+    assert.match(await page.locator('[data-testid="chart-ratio"] figcaption').innerText(), /16× the work in [\d.]+× the time/);
+    // The newest run is the one shown, selected in the history.
+    assert.equal(await page.locator('[data-testid="bench-history"] tr.selected').count(), 1);
+  });
+
+  test("a run exports in llama-bench's shapes, and an older run can be opened", async () => {
+    const page = await start("#/bench", { viewport: WINDOW });
+    await page.locator('[data-testid="chart-speed"] canvas').waitFor();
+    await page.locator('[data-testid="export-csv"]').click();
+    const text = page.locator('[data-testid="bench-export"]');
+    await text.waitFor();
+    assert.match(await text.innerText(), /avg_ts/);
+    await page.getByRole("dialog", { name: "Export" }).getByRole("button", { name: "Done" }).click();
+    await text.waitFor({ state: "detached" });
+    const oldest = page.locator('[data-testid="bench-run"]').last();
+    await oldest.getByRole("button").click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="bench-history"] tr.selected') === [...document.querySelectorAll('[data-testid="bench-run"]')].at(-1));
   });
 
   test("cancel stops a run", async () => {

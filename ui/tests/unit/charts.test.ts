@@ -1,18 +1,21 @@
 import { describe, expect, test } from "vitest";
 import type { BenchRun, BenchRunSummary, ReferenceFigure } from "../../src/lib/bindings";
-import { batchHeadline, batchRatios, batchThroughput, historyLines, referenceBars, rooflineBars, speedBars } from "../../src/lib/charts";
+import { batchHeadline, batchRatios, batchThroughput, historyLines, progressLine, referenceBars, referenceSources, rooflineBars, speedBars } from "../../src/lib/charts";
 
 const stat = (mean: number, std = 1) => ({ mean, std, n: 5 });
 const run: BenchRun = {
   id: "b1",
   startedAtMs: 1000,
-  finishedAtMs: 2000,
   mode: "quick",
-  machine: { chip: "M4 Max", cpuCores: 16, gpuCores: 40, memoryBytes: 64e9, os: "macOS 15", mlxVersion: "0.32.2", backend: "metal", bandwidthGBs: 546 },
+  machine: { chip: "M4 Max", cpuCores: 16, physicalCores: 16, gpuCores: 40, memoryBytes: 64e9, os: "macOS 15", mlxVersion: "0.32.2", backend: "metal", bandwidthGBs: 546 },
+  minibarVersion: "0.1.0",
+  repetitions: 5,
   defaultModel: "qwen3-4b@4bit",
+  batchGenTokens: 128,
+  skipped: [],
   models: [
-    { variantId: "smol@q4_1", name: "SmolLM2", bitsPerWeight: 5, pp512: stat(5000, 50), tg128: stat(400, 4), tgDepth4096: null, ttftMs: stat(100), peakMemoryBytes: 2e8, rooflineTps: 5000, efficiency: 0.08 },
-    { variantId: "qwen3-4b@4bit", name: "Qwen3 4B", bitsPerWeight: 4.5, pp512: stat(1600, 20), tg128: stat(134.5, 2), tgDepth4096: stat(110), ttftMs: stat(320), peakMemoryBytes: 3.35e9, rooflineTps: 240, efficiency: 0.56 },
+    { variantId: "smol@q4_1", name: "SmolLM2", modelType: "llama", params: 1.35e8, weightBytes: 5.4e8, dequantized: true, bitsPerWeight: 5, pp512: stat(5000, 50), tg128: stat(400, 4), tgDepth4096: null, ttftMs: stat(100), peakMemoryBytes: 2e8, rooflineTps: 5000, efficiency: 0.08 },
+    { variantId: "qwen3-4b@4bit", name: "Qwen3 4B", modelType: "qwen3", params: 4e9, weightBytes: 2.25e9, dequantized: false, bitsPerWeight: 4.5, pp512: stat(1600, 20), tg128: stat(134.5, 2), tgDepth4096: stat(110), ttftMs: stat(320), peakMemoryBytes: 3.35e9, rooflineTps: 240, efficiency: 0.56 },
   ],
   batch: [
     { batch: 4, totalTps: 400, wallSeconds: 1.3, timeRatio: 1.3, workRatio: 4 },
@@ -60,14 +63,24 @@ describe("chart data", () => {
     ]);
   });
   test("reference bars put this machine's default model last, named", () => {
+    const src = { source: "llama.cpp #4167", url: "https://github.com/ggml-org/llama.cpp/discussions/4167" };
     const refs: ReferenceFigure[] = [
-      { chip: "M4 Max", model: "LLaMA-2 7B Q4_0", metric: "tg128", tokensPerSecond: 83.1, source: "s" },
-      { chip: "M2", model: "LLaMA-2 7B Q4_0", metric: "tg128", tokensPerSecond: 21.9, source: "s" },
-      { chip: "M4 Max", model: "Qwen3-4B q4", metric: "pp2048", tokensPerSecond: 1622, source: "s" },
+      { chip: "M4 Max", model: "LLaMA-2 7B", quant: "Q4_0", engine: "llama.cpp", metric: "tg128", tokensPerSecond: 83.1, ...src },
+      { chip: "M2", model: "LLaMA-2 7B", quant: "Q4_0", engine: "llama.cpp", metric: "tg128", tokensPerSecond: 21.9, ...src },
+      { chip: "M4 Max", model: "Qwen3-4B", quant: "4-bit", engine: "mlx-lm", metric: "pp2048", tokensPerSecond: 1622, source: "mlx-lm", url: "https://x" },
     ];
     const d = referenceBars(run, refs);
-    expect(d.labels).toEqual(["M2 · LLaMA-2 7B Q4_0", "M4 Max · LLaMA-2 7B Q4_0", "This machine · Qwen3 4B 4bit"]);
+    expect(d.labels).toEqual(["M2 · LLaMA-2 7B Q4_0 (llama.cpp)", "M4 Max · LLaMA-2 7B Q4_0 (llama.cpp)", "This machine · Qwen3 4B 4bit"]);
     expect(d.series[0].values).toEqual([21.9, 83.1, 134.5]);
     expect(d.mine).toBe(2);
+    expect(referenceSources(refs)).toEqual([src.source, "mlx-lm"].map((title, i) => ({ title, url: i ? "https://x" : src.url })));
+  });
+  test("the progress line shows the step and the latest measurement", () => {
+    expect(progressLine(null)).toBe("Starting…");
+    const p = { runId: "r", step: "SmolLM2: pp512 + tg128, run 1 of 2", stepIndex: 2, stepCount: 8, fraction: 0.25, lastSample: null };
+    expect(progressLine(p)).toBe("3/8 · SmolLM2: pp512 + tg128, run 1 of 2");
+    expect(progressLine({ ...p, lastSample: { model: "SmolLM2", test: "tg128", tokensPerSecond: 41.234 } })).toBe(
+      "3/8 · SmolLM2: pp512 + tg128, run 1 of 2 · last tg128: 41.2 tok/s",
+    );
   });
 });

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { MockBackend } from "../../src/lib/mock";
-import type { ChatEvent, DownloadProgress, BenchFinished } from "../../src/lib/bindings";
+import type { ChatEvent, DownloadProgress, BenchFinished, QuantizeProgress } from "../../src/lib/bindings";
 import { applyChatEvent, newStream } from "../../src/lib/stream";
 
 // The mock stands in for the Rust backend in browser tests; these checks keep it honest to the
@@ -69,8 +69,25 @@ describe("mock backend", () => {
     const id = await mock.startBenchmark("quick");
     await vi.advanceTimersByTimeAsync(30_000);
     expect(done[0]).toMatchObject({ runId: id, status: "done" });
-    expect(done[0].run?.batch.map((b) => b.batch)).toEqual([1, 2, 4, 8, 16, 32]);
+    // Quick mode scales the batch as the shell's quick suite does: 1, 4 and 16.
+    expect(done[0].run?.batch.map((b) => b.batch)).toEqual([1, 4, 16]);
     expect((await mock.listBenchRuns()).length).toBe(before + 1);
+  });
+  test("a quantization names its variant as the shell does and can be cancelled", async () => {
+    const seen: QuantizeProgress[] = [];
+    await mock.on("quantizeProgress", (q) => seen.push(q));
+    const id = await mock.quantizeModel({ sourceVariantId: "smollm2-135m@q4_1", bits: 8, groupSize: 64 });
+    expect(id).toBe("smollm2-135m@8bit");
+    const g32 = await mock.quantizeModel({ sourceVariantId: "smollm2-135m@q4_1", bits: 4, groupSize: 32 });
+    expect(g32).toBe("smollm2-135m@4bit-g32");
+    await mock.cancelQuantize(g32);
+    await expect(mock.cancelQuantize(g32)).rejects.toThrow(/no quantization/);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(seen.filter((q) => q.variantId === g32).map((q) => q.state)).toEqual(["cancelled"]);
+    expect(seen.filter((q) => q.variantId === id).at(-1)?.state).toBe("done");
+    const variants = (await mock.listCatalog()).flatMap((m) => m.variants);
+    expect(variants.find((v) => v.id === id)?.installed).toBe(true);
+    expect(variants.some((v) => v.id === g32)).toBe(false);
   });
   test("settings never hold the hub token", async () => {
     await mock.setHubToken("hf_secret");
