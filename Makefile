@@ -11,7 +11,7 @@ VENV := $(MINIBAR_CACHE)/venv
 MINIBAR_DEBUG := $(CARGO_TARGET_DIR)/debug/minibar
 MINIBAR_RELEASE := $(CARGO_TARGET_DIR)/release/minibar
 
-.PHONY: setup run chat bench test test-rust test-ui test-e2e lint fmt clean-cache
+.PHONY: setup run chat bench bench-memory bench-mlx-lm test test-rust test-ui test-e2e lint fmt clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -31,6 +31,18 @@ bench: setup
 	@cargo build --release -q -p minibar
 	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
 	@$(MINIBAR_RELEASE) bench $(BENCH_ARGS)
+
+# The memory gauge's predictions against the engine's measured peaks (issue #4's table).
+bench-memory: setup
+	@cargo build --release -q -p minibar
+	@MINIBAR_DEFAULT_GGUF=$$(scripts/install-default-model.sh $(MINIBAR_RELEASE)) \
+	  MINIBAR_TEST_FIXTURES=$(MINIBAR_CACHE)/fixtures cargo bench -q -p minibar --bench memory_fit -- $(BENCH_ARGS)
+
+# Minibar against mlx-lm (stock and with OpenBLAS) and llama.cpp on the same weights.
+bench-mlx-lm: setup
+	@cargo build --release -q -p minibar
+	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
+	@$(VENV)/bin/python benches/compare_mlx_lm.py --minibar $(MINIBAR_RELEASE) $(BENCH_ARGS)
 
 test: setup
 	@cargo build -q -p minibar
