@@ -8,7 +8,7 @@ use minibar_engine::{
     layers::Linear,
     load, LoadOptions,
 };
-use mlx_rs::{random, transforms::eval, Array};
+use mlx_rs::{ops::indexing::IndexOp, random, transforms::eval, Array};
 
 fn time_linear(l: &Linear, reps: usize) -> f64 {
     let inp = match l {
@@ -71,6 +71,30 @@ fn main() {
         build += (t2 - t).as_secs_f64();
         run += t2.elapsed().as_secs_f64();
     }
+    // The same greedy decode, pipelined as mlx-lm does it: the next token is chosen in the
+    // graph and the step after it is built and queued before the host reads it.
+    let mut caches = model.make_caches();
+    let ids = Array::from_slice(&prompt, &[1, prompt.len() as i32]);
+    let l = model.forward(&ids, &mut caches, None).unwrap();
+    let pick = |l: &Array| {
+        let last = l.index((.., -1, ..));
+        mlx_rs::ops::indexing::argmax_axis(&last, -1, true).unwrap()
+    };
+    let mut y = pick(&l);
+    mlx_rs::transforms::async_eval([&y]).unwrap();
+    let t = Instant::now();
+    for _ in 0..steps {
+        let l = model.forward(&y, &mut caches, None).unwrap();
+        let next = pick(&l);
+        mlx_rs::transforms::async_eval([&next]).unwrap();
+        let _token: u32 = y.item_cast();
+        y = next;
+    }
+    let _token: u32 = y.item_cast();
+    println!(
+        "pipelined greedy   {:8.2} ms",
+        t.elapsed().as_secs_f64() / steps as f64 * 1e3
+    );
     println!(
         "graph build        {:8.2} ms, eval {:.2} ms",
         build / steps as f64 * 1e3,
