@@ -165,42 +165,44 @@ fn config(mode: BenchMode, models: Vec<PathBuf>) -> SuiteConfig {
     }
 }
 
-/// Turns the suite's progress into `bench-progress` events.
+/// Turns the suite's progress into `bench-progress` events, each carrying the step and the
+/// latest measurement so far.
 struct Reporter<R: Runtime> {
     app: AppHandle<R>,
     run_id: String,
     step: String,
     done: usize,
     total: usize,
+    last: Option<BenchSample>,
 }
 
 impl<R: Runtime> Reporter<R> {
     fn on(&mut self, p: Progress) {
-        let sample = match p {
+        match p {
             Progress::Step { done, total, label } => {
                 (self.done, self.total, self.step) = (done, total, label);
-                None
             }
             Progress::Sample {
                 model, test, ts, ..
-            } => Some(BenchSample {
-                model,
-                test,
-                tokens_per_second: ts,
-            }),
+            } => {
+                self.last = Some(BenchSample {
+                    model,
+                    test,
+                    tokens_per_second: ts,
+                });
+            }
             Progress::Skipped { model, reason } => {
                 self.step = format!("skipped {model}: {reason}");
-                None
             }
             Progress::Machine(_) | Progress::ModelDone(_) | Progress::BatchDone(_) => return,
-        };
+        }
         let _ = BenchProgress {
             run_id: self.run_id.clone(),
             step: self.step.clone(),
             step_index: self.done as u32,
             step_count: self.total.max(1) as u32,
             fraction: self.done as f64 / self.total.max(1) as f64,
-            last_sample: sample,
+            last_sample: self.last.clone(),
         }
         .emit(&self.app);
     }
@@ -243,6 +245,7 @@ pub fn start<R: Runtime>(
             step: "starting".into(),
             done: 0,
             total: 1,
+            last: None,
         };
         let outcome = run_suite(&suite, &cancel, &mut |p| reporter.on(p))
             .map_err(app_error)

@@ -213,7 +213,7 @@ pub struct BenchProgress {
     pub step_count: u32,
     /// 0..1 over the whole run.
     pub fraction: f64,
-    /// The latest measurement of the run, if any yet.
+    /// The latest measurement of the run so far (kept across steps); null before the first.
     pub last_sample: Option<BenchSample>,
 }
 

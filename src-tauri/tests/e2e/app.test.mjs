@@ -4,9 +4,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, existsSync } from "node:fs";
+import { mkdtempSync, mkdirSync, existsSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { remote } from "webdriverio";
 
 const APP = process.env.MINIBAR_APP;
@@ -14,6 +15,10 @@ const DRIVER = process.env.TAURI_DRIVER;
 const HUB = process.env.MINIBAR_E2E_HUB; // the e2e_hub example binary
 const MODEL = process.env.MINIBAR_DEFAULT_MODEL;
 const PORT = 4444;
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** Screenshots land here; with MINIBAR_UPDATE_SCREENSHOTS=1 the committed ones are replaced. */
+const ARTIFACTS = join(HERE, "artifacts");
+const DOCS_SCREENSHOTS = join(HERE, "../../../docs/screenshots");
 if (!APP || !DRIVER) throw new Error("run through run.sh: MINIBAR_APP and TAURI_DRIVER are required");
 
 const root = mkdtempSync(join(tmpdir(), "minibar-e2e-"));
@@ -217,5 +222,49 @@ test("the hub token goes to the OS keychain, or the app says why it cannot", asy
     assert.deepEqual(await call("has_hub_token", {}), { ok: true });
     assert.deepEqual(await call("set_hub_token", { token: null }), { ok: null });
     assert.deepEqual(await call("has_hub_token", {}), { ok: false });
+  });
+});
+
+test("a quick benchmark started from the UI finishes with figures and charts", { skip: !MODEL && "MINIBAR_DEFAULT_MODEL is not set" }, async () => {
+  await withApp(async (b) => {
+    await (await b.$('nav[aria-label="Views"]')).waitForExist();
+    // The benchmark lives in the large window; the popover shows the same page when asked to.
+    await b.execute(() => (location.hash = "#/bench"));
+    // Room for the charts: the popover is sized for chat.
+    await b.setWindowSize(1100, 860).catch(() => {});
+    const start = await b.$('[data-testid="bench-start"]');
+    await start.waitForClickable({ timeoutMsg: `no Run benchmark button; app log:\n${logs.join("")}` });
+    await start.click();
+    await (await b.$('[data-testid="bench-progress"]')).waitForExist();
+    // The live line moves past the first step and shows measurements as they come.
+    await (await b.$('[data-testid="bench-step"]*=tok/s')).waitForExist({
+      timeout: 300_000,
+      timeoutMsg: `no live sample; app log:\n${logs.join("")}`,
+    });
+    const row = await b.$('[data-testid="bench-model"]');
+    await row.waitForExist({ timeout: 300_000, timeoutMsg: `no finished run; app log:\n${logs.join("")}` });
+    assert.equal(await (await b.$('[data-testid="bench-progress"]')).isExisting(), false, "the progress view is gone");
+    const cells = await row.$$("td");
+    const figure = async (i) => Number.parseFloat((await cells[i].getText()).replace(/,/g, ""));
+    assert.ok((await figure(1)) > 0, "pp512 is a positive number");
+    assert.ok((await figure(2)) > 0, "tg128 is a positive number");
+    for (const id of ["speed", "roofline", "batch", "ratio", "history", "reference"]) {
+      await (await b.$(`[data-testid="chart-${id}"] canvas`)).waitForExist();
+    }
+    assert.equal((await b.$$('[data-testid="bench-run"]')).length, 1, "the run is in the history");
+    // Charts draw without animation; give the canvases one frame, then keep the picture.
+    await b.execute(() => new Promise((r) => requestAnimationFrame(() => r(null))));
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const shot = join(ARTIFACTS, "bench.png");
+    await b.saveScreenshot(shot);
+    if (process.env.MINIBAR_UPDATE_SCREENSHOTS) {
+      mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
+      copyFileSync(shot, join(DOCS_SCREENSHOTS, "bench.png"));
+    }
+    // The export of the stored run carries the figures the table shows.
+    await (await b.$('[data-testid="export-csv"]')).click();
+    const exported = await b.$('[data-testid="bench-export"]');
+    await exported.waitForExist();
+    assert.match(await exported.getText(), /avg_ts/);
   });
 });

@@ -705,7 +705,7 @@ stepCount: number;
  */
 fraction: number; 
 /**
- * The latest measurement of the run, if any yet.
+ * The latest measurement of the run so far (kept across steps); null before the first.
  */
 lastSample: BenchSample | null }
 /**

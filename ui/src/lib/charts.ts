@@ -10,10 +10,11 @@ export type BarData = { labels: string[]; series: { name: string; values: number
 /** A line chart over numeric x. */
 export type LineData = { series: { name: string; points: { x: number; y: number }[] }[] };
 
-/** The label of a model in charts: name and quantization. */
+/** The label of a model in charts: name (without "Instruct", which every chat model is) and quantization. */
 function modelLabel(name: string, variantId: string): string {
   const quant = variantId.split("@")[1];
-  return quant ? `${name} ${quant}` : name;
+  const short = name.replace(/ Instruct$/, "");
+  return quant ? `${short} ${quant}` : short;
 }
 
 /** pp512 and tg128 per model (mean, with the standard deviation as the error). */
@@ -98,7 +99,8 @@ export function historyLines(runs: BenchRunSummary[]): LineData {
 export function referenceBars(run: BenchRun, refs: ReferenceFigure[], metric: "tg128" | "pp512" = "tg128"): BarData & { mine: number } {
   const chosen = refs.filter((r) => r.metric === metric).sort((a, b) => a.tokensPerSecond - b.tokensPerSecond);
   const def = run.models.find((m) => m.variantId === run.defaultModel) ?? run.models[0];
-  const labels = chosen.map((r) => `${r.chip} · ${r.model} ${r.quant} (${r.engine})`);
+  // Two lines per bar (the chart splits at " · "), short enough for the axis.
+  const labels = chosen.map((r) => `${r.chip} (${r.engine}) · ${r.model} ${r.quant}`);
   const values = chosen.map((r) => r.tokensPerSecond);
   if (def) {
     labels.push(`This machine · ${modelLabel(def.name, def.variantId)}`);

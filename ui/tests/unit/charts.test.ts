@@ -28,6 +28,7 @@ describe("chart data", () => {
   test("speed bars carry means and deviations per model", () => {
     const d = speedBars(run);
     expect(d.labels).toEqual(["SmolLM2 q4_1", "Qwen3 4B 4bit"]);
+    expect(speedBars({ ...run, models: [{ ...run.models[0], name: "SmolLM2 135M Instruct" }] }).labels).toEqual(["SmolLM2 135M q4_1"]);
     expect(d.series.map((s) => s.name)).toEqual(["pp512", "tg128"]);
     expect(d.series[1].values).toEqual([400, 134.5]);
     expect(d.series[0].errors).toEqual([50, 20]);
@@ -70,7 +71,7 @@ describe("chart data", () => {
       { chip: "M4 Max", model: "Qwen3-4B", quant: "4-bit", engine: "mlx-lm", metric: "pp2048", tokensPerSecond: 1622, source: "mlx-lm", url: "https://x" },
     ];
     const d = referenceBars(run, refs);
-    expect(d.labels).toEqual(["M2 · LLaMA-2 7B Q4_0 (llama.cpp)", "M4 Max · LLaMA-2 7B Q4_0 (llama.cpp)", "This machine · Qwen3 4B 4bit"]);
+    expect(d.labels).toEqual(["M2 (llama.cpp) · LLaMA-2 7B Q4_0", "M4 Max (llama.cpp) · LLaMA-2 7B Q4_0", "This machine · Qwen3 4B 4bit"]);
     expect(d.series[0].values).toEqual([21.9, 83.1, 134.5]);
     expect(d.mine).toBe(2);
     expect(referenceSources(refs)).toEqual([src.source, "mlx-lm"].map((title, i) => ({ title, url: i ? "https://x" : src.url })));
