@@ -5,7 +5,9 @@
 #
 # Needs (Debian): xvfb xauth dbus dbus-x11 webkit2gtk-driver plus the Tauri build packages.
 # Environment: CARGO_TARGET_DIR (default <repo>/target), MINIBAR_DEFAULT_MODEL (a model file
-# or folder to chat with; default: the reference venv's SmolLM2-135M GGUF when present).
+# or folder to chat with and benchmark; default: the reference venv's SmolLM2-135M GGUF when
+# present), MINIBAR_UPDATE_SCREENSHOTS=1 (copy the benchmark screenshot from artifacts/ to
+# docs/screenshots/bench.png).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
