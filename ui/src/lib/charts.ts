@@ -108,3 +108,20 @@ export function referenceBars(run: BenchRun, refs: ReferenceFigure[], metric: "t
   }
   return { labels, series: [{ name: metric, values }], mine: def ? labels.length - 1 : -1 };
 }
+
+/** One model's speeds in a run against the same model in an earlier run: after ÷ before. */
+export type Comparison = { variantId: string; pp512: number; tg128: number };
+
+/** The models both runs measured, each with its speed ratios (llama-bench's compare, per model). */
+export function compareRuns(before: BenchRun, after: BenchRun): Comparison[] {
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
+  return after.models.flatMap((m) => {
+    const old = before.models.find((o) => o.variantId === m.variantId);
+    return old ? [{ variantId: m.variantId, pp512: ratio(m.pp512.mean, old.pp512.mean), tg128: ratio(m.tg128.mean, old.tg128.mean) }] : [];
+  });
+}
+
+/** A ratio as the table shows it: `×1.05`. */
+export function formatRatio(r: number): string {
+  return `×${r.toFixed(2)}`;
+}

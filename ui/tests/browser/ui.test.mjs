@@ -380,6 +380,12 @@ describe("benchmark", () => {
     assert.match(await text.innerText(), /avg_ts/);
     await page.getByRole("dialog", { name: "Export" }).getByRole("button", { name: "Done" }).click();
     await text.waitFor({ state: "detached" });
+    // Compared with the oldest run, every figure gets its ratio.
+    const compare = page.locator('[data-testid="compare-with"]');
+    const choices = await compare.locator("option").evaluateAll((os) => os.map((o) => /** @type {HTMLOptionElement} */ (o).value));
+    await compare.selectOption(choices[choices.length - 1]);
+    await page.locator('[data-testid="ratio-tg128"]').first().waitFor();
+    assert.match(await page.locator('[data-testid="ratio-pp512"]').first().innerText(), /×\d+\.\d\d/);
     const oldest = page.locator('[data-testid="bench-run"]').last();
     await oldest.getByRole("button").click();
     await page.waitForFunction(() => document.querySelector('[data-testid="bench-history"] tr.selected') === [...document.querySelectorAll('[data-testid="bench-run"]')].at(-1));

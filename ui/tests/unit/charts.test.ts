@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { BenchRun, BenchRunSummary, ReferenceFigure } from "../../src/lib/bindings";
-import { batchHeadline, batchRatios, batchThroughput, historyLines, progressLine, referenceBars, referenceSources, rooflineBars, speedBars } from "../../src/lib/charts";
+import { batchHeadline, batchRatios, batchThroughput, compareRuns, formatRatio, historyLines, progressLine, referenceBars, referenceSources, rooflineBars, speedBars } from "../../src/lib/charts";
 
 const stat = (mean: number, std = 1) => ({ mean, std, n: 5 });
 const run: BenchRun = {
@@ -83,5 +83,15 @@ describe("chart data", () => {
     expect(progressLine({ ...p, lastSample: { model: "SmolLM2", test: "tg128", tokensPerSecond: 41.234 } })).toBe(
       "3/8 · SmolLM2: pp512 + tg128, run 1 of 2 · last tg128: 41.2 tok/s",
     );
+  });
+  test("a run compares with an earlier one model by model", () => {
+    const older: BenchRun = {
+      ...run,
+      id: "b0",
+      models: [{ ...run.models[1], pp512: stat(800), tg128: stat(269) }],
+    };
+    expect(compareRuns(older, run)).toEqual([{ variantId: "qwen3-4b@4bit", pp512: 2, tg128: 0.5 }]);
+    expect(compareRuns({ ...older, models: [] }, run)).toEqual([]);
+    expect(formatRatio(1.049)).toBe("×1.05");
   });
 });
