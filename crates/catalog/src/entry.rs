@@ -131,7 +131,7 @@ impl CatalogEntry {
             .map_err(|e| format!("original: {e}"))?;
         if self.shape.head_dim.is_none() && self.shape.mla.is_none() {
             let heads = u64::from(self.shape.heads);
-            if self.shape.hidden % heads != 0 {
+            if !self.shape.hidden.is_multiple_of(heads) {
                 return Err(format!(
                     "hidden {} is not a multiple of heads {heads}; state head_dim",
                     self.shape.hidden

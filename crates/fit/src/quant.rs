@@ -338,7 +338,7 @@ impl Quantization {
             }
         };
         // nn.quantize skips modules whose input size is not a multiple of the group size.
-        if tensor.cols % u64::from(spec.group) != 0 {
+        if !tensor.cols.is_multiple_of(u64::from(spec.group)) {
             return float;
         }
         TensorFormat::Quantized(spec)

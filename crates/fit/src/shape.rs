@@ -216,7 +216,7 @@ impl ModelShape {
                 return bad(field, "must be positive");
             }
         }
-        if self.heads % self.kv_heads != 0 {
+        if !self.heads.is_multiple_of(self.kv_heads) {
             return bad("kv_heads", "must divide heads");
         }
         if self.head_dim() == 0 {
