@@ -5,7 +5,6 @@
 //! through a callback, may stop it with a [`CancelToken`], then save the [`BenchRun`] with
 //! [`History`] and export it with [`export`].
 
-pub mod batch;
 pub mod error;
 pub mod export;
 pub mod history;
@@ -20,7 +19,7 @@ mod timefmt;
 pub use error::{BenchError, Result};
 pub use history::{History, RunSummary};
 pub use machine::{measure_bandwidth, MachineInfo};
-pub use minibar_engine::CancelToken;
+pub use minibar_engine::{batch, CancelToken};
 pub use record::{BatchPoint, BatchScaling, BenchRun, ModelResult, Summary, TestResult};
 pub use reference::{apple_reference, ReferenceData};
 pub use suite::{run_suite, Mode, Progress, SuiteConfig};

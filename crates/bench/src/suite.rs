@@ -606,7 +606,11 @@ fn bench_batch(
             let prompts: Vec<Vec<u32>> = (0..b)
                 .map(|_| random_tokens(&mut rng, model.args.vocab_size, config.batch_prompt))
                 .collect();
-            let out = generate_batch(model, &prompts, config.batch_gen, cancel)?;
+            let out =
+                generate_batch(model, &prompts, config.batch_gen, cancel).map_err(|e| match e {
+                    EngineError::Cancelled => BenchError::Cancelled,
+                    e => e.into(),
+                })?;
             let secs = out.decode_time.as_secs_f64();
             wall.push(secs);
             let rate = if secs > 0.0 {

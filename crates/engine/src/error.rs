@@ -103,6 +103,9 @@ pub enum EngineError {
     /// The caller cancelled the operation.
     #[error("cancelled")]
     Cancelled,
+    /// A request the engine cannot carry out as asked.
+    #[error("{0}")]
+    InvalidRequest(String),
 }
 
 impl From<mlx_rs::error::Exception> for EngineError {

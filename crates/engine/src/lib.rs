@@ -2,6 +2,7 @@
 //! backend on Linux), with no Python at run time.
 
 pub mod backend;
+pub mod batch;
 pub mod cache;
 pub mod config;
 pub mod convert;

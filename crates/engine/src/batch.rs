@@ -1,12 +1,16 @@
-//! Several sequences decoded together (left-padded, masked), greedy: the basis of the batch
-//! scaling test. Built on `Transformer::hidden`/`logits` so it measures the engine itself.
+//! Several sequences decoded together (left-padded, masked), greedy: the basis of the
+//! benchmark's batch scaling and of serving concurrent requests.
 
 use std::time::{Duration, Instant};
 
-use minibar_engine::{cache::KvCache, models::Transformer, CancelToken};
 use mlx_rs::{ops, ops::indexing::IndexOp, Array};
 
-use crate::error::{BenchError, Result};
+use crate::{
+    cache::KvCache,
+    error::{EngineError, Result},
+    generate::CancelToken,
+    models::Transformer,
+};
 
 /// The tokens each sequence produced and how long the two phases took.
 #[derive(Debug, Clone)]
@@ -29,10 +33,12 @@ pub fn generate_batch(
     cancel: &CancelToken,
 ) -> Result<BatchOutput> {
     if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
-        return Err(BenchError::Invalid("batch with an empty prompt".into()));
+        return Err(EngineError::EmptyPrompt);
     }
     if max_tokens == 0 {
-        return Err(BenchError::Invalid("max_tokens must be at least 1".into()));
+        return Err(EngineError::InvalidRequest(
+            "a batch must generate at least one token".into(),
+        ));
     }
     let b = prompts.len();
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
@@ -63,7 +69,7 @@ pub fn generate_batch(
     let start = Instant::now();
     for _ in 1..max_tokens {
         if cancel.is_cancelled() {
-            return Err(BenchError::Cancelled);
+            return Err(EngineError::Cancelled);
         }
         let input = Array::from_slice(&next, &[b as i32, 1]);
         let logits = model.forward(&input, &mut caches, padding)?;
