@@ -268,3 +268,25 @@ test("a quick benchmark started from the UI finishes with figures and charts", {
     assert.match(await exported.getText(), /avg_ts/);
   });
 });
+
+test("an installed model quantizes from the Models view into a new installed variant", { skip: !MODEL && "MINIBAR_DEFAULT_MODEL is not set" }, async () => {
+  await withApp(async (b) => {
+    await (await b.$('nav[aria-label="Views"]')).waitForExist();
+    await b.execute(() => (location.hash = "#/models"));
+    await b.setWindowSize(1100, 860).catch(() => {});
+    const source = await b.$('tr[data-variant="smollm2-135m@q4_1"]');
+    await source.waitForExist({ timeoutMsg: `the default model has no row; app log:\n${logs.join("")}` });
+    await (await source.$('[data-testid="quantize"]')).click();
+    const sheet = await b.$('[role="dialog"][aria-label="Quantize"]');
+    await sheet.waitForExist();
+    // 8 bits in groups of 64: mlx-community's `8bit`, a catalog variant not yet installed.
+    await (await sheet.$$("select"))[0].selectByAttribute("value", "8");
+    await (await sheet.$('[data-testid="quantize-start"]')).click();
+    const made = await b.$('tr[data-variant="smollm2-135m@8bit"]');
+    await (await made.$(".installed")).waitForExist({
+      timeout: 300_000,
+      timeoutMsg: `the new variant did not show as installed; app log:\n${logs.join("")}`,
+    });
+    assert.equal(await (await b.$('[data-testid="quantize-failed"]')).isExisting(), false);
+  });
+});
