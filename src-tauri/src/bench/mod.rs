@@ -247,23 +247,32 @@ pub fn start<R: Runtime>(
             total: 1,
             last: None,
         };
-        let outcome = run_suite(&suite, &cancel, &mut |p| reporter.on(p))
-            .map_err(app_error)
-            .and_then(|mut run| {
-                if run.models.is_empty() {
-                    return Err(AppError::engine(format!(
-                        "No model could be benchmarked: {}",
-                        run.skipped.join("; ")
-                    )));
-                }
-                let mut h = bench.history.lock().map_err(|_| poisoned())?;
-                h.save(&mut run).map_err(app_error)?;
-                Ok(records::run(
-                    &run,
-                    &ByPath {
-                        installed: &ladder,
-                        catalog: &catalog,
-                    },
+        let work = || {
+            run_suite(&suite, &cancel, &mut |p| reporter.on(p))
+                .map_err(app_error)
+                .and_then(|mut run| {
+                    if run.models.is_empty() {
+                        return Err(AppError::engine(format!(
+                            "No model could be benchmarked: {}",
+                            run.skipped.join("; ")
+                        )));
+                    }
+                    let mut h = bench.history.lock().map_err(|_| poisoned())?;
+                    h.save(&mut run).map_err(app_error)?;
+                    Ok(records::run(
+                        &run,
+                        &ByPath {
+                            installed: &ladder,
+                            catalog: &catalog,
+                        },
+                    ))
+                })
+        };
+        // A panic must still end the run (and free the slot), not the engine thread.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+                Err(AppError::engine(
+                    "The benchmark crashed; see the app's log.",
                 ))
             });
         bench.finish();

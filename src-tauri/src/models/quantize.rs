@@ -186,9 +186,13 @@ pub fn start<R: Runtime>(
             }
             .emit(&app);
         };
-        let outcome = run(&plan, &cancel, &mut |f, step| {
-            emit(QuantizeState::Running, f, step, None)
-        });
+        // A panic must still end the job with an event, not the engine thread.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(&plan, &cancel, &mut |f, step| {
+                emit(QuantizeState::Running, f, step, None)
+            })
+        }))
+        .unwrap_or_else(|_| Err(AppError::engine("Quantization crashed; see the app's log.")));
         jobs.remove(&id);
         match outcome {
             Ok(()) => emit(QuantizeState::Done, 1.0, "done", None),
