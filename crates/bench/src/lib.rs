@@ -8,6 +8,7 @@
 pub mod error;
 pub mod export;
 pub mod history;
+pub mod ladder;
 pub mod machine;
 pub mod record;
 pub mod reference;
@@ -18,6 +19,7 @@ mod timefmt;
 
 pub use error::{BenchError, Result};
 pub use history::{History, RunSummary};
+pub use ladder::{ladder, Installed};
 pub use machine::{measure_bandwidth, MachineInfo};
 pub use minibar_engine::{batch, CancelToken};
 pub use record::{BatchPoint, BatchScaling, BenchRun, ModelResult, Summary, TestResult};

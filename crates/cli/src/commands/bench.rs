@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use minibar_bench::{
-    export, history::compare_runs, run_suite, table, CancelToken, History, Progress, SuiteConfig,
+    export, history::compare_runs, ladder, run_suite, table, CancelToken, History, Installed,
+    Progress, SuiteConfig,
 };
 
 use super::model_arg;
@@ -33,7 +34,9 @@ pub struct Args {
     /// Print the whole record as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// Models to run (paths or store names; repeatable). Default: the default model.
+    /// Models to run (paths or store names; repeatable). Default: the default model, and with
+    /// --full every other installed model from the smallest up (those that won't fit are
+    /// skipped).
     #[arg(long, short)]
     pub model: Vec<String>,
     /// Timed runs per test (overrides the mode's).
@@ -119,7 +122,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return write_export(&args, &run);
     }
 
-    let models = if args.model.is_empty() {
+    let models = if args.model.is_empty() && args.full {
+        installed_ladder()?
+    } else if args.model.is_empty() {
         vec![model_arg::resolve(None)?]
     } else {
         args.model
@@ -165,6 +170,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", table::render(&run));
     }
     Ok(())
+}
+
+/// The default model, then every complete installed model (store and Hugging Face cache).
+fn installed_ladder() -> anyhow::Result<Vec<PathBuf>> {
+    let default = model_arg::resolve(None)?;
+    let library =
+        minibar_hub::library::list_models(&minibar_hub::library::LibraryPaths::from_env())
+            .context("cannot list the installed models")?;
+    let installed: Vec<Installed> = library
+        .models
+        .into_iter()
+        .filter(|m| m.complete)
+        .map(|m| Installed {
+            path: m.path,
+            size_bytes: m.size_bytes,
+        })
+        .collect();
+    Ok(ladder(&default, &installed))
 }
 
 fn write_export(args: &Args, run: &minibar_bench::BenchRun) -> anyhow::Result<()> {
