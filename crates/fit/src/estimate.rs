@@ -292,8 +292,12 @@ fn activations(shape: &ModelShape, work: &Workload, rt: &Runtime, act: Dtype) ->
         }
     };
     let mut attention = t * (2 * q + kv_out);
+    // Without a fused kernel (MLX's CPU fallback) the last chunk's scores over everything it
+    // attends to are materialized once: the mask and softmax reuse the buffer (MLX donates
+    // it), and the causal mask is a bool per score row and column. Measured by the engine:
+    // `cargo bench -p minibar --bench memory_fit`.
+    let mut mask_bytes = 0;
     if !rt.fused_attention {
-        // Scores and their softmax over everything the last chunk attends to.
         let attended = match shape.sliding_window {
             Some(w)
                 if (0..shape.layers).all(|i| shape.layer_type(i) != LayerType::FullAttention) =>
@@ -302,7 +306,8 @@ fn activations(shape: &ModelShape, work: &Workload, rt: &Runtime, act: Dtype) ->
             }
             _ => work.context,
         };
-        attention += 2 * t * heads * attended;
+        attention += t * heads * attended;
+        mask_bytes = t * attended;
     }
     let mlp = match &shape.moe {
         Some(m) => {
@@ -320,7 +325,7 @@ fn activations(shape: &ModelShape, work: &Workload, rt: &Runtime, act: Dtype) ->
         None => 3 * t * shape.intermediate,
     };
     let logits = batch * shape.vocab * 4;
-    (residual + attention.max(mlp)) * act.bytes() + logits
+    (residual + attention.max(mlp)) * act.bytes() + mask_bytes + logits
 }
 
 /// The largest context (up to the model's maximum) whose estimate fits `budget` bytes;
