@@ -364,15 +364,7 @@ pub fn count_params(model: &Transformer) -> u64 {
         n += linear(h);
     }
     for b in &model.blocks {
-        for l in [
-            &b.attn.q,
-            &b.attn.k,
-            &b.attn.v,
-            &b.attn.o,
-            &b.mlp.gate,
-            &b.mlp.up,
-            &b.mlp.down,
-        ] {
+        for l in b.linears() {
             n += linear(l);
         }
         for norm in [

@@ -102,18 +102,7 @@ fn main() {
     );
     let mut per_kind = [0.0f64; 7];
     let b = &model.blocks[0];
-    for (i, l) in [
-        &b.attn.q,
-        &b.attn.k,
-        &b.attn.v,
-        &b.attn.o,
-        &b.mlp.gate,
-        &b.mlp.up,
-        &b.mlp.down,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, l) in b.linears().into_iter().enumerate() {
         per_kind[i] = time_linear(l, 50);
     }
     let layers = model.blocks.len() as f64;

@@ -132,6 +132,19 @@ pub struct Block {
 }
 
 impl Block {
+    /// The block's seven projections: q, k, v, o, gate, up, down.
+    pub fn linears(&self) -> [&Linear; 7] {
+        [
+            &self.attn.q,
+            &self.attn.k,
+            &self.attn.v,
+            &self.attn.o,
+            &self.mlp.gate,
+            &self.mlp.up,
+            &self.mlp.down,
+        ]
+    }
+
     fn forward(&self, x: &Array, cache: &mut KvCache, padding: Option<&Array>) -> Result<Array> {
         let mut r = self
             .attn
@@ -221,15 +234,7 @@ impl Transformer {
             v.extend(h.arrays());
         }
         for b in &self.blocks {
-            for l in [
-                &b.attn.q,
-                &b.attn.k,
-                &b.attn.v,
-                &b.attn.o,
-                &b.mlp.gate,
-                &b.mlp.up,
-                &b.mlp.down,
-            ] {
+            for l in b.linears() {
                 v.extend(l.arrays());
             }
             for n in [
