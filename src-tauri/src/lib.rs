@@ -91,7 +91,9 @@ pub fn configure<R: Runtime>(
             specta.mount_events(app);
             let dir = data_dir(app, explicit_dir.clone())?;
             let history = History::open(&dir.join("history.sqlite3")).map_err(|e| e.message)?;
-            let bench = bench::Bench::open(&dir).map_err(|e| e.message)?;
+            // Shared with `minibar bench`: runs from either show in both.
+            let bench = bench::Bench::open(&minibar_bench::History::default_path())
+                .map_err(|e| e.message)?;
             let engine = engine
                 .lock()
                 .ok()

@@ -44,7 +44,7 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Where installed models live.
     pub library: LibraryPaths,
-    /// The app's data folder (chat history and benchmark databases).
+    /// The app's data folder (the chat history database).
     pub data_dir: PathBuf,
 }
 

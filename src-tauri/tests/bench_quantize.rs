@@ -1,6 +1,6 @@
 //! The benchmark and quantization commands on the real default model (`MINIBAR_DEFAULT_GGUF`):
-//! a quick benchmark runs on the engine thread, is stored in the app's data folder, listed and
-//! exported; a quantization writes a new model into the store that shows up installed and
+//! a quick benchmark runs on the engine thread, is stored in the CLI's history (under the
+//! sandbox's `MINIBAR_HOME`), listed and exported; a quantization writes a new model into the store that shows up installed and
 //! loads. Skipped without the model unless `MINIBAR_REQUIRE_REFERENCE` is set.
 
 mod common;
@@ -23,6 +23,12 @@ fn app_with_default_model() -> Option<(TestApp, MutexGuard<'static, ()>)> {
     Some((app_with_sandbox(None), guard))
 }
 
+/// The stored runs, oldest first.
+fn runs(t: &TestApp) -> Vec<Value> {
+    let list = t.call("list_bench_runs", json!({})).unwrap();
+    list.as_array().unwrap().clone()
+}
+
 fn mean(v: &Value) -> f64 {
     v["mean"].as_f64().unwrap()
 }
@@ -32,6 +38,8 @@ fn a_quick_benchmark_is_stored_listed_and_exported() {
     let Some((t, _serial)) = app_with_default_model() else {
         return;
     };
+    // The sandbox's history is shared by this binary's tests (run one at a time).
+    let before = runs(&t).len();
     let progress = t.listen("bench-progress");
     let finished = t.listen("bench-finished");
     let run_id = t
@@ -81,14 +89,29 @@ fn a_quick_benchmark_is_stored_listed_and_exported() {
     assert_eq!(batch, [1, 4, 16]);
     assert!(run["machine"]["bandwidthGBs"].as_f64().unwrap() > 0.0);
 
-    // Stored in the app's data folder, listed, read back whole.
-    assert!(t.data_dir.join("bench.sqlite").is_file());
-    let list = t.call("list_bench_runs", json!({})).unwrap();
-    let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["id"], run["id"]);
-    assert_eq!(list[0]["pp512"], m["pp512"]["mean"]);
-    assert_eq!(list[0]["tg128"], m["tg128"]["mean"]);
+    // Stored where `minibar bench` keeps its runs (the sandbox's MINIBAR_HOME), listed, read
+    // back whole.
+    let home = std::path::PathBuf::from(std::env::var_os("MINIBAR_HOME").unwrap());
+    assert_eq!(
+        minibar_bench::History::default_path(),
+        home.join("bench.sqlite")
+    );
+    assert!(!t.data_dir.join("bench.sqlite").exists());
+    let cli = minibar_bench::History::open(&minibar_bench::History::default_path()).unwrap();
+    let stored = cli
+        .latest()
+        .unwrap()
+        .expect("the CLI's history has the run");
+    assert_eq!(
+        stored.id.map(|id| id.to_string()),
+        run["id"].as_str().map(String::from)
+    );
+    let list = runs(&t);
+    assert_eq!(list.len(), before + 1);
+    let last = list.last().unwrap();
+    assert_eq!(last["id"], run["id"]);
+    assert_eq!(last["pp512"], m["pp512"]["mean"]);
+    assert_eq!(last["tg128"], m["tg128"]["mean"]);
     let got = t.call("get_bench_run", json!({ "id": run["id"] })).unwrap();
     assert_eq!(&got, run);
 
@@ -132,6 +155,7 @@ fn a_cancelled_benchmark_stores_nothing() {
     let Some((t, _serial)) = app_with_default_model() else {
         return;
     };
+    let before = runs(&t);
     let progress = t.listen("bench-progress");
     let finished = t.listen("bench-finished");
     let run_id = t
@@ -145,7 +169,7 @@ fn a_cancelled_benchmark_stores_nothing() {
     assert_eq!(end["runId"], run_id);
     assert_eq!(end["status"], "cancelled");
     assert!(end["run"].is_null());
-    assert_eq!(t.call("list_bench_runs", json!({})).unwrap(), json!([]));
+    assert_eq!(runs(&t), before);
     let err = t
         .call("cancel_benchmark", json!({ "runId": run_id }))
         .unwrap_err();

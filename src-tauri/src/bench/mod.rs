@@ -1,6 +1,7 @@
 //! The benchmark from the app: minibar-bench's suite run as a task on the engine thread (so it
-//! never shares the machine with a chat), its progress sent as events, its runs kept in a
-//! history database in the app's data folder.
+//! never shares the machine with a chat), its progress sent as events, its runs kept in the
+//! history database `minibar bench` writes too (`minibar_bench::History::default_path()`), so
+//! runs from either show in both.
 
 pub mod records;
 
@@ -21,9 +22,6 @@ use crate::types::{
 
 use records::{app_error, ByPath, Identify};
 
-/// The history's file name inside the app's data folder.
-pub const HISTORY_FILE: &str = "bench.sqlite";
-
 /// The run in flight: the id `start_benchmark` returned and what stops it.
 struct Active {
     run_id: String,
@@ -41,9 +39,10 @@ fn poisoned() -> AppError {
 }
 
 impl Bench {
-    /// Opens (creating if needed) the history in `data_dir`.
-    pub fn open(data_dir: &Path) -> AppResult<Bench> {
-        let history = History::open(&data_dir.join(HISTORY_FILE)).map_err(app_error)?;
+    /// Opens (creating if needed) the history database at `path`: the CLI's
+    /// ([`History::default_path`], under `MINIBAR_HOME`) in the app.
+    pub fn open(path: &Path) -> AppResult<Bench> {
+        let history = History::open(path).map_err(app_error)?;
         Ok(Bench {
             history: Mutex::new(history),
             active: Mutex::new(None),
@@ -119,7 +118,8 @@ pub fn reference() -> AppResult<Vec<ReferenceFigure>> {
 pub const DEFAULT_VARIANT: &str = "smollm2-135m@q4_1";
 
 /// The models a run measures, default first: quick runs the default model alone, full runs
-/// every installed model, smallest first (the suite skips those that would not fit). The
+/// `minibar_bench::ladder` (the default, then every other installed model from the smallest
+/// up; the suite skips those that would not fit), the ladder `minibar bench --full` runs. The
 /// default is the saved default model when installed, else [`DEFAULT_VARIANT`], else the
 /// smallest installed model.
 pub fn ladder(
@@ -127,25 +127,38 @@ pub fn ladder(
     default_model: Option<&str>,
     mode: BenchMode,
 ) -> AppResult<Vec<Installed>> {
-    let mut by_size: Vec<Installed> = installed.to_vec();
-    by_size.sort_by_key(|i| i.size_bytes);
-    let find = |id: &str| by_size.iter().position(|i| i.variant_id == id);
+    let find = |id: &str| installed.iter().find(|i| i.variant_id == id);
     let default = default_model
         .and_then(find)
         .or_else(|| find(DEFAULT_VARIANT))
-        .or(if by_size.is_empty() { None } else { Some(0) })
+        .or_else(|| installed.iter().min_by_key(|i| i.size_bytes))
         .ok_or_else(|| {
             AppError::new(
                 crate::types::AppErrorKind::NoModel,
                 "No model is installed to benchmark: download one in Models.",
             )
         })?;
-    let first = by_size.remove(default);
-    let mut out = vec![first];
-    if mode == BenchMode::Full {
-        out.extend(by_size);
+    if mode == BenchMode::Quick {
+        return Ok(vec![default.clone()]);
     }
-    Ok(out)
+    let sizes: Vec<minibar_bench::Installed> = installed
+        .iter()
+        .map(|i| minibar_bench::Installed {
+            path: i.path.clone(),
+            size_bytes: i.size_bytes,
+        })
+        .collect();
+    // The ladder hands back the paths it was given, so each maps back to its model.
+    Ok(minibar_bench::ladder(&default.path, &sizes)
+        .iter()
+        .filter_map(|p| {
+            if p == &default.path {
+                Some(default.clone())
+            } else {
+                installed.iter().find(|i| &i.path == p).cloned()
+            }
+        })
+        .collect())
 }
 
 /// Identifies the models of stored runs among what is installed now.
@@ -343,5 +356,18 @@ mod tests {
             "the product's default first"
         );
         assert!(ladder(&[], None, BenchMode::Quick).is_err());
+        let three = [
+            model("big@4bit", 900),
+            model("mid@4bit", 500),
+            model(DEFAULT_VARIANT, 100),
+            model("tiny@4bit", 10),
+        ];
+        let full = ladder(&three, Some("mid@4bit"), BenchMode::Full).unwrap();
+        let ids: Vec<_> = full.iter().map(|i| i.variant_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["mid@4bit", "tiny@4bit", DEFAULT_VARIANT, "big@4bit"],
+            "minibar-bench's ladder: the default, then smallest up"
+        );
     }
 }
