@@ -17,6 +17,7 @@ const COMMANDS: &[&str] = &[
     "list_catalog",
     "memory_status",
     "disk_usage",
+    "library_folders",
     "start_download",
     "pause_download",
     "resume_download",

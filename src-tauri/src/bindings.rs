@@ -71,6 +71,7 @@ macro_rules! specta_builder {
             minibar_app::commands::models::list_catalog::<$r>,
             minibar_app::commands::models::memory_status,
             minibar_app::commands::models::disk_usage,
+            minibar_app::commands::models::library_folders,
             minibar_app::commands::models::start_download::<$r>,
             minibar_app::commands::models::pause_download,
             minibar_app::commands::models::resume_download::<$r>,

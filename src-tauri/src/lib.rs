@@ -100,6 +100,14 @@ pub fn configure<R: Runtime>(
                 .and_then(|mut e| e.take())
                 .ok_or("the app was set up twice")?;
             let catalog = minibar_catalog::Catalog::load(None).map_err(|e| e.to_string())?;
+            // The folders chosen in Settings; the defaults (with a warning) when they are
+            // unusable, so a moved disk does not stop the app from starting.
+            let library = settings_store::load(app)
+                .and_then(|s| models::folders::library_paths(&s))
+                .unwrap_or_else(|e| {
+                    eprintln!("minibar: {}; using the default model folders", e.message);
+                    minibar_hub::library::LibraryPaths::from_env()
+                });
             app.manage(AppState {
                 history: Arc::new(history),
                 engine: EngineWorker::spawn(engine)?,
@@ -108,7 +116,7 @@ pub fn configure<R: Runtime>(
                 quantizations: Default::default(),
                 bench: Arc::new(bench),
                 catalog,
-                library: minibar_hub::library::LibraryPaths::from_env(),
+                library: std::sync::RwLock::new(library),
                 data_dir: dir,
             });
             match then {

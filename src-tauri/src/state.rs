@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use minibar_catalog::Catalog;
 use minibar_hub::library::LibraryPaths;
@@ -42,13 +42,27 @@ pub struct AppState {
     pub bench: Arc<Bench>,
     /// The curated catalog merged with the user's.
     pub catalog: Catalog,
-    /// Where installed models live.
-    pub library: LibraryPaths,
+    /// Where installed models live: the settings' folders, changed by `settings_changed`.
+    pub library: RwLock<LibraryPaths>,
     /// The app's data folder (the chat history database).
     pub data_dir: PathBuf,
 }
 
 impl AppState {
+    /// Where installed models live now (a copy: a settings change applies to what starts
+    /// after it).
+    pub fn library(&self) -> LibraryPaths {
+        self.library
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Moves the library to the folders of `paths`.
+    pub fn set_library(&self, paths: LibraryPaths) {
+        *self.library.write().unwrap_or_else(|e| e.into_inner()) = paths;
+    }
+
     /// Stops every generation of a session.
     pub fn stop_session(&self, session_id: &str) {
         if let Ok(g) = self.generations.lock() {

@@ -249,7 +249,8 @@ fn settings_saved_through_the_store_reach_the_engine() {
         "systemPrompt": "You are terse.",
         "contextLength": 2048,
         "memoryHeadroomBytes": 1000000000u64,
-        "modelsFolder": "/tmp/models",
+        "modelsFolder": "",
+        "hfCacheFolder": "",
         "hfEndpoint": "https://huggingface.co",
         "launchAtLogin": false
     });
@@ -269,6 +270,70 @@ fn settings_saved_through_the_store_reach_the_engine() {
     send(&t, &session, "Settings check");
     let job = t.jobs.recv().unwrap();
     assert_eq!(job[0], ("system".to_string(), "You are terse.".to_string()));
+}
+
+/// Saves `settings` through the store as the UI does, then tells the app.
+fn save_settings(t: &common::TestApp, settings: Value) -> Result<Value, Value> {
+    let rid = t
+        .call(
+            "plugin:store|load",
+            json!({ "path": "settings.json", "options": { "autoSave": false, "defaults": {} } }),
+        )
+        .unwrap();
+    t.call(
+        "plugin:store|set",
+        json!({ "rid": rid, "key": "settings", "value": settings }),
+    )
+    .unwrap();
+    t.call("plugin:store|save", json!({ "rid": rid })).unwrap();
+    t.call("settings_changed", json!({}))
+}
+
+#[test]
+fn the_model_folders_follow_the_settings() {
+    let t = app();
+    let env = |v: &str| std::path::PathBuf::from(std::env::var_os(v).unwrap());
+    let defaults = t.call("library_folders", json!({})).unwrap();
+    let default_store = env("MINIBAR_HOME").join("models").display().to_string();
+    let default_cache = env("HF_HUB_CACHE").display().to_string();
+    assert_eq!(defaults["defaultModelsFolder"], default_store);
+    assert_eq!(defaults["defaultHfCacheFolder"], default_cache);
+
+    // Folders of the user's choosing, one holding a model of 1000 bytes.
+    let chosen = tempfile::tempdir().unwrap();
+    let store = chosen.path().join("store");
+    let cache = chosen.path().join("hf-cache");
+    std::fs::create_dir_all(store.join("Tiny-Local")).unwrap();
+    std::fs::write(store.join("Tiny-Local/tiny.Q4_0.gguf"), vec![0u8; 1000]).unwrap();
+    save_settings(
+        &t,
+        json!({ "modelsFolder": store.display().to_string(), "hfCacheFolder": cache.display().to_string() }),
+    )
+    .unwrap();
+    let now = t.call("library_folders", json!({})).unwrap();
+    assert_eq!(now["modelsFolder"], store.display().to_string());
+    assert_eq!(now["hfCacheFolder"], cache.display().to_string());
+    assert_eq!(now["defaultModelsFolder"], default_store);
+    assert!(cache.is_dir(), "a chosen folder is created");
+    let disk = t.call("disk_usage", json!({})).unwrap();
+    assert_eq!(disk["folder"], cache.display().to_string());
+    assert_eq!(
+        disk["modelsBytes"], 1000,
+        "the library reads the chosen store"
+    );
+
+    // A relative path is refused and the library stays where it was.
+    let err = save_settings(&t, json!({ "modelsFolder": "models" })).unwrap_err();
+    assert_eq!(err["kind"], "invalid_input");
+    assert!(err["message"].as_str().unwrap().contains("full path"));
+    let kept = t.call("library_folders", json!({})).unwrap();
+    assert_eq!(kept["modelsFolder"], store.display().to_string());
+
+    // Empty settings: back to the defaults (and no other test sees the chosen folders).
+    save_settings(&t, json!({})).unwrap();
+    let back = t.call("library_folders", json!({})).unwrap();
+    assert_eq!(back["modelsFolder"], default_store);
+    assert_eq!(back["hfCacheFolder"], default_cache);
 }
 
 #[test]

@@ -163,7 +163,7 @@ pub fn ladder(
 
 /// Identifies the models of stored runs among what is installed now.
 pub fn with_names<T>(state: &AppState, f: impl FnOnce(&dyn Identify) -> T) -> AppResult<T> {
-    let installed = library::installed(&state.catalog, &state.library)?;
+    let installed = library::installed(&state.catalog, &state.library())?;
     Ok(f(&ByPath {
         installed: &installed,
         catalog: &state.catalog,
@@ -229,7 +229,7 @@ pub fn start<R: Runtime>(
     mode: BenchMode,
 ) -> AppResult<String> {
     let settings = settings_store::load(&app)?;
-    let installed = library::installed(&state.catalog, &state.library)?;
+    let installed = library::installed(&state.catalog, &state.library())?;
     let ladder = ladder(&installed, settings.default_model.as_deref(), mode)?;
     let run_id = format!("run-{}", uuid::Uuid::new_v4());
     let cancel = CancelToken::new();

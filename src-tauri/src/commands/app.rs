@@ -1,6 +1,8 @@
 //! App-level commands: versions, windows, links, keychain, launch at login, settings.
 
-use tauri::{AppHandle, Runtime, WebviewWindow};
+use tauri::{AppHandle, Runtime, State, WebviewWindow};
+
+use crate::state::AppState;
 
 use crate::types::{AppError, AppInfo, AppResult, ComputeBackend, View};
 use crate::{keychain, windows};
@@ -50,12 +52,18 @@ pub async fn set_launch_at_login<R: Runtime>(app: AppHandle<R>, enabled: bool) -
     result.map_err(|e| AppError::io(format!("cannot change launch at login: {e}")))
 }
 
-/// The UI saved settings: read them again so the next request uses them.
+/// The UI saved settings: read them again so the next request uses them, and move the model
+/// library to the chosen folders (what is already running keeps its folders).
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_changed<R: Runtime>(app: AppHandle<R>) -> AppResult<()> {
+pub async fn settings_changed<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> AppResult<()> {
     // Settings are read from the store on every use; reading now reports bad values early.
-    crate::settings_store::load(&app).map(|_| ())
+    let settings = crate::settings_store::load(&app)?;
+    state.set_library(crate::models::folders::library_paths(&settings)?);
+    Ok(())
 }
 
 /// Hides the calling window (Esc in the popover).

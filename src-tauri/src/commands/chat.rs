@@ -67,7 +67,7 @@ pub async fn export_session_markdown(
 
 /// Finds where a variant is installed.
 fn model_path(state: &AppState, variant_id: &str) -> AppResult<std::path::PathBuf> {
-    let installed = library::installed(&state.catalog, &state.library)?;
+    let installed = library::installed(&state.catalog, &state.library())?;
     if installed.is_empty() {
         return Err(AppError::new(
             AppErrorKind::NoModel,

@@ -4,11 +4,12 @@ use tauri::{AppHandle, Runtime, State};
 
 use crate::keychain;
 use crate::models::downloads::HubTarget;
-use crate::models::{catalog, library, memory, quantize};
+use crate::models::{catalog, folders, library, memory, quantize};
 use crate::settings_store;
 use crate::state::AppState;
 use crate::types::{
-    AppError, AppResult, CatalogModel, DiskUsage, DownloadProgress, MachineMemory, QuantizeRequest,
+    AppError, AppResult, CatalogModel, DiskUsage, DownloadProgress, LibraryFolders, MachineMemory,
+    QuantizeRequest,
 };
 
 /// The catalog with fit verdicts for this machine and the saved settings.
@@ -19,7 +20,7 @@ pub async fn list_catalog<R: Runtime>(
     state: State<'_, AppState>,
 ) -> AppResult<Vec<CatalogModel>> {
     let settings = settings_store::load(&app)?;
-    let installed = library::installed(&state.catalog, &state.library)?;
+    let installed = library::installed(&state.catalog, &state.library())?;
     let snap = minibar_fit::snapshot();
     let held = state.engine.loaded().map(|(_, b)| b).unwrap_or(0);
     let downloads = state.downloads.snapshot();
@@ -45,13 +46,20 @@ pub async fn memory_status(state: State<'_, AppState>) -> AppResult<MachineMemor
     ))
 }
 
+/// The model folders in use (Minibar's store, the Hugging Face cache) and their defaults.
+#[tauri::command]
+#[specta::specta]
+pub async fn library_folders(state: State<'_, AppState>) -> AppResult<LibraryFolders> {
+    Ok(folders::describe(&state.library()))
+}
+
 /// The models folder's size and its disk's free space.
 #[tauri::command]
 #[specta::specta]
 pub async fn disk_usage(state: State<'_, AppState>) -> AppResult<DiskUsage> {
-    let lib = minibar_hub::library::list_models(&state.library)
+    let lib = minibar_hub::library::list_models(&state.library())
         .map_err(|e| AppError::io(format!("cannot read the model library: {e}")))?;
-    let folder = state.library.hf_cache.clone();
+    let folder = state.library().hf_cache.clone();
     let probe = if folder.exists() {
         folder.clone()
     } else {
@@ -74,7 +82,7 @@ fn hub_target<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> AppResult<Hub
         .filter(|e| !e.is_empty() && e != minibar_hub::DEFAULT_ENDPOINT);
     Ok(HubTarget {
         endpoint,
-        cache_dir: Some(state.library.hf_cache.clone()),
+        cache_dir: Some(state.library().hf_cache.clone()),
         token: keychain::token().ok().flatten(),
     })
 }
@@ -117,14 +125,16 @@ pub async fn resume_download<R: Runtime>(
 #[tauri::command]
 #[specta::specta]
 pub async fn cancel_download(state: State<'_, AppState>, variant_id: String) -> AppResult<()> {
-    state.downloads.cancel(&variant_id, &state.library.hf_cache)
+    state
+        .downloads
+        .cancel(&variant_id, &state.library().hf_cache)
 }
 
 /// Removes an installed variant from disk.
 #[tauri::command]
 #[specta::specta]
 pub async fn delete_model(state: State<'_, AppState>, variant_id: String) -> AppResult<()> {
-    let installed = library::installed(&state.catalog, &state.library)?;
+    let installed = library::installed(&state.catalog, &state.library())?;
     let item = installed
         .into_iter()
         .find(|i| i.variant_id == variant_id)
@@ -136,7 +146,7 @@ pub async fn delete_model(state: State<'_, AppState>, variant_id: String) -> App
             library::DEFAULT_MODEL_ENV
         ))
     })?;
-    minibar_hub::library::remove_model(&state.library, &name)
+    minibar_hub::library::remove_model(&state.library(), &name)
         .map(|_| ())
         .map_err(|e| AppError::io(format!("cannot delete {variant_id}: {e}")))
 }

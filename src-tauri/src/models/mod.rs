@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod downloads;
+pub mod folders;
 pub mod library;
 pub mod memory;
 pub mod quantize;

@@ -113,7 +113,7 @@ pub fn start<R: Runtime>(
             req.bits, req.group_size
         )));
     }
-    let installed = library::installed(&state.catalog, &state.library)?;
+    let installed = library::installed(&state.catalog, &state.library())?;
     let source = installed
         .iter()
         .find(|i| i.variant_id == req.source_variant_id)
@@ -129,7 +129,7 @@ pub fn start<R: Runtime>(
         )));
     }
     let name = dest_name(&source, &label);
-    let dest = state.library.store.join(&name);
+    let dest = state.library().store.join(&name);
     if dest.exists() {
         return Err(AppError::invalid(format!(
             "{} already exists: delete it first.",
@@ -150,7 +150,7 @@ pub fn start<R: Runtime>(
         source: source.path.clone(),
         dense: quantized_source.then(|| {
             state
-                .library
+                .library()
                 .store
                 .join(format!(".{name}.dense-{}", uuid::Uuid::new_v4()))
         }),

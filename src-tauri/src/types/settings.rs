@@ -24,12 +24,28 @@ pub struct Settings {
     pub context_length: u64,
     /// Kept free when judging fit.
     pub memory_headroom_bytes: u64,
-    /// Where models are stored.
+    /// Minibar's model store (imports, quantizations); empty: `MINIBAR_HOME/models`.
     pub models_folder: String,
+    /// The Hugging Face cache downloads go to; empty: `HF_HUB_CACHE`, as hf tools find it.
+    pub hf_cache_folder: String,
     /// The Hugging Face endpoint.
     pub hf_endpoint: String,
     /// Start Minibar at login.
     pub launch_at_login: bool,
+}
+
+/// The model folders in use, and what an empty setting stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct LibraryFolders {
+    /// Minibar's store in use.
+    pub models_folder: String,
+    /// The Hugging Face cache in use.
+    pub hf_cache_folder: String,
+    /// The store when the setting is empty.
+    pub default_models_folder: String,
+    /// The Hugging Face cache when the setting is empty.
+    pub default_hf_cache_folder: String,
 }
 
 impl Default for Settings {
@@ -42,6 +58,7 @@ impl Default for Settings {
             context_length: 4096,
             memory_headroom_bytes: 2_000_000_000,
             models_folder: String::new(),
+            hf_cache_folder: String::new(),
             hf_endpoint: "https://huggingface.co".into(),
             launch_at_login: false,
         }

@@ -21,6 +21,7 @@ import {
   type CatalogModel,
   type ChatSession,
   type DiskUsage,
+  type LibraryFolders,
   type DownloadProgress,
   type Events,
   type GenerationStarted,
@@ -74,6 +75,8 @@ export interface Backend {
   listCatalog(): Promise<CatalogModel[]>;
   memoryStatus(): Promise<MachineMemory>;
   diskUsage(): Promise<DiskUsage>;
+  /** The model folders in use and their defaults. */
+  libraryFolders(): Promise<LibraryFolders>;
   startDownload(variantId: string): Promise<DownloadProgress>;
   pauseDownload(variantId: string): Promise<void>;
   resumeDownload(variantId: string): Promise<void>;
@@ -147,6 +150,7 @@ export function tauriBackend(): Backend {
     listCatalog: async () => unwrap(await commands.listCatalog()),
     memoryStatus: async () => unwrap(await commands.memoryStatus()),
     diskUsage: async () => unwrap(await commands.diskUsage()),
+    libraryFolders: async () => unwrap(await commands.libraryFolders()),
     startDownload: async (id) => unwrap(await commands.startDownload(id)),
     pauseDownload: (id) => nothing(commands.pauseDownload(id)),
     resumeDownload: (id) => nothing(commands.resumeDownload(id)),

@@ -176,6 +176,17 @@ async diskUsage() : Promise<Result<DiskUsage, AppError>> {
 }
 },
 /**
+ * The model folders in use (Minibar's store, the Hugging Face cache) and their defaults.
+ */
+async libraryFolders() : Promise<Result<LibraryFolders, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("library_folders") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * Queues a variant; progress arrives as `download-progress`.
  */
 async startDownload(variantId: string) : Promise<Result<DownloadProgress, AppError>> {
@@ -353,7 +364,8 @@ async setLaunchAtLogin(enabled: boolean) : Promise<Result<null, AppError>> {
 }
 },
 /**
- * The UI saved settings: read them again so the next request uses them.
+ * The UI saved settings: read them again so the next request uses them, and move the model
+ * library to the chosen folders (what is already running keeps its folders).
  */
 async settingsChanged() : Promise<Result<null, AppError>> {
     try {
@@ -1123,6 +1135,26 @@ totalMs: number;
  */
 stopReason: StopReason }
 /**
+ * The model folders in use, and what an empty setting stands for.
+ */
+export type LibraryFolders = { 
+/**
+ * Minibar's store in use.
+ */
+modelsFolder: string; 
+/**
+ * The Hugging Face cache in use.
+ */
+hfCacheFolder: string; 
+/**
+ * The store when the setting is empty.
+ */
+defaultModelsFolder: string; 
+/**
+ * The Hugging Face cache when the setting is empty.
+ */
+defaultHfCacheFolder: string }
+/**
  * This machine's memory, sent every second as `memory-update` and by `memory_status`.
  */
 export type MachineMemory = { 
@@ -1511,9 +1543,13 @@ contextLength: number;
  */
 memoryHeadroomBytes: number; 
 /**
- * Where models are stored.
+ * Minibar's model store (imports, quantizations); empty: `MINIBAR_HOME/models`.
  */
 modelsFolder: string; 
+/**
+ * The Hugging Face cache downloads go to; empty: `HF_HUB_CACHE`, as hf tools find it.
+ */
+hfCacheFolder: string; 
 /**
  * The Hugging Face endpoint.
  */

@@ -26,6 +26,7 @@ import type {
   ChatMessage,
   ChatSession,
   DiskUsage,
+  LibraryFolders,
   DownloadProgress,
   Events,
   FitReport,
@@ -624,7 +625,20 @@ export class MockBackend implements Backend {
   async diskUsage(): Promise<DiskUsage> {
     let modelsBytes = 0;
     for (const vid of this.installed) modelsBytes += this.variantSize(vid);
-    return { folder: this.readSettings()?.modelsFolder ?? "~/Library/Application Support/Minibar/models", modelsBytes, freeBytes: 212 * GB, totalBytes: 494 * GB };
+    return { folder: (await this.libraryFolders()).hfCacheFolder, modelsBytes, freeBytes: 212 * GB, totalBytes: 494 * GB };
+  }
+
+  async libraryFolders(): Promise<LibraryFolders> {
+    const defaults = {
+      defaultModelsFolder: "~/Library/Application Support/Minibar/models",
+      defaultHfCacheFolder: "~/.cache/huggingface/hub",
+    };
+    const s = this.readSettings();
+    return {
+      ...defaults,
+      modelsFolder: s?.modelsFolder?.trim() || defaults.defaultModelsFolder,
+      hfCacheFolder: s?.hfCacheFolder?.trim() || defaults.defaultHfCacheFolder,
+    };
   }
 
   private progressOf(d: DownloadProgress): DownloadProgress {

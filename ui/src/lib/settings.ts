@@ -19,7 +19,9 @@ export const DEFAULT_SETTINGS: Settings = {
   systemPrompt: "You are a helpful assistant.",
   contextLength: 4096,
   memoryHeadroomBytes: 2_000_000_000,
-  modelsFolder: "~/Library/Application Support/Minibar/models",
+  // Empty: the defaults (Minibar's store in its data folder, the Hugging Face cache).
+  modelsFolder: "",
+  hfCacheFolder: "",
   hfEndpoint: "https://huggingface.co",
   launchAtLogin: false,
 };
@@ -31,6 +33,14 @@ export function withDefaults(saved: Partial<Settings> | null): Settings {
     ...(saved ?? {}),
     sampling: { ...DEFAULT_SAMPLING, ...(saved?.sampling ?? {}) },
   };
+}
+
+const FOLDER_HINT = "A full path (starting with / or ~/), or empty for the default";
+
+/** A folder setting the backend accepts: empty (the default), or a full path. */
+export function isFolder(text: string): boolean {
+  const t = text.trim();
+  return t === "" || t.startsWith("/") || t === "~" || t.startsWith("~/") || /^[A-Za-z]:[\\/]/.test(t);
 }
 
 /** Problems by field path ("sampling.topP"); empty when the settings can be saved. */
@@ -51,7 +61,8 @@ export function validateSettings(s: Settings): Record<string, string> {
   if (p.seed !== null) range("sampling.seed", p.seed, 0, 2 ** 32 - 1, true);
   range("contextLength", s.contextLength, 256, 1_048_576, true);
   range("memoryHeadroomBytes", s.memoryHeadroomBytes, 0, 64e9);
-  if (!s.modelsFolder.trim()) errors.modelsFolder = "Choose a folder";
+  if (!isFolder(s.modelsFolder)) errors.modelsFolder = FOLDER_HINT;
+  if (!isFolder(s.hfCacheFolder)) errors.hfCacheFolder = FOLDER_HINT;
   try {
     const u = new URL(s.hfEndpoint);
     if (u.protocol !== "https:" && u.protocol !== "http:") errors.hfEndpoint = "An http(s) address";

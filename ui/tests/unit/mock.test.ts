@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { MockBackend } from "../../src/lib/mock";
 import type { ChatEvent, DownloadProgress, BenchFinished, QuantizeProgress } from "../../src/lib/bindings";
 import { applyChatEvent, newStream } from "../../src/lib/stream";
+import { DEFAULT_SETTINGS } from "../../src/lib/settings";
 
 // The mock stands in for the Rust backend in browser tests; these checks keep it honest to the
 // contract in bindings.ts (event order, ids, state machines), with fake timers.
@@ -88,6 +89,15 @@ describe("mock backend", () => {
     const variants = (await mock.listCatalog()).flatMap((m) => m.variants);
     expect(variants.find((v) => v.id === id)?.installed).toBe(true);
     expect(variants.some((v) => v.id === g32)).toBe(false);
+  });
+  test("the model folders follow the settings, empty meaning the defaults", async () => {
+    const before = await mock.libraryFolders();
+    expect(before.modelsFolder).toBe(before.defaultModelsFolder);
+    const settings = { ...DEFAULT_SETTINGS, modelsFolder: "/srv/models", hfCacheFolder: "/srv/hf" };
+    await mock.saveSettings(settings);
+    const after = await mock.libraryFolders();
+    expect([after.modelsFolder, after.hfCacheFolder]).toEqual(["/srv/models", "/srv/hf"]);
+    expect((await mock.diskUsage()).folder).toBe("/srv/hf");
   });
   test("settings never hold the hub token", async () => {
     await mock.setHubToken("hf_secret");

@@ -18,12 +18,19 @@ describe("settings", () => {
       ...DEFAULT_SETTINGS,
       contextLength: 100,
       hfEndpoint: "ftp://x",
-      modelsFolder: " ",
+      modelsFolder: "relative/models",
+      hfCacheFolder: "/ok",
       sampling: { ...DEFAULT_SETTINGS.sampling, temperature: 5, topK: 1.5, seed: -1 },
     };
     expect(Object.keys(validateSettings(bad)).sort()).toEqual(
       ["contextLength", "hfEndpoint", "modelsFolder", "sampling.seed", "sampling.temperature", "sampling.topK"].sort(),
     );
+  });
+  test("model folders are empty (the default) or full paths", () => {
+    const folder = (modelsFolder: string) => validateSettings({ ...DEFAULT_SETTINGS, modelsFolder }).modelsFolder;
+    for (const ok of ["", "  ", "/srv/models", "~/models", "~", "C:\\Models"]) expect(folder(ok)).toBeUndefined();
+    for (const bad of ["models", "./models", "~user/models"]) expect(folder(bad)).toMatch(/full path/);
+    expect(validateSettings({ ...DEFAULT_SETTINGS, hfCacheFolder: "hub" }).hfCacheFolder).toMatch(/full path/);
   });
   test("the settings type has no field for the hub token", () => {
     expect(Object.keys(DEFAULT_SETTINGS).some((k) => /token/i.test(k))).toBe(false);
