@@ -97,8 +97,9 @@ pub(crate) fn resolve_endpoint(explicit: Option<&str>) -> String {
         .to_string()
 }
 
-/// The token to send, in the order huggingface_hub uses: `HF_TOKEN`, `HF_TOKEN_PATH`,
-/// then the file `huggingface-cli login` writes; none if `HF_HUB_DISABLE_IMPLICIT_TOKEN` is set.
+/// The token to send: `HF_TOKEN`, the one the app saved in the OS keychain, then
+/// huggingface_hub's `HF_TOKEN_PATH` and the file `huggingface-cli login` writes; none if
+/// `HF_HUB_DISABLE_IMPLICIT_TOKEN` is set. A keychain that cannot be reached counts as empty.
 pub fn resolve_token(explicit: Option<&str>) -> Option<String> {
     if let Some(token) = explicit.map(str::trim).filter(|t| !t.is_empty()) {
         return Some(token.to_string());
@@ -111,6 +112,11 @@ pub fn resolve_token(explicit: Option<&str>) -> Option<String> {
         .filter(|t| !t.trim().is_empty())
     {
         return Some(token.trim().to_string());
+    }
+    if let Ok(Some(token)) = crate::keychain::token() {
+        if !token.trim().is_empty() {
+            return Some(token.trim().to_string());
+        }
     }
     let from_file = |path: PathBuf| {
         std::fs::read_to_string(path)

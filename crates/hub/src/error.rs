@@ -10,6 +10,9 @@ pub type Result<T, E = HubError> = std::result::Result<T, E>;
 /// Everything that can stop a pull, a listing or a removal.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
+    /// The OS keychain could not be read or written.
+    #[error("{0}")]
+    Keychain(String),
     /// The model id is not `org/name[@revision]` (or a catalog id).
     #[error("`{0}` is not a model id: use `org/name` or `org/name@revision` (for example mlx-community/Qwen3-0.6B-4bit)")]
     InvalidModelId(String),

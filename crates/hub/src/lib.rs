@@ -16,6 +16,7 @@ mod fetch;
 mod filter;
 pub mod format;
 mod hub;
+pub mod keychain;
 pub mod library;
 mod model_ref;
 mod plan;
