@@ -6,6 +6,7 @@ Launches Minibar under Xvfb with a tray host (trayer) and no model loaded, twice
      memory and CPU of the app and its WebKit processes over --idle seconds;
   2. with `--show` (the popover open): time from exec to the window mapped on screen, then the
      same idle figures with the window open.
+Idle starts --settle seconds (5) after the launch, once start-up work is done.
 Then, unless --no-frames, the chat's frame time while a long reply streams, from
 ui/tests/browser/frame-time.mjs (built UI, mock backend, headless Chromium).
 
@@ -162,8 +163,10 @@ def launch(app, args, env):
     return proc
 
 
-def idle(proc, seconds):
-    """(PSS MB, RSS MB, CPU % of one core, processes) over `seconds` of idling."""
+def idle(proc, seconds, settle):
+    """(PSS MB, RSS MB, CPU % of one core, per process) over `seconds` of idling, `settle`
+    seconds after launch."""
+    time.sleep(max(0.0, proc.started + settle - time.monotonic()))
     pids = tree(proc.pid)
     before = {p: cpu_ticks(p) for p in pids}
     t0 = time.monotonic()
@@ -210,6 +213,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--app", default=default_app(), help="the minibar-app binary")
     ap.add_argument("--idle", type=float, default=30.0, help="idle window, seconds")
+    ap.add_argument("--settle", type=float, default=5.0,
+                    help="seconds after launch before the idle window (startup work is not idle)")
     ap.add_argument("--no-frames", action="store_true", help="skip the frame-time measurement")
     args = ap.parse_args()
     if not os.path.exists(args.app):
@@ -245,13 +250,13 @@ def main():
         proc = launch(args.app, [], env)
         try:
             tray_s = wait_for(lambda: tray_embedded(x_tree()), proc, 10.0)
-            hidden = idle(proc, args.idle)
+            hidden = idle(proc, args.idle, args.settle)
         finally:
             stop(proc)
         proc = launch(args.app, ["--show"], env)
         try:
             window_s = wait_for(window_mapped, proc, 20.0)
-            shown = idle(proc, args.idle)
+            shown = idle(proc, args.idle, args.settle)
         finally:
             stop(proc)
     finally:

@@ -126,13 +126,26 @@ pub fn configure<R: Runtime>(
         })
 }
 
-/// Sends `memory-update` every second from a thread of its own.
+/// Whether any of the app's windows is on screen.
+fn any_window_visible<R: Runtime>(app: &tauri::AppHandle<R>) -> bool {
+    app.webview_windows()
+        .values()
+        .any(|w| w.is_visible().unwrap_or(false))
+}
+
+/// Sends `memory-update` every second from a thread of its own, while a window shows it: a
+/// hidden UI would only spend CPU redrawing the gauge (the idle budget is near 0%), and a
+/// window that opens asks `memory_status` for its first paint.
 fn start_memory_updates<R: Runtime>(app: tauri::AppHandle<R>) {
     std::thread::Builder::new()
         .name("minibar-memory".into())
         .spawn(move || {
             let mut sampler = minibar_fit::MemorySampler::new();
             loop {
+                if !any_window_visible(&app) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
                 let loaded = app.state::<AppState>().engine.loaded();
                 let sample = models::memory::machine_memory(&sampler.sample(), loaded);
                 let _ = types::MemoryUpdate(sample).emit(&app);
