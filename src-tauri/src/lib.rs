@@ -175,7 +175,11 @@ pub fn run() {
     let desktop: ExtraSetup<tauri::Wry> = Box::new(move |app| {
         #[cfg(target_os = "macos")]
         app.set_activation_policy(tauri::ActivationPolicy::Accessory);
-        windows::create_popover(app.handle(), show).map_err(|e| e.message)?;
+        // The popover's webview (a WebKit process, most of the idle memory) is created on the
+        // first click, not at launch: an app that sits in the menu bar all day should not hold it.
+        if show {
+            windows::create_popover(app.handle(), true).map_err(|e| e.message)?;
+        }
         let tray = match tray::build(app.handle()) {
             Ok(_) => "yes",
             Err(e) => {

@@ -5,7 +5,7 @@
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Manager, Runtime};
+use tauri::{AppHandle, Runtime};
 use tauri_plugin_positioner::{Position, WindowExt};
 
 use crate::types::View;
@@ -42,7 +42,8 @@ fn on_click<R: Runtime>(tray: &TrayIcon<R>, event: TrayIconEvent) {
         ..
     } = event
     {
-        if let Some(w) = app.get_webview_window(windows::POPOVER) {
+        // Created here on the first click (see lib.rs), then placed under the icon.
+        if let Ok(w) = windows::create_popover(app, false) {
             let _ = w.move_window(Position::TrayBottomCenter);
         }
         if let Err(e) = windows::toggle_popover(app) {
