@@ -11,7 +11,7 @@ VENV := $(MINIBAR_CACHE)/venv
 MINIBAR_DEBUG := $(CARGO_TARGET_DIR)/debug/minibar
 MINIBAR_RELEASE := $(CARGO_TARGET_DIR)/release/minibar
 
-.PHONY: setup run chat bench bench-memory bench-mlx-lm test test-rust test-ui test-e2e lint fmt clean-cache
+.PHONY: setup run chat bench bench-memory bench-mlx-lm bench-app test test-rust test-ui test-e2e lint fmt clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -43,6 +43,12 @@ bench-mlx-lm: setup
 	@cargo build --release -q -p minibar
 	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
 	@$(VENV)/bin/python benches/compare_mlx_lm.py --minibar $(MINIBAR_RELEASE) $(BENCH_ARGS)
+
+# The app's idle budget: launch to tray, idle memory and CPU, frame time while streaming.
+bench-app: setup
+	@cd ui && npm run -s build
+	@cargo build --release -q -p minibar-app --features custom-protocol --bin minibar-app
+	@python3 benches/app_idle.py --app $(CARGO_TARGET_DIR)/release/minibar-app $(BENCH_ARGS)
 
 test: setup
 	@cargo build -q -p minibar

@@ -3,14 +3,15 @@
 source "$(dirname "$0")/common.sh"
 
 # Build: MLX on Linux (cmake, libclang for bindgen, OpenBLAS), Tauri (webkit, gtk, appindicator).
-# Test: Xvfb and WebKitWebDriver for the app, Chromium for the UI, tmux for the terminal chat.
+# Test: Xvfb and WebKitWebDriver for the app, a throwaway GNOME Keyring (gdbus checks it),
+# Chromium for the UI, tmux for the terminal chat; trayer/xdotool/xwininfo for the app benchmark.
 DEBIAN_PACKAGES=(
   build-essential pkg-config cmake curl file git
   libclang-dev libopenblas0-pthread
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev
   libjavascriptcoregtk-4.1-dev libgtk-3-dev libxdo-dev libssl-dev
   xvfb xauth dbus dbus-x11 webkit2gtk-driver fonts-dejavu-core trayer xdotool
-  libsecret-1-dev gnome-keyring imagemagick
+  libsecret-1-dev gnome-keyring libglib2.0-bin x11-utils imagemagick
   chromium python3-venv nodejs npm tmux
 )
 
