@@ -4,7 +4,7 @@
 //! Minibar's engine fills that context. Prints the table; exits non-zero if a row is outside
 //! the tolerance (5% or 50 MB, whichever is larger).
 //!
-//! usage: cargo bench -p minibar --bench memory_fit [-- --contexts 512,2048 --gen 16]
+//! usage: cargo bench -p minibar --bench memory_fit [-- --contexts 512,2048 --gen 16 --only 8bit]
 //! The default model comes from MINIBAR_DEFAULT_GGUF (or the model store's copy); the tiny
 //! models from MINIBAR_TEST_FIXTURES/tiny-models-v1, which `make test` writes.
 
@@ -27,12 +27,14 @@ use minibar_fit::{
 struct Settings {
     contexts: Vec<u64>,
     generated: usize,
+    only: Option<String>,
 }
 
 fn settings() -> anyhow::Result<Settings> {
     let mut s = Settings {
         contexts: vec![512, 2048, 8192],
         generated: 16,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -46,6 +48,7 @@ fn settings() -> anyhow::Result<Settings> {
                     .collect::<Result<_, _>>()?
             }
             "--gen" => s.generated = args.next().context("--gen needs a number")?.parse()?,
+            "--only" => s.only = Some(args.next().context("--only needs a model name part")?),
             _ => {} // cargo passes `--bench`
         }
     }
@@ -179,6 +182,9 @@ fn main() -> anyhow::Result<()> {
     let s = settings()?;
     let mut models = default_model_folders()?;
     models.extend(tiny_model_folders());
+    if let Some(part) = &s.only {
+        models.retain(|(name, _)| name.contains(part.as_str()));
+    }
     let mut rows = Vec::new();
     for (name, folder) in &models {
         for &context in &s.contexts {
