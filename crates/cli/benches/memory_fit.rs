@@ -55,20 +55,24 @@ fn settings() -> anyhow::Result<Settings> {
     Ok(s)
 }
 
-fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("MINIBAR_CACHE")
+/// Minibar's cache (`scripts/common.sh`'s MINIBAR_CACHE): the set-up's model file lives there.
+fn minibar_cache() -> PathBuf {
+    std::env::var_os("MINIBAR_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("minibar")))
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/minibar")
-        });
-    base.join("bench/memory-fit")
+        })
+}
+
+fn cache_dir() -> PathBuf {
+    minibar_cache().join("bench/memory-fit")
 }
 
 fn default_gguf() -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("MINIBAR_DEFAULT_GGUF")
         .map(PathBuf::from)
-        .unwrap_or_else(|| cache_dir().join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+        .unwrap_or_else(|| minibar_cache().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
     if !path.is_file() {
         bail!(
             "the default model's GGUF is not at {} (run `make setup`, or set MINIBAR_DEFAULT_GGUF)",
