@@ -8,6 +8,8 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod generate;
+#[cfg(target_os = "linux")]
+pub mod gemv_forward;
 pub mod layers;
 pub mod load;
 pub mod mask;

@@ -74,6 +74,8 @@ impl LoadedModel {
 
 /// Loads a model from a `.gguf` file or a model folder.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
+    #[cfg(target_os = "linux")]
+    crate::gemv_forward::ensure_linked();
     let backend = Backend::detect();
     let (args, map, format) = if path.is_file() {
         let g = gguf::load(path)?;
