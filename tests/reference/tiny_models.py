@@ -54,6 +54,27 @@ CONFIGS = {
         num_key_value_heads=1,
     ),
     "phi3": dict(model_type="phi3", rope_theta=10000.0, tie_word_embeddings=False),
+    # Rotary variants: partial rotation with long-rope factors and attention scale, and the
+    # traditional (interleaved) layout with linear scaling.
+    "phi3-longrope": dict(
+        model_type="phi3",
+        rope_theta=10000.0,
+        tie_word_embeddings=False,
+        partial_rotary_factor=0.5,
+        original_max_position_embeddings=64,
+        rope_scaling=dict(
+            type="longrope",
+            short_factor=[1.0, 1.1, 1.2, 1.3],
+            long_factor=[1.0, 1.5, 2.5, 4.0],
+        ),
+    ),
+    "llama-traditional": dict(
+        model_type="llama",
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        rope_traditional=True,
+        rope_scaling=dict(type="linear", factor=2.0),
+    ),
 }
 QUANTIZED = {"llama-q4": ("llama", 4, 32), "qwen3-q8": ("qwen3", 8, 32)}
 PROMPT = [3, 17, 42, 7, 99, 128, 5, 64, 200, 11, 31, 250, 77, 8, 19, 144, 90, 2, 61, 33]

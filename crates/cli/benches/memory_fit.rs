@@ -6,7 +6,7 @@
 //!
 //! usage: cargo bench -p minibar --bench memory_fit [-- --contexts 512,2048 --gen 16 --only 8bit]
 //! The default model comes from MINIBAR_DEFAULT_GGUF (or the model store's copy); the tiny
-//! models from MINIBAR_TEST_FIXTURES/tiny-models-v1, which `make test` writes.
+//! models from MINIBAR_TEST_FIXTURES/tiny-models-v2, which `make test` writes.
 
 use std::path::{Path, PathBuf};
 
@@ -115,10 +115,10 @@ fn default_model_folders() -> anyhow::Result<Vec<(String, PathBuf)>> {
 
 fn tiny_model_folders() -> Vec<(String, PathBuf)> {
     let Some(root) = std::env::var_os("MINIBAR_TEST_FIXTURES")
-        .map(|p| PathBuf::from(p).join("tiny-models-v1"))
+        .map(|p| PathBuf::from(p).join("tiny-models-v2"))
         .filter(|p| p.is_dir())
     else {
-        eprintln!("no tiny models (MINIBAR_TEST_FIXTURES/tiny-models-v1; `make test` writes them): skipped");
+        eprintln!("no tiny models (MINIBAR_TEST_FIXTURES/tiny-models-v2; `make test` writes them): skipped");
         return Vec::new();
     };
     let mut v: Vec<_> = std::fs::read_dir(&root)

@@ -7,9 +7,10 @@ pub mod cache;
 pub mod config;
 pub mod convert;
 pub mod error;
-pub mod generate;
+pub mod fused;
 #[cfg(target_os = "linux")]
 pub mod gemv_forward;
+pub mod generate;
 pub mod layers;
 pub mod load;
 pub mod mask;

@@ -1,7 +1,13 @@
 //! Rotary position embeddings with the scaling schemes the supported models use, computed as
 //! mlx-lm computes them (`mlx_lm/models/rope_utils.py`).
 
-use mlx_rs::{ops, Array};
+use mlx_rs::{
+    ops::{
+        self,
+        indexing::{IndexOp, IntoStrideBy},
+    },
+    Array,
+};
 use serde_json::Value;
 
 use crate::error::{EngineError, Result};
@@ -179,4 +185,102 @@ impl Rope {
     }
 }
 
-use mlx_rs::ops::indexing::IndexOp;
+impl Rope {
+    /// The cosines and sines for `len` positions from `offset`, computed once per forward
+    /// pass and shared by every layer using this embedding. MLX's CPU backend has no RoPE
+    /// kernel: its fallback recomputes the angles and takes 14 operations per call, twice a
+    /// layer; with tables a layer's queries and keys rotate in three.
+    pub fn tables(&self, offset: i32, len: i32) -> Result<RopeTables> {
+        let half = self.dims / 2;
+        // The same f32 operations as MLX's fallback, so the angles are bit-identical.
+        let positions = ops::multiply(
+            &ops::add(&ops::arange::<_, f32>(0, len, 1)?, Array::from_int(offset))?,
+            Array::from_f32(self.scale),
+        )?;
+        let inv_freqs = match (&self.freqs, self.base) {
+            (Some(f), _) => ops::reciprocal(&f.as_dtype(mlx_rs::Dtype::Float32)?)?,
+            (None, base) => ops::exp(&ops::multiply(
+                &ops::arange::<_, f32>(0, -half, -1)?,
+                Array::from_f32(base.unwrap_or(1.0).ln() / half as f32),
+            )?)?,
+        };
+        let theta = ops::multiply(&positions.reshape(&[len, 1])?, &inv_freqs)?;
+        let (cos, sin) = (ops::cos(&theta)?, ops::sin(&theta)?);
+        let neg_sin = ops::negative(&sin)?;
+        // Pairs are (i, i + half) in the default layout and (2i, 2i + 1) in the traditional
+        // one; the pair axis has size 2 and sits before or after the frequency axis.
+        let pair_axis = if self.traditional { 2 } else { 1 };
+        let stack = |a: &Array, b: &Array| -> Result<Array> {
+            Ok(ops::stack(&[a, b], pair_axis)?.reshape(&self.table_shape(len))?)
+        };
+        Ok(RopeTables {
+            cos: stack(&cos, &cos)?,
+            sin: stack(&neg_sin, &sin)?,
+            dims: self.dims,
+            traditional: self.traditional,
+            input_scale: self.input_scale,
+        })
+    }
+
+    fn table_shape(&self, len: i32) -> [i32; 4] {
+        let half = self.dims / 2;
+        if self.traditional {
+            [len, 1, half, 2]
+        } else {
+            [len, 1, 2, half]
+        }
+    }
+}
+
+/// Rotary cosines and sines for a span of positions (see `Rope::tables`).
+pub struct RopeTables {
+    /// `[L, 1, 2, dims/2]` (`[L, 1, dims/2, 2]` traditional): each angle's cosine, twice.
+    cos: Array,
+    /// Same layout: minus the sine for a pair's first element, the sine for its second.
+    sin: Array,
+    dims: i32,
+    traditional: bool,
+    /// Long-rope's attention factor, applied to the rotated part first as mlx-lm does.
+    input_scale: f32,
+}
+
+impl RopeTables {
+    /// Rotates `x` laid out `[B, L, H, D]` (positions on axis 1), as `Rope::apply` would the
+    /// same values laid out `[B, H, L, D]`.
+    pub fn apply(&self, x: &Array) -> Result<Array> {
+        let s = x.shape();
+        let (b, l, h, d) = (s[0], s[1], s[2], s[3]);
+        let mut rotated = if self.dims == d {
+            x.clone()
+        } else {
+            x.index((.., .., .., ..self.dims))
+        };
+        if self.input_scale != 1.0 {
+            rotated = ops::multiply(&rotated, Array::from_f32(self.input_scale))?;
+        }
+        let half = self.dims / 2;
+        let (pairs, swapped) = if self.traditional {
+            let p = rotated.reshape(&[b, l, h, half, 2])?;
+            let w = p.index((.., .., .., .., (..).stride_by(-1)));
+            (p, w)
+        } else {
+            let p = rotated.reshape(&[b, l, h, 2, half])?;
+            let w = p.index((.., .., .., (..).stride_by(-1), ..));
+            (p, w)
+        };
+        // x1 cos - x2 sin, x2 cos + x1 sin: the products and sum MLX's fallback computes.
+        let out = ops::add(
+            &ops::multiply(&pairs, &self.cos)?,
+            &ops::multiply(&swapped, &self.sin)?,
+        )?
+        .reshape(&[b, l, h, self.dims])?;
+        if self.dims == d {
+            Ok(out)
+        } else {
+            Ok(ops::concatenate(
+                &[out, x.index((.., .., .., self.dims..))],
+                3,
+            )?)
+        }
+    }
+}

@@ -294,7 +294,7 @@ fn mixed_recipes_equal_mlx_lms() {
         return;
     };
     let f32_dir = smollm2_f32(&python, &gguf);
-    let tiny = fixture("tiny-models-v1", |dir| {
+    let tiny = fixture("tiny-models-v2", |dir| {
         run_python(
             &python,
             &[

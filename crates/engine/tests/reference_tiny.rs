@@ -10,7 +10,7 @@ use support::*;
 #[test]
 fn every_architecture_matches_mlx_lm() {
     let Some(python) = python() else { return };
-    let root = fixture("tiny-models-v1", |dir| {
+    let root = fixture("tiny-models-v2", |dir| {
         run_python(
             &python,
             &[

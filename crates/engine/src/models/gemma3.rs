@@ -4,7 +4,10 @@
 use mlx_rs::{ops, Array};
 
 use super::transformer::{Activation, Attention, Block, Mlp, Transformer};
-use crate::{config::ModelArgs, error::Result, layers::RmsNorm, rope::Rope, weights::Tensors};
+use crate::{
+    config::ModelArgs, error::Result, fused::Projections, layers::RmsNorm, rope::Rope,
+    weights::Tensors,
+};
 
 /// Gemma stores norm gains as offsets from one.
 fn gemma_norm(t: &mut Tensors, name: &str, dim: i32, eps: f32) -> Result<RmsNorm> {
@@ -30,22 +33,19 @@ pub fn load(args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
     let eps = args.rms_norm_eps;
     let pattern = args.sliding_window_pattern.unwrap_or(6).max(1);
     let scale = args.query_pre_attn_scalar.unwrap_or(256.0).powf(-0.5);
+    let global_rope = Rope::from_config(
+        hd,
+        args.rope_theta,
+        false,
+        args.rope_scaling.as_ref(),
+        args.max_position_embeddings,
+        None,
+    )?;
+    let local_rope = Rope::plain(hd, args.rope_local_base_freq.unwrap_or(10000.0), false);
     let mut blocks = Vec::new();
     for i in 0..args.num_hidden_layers {
         let p = format!("model.layers.{i}");
         let global = i % pattern == pattern - 1;
-        let rope = if global {
-            Rope::from_config(
-                hd,
-                args.rope_theta,
-                false,
-                args.rope_scaling.as_ref(),
-                args.max_position_embeddings,
-                None,
-            )?
-        } else {
-            Rope::plain(hd, args.rope_local_base_freq.unwrap_or(10000.0), false)
-        };
         let mut lin = |name: &str, out, inp| t.linear(&format!("{p}.{name}"), out, inp, &args);
         let (q, k, v, o) = (
             lin("self_attn.q_proj", heads * hd, hidden)?,
@@ -60,9 +60,7 @@ pub fn load(args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
         );
         blocks.push(Block {
             attn: Attention {
-                q,
-                k,
-                v,
+                qkv: Projections::new(vec![q, k, v])?,
                 o,
                 q_norm: Some(gemma_norm(
                     &mut t,
@@ -76,15 +74,14 @@ pub fn load(args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
                     hd,
                     eps,
                 )?),
-                rope,
+                rope: if global { 0 } else { 1 },
                 heads,
                 kv_heads: kv,
                 scale,
                 window: if global { None } else { args.sliding_window },
             },
             mlp: Mlp {
-                gate,
-                up,
+                gate_up: Projections::new(vec![gate, up])?,
                 down,
                 activation: Activation::GeluTanh,
             },
@@ -126,6 +123,7 @@ pub fn load(args: ModelArgs, mut t: Tensors) -> Result<Transformer> {
         embed,
         embed_scale: Some(embed_scale),
         blocks,
+        ropes: vec![global_rope, local_rope],
         norm,
         lm_head,
     })

@@ -1,7 +1,7 @@
 //! Llama (SmolLM2, Llama 3.x with llama3 rope scaling) and Mistral, which shares its layout.
 
 use super::transformer::{Activation, Attention, Block, Mlp, Transformer};
-use crate::{config::ModelArgs, error::Result, rope::Rope, weights::Tensors};
+use crate::{config::ModelArgs, error::Result, fused::Projections, rope::Rope, weights::Tensors};
 
 /// What differs between the Llama-like architectures.
 pub struct Spec {
@@ -34,6 +34,17 @@ pub fn load_with(args: ModelArgs, mut t: Tensors, spec: &Spec) -> Result<Transfo
     );
     let factors = t.take_optional("rope_freqs")?;
     let tied = args.tied_embeddings(spec.tied_default) || !t.contains("lm_head.weight");
+    let mut rope = Rope::from_config(
+        (hd as f32 * spec.rotary_fraction) as i32,
+        args.rope_theta,
+        args.rope_traditional,
+        args.rope_scaling.as_ref(),
+        args.max_position_embeddings,
+        args.original_max_position_embeddings,
+    )?;
+    if let Some(f) = &factors {
+        rope = rope.with_factors(f, args.rope_theta)?;
+    }
     let mut blocks = Vec::with_capacity(args.num_hidden_layers as usize);
     for i in 0..args.num_hidden_layers {
         let p = format!("model.layers.{i}");
@@ -53,38 +64,24 @@ pub fn load_with(args: ModelArgs, mut t: Tensors, spec: &Spec) -> Result<Transfo
         } else {
             (None, None)
         };
-        let mut rope = Rope::from_config(
-            (hd as f32 * spec.rotary_fraction) as i32,
-            args.rope_theta,
-            args.rope_traditional,
-            args.rope_scaling.as_ref(),
-            args.max_position_embeddings,
-            args.original_max_position_embeddings,
-        )?;
-        if let Some(f) = &factors {
-            rope = rope.with_factors(f, args.rope_theta)?;
-        }
         let window = match args.layer_types.as_ref().and_then(|l| l.get(i as usize)) {
             Some(kind) if kind == "sliding_attention" => args.sliding_window,
             _ => None,
         };
         blocks.push(Block {
             attn: Attention {
-                q,
-                k,
-                v,
+                qkv: Projections::new(vec![q, k, v])?,
                 o,
                 q_norm,
                 k_norm,
-                rope,
+                rope: 0,
                 heads,
                 kv_heads: kv,
                 scale: (hd as f32).powf(-0.5),
                 window,
             },
             mlp: Mlp {
-                gate,
-                up,
+                gate_up: Projections::new(vec![gate, up])?,
                 down,
                 activation: Activation::SwiGlu,
             },
@@ -111,6 +108,7 @@ pub fn load_with(args: ModelArgs, mut t: Tensors, spec: &Spec) -> Result<Transfo
         embed,
         embed_scale: None,
         blocks,
+        ropes: vec![rope],
         norm,
         lm_head,
     })

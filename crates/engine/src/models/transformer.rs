@@ -10,9 +10,10 @@ use crate::{
     cache::KvCache,
     config::ModelArgs,
     error::Result,
+    fused::Projections,
     layers::{swiglu, Embedding, Linear, RmsNorm},
     mask::{self, Mask},
-    rope::Rope,
+    rope::{Rope, RopeTables},
 };
 
 /// The MLP's gating activation.
@@ -26,20 +27,16 @@ pub enum Activation {
 
 /// Attention: projections, optional per-head norms, rotary embedding, cache.
 pub struct Attention {
-    /// Query projection.
-    pub q: Linear,
-    /// Key projection.
-    pub k: Linear,
-    /// Value projection.
-    pub v: Linear,
+    /// Query, key and value projections (one product when their formats allow).
+    pub qkv: Projections,
     /// Output projection.
     pub o: Linear,
     /// Per-head query norm (Qwen 3, Gemma 3).
     pub q_norm: Option<RmsNorm>,
     /// Per-head key norm.
     pub k_norm: Option<RmsNorm>,
-    /// Rotary embedding for this layer.
-    pub rope: Rope,
+    /// Which of the model's rotary embeddings (`Transformer::ropes`) this layer uses.
+    pub rope: usize,
     /// Query heads.
     pub heads: i32,
     /// Key/value heads.
@@ -51,23 +48,45 @@ pub struct Attention {
 }
 
 impl Attention {
-    fn forward(&self, x: &Array, cache: &mut KvCache, padding: Option<&Array>) -> Result<Array> {
+    /// Queries, keys and values `[B, L, heads, D]`, normed and rotated.
+    fn project(&self, x: &Array, rope: &RopeTables) -> Result<(Array, Array, Array)> {
         let (b, l) = (x.shape()[0], x.shape()[1]);
-        let split = |y: Array, heads: i32| -> Result<Array> {
-            Ok(y.reshape(&[b, l, heads, -1])?
-                .transpose_axes(&[0, 2, 1, 3])?)
-        };
-        let mut q = split(self.q.forward(x)?, self.heads)?;
-        let mut k = split(self.k.forward(x)?, self.kv_heads)?;
-        let v = split(self.v.forward(x)?, self.kv_heads)?;
+        let (h, kv) = (self.heads, self.kv_heads);
+        let plain = self.q_norm.is_none() && self.k_norm.is_none();
+        if let (Some(y), true) = (self.qkv.forward_stacked(x)?, plain) {
+            // Queries and keys are adjacent heads of one product: rotate them together.
+            let y = y.reshape(&[b, l, h + 2 * kv, -1])?;
+            let qk_v = y.split_at_indices(&[h + kv], 2)?;
+            let qk = rope.apply(&qk_v[0])?.split_at_indices(&[h], 2)?;
+            return Ok((qk[0].clone(), qk[1].clone(), qk_v[1].clone()));
+        }
+        let heads = |y: &Array, n: i32| y.reshape(&[b, l, n, -1]);
+        let parts = self.qkv.forward(x)?;
+        let (mut q, mut k, v) = (
+            heads(&parts[0], h)?,
+            heads(&parts[1], kv)?,
+            heads(&parts[2], kv)?,
+        );
         if let Some(n) = &self.q_norm {
             q = n.forward(&q)?;
         }
         if let Some(n) = &self.k_norm {
             k = n.forward(&k)?;
         }
-        let q = self.rope.apply(&q, cache.offset)?;
-        let k = self.rope.apply(&k, cache.offset)?;
+        Ok((rope.apply(&q)?, rope.apply(&k)?, v))
+    }
+
+    fn forward(
+        &self,
+        x: &Array,
+        cache: &mut KvCache,
+        padding: Option<&Array>,
+        rope: &RopeTables,
+    ) -> Result<Array> {
+        let (b, l) = (x.shape()[0], x.shape()[1]);
+        let (q, k, v) = self.project(x, rope)?;
+        let heads_first = |a: &Array| a.transpose_axes(&[0, 2, 1, 3]);
+        let (q, k, v) = (heads_first(&q)?, heads_first(&k)?, heads_first(&v)?);
         let view = cache.update_and_fetch(&k, &v)?;
         let m = mask::build(l, view.start, cache.offset, self.window, padding)?;
         let out = match &m {
@@ -93,10 +112,8 @@ impl Attention {
 
 /// The gated MLP.
 pub struct Mlp {
-    /// Gate projection.
-    pub gate: Linear,
-    /// Up projection.
-    pub up: Linear,
+    /// Gate and up projections (one product when their formats allow).
+    pub gate_up: Projections,
     /// Down projection.
     pub down: Linear,
     /// Gating activation.
@@ -105,11 +122,11 @@ pub struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Array) -> Result<Array> {
-        let g = self.gate.forward(x)?;
-        let u = self.up.forward(x)?;
+        let gu = self.gate_up.forward(x)?;
+        let (g, u) = (&gu[0], &gu[1]);
         let h = match self.activation {
-            Activation::SwiGlu => swiglu(&g, &u)?,
-            Activation::GeluTanh => ops::multiply(&mlx_rs::nn::gelu_approximate(&g)?, &u)?,
+            Activation::SwiGlu => swiglu(g, u)?,
+            Activation::GeluTanh => ops::multiply(&mlx_rs::nn::gelu_approximate(g)?, u)?,
         };
         self.down.forward(&h)
     }
@@ -132,23 +149,25 @@ pub struct Block {
 }
 
 impl Block {
-    /// The block's seven projections: q, k, v, o, gate, up, down.
-    pub fn linears(&self) -> [&Linear; 7] {
-        [
-            &self.attn.q,
-            &self.attn.k,
-            &self.attn.v,
-            &self.attn.o,
-            &self.mlp.gate,
-            &self.mlp.up,
-            &self.mlp.down,
-        ]
+    /// The block's projections in order (q, k, v, o, gate, up, down), with fused ones once.
+    pub fn linears(&self) -> Vec<&Linear> {
+        let mut v = self.attn.qkv.linears();
+        v.push(&self.attn.o);
+        v.extend(self.mlp.gate_up.linears());
+        v.push(&self.mlp.down);
+        v
     }
 
-    fn forward(&self, x: &Array, cache: &mut KvCache, padding: Option<&Array>) -> Result<Array> {
+    fn forward(
+        &self,
+        x: &Array,
+        cache: &mut KvCache,
+        padding: Option<&Array>,
+        rope: &RopeTables,
+    ) -> Result<Array> {
         let mut r = self
             .attn
-            .forward(&self.input_norm.forward(x)?, cache, padding)?;
+            .forward(&self.input_norm.forward(x)?, cache, padding, rope)?;
         if let Some(n) = &self.post_attn_norm {
             r = n.forward(&r)?;
         }
@@ -171,6 +190,8 @@ pub struct Transformer {
     pub embed_scale: Option<f32>,
     /// Decoder blocks.
     pub blocks: Vec<Block>,
+    /// The rotary embeddings the blocks use (Gemma 3 has a local and a global one).
+    pub ropes: Vec<Rope>,
     /// Final norm.
     pub norm: RmsNorm,
     /// Output projection; `None` when tied to the embeddings.
@@ -201,8 +222,20 @@ impl Transformer {
         if let Some(s) = self.embed_scale {
             h = ops::multiply(&h, Array::from_f32(s))?;
         }
+        let len = ids.shape()[1];
+        // One table per rotary embedding and offset, shared by the layers that use it.
+        let mut tables: Vec<(usize, i32, RopeTables)> = Vec::new();
         for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
-            h = block.forward(&h, cache, left_padding)?;
+            let key = (block.attn.rope, cache.offset);
+            let at = match tables.iter().position(|(r, o, _)| (*r, *o) == key) {
+                Some(at) => at,
+                None => {
+                    let t = self.ropes[key.0].tables(cache.offset, len)?;
+                    tables.push((key.0, key.1, t));
+                    tables.len() - 1
+                }
+            };
+            h = block.forward(&h, cache, left_padding, &tables[at].2)?;
         }
         self.norm.forward(&h)
     }
@@ -264,15 +297,12 @@ impl Transformer {
         let deq_block = |b: Block| -> Result<Block> {
             Ok(Block {
                 attn: Attention {
-                    q: b.attn.q.dequantized()?,
-                    k: b.attn.k.dequantized()?,
-                    v: b.attn.v.dequantized()?,
+                    qkv: b.attn.qkv.dequantized()?,
                     o: b.attn.o.dequantized()?,
                     ..b.attn
                 },
                 mlp: Mlp {
-                    gate: b.mlp.gate.dequantized()?,
-                    up: b.mlp.up.dequantized()?,
+                    gate_up: b.mlp.gate_up.dequantized()?,
                     down: b.mlp.down.dequantized()?,
                     activation: b.mlp.activation,
                 },
