@@ -18,8 +18,10 @@ use crate::{
     sample::{Sampler, SamplingParams},
 };
 
-/// Prompt tokens processed per forward pass during prefill; bounds activation memory.
-pub const PREFILL_CHUNK: usize = 512;
+/// Prompt tokens processed per forward pass during prefill; bounds activation memory. 256
+/// rather than 512: a 512-token prompt of SmolLM2 f32 prefills 10% faster (the attention
+/// scores of a chunk stay in cache) with an 18 MB lower peak (examples/peak_probe.rs).
+pub const PREFILL_CHUNK: usize = 256;
 
 /// A flag another thread sets to stop generation between tokens.
 #[derive(Clone, Default, Debug)]

@@ -1,7 +1,7 @@
 //! The building blocks every architecture shares: linear and embedding layers that may be
 //! dense or MLX-quantized, and RMS norm. They hold plain arrays so loading stays explicit.
 
-use mlx_rs::{ops, Array, Dtype};
+use mlx_rs::{ops, ops::indexing::IndexOp, Array, Dtype};
 
 use crate::{error::Result, quant_ops, quant_ops::QuantMode};
 
@@ -84,6 +84,32 @@ impl Linear {
             Some(b) => ops::add(&y, b)?,
             None => y,
         })
+    }
+
+    /// Output rows `start..end` as a layer of their own, sharing this one's memory.
+    pub fn rows(&self, start: i32, end: i32) -> Linear {
+        let r = |a: &Array| a.index(start..end);
+        match self {
+            Linear::Dense { weight, bias } => Linear::Dense {
+                weight: r(weight),
+                bias: bias.as_ref().map(r),
+            },
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                bias,
+                params,
+                dtype,
+            } => Linear::Quantized {
+                weight: r(weight),
+                scales: r(scales),
+                biases: biases.as_ref().map(r),
+                bias: bias.as_ref().map(r),
+                params: *params,
+                dtype: *dtype,
+            },
+        }
     }
 
     /// The output size.

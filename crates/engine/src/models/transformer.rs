@@ -261,12 +261,20 @@ impl Transformer {
 
     /// Every weight array, for evaluation and memory accounting.
     pub fn arrays(&self) -> Vec<&Array> {
-        let mut v = self.embed.table.arrays();
-        v.push(&self.norm.weight);
+        self.array_groups().into_iter().flatten().collect()
+    }
+
+    /// The weight arrays grouped by layer (embeddings, final norm and output layer first),
+    /// so loading can evaluate one layer at a time.
+    pub fn array_groups(&self) -> Vec<Vec<&Array>> {
+        let mut top = self.embed.table.arrays();
+        top.push(&self.norm.weight);
         if let Some(h) = &self.lm_head {
-            v.extend(h.arrays());
+            top.extend(h.arrays());
         }
+        let mut groups = vec![top];
         for b in &self.blocks {
+            let mut v = Vec::new();
             for l in b.linears() {
                 v.extend(l.arrays());
             }
@@ -283,8 +291,9 @@ impl Transformer {
             {
                 v.push(&n.weight);
             }
+            groups.push(v);
         }
-        v
+        groups
     }
 
     /// Bytes of weights held.
