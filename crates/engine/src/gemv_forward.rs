@@ -139,3 +139,103 @@ pub unsafe extern "C" fn cblas_sgemm(
 pub fn ensure_linked() {
     std::hint::black_box(cblas_sgemm as *const ());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// C = alpha op(A) op(B) + beta C, row-major, the slow obvious way.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        ta: bool,
+        tb: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        beta: f32,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0f64;
+                for p in 0..k {
+                    let x = if ta { a[p * lda + i] } else { a[i * lda + p] };
+                    let y = if tb { b[j * ldb + p] } else { b[p * ldb + j] };
+                    s += x as f64 * y as f64;
+                }
+                let o = &mut c[i * ldc + j];
+                *o = alpha * s as f32 + beta * *o;
+            }
+        }
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn every_layout_matches_the_definition() {
+        // One row, one column, and a general product, with every transposition and padded
+        // leading dimensions, so each branch is exercised with strides that matter.
+        for (m, n, k) in [(1, 37, 53), (41, 1, 29), (1, 1, 17), (5, 7, 11)] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                    let (br, bc) = if tb { (n, k) } else { (k, n) };
+                    let (lda, ldb, ldc) = (ac + 3, bc + 2, n + 1);
+                    let a = values(ar * lda, 1);
+                    let b = values(br * ldb, 2);
+                    let c0 = values(m * ldc, 3);
+                    let (alpha, beta) = (0.75, 0.5);
+                    let mut want = c0.clone();
+                    reference(
+                        ta, tb, m, n, k, alpha, &a, lda, &b, ldb, beta, &mut want, ldc,
+                    );
+                    let mut got = c0.clone();
+                    // SAFETY: the buffers hold the matrices the dimensions describe.
+                    unsafe {
+                        cblas_sgemm(
+                            ROW_MAJOR,
+                            if ta { TRANS } else { NO_TRANS },
+                            if tb { TRANS } else { NO_TRANS },
+                            m as c_int,
+                            n as c_int,
+                            k as c_int,
+                            alpha,
+                            a.as_ptr(),
+                            lda as c_int,
+                            b.as_ptr(),
+                            ldb as c_int,
+                            beta,
+                            got.as_mut_ptr(),
+                            ldc as c_int,
+                        );
+                    }
+                    for i in 0..m {
+                        for j in 0..n {
+                            let (g, w) = (got[i * ldc + j], want[i * ldc + j]);
+                            assert!(
+                                (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                                "m={m} n={n} k={k} ta={ta} tb={tb} [{i},{j}]: {g} != {w}"
+                            );
+                        }
+                    }
+                    // Padding between rows of C is never written.
+                    for i in 0..m {
+                        for j in n..ldc {
+                            assert_eq!(got[i * ldc + j], c0[i * ldc + j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
