@@ -463,10 +463,16 @@ fn links_must_be_http() {
 #[test]
 fn committed_bindings_match_the_rust_types() {
     let fresh = minibar_app::bindings::render().expect("bindings render");
+    // The checkout under test (set by `cargo test`), not the one the binary was built in: a
+    // shared target folder may hold a test binary compiled in another clone.
+    let path = match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(dir) => std::path::Path::new(&dir).join("../ui/src/lib/bindings.ts"),
+        None => std::path::PathBuf::from(minibar_app::bindings::BINDINGS_PATH),
+    };
     if std::env::var_os("MINIBAR_UPDATE_BINDINGS").is_some() {
-        std::fs::write(minibar_app::bindings::BINDINGS_PATH, &fresh).unwrap();
+        std::fs::write(&path, &fresh).unwrap();
     }
-    let committed = std::fs::read_to_string(minibar_app::bindings::BINDINGS_PATH).unwrap();
+    let committed = std::fs::read_to_string(&path).unwrap();
     assert!(
         fresh == committed,
         "ui/src/lib/bindings.ts is stale: run this test with MINIBAR_UPDATE_BINDINGS=1"

@@ -41,9 +41,13 @@ pub fn default_gguf() -> Option<PathBuf> {
     }
 }
 
-/// The repository's root.
+/// The repository's root, in the checkout being tested: `cargo test` sets the variable at
+/// run time, and a target folder shared by clones elsewhere may hold a binary built in one.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../..")
 }
 
 /// A reference script under tests/reference.

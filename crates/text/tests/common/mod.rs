@@ -42,18 +42,23 @@ pub fn reference_python(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// This crate's folder in the checkout being tested. `cargo test` sets the variable when it
+/// runs the test; the compile-time value is only a fallback, because a cargo target folder
+/// shared by clones in other places may hold a test binary built in one of them.
+pub fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// `tests/reference/<name>` at the workspace root.
 pub fn reference_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/reference")
-        .join(name)
+    crate_dir().join("../../tests/reference").join(name)
 }
 
 /// A fixture file of this crate's tests.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    crate_dir().join("tests/fixtures").join(name)
 }
 
 /// The shared tokenization corpus.
