@@ -10,7 +10,10 @@ use mlx_rs::{
 };
 use serde_json::Value;
 
-use crate::error::{EngineError, Result};
+use crate::{
+    error::{EngineError, Result},
+    Backend,
+};
 
 /// A configured rotary embedding.
 pub struct Rope {
@@ -229,6 +232,40 @@ impl Rope {
         } else {
             [len, 1, 2, half]
         }
+    }
+}
+
+/// How one forward pass rotates queries and keys.
+pub enum Rotation<'a> {
+    /// Precomputed tables (the CPU, where MLX has no RoPE kernel).
+    Tables(RopeTables),
+    /// MLX's fused RoPE kernel (Metal), one operation per call.
+    Kernel {
+        /// The embedding.
+        rope: &'a Rope,
+        /// Absolute position of the first token.
+        offset: i32,
+    },
+}
+
+impl Rope {
+    /// The rotation for `len` positions from `offset` on `backend`.
+    pub fn rotation(&self, offset: i32, len: i32, backend: Backend) -> Result<Rotation<'_>> {
+        Ok(match backend {
+            Backend::Cpu => Rotation::Tables(self.tables(offset, len)?),
+            Backend::Metal => Rotation::Kernel { rope: self, offset },
+        })
+    }
+}
+
+impl Rotation<'_> {
+    /// Rotates `x` laid out `[B, L, H, D]` and returns it laid out `[B, H, L, D]`.
+    pub fn apply(&self, x: &Array) -> Result<Array> {
+        let heads_first = |a: &Array| a.transpose_axes(&[0, 2, 1, 3]);
+        Ok(match self {
+            Rotation::Tables(t) => heads_first(&t.apply(x)?)?,
+            Rotation::Kernel { rope, offset } => rope.apply(&heads_first(x)?, *offset)?,
+        })
     }
 }
 

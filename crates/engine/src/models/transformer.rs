@@ -13,7 +13,8 @@ use crate::{
     fused::Projections,
     layers::{swiglu, Embedding, Linear, RmsNorm},
     mask::{self, Mask},
-    rope::{Rope, RopeTables},
+    rope::{Rope, Rotation},
+    Backend,
 };
 
 /// The MLP's gating activation.
@@ -48,17 +49,18 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// Queries, keys and values `[B, L, heads, D]`, normed and rotated.
-    fn project(&self, x: &Array, rope: &RopeTables) -> Result<(Array, Array, Array)> {
+    /// Queries, keys and values `[B, heads, L, D]`, normed and rotated.
+    fn project(&self, x: &Array, rotation: &Rotation) -> Result<(Array, Array, Array)> {
         let (b, l) = (x.shape()[0], x.shape()[1]);
         let (h, kv) = (self.heads, self.kv_heads);
+        let heads_first = |a: &Array| a.transpose_axes(&[0, 2, 1, 3]);
         let plain = self.q_norm.is_none() && self.k_norm.is_none();
         if let (Some(y), true) = (self.qkv.forward_stacked(x)?, plain) {
             // Queries and keys are adjacent heads of one product: rotate them together.
             let y = y.reshape(&[b, l, h + 2 * kv, -1])?;
             let qk_v = y.split_at_indices(&[h + kv], 2)?;
-            let qk = rope.apply(&qk_v[0])?.split_at_indices(&[h], 2)?;
-            return Ok((qk[0].clone(), qk[1].clone(), qk_v[1].clone()));
+            let qk = rotation.apply(&qk_v[0])?.split_at_indices(&[h], 1)?;
+            return Ok((qk[0].clone(), qk[1].clone(), heads_first(&qk_v[1])?));
         }
         let heads = |y: &Array, n: i32| y.reshape(&[b, l, n, -1]);
         let parts = self.qkv.forward(x)?;
@@ -73,7 +75,7 @@ impl Attention {
         if let Some(n) = &self.k_norm {
             k = n.forward(&k)?;
         }
-        Ok((rope.apply(&q)?, rope.apply(&k)?, v))
+        Ok((rotation.apply(&q)?, rotation.apply(&k)?, heads_first(&v)?))
     }
 
     fn forward(
@@ -81,12 +83,10 @@ impl Attention {
         x: &Array,
         cache: &mut KvCache,
         padding: Option<&Array>,
-        rope: &RopeTables,
+        rotation: &Rotation,
     ) -> Result<Array> {
         let (b, l) = (x.shape()[0], x.shape()[1]);
-        let (q, k, v) = self.project(x, rope)?;
-        let heads_first = |a: &Array| a.transpose_axes(&[0, 2, 1, 3]);
-        let (q, k, v) = (heads_first(&q)?, heads_first(&k)?, heads_first(&v)?);
+        let (q, k, v) = self.project(x, rotation)?;
         let view = cache.update_and_fetch(&k, &v)?;
         let m = mask::build(l, view.start, cache.offset, self.window, padding)?;
         let out = match &m {
@@ -163,11 +163,11 @@ impl Block {
         x: &Array,
         cache: &mut KvCache,
         padding: Option<&Array>,
-        rope: &RopeTables,
+        rotation: &Rotation,
     ) -> Result<Array> {
         let mut r = self
             .attn
-            .forward(&self.input_norm.forward(x)?, cache, padding, rope)?;
+            .forward(&self.input_norm.forward(x)?, cache, padding, rotation)?;
         if let Some(n) = &self.post_attn_norm {
             r = n.forward(&r)?;
         }
@@ -218,24 +218,36 @@ impl Transformer {
         caches: &mut [KvCache],
         left_padding: Option<&Array>,
     ) -> Result<Array> {
+        self.hidden_as_on(ids, caches, left_padding, Backend::detect())
+    }
+
+    /// `hidden`, building the graph as it would be built for `backend` (the rotary
+    /// embedding's method differs), wherever MLX runs it: tests compare the two on the CPU.
+    pub fn hidden_as_on(
+        &self,
+        ids: &Array,
+        caches: &mut [KvCache],
+        left_padding: Option<&Array>,
+        backend: Backend,
+    ) -> Result<Array> {
         let mut h = self.embed.forward(ids)?;
         if let Some(s) = self.embed_scale {
             h = ops::multiply(&h, Array::from_f32(s))?;
         }
         let len = ids.shape()[1];
-        // One table per rotary embedding and offset, shared by the layers that use it.
-        let mut tables: Vec<(usize, i32, RopeTables)> = Vec::new();
+        // One rotation per embedding and offset, shared by the layers that use it.
+        let mut rotations: Vec<(usize, i32, Rotation)> = Vec::new();
         for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
             let key = (block.attn.rope, cache.offset);
-            let at = match tables.iter().position(|(r, o, _)| (*r, *o) == key) {
+            let at = match rotations.iter().position(|(r, o, _)| (*r, *o) == key) {
                 Some(at) => at,
                 None => {
-                    let t = self.ropes[key.0].tables(cache.offset, len)?;
-                    tables.push((key.0, key.1, t));
-                    tables.len() - 1
+                    let r = self.ropes[key.0].rotation(cache.offset, len, backend)?;
+                    rotations.push((key.0, key.1, r));
+                    rotations.len() - 1
                 }
             };
-            h = block.forward(&h, cache, left_padding, &tables[at].2)?;
+            h = block.forward(&h, cache, left_padding, &rotations[at].2)?;
         }
         self.norm.forward(&h)
     }
