@@ -294,15 +294,7 @@ fn mixed_recipes_equal_mlx_lms() {
         return;
     };
     let f32_dir = smollm2_f32(&python, &gguf);
-    let tiny = fixture("tiny-models-v2", |dir| {
-        run_python(
-            &python,
-            &[
-                script("tiny_models.py").to_str().unwrap(),
-                dir.to_str().unwrap(),
-            ],
-        );
-    });
+    let tiny = tiny_models(&python);
     let tmp = tempfile::tempdir().unwrap();
     let smollm2_prompt: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 5044, 47];
     let tiny_prompt: Vec<u32> = vec![3, 17, 42, 7, 99, 128, 5, 64, 200, 11];

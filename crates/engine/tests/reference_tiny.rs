@@ -10,15 +10,7 @@ use support::*;
 #[test]
 fn every_architecture_matches_mlx_lm() {
     let Some(python) = python() else { return };
-    let root = fixture("tiny-models-v2", |dir| {
-        run_python(
-            &python,
-            &[
-                script("tiny_models.py").to_str().unwrap(),
-                dir.to_str().unwrap(),
-            ],
-        );
-    });
+    let root = tiny_models(&python);
     let mut names: Vec<String> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -33,15 +33,7 @@ fn run(model: &minibar_engine::LoadedModel, prompt: &[u32], backend: Backend) ->
 #[test]
 fn tables_and_kernel_rotate_alike() {
     let Some(python) = python() else { return };
-    let root = fixture("tiny-models-v2", |dir| {
-        run_python(
-            &python,
-            &[
-                script("tiny_models.py").to_str().unwrap(),
-                dir.to_str().unwrap(),
-            ],
-        );
-    });
+    let root = tiny_models(&python);
     let prompt: Vec<u32> = vec![3, 17, 42, 7, 99, 128, 5, 64, 200, 11, 31, 250];
     let mut names: Vec<_> = std::fs::read_dir(&root)
         .unwrap()

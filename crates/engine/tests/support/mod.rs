@@ -50,6 +50,19 @@ pub fn repo() -> PathBuf {
         .join("../..")
 }
 
+/// The tiny random-weight models of every architecture, written by mlx-lm once and cached.
+pub fn tiny_models(python: &Path) -> PathBuf {
+    fixture("tiny-models-v2", |dir| {
+        run_python(
+            python,
+            &[
+                script("tiny_models.py").to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
+    })
+}
+
 /// A reference script under tests/reference.
 pub fn script(name: &str) -> PathBuf {
     repo().join("tests/reference").join(name)
