@@ -79,11 +79,6 @@ impl Projections {
         x.ndim() >= 2 && x.shape()[x.ndim() - 2] == 1
     }
 
-    /// Output size of each projection.
-    pub fn sizes(&self) -> &[i32] {
-        &self.sizes
-    }
-
     /// Whether the projections run as one product.
     pub fn is_fused(&self) -> bool {
         matches!(self.layer, Fusion::Fused(_))
@@ -208,5 +203,119 @@ fn stack(parts: &[Linear]) -> Result<Option<Linear>> {
                 dtype: *d0,
             }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        layers::QuantParams,
+        quant_ops::{quantize, QuantMode},
+    };
+    use mlx_rs::Dtype;
+
+    fn matrix(rows: i32, cols: i32, seed: i32) -> Array {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| (((i + seed) * 37 % 101) as f32 - 50.0) / 170.0)
+            .collect();
+        Array::from_slice(&v, &[rows, cols])
+    }
+
+    fn dense(rows: i32, seed: i32, bias: bool) -> Linear {
+        Linear::Dense {
+            weight: matrix(rows, 64, seed),
+            bias: bias.then(|| matrix(1, rows, seed + 1).reshape(&[rows]).unwrap()),
+        }
+    }
+
+    fn quantized(rows: i32, seed: i32, bits: i32) -> Linear {
+        let p = quantize(&matrix(rows, 64, seed), QuantMode::Affine, 32, bits).unwrap();
+        Linear::Quantized {
+            weight: p.weight,
+            scales: p.scales,
+            biases: p.biases,
+            bias: None,
+            params: QuantParams::affine(bits, 32),
+            dtype: Dtype::Float32,
+        }
+    }
+
+    fn max_difference(a: &[Array], b: &[Array]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| {
+                assert_eq!(x.shape(), y.shape());
+                ops::abs(&(x - y))
+                    .unwrap()
+                    .max(None)
+                    .unwrap()
+                    .item_exact::<f32>()
+            })
+            .fold(0.0, f32::max)
+    }
+
+    /// The same projections fused and apart give the same outputs, for one token and a chunk.
+    fn check_matches_separate(make: impl Fn() -> Vec<Linear>, expect_fused: bool) {
+        let fused = Projections::new(make()).unwrap();
+        assert_eq!(fused.is_fused(), expect_fused);
+        let apart = make();
+        for tokens in [1, 5] {
+            let x = matrix(tokens, 64, 3).reshape(&[1, tokens, 64]).unwrap();
+            let want: Vec<Array> = apart.iter().map(|l| l.forward(&x).unwrap()).collect();
+            let got = fused.forward(&x).unwrap();
+            let d = max_difference(&got, &want);
+            assert!(d <= 1e-5, "{tokens} tokens: differs by {d}");
+        }
+    }
+
+    #[test]
+    fn dense_projections_fuse_with_and_without_biases() {
+        check_matches_separate(
+            || {
+                vec![
+                    dense(48, 0, false),
+                    dense(16, 1, false),
+                    dense(16, 2, false),
+                ]
+            },
+            true,
+        );
+        check_matches_separate(
+            || vec![dense(48, 0, true), dense(16, 1, true), dense(16, 2, true)],
+            true,
+        );
+    }
+
+    #[test]
+    fn quantized_projections_fuse_only_with_the_same_packing() {
+        check_matches_separate(|| vec![quantized(32, 0, 4), quantized(32, 1, 4)], true);
+        // A mixed recipe gives v more bits than q and k: those stay apart.
+        check_matches_separate(
+            || {
+                vec![
+                    quantized(32, 0, 4),
+                    quantized(16, 1, 4),
+                    quantized(16, 2, 8),
+                ]
+            },
+            false,
+        );
+        check_matches_separate(|| vec![dense(32, 0, false), quantized(32, 1, 4)], false);
+        check_matches_separate(|| vec![dense(32, 0, true), dense(32, 1, false)], false);
+    }
+
+    #[test]
+    fn dequantizing_keeps_the_fusion_and_the_outputs() {
+        let p = Projections::new(vec![quantized(32, 0, 8), quantized(32, 1, 8)]).unwrap();
+        let x = matrix(1, 64, 5).reshape(&[1, 1, 64]).unwrap();
+        let before = p.forward(&x).unwrap();
+        let d = p.dequantized().unwrap();
+        assert!(d.is_fused());
+        assert!(matches!(d.linears()[0], Linear::Dense { .. }));
+        let after = d.forward(&x).unwrap();
+        let diff = max_difference(&before, &after);
+        assert!(diff <= 1e-4, "dequantized outputs differ by {diff}");
     }
 }
