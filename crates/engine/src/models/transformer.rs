@@ -55,7 +55,12 @@ impl Attention {
         let (h, kv) = (self.heads, self.kv_heads);
         let heads_first = |a: &Array| a.transpose_axes(&[0, 2, 1, 3]);
         let plain = self.q_norm.is_none() && self.k_norm.is_none();
-        if let (Some(y), true) = (self.qkv.forward_stacked(x)?, plain) {
+        let stacked = if plain {
+            self.qkv.forward_stacked(x)?
+        } else {
+            None
+        };
+        if let Some(y) = stacked {
             // Queries and keys are adjacent heads of one product: rotate them together.
             let y = y.reshape(&[b, l, h + 2 * kv, -1])?;
             let qk_v = y.split_at_indices(&[h + kv], 2)?;
