@@ -1,5 +1,7 @@
 //! Which MLX backend runs the model, and the dtype policy that follows from it.
 
+use std::sync::OnceLock;
+
 use mlx_rs::Dtype;
 
 /// Where MLX computes.
@@ -12,13 +14,17 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The backend MLX will use by default on this machine.
+    /// The backend MLX will use by default on this machine. Asked of MLX once: every forward
+    /// pass consults it.
     pub fn detect() -> Self {
-        if metal_available() {
-            Backend::Metal
-        } else {
-            Backend::Cpu
-        }
+        static DETECTED: OnceLock<Backend> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            if metal_available() {
+                Backend::Metal
+            } else {
+                Backend::Cpu
+            }
+        })
     }
 
     /// The dtype to compute in for weights stored as `stored`. On the CPU MLX's quantized
