@@ -1,6 +1,8 @@
 //! Rotary position embeddings with the scaling schemes the supported models use, computed as
 //! mlx-lm computes them (`mlx_lm/models/rope_utils.py`).
 
+use std::cell::OnceCell;
+
 use mlx_rs::{
     ops::{
         self,
@@ -25,6 +27,8 @@ pub struct Rope {
     freqs: Option<Array>,
     /// Applied to the rotated part of the input first (long-rope's attention factor).
     input_scale: f32,
+    /// The angle per position of each frequency, computed on the first `tables` call.
+    inv_freqs: OnceCell<Array>,
 }
 
 fn base_freqs(dims: i32, base: f32) -> Result<Array> {
@@ -45,6 +49,7 @@ impl Rope {
             scale: 1.0,
             freqs: None,
             input_scale: 1.0,
+            inv_freqs: OnceCell::new(),
         }
     }
 
@@ -157,6 +162,7 @@ impl Rope {
     pub fn with_factors(mut self, factors: &Array, base: f32) -> Result<Self> {
         self.freqs = Some(ops::multiply(&base_freqs(self.dims, base)?, factors)?);
         self.base = None;
+        self.inv_freqs = OnceCell::new();
         Ok(self)
     }
 
@@ -200,14 +206,21 @@ impl Rope {
             &ops::add(&ops::arange::<_, f32>(0, len, 1)?, Array::from_int(offset))?,
             Array::from_f32(self.scale),
         )?;
-        let inv_freqs = match (&self.freqs, self.base) {
-            (Some(f), _) => ops::reciprocal(&f.as_dtype(mlx_rs::Dtype::Float32)?)?,
-            (None, base) => ops::exp(&ops::multiply(
-                &ops::arange::<_, f32>(0, -half, -1)?,
-                Array::from_f32(base.unwrap_or(1.0).ln() / half as f32),
-            )?)?,
+        let inv_freqs = match self.inv_freqs.get() {
+            Some(f) => f,
+            None => {
+                let f = match (&self.freqs, self.base) {
+                    (Some(f), _) => ops::reciprocal(&f.as_dtype(mlx_rs::Dtype::Float32)?)?,
+                    (None, base) => ops::exp(&ops::multiply(
+                        &ops::arange::<_, f32>(0, -half, -1)?,
+                        Array::from_f32(base.unwrap_or(1.0).ln() / half as f32),
+                    )?)?,
+                };
+                f.eval()?;
+                self.inv_freqs.get_or_init(|| f)
+            }
         };
-        let theta = ops::multiply(&positions.reshape(&[len, 1])?, &inv_freqs)?;
+        let theta = ops::multiply(&positions.reshape(&[len, 1])?, inv_freqs)?;
         let (cos, sin) = (ops::cos(&theta)?, ops::sin(&theta)?);
         let neg_sin = ops::negative(&sin)?;
         // Pairs are (i, i + half) in the default layout and (2i, 2i + 1) in the traditional
