@@ -94,26 +94,19 @@ impl Projections {
 
     /// Converts quantized weights to dense ones (see `Linear::dequantized`); fusion is kept.
     pub fn dequantized(self) -> Result<Self> {
-        let layer = match self.layer {
-            Fusion::Fused(l) => Fusion::Fused(l.dequantized()?),
-            Fusion::Separate(parts) => {
-                let dense = parts
+        match self.layer {
+            Fusion::Fused(l) => Ok(Self {
+                layer: Fusion::Fused(l.dequantized()?),
+                sizes: self.sizes,
+            }),
+            // Parts kept apart for their packing may stack once they are all dense.
+            Fusion::Separate(parts) => Self::new(
+                parts
                     .into_iter()
                     .map(Linear::dequantized)
-                    .collect::<Result<Vec<_>>>()?;
-                return Ok(Self {
-                    layer: match stack(&dense)? {
-                        Some(fused) => Fusion::Fused(fused),
-                        None => Fusion::Separate(dense),
-                    },
-                    sizes: self.sizes,
-                });
-            }
-        };
-        Ok(Self {
-            layer,
-            sizes: self.sizes,
-        })
+                    .collect::<Result<_>>()?,
+            ),
+        }
     }
 }
 
@@ -121,33 +114,34 @@ fn concat_rows(arrays: &[&Array]) -> Result<Array> {
     Ok(ops::concatenate(arrays, 0)?)
 }
 
-/// All-or-none optional arrays, concatenated; `Err(())` when some have one and some not.
-fn concat_optional(arrays: &[Option<&Array>]) -> Result<std::result::Result<Option<Array>, ()>> {
+/// The optional arrays concatenated, when present (callers check all or none have one).
+fn concat_present(arrays: &[Option<&Array>]) -> Result<Option<Array>> {
     let present: Vec<&Array> = arrays.iter().flatten().copied().collect();
-    if present.is_empty() {
-        return Ok(Ok(None));
-    }
-    if present.len() != arrays.len() {
-        return Ok(Err(()));
-    }
-    Ok(Ok(Some(concat_rows(&present)?)))
+    Ok(if present.is_empty() {
+        None
+    } else {
+        Some(concat_rows(&present)?)
+    })
 }
 
-/// One layer equivalent to `parts` stacked on their output axis, when their formats match.
+/// One layer equivalent to `parts` stacked on their output axis, when their formats match:
+/// the same kind, dtype, packing and input size, and biases on all or none.
 fn stack(parts: &[Linear]) -> Result<Option<Linear>> {
     if parts.len() < 2 {
         return Ok(None);
     }
-    let first = &parts[0];
-    match first {
-        Linear::Dense { weight: w0, .. } => {
-            let mut weights = Vec::new();
-            let mut biases = Vec::new();
+    match &parts[0] {
+        Linear::Dense {
+            weight: w0,
+            bias: b0,
+        } => {
+            let (mut weights, mut biases) = (Vec::new(), Vec::new());
             for p in parts {
                 match p {
                     Linear::Dense { weight, bias }
                         if weight.dtype() == w0.dtype()
-                            && weight.shape()[1..] == w0.shape()[1..] =>
+                            && weight.shape()[1..] == w0.shape()[1..]
+                            && bias.is_some() == b0.is_some() =>
                     {
                         weights.push(weight);
                         biases.push(bias.as_ref());
@@ -155,21 +149,20 @@ fn stack(parts: &[Linear]) -> Result<Option<Linear>> {
                     _ => return Ok(None),
                 }
             }
-            let Ok(bias) = concat_optional(&biases)? else {
-                return Ok(None);
-            };
             Ok(Some(Linear::Dense {
                 weight: concat_rows(&weights)?,
-                bias,
+                bias: concat_present(&biases)?,
             }))
         }
         Linear::Quantized {
             weight: w0,
+            biases: gb0,
+            bias: b0,
             params: p0,
             dtype: d0,
             ..
         } => {
-            let (mut weights, mut scales, mut gbiases, mut biases) =
+            let (mut weights, mut scales, mut group_biases, mut biases) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for p in parts {
                 match p {
@@ -180,25 +173,25 @@ fn stack(parts: &[Linear]) -> Result<Option<Linear>> {
                         bias,
                         params,
                         dtype,
-                    } if params == p0 && dtype == d0 && weight.shape()[1..] == w0.shape()[1..] => {
+                    } if params == p0
+                        && dtype == d0
+                        && weight.shape()[1..] == w0.shape()[1..]
+                        && gb.is_some() == gb0.is_some()
+                        && bias.is_some() == b0.is_some() =>
+                    {
                         weights.push(weight);
                         scales.push(s);
-                        gbiases.push(gb.as_ref());
+                        group_biases.push(gb.as_ref());
                         biases.push(bias.as_ref());
                     }
                     _ => return Ok(None),
                 }
             }
-            let (Ok(group_biases), Ok(bias)) =
-                (concat_optional(&gbiases)?, concat_optional(&biases)?)
-            else {
-                return Ok(None);
-            };
             Ok(Some(Linear::Quantized {
                 weight: concat_rows(&weights)?,
                 scales: concat_rows(&scales)?,
-                biases: group_biases,
-                bias,
+                biases: concat_present(&group_biases)?,
+                bias: concat_present(&biases)?,
                 params: *p0,
                 dtype: *d0,
             }))
