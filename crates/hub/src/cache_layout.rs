@@ -1,10 +1,15 @@
 //! The Hugging Face hub cache layout, shared with huggingface_hub, mlx-lm and hf-hub:
 //! `models--org--name/{blobs/<etag>, snapshots/<commit>/<path> -> ../../blobs/<etag>, refs/<rev>}`,
 //! with `blobs/<etag>.incomplete` for a file being downloaded.
+//!
+//! ETags, commit ids and file paths come from the server, and every one of them becomes a path
+//! here: they are checked by the `check_*` functions below before they get that far (a `../`
+//! from a malicious mirror would otherwise write outside the cache).
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{HubError, Result};
+use crate::model_ref::is_commit_hash;
 
 /// Suffix of a blob that is still being downloaded (huggingface_hub's convention).
 pub const INCOMPLETE_SUFFIX: &str = ".incomplete";
@@ -26,6 +31,71 @@ pub fn repo_id_from_folder(folder: &str) -> Option<String> {
     let rest = folder.strip_prefix("models--")?;
     let (org, name) = rest.split_once("--")?;
     Some(format!("{org}/{name}"))
+}
+
+/// Whether an ETag can name a blob: a content hash in hex (MD5 to SHA-512, 32 to 128 digits).
+/// The hub sends a SHA-256 for LFS files and a git SHA-1 for the others.
+pub fn is_blob_name(etag: &str) -> bool {
+    (32..=128).contains(&etag.len()) && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Refuses an ETag that is not a content hash, before it names a file.
+pub(crate) fn check_etag(etag: &str, url: &str) -> Result<()> {
+    if is_blob_name(etag) {
+        return Ok(());
+    }
+    Err(HubError::UnsafeName {
+        url: url.to_string(),
+        what: "ETag",
+        value: shorten(etag),
+        expected: "a content hash (32 to 128 hex digits)",
+    })
+}
+
+/// Refuses a commit id that is not 40 hex digits, before it names a snapshot folder.
+pub(crate) fn check_commit(commit: &str, url: &str) -> Result<()> {
+    if is_commit_hash(commit) {
+        return Ok(());
+    }
+    Err(HubError::UnsafeName {
+        url: url.to_string(),
+        what: "commit id",
+        value: shorten(commit),
+        expected: "a git commit hash (40 hex digits)",
+    })
+}
+
+/// Whether a repository file path stays inside the snapshot folder: relative, `/`-separated,
+/// with no empty, `.` or `..` part, no backslash and no NUL.
+pub fn is_safe_repo_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.contains(['\\', '\0'])
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+/// Refuses a repository file path that would leave the snapshot folder.
+pub(crate) fn check_repo_path(path: &str, url: &str) -> Result<()> {
+    if is_safe_repo_path(path) {
+        return Ok(());
+    }
+    Err(HubError::UnsafeName {
+        url: url.to_string(),
+        what: "file path",
+        value: shorten(path),
+        expected: "a relative path without `..`, `.` or empty parts",
+    })
+}
+
+/// A server-provided value cut to a length that fits in an error message.
+fn shorten(value: &str) -> String {
+    let cut: String = value.chars().take(80).collect();
+    if cut.len() < value.len() {
+        format!("{cut}...")
+    } else {
+        cut
+    }
 }
 
 impl RepoCache {
@@ -93,7 +163,13 @@ impl RepoCache {
 
     /// Points `snapshots/<commit>/<path>` at `blobs/<etag>` with a relative symlink, as
     /// huggingface_hub does, replacing whatever pointer was there.
+    /// Names that are not a commit hash, a content hash and a path inside the snapshot are
+    /// refused (the last line of defence; the network layer checks them first).
     pub fn link(&self, commit: &str, path: &str, etag: &str) -> Result<PathBuf> {
+        let here = self.root.display().to_string();
+        check_commit(commit, &here)?;
+        check_repo_path(path, &here)?;
+        check_etag(etag, &here)?;
         let pointer = self.snapshot_file(commit, path);
         let parent = pointer.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&parent).map_err(|e| HubError::io(&parent, e))?;
@@ -149,13 +225,83 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = RepoCache::new(dir.path(), "org/name");
         let commit = "0123456789abcdef0123456789abcdef01234567";
+        let etag = "ce013625030ba8dba906f756967f9e9ca394464a";
         std::fs::create_dir_all(cache.blob("x").parent().unwrap()).unwrap();
-        std::fs::write(cache.blob("abc"), b"hello").unwrap();
-        let p = cache.link(commit, "sub/dir/file.json", "abc").unwrap();
+        std::fs::write(cache.blob(etag), b"hello").unwrap();
+        let p = cache.link(commit, "sub/dir/file.json", etag).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"hello");
-        let p = cache.link(commit, "top.json", "abc").unwrap();
+        let p = cache.link(commit, "top.json", etag).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"hello");
         cache.write_ref("main", commit).unwrap();
         assert_eq!(cache.read_ref("main").as_deref(), Some(commit));
+    }
+
+    #[test]
+    fn names_from_the_server_are_checked_before_they_become_paths() {
+        let sha1 = "ce013625030ba8dba906f756967f9e9ca394464a";
+        let sha256 = "a".repeat(64);
+        assert!(is_blob_name(sha1) && is_blob_name(&sha256));
+        for bad in [
+            "",
+            "../../x",
+            "abc",
+            "..",
+            "a/b",
+            &"g".repeat(40),
+            &"a".repeat(129),
+        ] {
+            assert!(!is_blob_name(bad), "{bad}");
+            assert!(check_etag(bad, "u").is_err(), "{bad}");
+        }
+        assert!(check_commit(sha1, "u").is_ok());
+        for bad in [
+            "../../../escaped",
+            "main",
+            &"a".repeat(64),
+            "0123456789abcdef0123456789abcdef0123456/",
+        ] {
+            let e = check_commit(bad, "http://hub/api").unwrap_err().to_string();
+            assert!(
+                e.contains("commit id") && e.contains("http://hub/api"),
+                "{e}"
+            );
+        }
+        for good in [
+            "config.json",
+            "sub/dir/model.safetensors",
+            ".gitattributes",
+            "a..b",
+        ] {
+            assert!(is_safe_repo_path(good), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\\..\\b",
+            "a\0b",
+        ] {
+            assert!(!is_safe_repo_path(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn link_refuses_names_that_leave_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RepoCache::new(&dir.path().join("hub"), "org/name");
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let etag = "ce013625030ba8dba906f756967f9e9ca394464a";
+        assert!(cache.link("../../../out", "f.json", etag).is_err());
+        assert!(cache.link(commit, "../../../../out", etag).is_err());
+        assert!(cache.link(commit, "f.json", "../../../../out").is_err());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing was created"
+        );
     }
 }

@@ -3,13 +3,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::{HubError, Result};
 use crate::filter::FileFilter;
 
 /// Default Hugging Face endpoint when neither the config nor `HF_ENDPOINT` names one.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// What `Debug` prints in place of a token.
+pub(crate) const REDACTED: &str = "<redacted>";
+
 /// How a pull talks to the hub and retries; every field has a sensible default.
-#[derive(Clone, Debug)]
+/// `Debug` says whether a token is set, never the token.
+#[derive(Clone)]
 pub struct HubConfig {
     /// Hub base URL; `None` means `HF_ENDPOINT`, else <https://huggingface.co>.
     pub endpoint: Option<String>,
@@ -58,6 +63,40 @@ impl Default for HubConfig {
     }
 }
 
+impl std::fmt::Debug for HubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so a new field cannot be left out of Debug by accident.
+        let HubConfig {
+            endpoint,
+            token,
+            cache_dir,
+            offline,
+            parallel_files,
+            max_attempts,
+            base_retry_delay,
+            max_retry_delay,
+            stall_timeout,
+            connect_timeout,
+            max_verify_attempts,
+            filter,
+        } = self;
+        f.debug_struct("HubConfig")
+            .field("endpoint", endpoint)
+            .field("token", &token.as_ref().map(|_| REDACTED))
+            .field("cache_dir", cache_dir)
+            .field("offline", offline)
+            .field("parallel_files", parallel_files)
+            .field("max_attempts", max_attempts)
+            .field("base_retry_delay", base_retry_delay)
+            .field("max_retry_delay", max_retry_delay)
+            .field("stall_timeout", stall_timeout)
+            .field("connect_timeout", connect_timeout)
+            .field("max_verify_attempts", max_verify_attempts)
+            .field("filter", filter)
+            .finish()
+    }
+}
+
 impl HubConfig {
     /// Defaults plus `HF_HUB_OFFLINE`; endpoint, token and cache are resolved when the
     /// [`Hub`](crate::Hub) is built, so explicit values set afterwards win over the environment.
@@ -87,14 +126,59 @@ impl HubConfig {
     }
 }
 
-/// The endpoint to use: explicit, else `HF_ENDPOINT`, else the public hub; no trailing slash.
-pub(crate) fn resolve_endpoint(explicit: Option<&str>) -> String {
-    explicit
+/// The endpoint to use: explicit, else `HF_ENDPOINT`, else the public hub; checked by
+/// [`validate_endpoint`].
+pub(crate) fn resolve_endpoint(explicit: Option<&str>) -> Result<String> {
+    let chosen = explicit
         .map(str::to_string)
-        .or_else(|| std::env::var("HF_ENDPOINT").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string())
-        .trim_end_matches('/')
-        .to_string()
+        .or_else(|| {
+            std::env::var("HF_ENDPOINT")
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+    validate_endpoint(&chosen)
+}
+
+/// Checks a hub endpoint the token will be sent to and returns it without a trailing slash:
+/// https, or plain http only on this machine (loopback), with no user name, password, query or
+/// fragment. The one place the app's settings, the CLI and [`Hub`](crate::Hub) decide this.
+pub fn validate_endpoint(endpoint: &str) -> Result<String> {
+    let trimmed = endpoint.trim().trim_end_matches('/');
+    let refuse = |reason: &str| HubError::InvalidEndpoint {
+        endpoint: endpoint.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = reqwest::Url::parse(trimmed).map_err(|e| refuse(&format!("not a URL ({e})")))?;
+    let Some(host) = url.host() else {
+        return Err(refuse("it names no host"));
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&host) => {}
+        "http" => {
+            return Err(refuse(
+                "plain http would send the access token unencrypted to another machine",
+            ))
+        }
+        other => return Err(refuse(&format!("`{other}` is not http or https"))),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("it contains a user name or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refuse("it has a query or fragment"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Whether a host is this machine: a loopback address or `localhost`.
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 /// The token to send: `HF_TOKEN`, the one the app saved in the OS keychain, then
@@ -170,4 +254,53 @@ fn env_flag(name: &str) -> bool {
             )
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_a_token_may_go_to() {
+        for (given, want) in [
+            ("https://huggingface.co", "https://huggingface.co"),
+            ("https://hf-mirror.com/", "https://hf-mirror.com"),
+            ("https://mirror.example/hub", "https://mirror.example/hub"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://127.5.0.1", "http://127.5.0.1"),
+            ("http://[::1]:9000/", "http://[::1]:9000"),
+            ("http://localhost:3000", "http://localhost:3000"),
+        ] {
+            assert_eq!(validate_endpoint(given).unwrap(), want);
+        }
+        for (given, needle) in [
+            ("http://hf-mirror.com", "unencrypted"),
+            ("http://192.168.1.10:8080", "unencrypted"),
+            ("http://localhost.evil.example", "unencrypted"),
+            ("ftp://huggingface.co", "`ftp`"),
+            ("file:///etc", "no host"),
+            ("huggingface.co", "not a URL"),
+            ("https://user:pw@huggingface.co", "password"),
+            ("https://huggingface.co/?x=1", "query"),
+            ("", "not a URL"),
+        ] {
+            let e = validate_endpoint(given).unwrap_err().to_string();
+            assert!(e.contains(needle), "{given}: {e}");
+            assert!(e.contains("https://"), "{e}");
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let config = HubConfig::default()
+            .with_token(Some("hf_SECRETsecret".into()))
+            .with_endpoint("https://huggingface.co");
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains(REDACTED), "{shown}");
+        let hub = crate::Hub::new(config.with_cache_dir(std::env::temp_dir())).unwrap();
+        let shown = format!("{hub:?} {hub:#?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("huggingface.co"), "{shown}");
+    }
 }

@@ -156,6 +156,29 @@ pub enum HubError {
         detail: String,
     },
 
+    /// The hub sent a name (ETag, commit id, file path) that could not safely become a path
+    /// in the cache; nothing was written under it.
+    #[error("refusing the {what} `{value}` sent by {url}: it must be {expected}, so it cannot escape the model cache; check HF_ENDPOINT (this server is not behaving like the Hugging Face hub)")]
+    UnsafeName {
+        /// Request URL (or cache folder) it came with.
+        url: String,
+        /// What the name was.
+        what: &'static str,
+        /// The name, shortened.
+        value: String,
+        /// The shape it must have.
+        expected: &'static str,
+    },
+
+    /// The hub endpoint (settings or `HF_ENDPOINT`) is not one a token may be sent to.
+    #[error("the hub endpoint `{endpoint}` cannot be used: {reason}. Use an https:// address (plain http:// only for this machine, e.g. http://127.0.0.1:8080), or unset HF_ENDPOINT for https://huggingface.co")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The caller cancelled the pull; partial files are kept.
     #[error("download cancelled; the partial files were kept and the next pull resumes them")]
     Cancelled,

@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use hf_hub::repository::RepoTreeEntry;
 use hf_hub::{HFClient, HFError};
 
-use crate::cache_layout::RepoCache;
+use crate::cache_layout::{self, RepoCache};
 use crate::config::{self, HubConfig};
 use crate::control::PullControl;
 use crate::error::{HubError, Result};
@@ -26,7 +26,7 @@ use crate::verify::Check;
 const INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// A configured connection to a Hugging Face hub (or mirror) and the local cache.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Hub {
     pub(crate) api: HFClient,
     pub(crate) http: reqwest::Client,
@@ -37,11 +37,23 @@ pub struct Hub {
     pub(crate) config: Arc<HubConfig>,
 }
 
+/// Says whether a token is set, never the token itself.
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| config::REDACTED))
+            .field("cache_dir", &self.cache_dir)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Hub {
     /// Resolves endpoint, token and cache folder (explicit values, then the environment) and
-    /// builds the HTTP clients.
+    /// builds the HTTP clients; an endpoint a token must not be sent to is refused.
     pub fn new(config: HubConfig) -> Result<Self> {
-        let endpoint = config::resolve_endpoint(config.endpoint.as_deref());
+        let endpoint = config::resolve_endpoint(config.endpoint.as_deref())?;
         let token = config::resolve_token(config.token.as_deref());
         let cache_dir = config
             .cache_dir
@@ -151,12 +163,17 @@ impl Hub {
             url: api_url.clone(),
             detail: "no commit sha in the repository info".into(),
         })?;
+        // Both name folders and files in the cache: refuse anything that could leave it.
+        cache_layout::check_commit(&commit, &api_url)?;
         let listed: Vec<String> = info
             .siblings
             .unwrap_or_default()
             .into_iter()
             .map(|s| s.rfilename)
             .collect();
+        for path in &listed {
+            cache_layout::check_repo_path(path, &api_url)?;
+        }
 
         // Sizes from the tree listing; an older mirror without it still works through HEAD.
         let mut sizes: BTreeMap<String, u64> = BTreeMap::new();

@@ -8,6 +8,8 @@
 //! - [`library`] lists the models in that cache and in Minibar's own store, and removes them
 //!   unless an engine holds them ([`library::ModelInUse`]).
 
+#![forbid(unsafe_code)]
+
 mod cache_layout;
 mod config;
 mod control;
@@ -26,8 +28,12 @@ mod pull;
 mod remote;
 mod verify;
 
-pub use cache_layout::{repo_folder_name, RepoCache, INCOMPLETE_SUFFIX};
-pub use config::{hf_home, hub_cache_dir, resolve_token, HubConfig, DEFAULT_ENDPOINT};
+pub use cache_layout::{
+    is_blob_name, is_safe_repo_path, repo_folder_name, RepoCache, INCOMPLETE_SUFFIX,
+};
+pub use config::{
+    hf_home, hub_cache_dir, resolve_token, validate_endpoint, HubConfig, DEFAULT_ENDPOINT,
+};
 pub use control::PullControl;
 pub use error::{HubError, Result};
 pub use fetch::FileReport;

@@ -124,8 +124,10 @@ pub(crate) async fn response_error(
     status_error(ctx, status, code.as_deref(), &message, &url)
 }
 
-/// HEAD on a file's resolve URL, following only relative redirects (renamed repos) so the
-/// `X-Linked-*` headers of the hub's own answer are read, not those of the CDN.
+/// HEAD on a file's resolve URL, following only relative redirects (renamed repos)
+/// so the `X-Linked-*` headers of the hub's own answer are read, not those of the CDN, and the
+/// token (sent on every hop here) never reaches another host. The ETag is checked to be a
+/// content hash, since it names the blob file.
 pub(crate) async fn head_file(
     client: &reqwest::Client,
     url: Url,
@@ -141,19 +143,22 @@ pub(crate) async fn head_file(
         let response = req.send().await.map_err(HeadFailure::Transport)?;
         let status = response.status();
         if status.is_redirection() {
-            let location = header(response.headers(), LOCATION.as_str());
-            let relative = location.as_deref().filter(|l| l.starts_with('/'));
-            if let Some(l) = relative {
-                url = url
-                    .join(l)
-                    .map_err(|e| HeadFailure::Hub(protocol(&url, e.to_string())))?;
+            // Only a path on this host: `//host/...` is another host without a scheme.
+            let next = header(response.headers(), LOCATION.as_str())
+                .filter(|l| l.starts_with('/') && !l.starts_with("//"))
+                .and_then(|l| url.join(&l).ok())
+                .filter(|next| same_origin(next, &url));
+            if let Some(next) = next {
+                url = next;
                 continue;
             }
         } else if !status.is_success() {
             return Err(HeadFailure::Hub(response_error(ctx, response).await));
         }
-        return meta_from_headers(response.headers())
-            .ok_or_else(|| HeadFailure::Hub(protocol(&url, "no ETag in the answer".to_string())));
+        let meta = meta_from_headers(response.headers())
+            .ok_or_else(|| HeadFailure::Hub(protocol(&url, "no ETag in the answer".to_string())))?;
+        crate::cache_layout::check_etag(&meta.etag, url.as_str()).map_err(HeadFailure::Hub)?;
+        return Ok(meta);
     }
     Err(HeadFailure::Hub(protocol(
         &url,
@@ -166,6 +171,13 @@ pub(crate) async fn head_file(
 pub(crate) enum HeadFailure {
     Hub(HubError),
     Transport(reqwest::Error),
+}
+
+/// Whether two URLs share scheme, host and port: where a token sent to one may also go.
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 fn protocol(url: &Url, detail: String) -> HubError {
@@ -240,6 +252,22 @@ mod tests {
             u.as_str(),
             "http://127.0.0.1:9/base/org/name/resolve/refs%2Fpr%2F1/sub%20dir/a%23b.json"
         );
+    }
+
+    #[test]
+    fn only_same_origin_redirects_are_followed_with_the_token() {
+        let base = Url::parse("https://hub.example/org/name/resolve/main/a.json").unwrap();
+        for (location, same) in [
+            ("/org/renamed/resolve/main/a.json", true),
+            ("https://hub.example:443/x", true),
+            ("//evil.example/steal", false),
+            ("https://evil.example/x", false),
+            ("http://hub.example/x", false),
+            ("https://hub.example:8443/x", false),
+        ] {
+            let next = base.join(location).unwrap();
+            assert_eq!(same_origin(&next, &base), same, "{location}");
+        }
     }
 
     #[test]

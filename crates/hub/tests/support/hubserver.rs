@@ -29,6 +29,8 @@ pub struct ServedFile {
     pub path: String,
     pub data: Bytes,
     pub lfs: bool,
+    /// An ETag to send instead of the real hash (a misbehaving or malicious mirror).
+    pub served_etag: Option<String>,
 }
 
 impl ServedFile {
@@ -37,7 +39,14 @@ impl ServedFile {
             path: path.to_string(),
             data: data.into(),
             lfs,
+            served_etag: None,
         }
+    }
+
+    /// Serves this ETag (as `X-Linked-Etag` for LFS files, `ETag` otherwise) instead of the hash.
+    pub fn with_served_etag(mut self, etag: &str) -> Self {
+        self.served_etag = Some(etag.to_string());
+        self
     }
 
     pub fn sha256(&self) -> String {
@@ -151,6 +160,9 @@ struct Log {
     head_requests: u64,
     data: Vec<DataRequest>,
     refused_over_limit: u64,
+    /// Requests (HEAD or GET) on the CDN route, and how many of them carried a token.
+    cdn_requests: u64,
+    cdn_with_token: u64,
 }
 
 struct Inner {
@@ -160,6 +172,8 @@ struct Inner {
     log: Mutex<Log>,
     request_limit: u64,
     addr: Mutex<Option<SocketAddr>>,
+    /// Where LFS redirects point instead of `http://<addr>` (e.g. another host name).
+    cdn_base: Mutex<Option<String>>,
 }
 
 /// The running server; stops when dropped.
@@ -185,6 +199,7 @@ impl TestHub {
             log: Mutex::new(Log::default()),
             request_limit: 5000,
             addr: Mutex::new(None),
+            cdn_base: Mutex::new(None),
         });
         let std_listener = std::net::TcpListener::bind(bind).expect("bind loopback");
         std_listener.set_nonblocking(true).expect("nonblocking");
@@ -239,6 +254,18 @@ impl TestHub {
             Some(f) => p.insert(path.to_string(), f),
             None => p.remove(path),
         };
+    }
+
+    /// Makes LFS redirects point at `base` + `/cdn/...` (`None`: this server's own address), to
+    /// send clients to another host, e.g. `http://localhost:<port>` or `//localhost:<port>`.
+    pub fn set_cdn_base(&self, base: Option<String>) {
+        *self.inner.cdn_base.lock().unwrap() = base;
+    }
+
+    /// Requests on the CDN route so far, and how many of them carried an `Authorization` header.
+    pub fn cdn_requests(&self) -> (u64, u64) {
+        let log = self.inner.log.lock().unwrap();
+        (log.cdn_requests, log.cdn_with_token)
     }
 
     /// Data requests so far (GETs of file content), in order.
@@ -529,15 +556,25 @@ async fn resolve(
             &format!("{file} does not exist on \"{rev}\""),
         );
     };
+    let served_etag = f.served_etag.clone();
     if f.lfs {
         let addr = state.addr.lock().unwrap().expect("address set");
-        let location = format!("http://{addr}/cdn/{repo_id}/{}/{}", f.sha256(), f.path);
+        let base = state
+            .cdn_base
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let location = format!("{base}/cdn/{repo_id}/{}/{}", f.sha256(), f.path);
         return Response::builder()
             .status(StatusCode::FOUND)
             .header(header::LOCATION, location)
             .header("x-repo-commit", &repo.commit)
             .header(header::ETAG, format!("\"{}\"", f.git_sha1()))
-            .header("x-linked-etag", format!("\"{}\"", f.sha256()))
+            .header(
+                "x-linked-etag",
+                format!("\"{}\"", served_etag.unwrap_or_else(|| f.sha256())),
+            )
             .header("x-linked-size", f.data.len().to_string())
             .header(header::CONTENT_LENGTH, "0")
             .body(Body::empty())
@@ -545,7 +582,10 @@ async fn resolve(
     }
     let extra = [
         ("x-repo-commit", repo.commit.clone()),
-        ("etag", format!("\"{}\"", f.git_sha1())),
+        (
+            "etag",
+            format!("\"{}\"", served_etag.unwrap_or_else(|| f.git_sha1())),
+        ),
     ];
     serve_data(&state, f, &headers, is_head, &extra)
 }
@@ -559,6 +599,13 @@ async fn cdn(
     let is_head = method == Method::HEAD;
     if !count(&state, if is_head { "head" } else { "cdn" }) {
         return over_limit();
+    }
+    {
+        let mut log = state.log.lock().unwrap();
+        log.cdn_requests += 1;
+        if headers.contains_key(header::AUTHORIZATION) {
+            log.cdn_with_token += 1;
+        }
     }
     let repo_id = format!("{org}/{name}");
     let Some(f) = state
