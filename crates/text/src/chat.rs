@@ -175,10 +175,11 @@ fn strip_generation_tags(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut rest = source;
     while let Some(start) = rest.find("{%") {
-        let Some(len) = rest[start..].find("%}") else {
+        // The closing `%}` is looked for after the opening `{%` (in `{%}` they overlap).
+        let Some(len) = rest[start + 2..].find("%}") else {
             break;
         };
-        let tag = &rest[start..start + len + 2];
+        let tag = &rest[start..start + 2 + len + 2];
         let inner = &tag[2..tag.len() - 2];
         let word = inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
         out.push_str(&rest[..start]);
@@ -191,7 +192,7 @@ fn strip_generation_tags(source: &str) -> String {
             Some(r) => out.push_str(&tag.replacen(word, r, 1)),
             None => out.push_str(tag),
         }
-        rest = &rest[start + len + 2..];
+        rest = &rest[start + 2 + len + 2..];
     }
     out.push_str(rest);
     out
@@ -274,6 +275,19 @@ fn sort_json(v: serde_json::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generation_tags_are_stripped_and_broken_tags_are_left_to_the_parser() {
+        assert_eq!(
+            strip_generation_tags("a{%- generation %}b{% endgeneration -%}c"),
+            "a{%- if true %}b{% endif -%}c"
+        );
+        for broken in ["{%}", "{%}%}", "x{%", "{%%}", "{% generation"] {
+            let _ = strip_generation_tags(broken);
+            assert!(ChatTemplate::new(broken, None, None).is_err(), "{broken}");
+        }
+        assert_eq!(strip_generation_tags("{%}%}"), "{%}%}");
+    }
 
     #[test]
     fn raise_exception_surfaces_the_templates_message() {

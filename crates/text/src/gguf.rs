@@ -16,6 +16,10 @@ const MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
 /// Deepest nesting of arrays we accept; real files nest at most once.
 const MAX_ARRAY_DEPTH: u32 = 4;
+/// Most metadata values (array elements included) one file may hold. Each takes 32 bytes in
+/// memory however small it is in the file, so this caps the memory metadata can take at
+/// 512 MiB; the largest real vocabularies (262k tokens, three arrays) need under a million.
+pub const MAX_METADATA_VALUES: u64 = 1 << 24;
 
 /// Why a GGUF file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +263,8 @@ struct Cursor<R> {
     len: u64,
     /// GGUF v1 stores string lengths and counts as u32, later versions as u64.
     wide: bool,
+    /// Metadata values that may still be decoded (see [`MAX_METADATA_VALUES`]).
+    values_left: u64,
 }
 
 impl<R: Read> Cursor<R> {
@@ -361,6 +367,11 @@ impl<R: Read> Cursor<R> {
     }
 
     fn value(&mut self, ty: u32, key: &str, depth: u32) -> Result<GgufValue, GgufError> {
+        self.values_left = self.values_left.checked_sub(1).ok_or_else(|| {
+            self.corrupt(format!(
+                "key '{key}': more than {MAX_METADATA_VALUES} metadata values"
+            ))
+        })?;
         Ok(match ty {
             0 => GgufValue::U8(u8::from_le_bytes(self.bytes(key)?)),
             1 => GgufValue::I8(i8::from_le_bytes(self.bytes(key)?)),
@@ -387,7 +398,10 @@ impl<R: Read> Cursor<R> {
                 }
                 let n = self.count(key)?;
                 self.ensure(n.saturating_mul(self.min_size(elem_ty)), key)?;
-                let mut items = Vec::with_capacity(n as usize);
+                // A value takes more memory than its smallest encoding (32 bytes for one u8):
+                // reserve no more than the bytes left in the file, and grow as elements arrive.
+                let fit = self.remaining() / std::mem::size_of::<GgufValue>() as u64;
+                let mut items = Vec::with_capacity(n.min(fit) as usize);
                 for _ in 0..n {
                     items.push(self.value(elem_ty, key, depth + 1)?);
                 }
@@ -422,6 +436,7 @@ impl GgufMetadata {
             pos: 0,
             len,
             wide: true,
+            values_left: MAX_METADATA_VALUES,
         };
         if c.remaining() < 4 || &c.bytes::<4>("magic")? != MAGIC {
             return Err(GgufError::BadMagic { path: c.path });
@@ -450,7 +465,9 @@ impl GgufMetadata {
 
         let min_tensor = if c.wide { 8 + 4 + 4 + 8 } else { 4 + 4 + 4 + 8 };
         c.ensure(tensor_count.saturating_mul(min_tensor), "tensor directory")?;
-        let mut tensors = Vec::with_capacity(tensor_count as usize);
+        // Bounded by the bytes left, as above (an entry is 56 bytes in memory, 24 in the file).
+        let fit = c.remaining() / std::mem::size_of::<GgufTensorInfo>() as u64;
+        let mut tensors = Vec::with_capacity(tensor_count.min(fit) as usize);
         for _ in 0..tensor_count {
             let name = c.string("tensor name")?;
             let n_dims = c.u32(&name)?;
@@ -485,7 +502,16 @@ impl GgufMetadata {
         let data_offset = c.pos.div_ceil(alignment) * alignment;
         // A file cut short in its tensor data would otherwise only fail later, inside MLX.
         for t in &tensors {
-            let Some(size) = t.byte_size() else { continue };
+            // Types we do not know are left to the loader; a known type must have a size.
+            if ggml_block_size(t.ggml_type).is_none() {
+                continue;
+            }
+            let Some(size) = t.byte_size() else {
+                return Err(c.corrupt(format!(
+                    "tensor '{}' has an impossible size: dimensions {:?} of type {}",
+                    t.name, t.dims, t.ggml_type
+                )));
+            };
             let end = data_offset
                 .checked_add(t.offset)
                 .and_then(|s| s.checked_add(size));

@@ -3,12 +3,14 @@
 //! GGUF metadata reading, tokenizers built from GGUF metadata or loaded from Hugging Face
 //! folders, chat templates, streaming detokenization and stop strings.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod chat;
 pub mod error;
 pub mod gguf;
 pub mod gguf_tokenizer;
+mod guard;
 pub mod hf;
 pub mod model;
 pub mod pretokenize;

@@ -9,6 +9,7 @@ use crate::chat::{ChatTemplate, Message};
 use crate::error::TextError;
 use crate::gguf::GgufMetadata;
 use crate::gguf_tokenizer::{gguf_specials, tokenizer_from_gguf};
+use crate::guard::tokenizer_call;
 use crate::hf::HfTokenizerConfig;
 use crate::stream::StreamDecoder;
 
@@ -79,8 +80,13 @@ impl TextModel {
         if !path.is_file() {
             return Err(TextError::MissingFile { path });
         }
-        let tokenizer = Tokenizer::from_file(&path)
-            .map_err(|e| TextError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let tokenizer = tokenizer_call("reading tokenizer.json", || {
+            let t = Tokenizer::from_file(&path)
+                .map_err(|e| TextError::Tokenizer(format!("{}: {e}", path.display())))?;
+            check_post_processor(&t)
+                .map_err(|e| TextError::Tokenizer(format!("{}: {e}", path.display())))?;
+            Ok(t)
+        })?;
         let cfg = HfTokenizerConfig::read(dir)?;
         let id_of = |t: &Option<String>| t.as_deref().and_then(|t| tokenizer.token_to_id(t));
         let bos = id_of(&cfg.bos_token);
@@ -88,7 +94,7 @@ impl TextModel {
         let mut eos = cfg.eos_token_ids.clone();
         eos.extend(eos_token);
         // What the tokenizer's own post-processor does is what encoding will do.
-        let probe = tokenizer.encode("a", true)?;
+        let probe = tokenizer_call("encoding", || Ok(tokenizer.encode("a", true)?))?;
         let add_bos = bos.is_some_and(|b| probe.get_ids().first() == Some(&b));
         let chat_template = match &cfg.chat_template {
             Some(src) => {
@@ -137,12 +143,16 @@ impl TextModel {
 
     /// Tokenizes `text`; `add_special` adds BOS/EOS as the model's tokenizer is configured to.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, TextError> {
-        Ok(self.tokenizer.encode(text, add_special)?.get_ids().to_vec())
+        tokenizer_call("encoding", || {
+            Ok(self.tokenizer.encode(text, add_special)?.get_ids().to_vec())
+        })
     }
 
     /// Turns ids back into text.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TextError> {
-        Ok(self.tokenizer.decode(ids, skip_special_tokens)?)
+        tokenizer_call("decoding", || {
+            Ok(self.tokenizer.decode(ids, skip_special_tokens)?)
+        })
     }
 
     /// Whether `id` ends generation.
@@ -207,4 +217,61 @@ fn special_id(tokenizer: &Tokenizer, text: &str) -> Option<u32> {
         .into_iter()
         .find(|(_, t)| t.special && t.content == text)
         .map(|(id, _)| id)
+}
+
+/// Refuses a `TemplateProcessing` post-processor that the tokenizers crate would panic on
+/// while encoding (it checks these only when one is built in code, not when one is read from
+/// `tokenizer.json`): a special token the template names but does not define, a special token
+/// with unequal id and token lists, or the second sequence in the single-sequence template.
+fn check_post_processor(tokenizer: &Tokenizer) -> Result<(), String> {
+    fn check(p: &serde_json::Value) -> Result<(), String> {
+        match p.get("type").and_then(serde_json::Value::as_str) {
+            Some("Sequence") => p
+                .get("processors")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .try_for_each(check),
+            Some("TemplateProcessing") => {
+                let specials = p
+                    .get("special_tokens")
+                    .and_then(serde_json::Value::as_object);
+                for (id, t) in specials.into_iter().flatten() {
+                    let len =
+                        |k: &str| t.get(k).and_then(serde_json::Value::as_array).map(Vec::len);
+                    if len("ids") != len("tokens") {
+                        return Err(format!(
+                            "post-processor special token `{id}` has unequal ids and tokens"
+                        ));
+                    }
+                }
+                for (template, pair) in [("single", false), ("pair", true)] {
+                    let pieces = p.get(template).and_then(serde_json::Value::as_array);
+                    for piece in pieces.into_iter().flatten() {
+                        if let Some(id) = piece.pointer("/SpecialToken/id").and_then(|v| v.as_str())
+                        {
+                            if !specials.is_some_and(|s| s.contains_key(id)) {
+                                return Err(format!(
+                                    "post-processor template `{template}` uses special token `{id}`, which it does not define"
+                                ));
+                            }
+                        }
+                        if !pair
+                            && piece.pointer("/Sequence/id").and_then(|v| v.as_str()) == Some("B")
+                        {
+                            return Err(
+                                "post-processor template `single` uses the second sequence".into(),
+                            );
+                        }
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    match tokenizer.get_post_processor() {
+        None => Ok(()),
+        Some(p) => check(&serde_json::to_value(p).map_err(|e| e.to_string())?),
+    }
 }

@@ -35,7 +35,9 @@ impl<'t> StreamDecoder<'t> {
     }
 
     fn decode(&self, ids: &[u32]) -> Result<String, TextError> {
-        Ok(self.tokenizer.decode(ids, self.skip_special_tokens)?)
+        crate::guard::tokenizer_call("decoding", || {
+            Ok(self.tokenizer.decode(ids, self.skip_special_tokens)?)
+        })
     }
 
     /// Adds one token; returns the text it completes, if any.

@@ -5,57 +5,9 @@ mod common;
 
 use std::path::Path;
 
+use common::{string, Writer};
 use minibar_text::{GgufError, GgufMetadata, GgufValue};
 use serde_json::Value;
-
-/// Writes GGUF v3 bytes for tests.
-#[derive(Default)]
-struct Writer {
-    kv: Vec<u8>,
-    n_kv: u64,
-    tensors: Vec<u8>,
-    n_tensors: u64,
-}
-
-fn string(out: &mut Vec<u8>, s: &str) {
-    out.extend((s.len() as u64).to_le_bytes());
-    out.extend(s.as_bytes());
-}
-
-impl Writer {
-    fn key(&mut self, key: &str, ty: u32, value: &[u8]) -> &mut Self {
-        string(&mut self.kv, key);
-        self.kv.extend(ty.to_le_bytes());
-        self.kv.extend(value);
-        self.n_kv += 1;
-        self
-    }
-    fn tensor(&mut self, name: &str, dims: &[u64], ty: u32, offset: u64) -> &mut Self {
-        string(&mut self.tensors, name);
-        self.tensors.extend((dims.len() as u32).to_le_bytes());
-        for d in dims {
-            self.tensors.extend(d.to_le_bytes());
-        }
-        self.tensors.extend(ty.to_le_bytes());
-        self.tensors.extend(offset.to_le_bytes());
-        self.n_tensors += 1;
-        self
-    }
-    /// Header, metadata, tensor directory, padding to 32 and `data_len` bytes of data.
-    fn bytes(&self, data_len: usize) -> Vec<u8> {
-        let mut out = b"GGUF".to_vec();
-        out.extend(3u32.to_le_bytes());
-        out.extend(self.n_tensors.to_le_bytes());
-        out.extend(self.n_kv.to_le_bytes());
-        out.extend(&self.kv);
-        out.extend(&self.tensors);
-        while !out.len().is_multiple_of(32) {
-            out.push(0);
-        }
-        out.extend(vec![0u8; data_len]);
-        out
-    }
-}
 
 fn parse(bytes: &[u8]) -> Result<GgufMetadata, GgufError> {
     GgufMetadata::from_reader(bytes, bytes.len() as u64, Path::new("test.gguf"))
@@ -176,6 +128,35 @@ fn absurd_counts_fail_fast_without_allocating() {
     bytes.extend((1u64 << 62).to_le_bytes());
     bytes.extend((1u64 << 62).to_le_bytes());
     assert!(matches!(parse(&bytes), Err(GgufError::Truncated { .. })));
+}
+
+#[test]
+fn metadata_values_are_capped_so_memory_is_bounded() {
+    // One byte in the file becomes a 32-byte value in memory: past the cap, the file is refused.
+    let n = minibar_text::gguf::MAX_METADATA_VALUES;
+    let mut arr = 0u32.to_le_bytes().to_vec();
+    arr.extend(n.to_le_bytes());
+    arr.resize(arr.len() + n as usize, 7);
+    let bytes = Writer::default().key("blob", 9, &arr).bytes(0);
+    let e = parse(&bytes).unwrap_err();
+    assert!(
+        matches!(e, GgufError::Corrupt { ref problem, .. } if problem.contains("metadata values")),
+        "{e}"
+    );
+}
+
+#[test]
+fn tensor_sizes_that_overflow_are_corrupt() {
+    for dims in [&[1u64 << 62, 1 << 62][..], &[u64::MAX][..], &[33][..]] {
+        // F32 overflows the byte count; Q4_0 (type 2) needs whole blocks of 32.
+        let ty = if dims == [33] { 2 } else { 0 };
+        let bytes = Writer::default().tensor("t", dims, ty, 0).bytes(64);
+        let e = parse(&bytes).unwrap_err();
+        assert!(
+            matches!(e, GgufError::Corrupt { ref problem, .. } if problem.contains("impossible size")),
+            "{dims:?}: {e}"
+        );
+    }
 }
 
 #[test]
