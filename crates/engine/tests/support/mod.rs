@@ -1,6 +1,12 @@
 //! Shared by the engine's integration tests: finding the reference implementation (mlx-lm in
-//! the set-up's Python environment) and the default model, caching converted fixtures, and
-//! comparing logits.
+//! the set-up's Python environment) and the default model, caching converted fixtures and
+//! reference outputs, and comparing logits.
+//!
+//! The cache is keyed by content, so it never answers for something that changed: a fixture by
+//! the reference script that builds it and the pinned versions (scripts/versions.env), an
+//! mlx-lm output by its script, its arguments and every byte of the model folder it ran on.
+//! A folder Minibar writes in a test (a quantization, an import) is deterministic, so mlx-lm
+//! runs on it once, and again only when Minibar's output changes.
 
 #![allow(dead_code)]
 
@@ -52,7 +58,7 @@ pub fn repo() -> PathBuf {
 
 /// The tiny random-weight models of every architecture, written by mlx-lm once and cached.
 pub fn tiny_models(python: &Path) -> PathBuf {
-    fixture("tiny-models-v2", |dir| {
+    script_fixture("tiny-models", "tiny_models.py", |dir| {
         run_python(
             python,
             &[
@@ -82,6 +88,65 @@ pub fn run_python(python: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// A fixture built by the reference script `script_name` (by `build`), under a name that
+/// carries a hash of the script and the pinned versions: editing either builds it again.
+pub fn script_fixture(name: &str, script_name: &str, build: impl FnOnce(&Path)) -> PathBuf {
+    let mut key = Key::default();
+    key.file(&script(script_name));
+    key.file(&repo().join("scripts/versions.env"));
+    fixture(&format!("{name}-{}", key.short()), build)
+}
+
+/// A content hash for cache keys.
+#[derive(Default)]
+pub struct Key(sha2::Sha256);
+
+impl Key {
+    /// Adds bytes, length-prefixed so that consecutive parts cannot run into each other.
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    /// Adds a file's contents.
+    pub fn file(&mut self, path: &Path) {
+        let bytes = std::fs::read(path)
+            .unwrap_or_else(|e| panic!("cannot read {} for a cache key: {e}", path.display()));
+        self.bytes(&bytes);
+    }
+
+    /// Adds every file under `dir`: relative names and contents, in sorted order.
+    pub fn dir(&mut self, dir: &Path) {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        for f in files {
+            self.bytes(f.strip_prefix(dir).unwrap().to_string_lossy().as_bytes());
+            self.file(&f);
+        }
+    }
+
+    /// The first 16 hex digits of the hash.
+    pub fn short(self) -> String {
+        use sha2::Digest;
+        self.0.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// A fixture folder built once by `build` (into a temporary sibling, then renamed, so
 /// concurrent tests and interrupted runs never see half a fixture) and reused afterwards.
 pub fn fixture(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
@@ -92,9 +157,11 @@ pub fn fixture(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
     if dest.exists() {
         return dest;
     }
-    std::fs::create_dir_all(&root).unwrap();
-    let tmp = root.join(format!(
-        ".{name}.{}-{:?}",
+    let parent = dest.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let tmp = parent.join(format!(
+        ".{}.{}-{:?}",
+        dest.file_name().unwrap().to_string_lossy(),
         std::process::id(),
         std::thread::current().id()
     ));
@@ -135,21 +202,35 @@ impl Reference {
         }
     }
 
-    /// Runs mlx-lm on `dir` for `prompt`, caching the answer beside the fixture.
+    /// Runs mlx-lm on `dir` for `prompt`, or reads its answer from the cache of reference
+    /// outputs, keyed by the script, the pinned versions, the arguments and `dir`'s contents.
     pub fn of(python: &Path, dir: &Path, prompt: &[u32], n: usize, f32: bool) -> Self {
         let ids = serde_json::to_string(prompt).unwrap();
         let n = n.to_string();
-        let mut args = vec![
-            script("mlx_lm_run.py").to_string_lossy().into_owned(),
-            dir.to_string_lossy().into_owned(),
-            ids,
-            n,
-        ];
-        if f32 {
-            args.push("--f32".into());
+        let run = script("mlx_lm_run.py");
+        let mut key = Key::default();
+        key.file(&run);
+        key.file(&repo().join("scripts/versions.env"));
+        for part in [ids.as_str(), n.as_str(), if f32 { "f32" } else { "" }] {
+            key.bytes(part.as_bytes());
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Reference::parse(&run_python(python, &args))
+        key.dir(dir);
+        let cached = fixture(&format!("mlx-lm-outputs/{}", key.short()), |out| {
+            let mut args = vec![
+                run.to_string_lossy().into_owned(),
+                dir.to_string_lossy().into_owned(),
+                ids.clone(),
+                n.clone(),
+            ];
+            if f32 {
+                args.push("--f32".into());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let answer = run_python(python, &args);
+            std::fs::create_dir_all(out).unwrap();
+            std::fs::write(out.join("reference.json"), answer).unwrap();
+        });
+        Reference::parse(&std::fs::read_to_string(cached.join("reference.json")).unwrap())
     }
 }
 
@@ -195,7 +276,7 @@ pub fn greedy(model: &LoadedModel, prompt: &[u32], n: usize) -> Vec<u32> {
 /// SmolLM2 in f32, dequantized from the GGUF by llama.cpp's own `gguf` package (independent
 /// of Minibar), built once and cached.
 pub fn smollm2_f32(python: &Path, gguf: &Path) -> PathBuf {
-    fixture("smollm2-f32", |dir| {
+    script_fixture("smollm2-f32", "gguf_to_hf.py", |dir| {
         run_python(
             python,
             &[
