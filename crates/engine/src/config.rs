@@ -92,6 +92,11 @@ pub struct ModelArgs {
     pub quantization: Option<Value>,
 }
 
+/// Largest width, layer count or vocabulary a config may name. Real models stay far below it
+/// (the largest hidden sizes are ~16k, vocabularies ~262k); it keeps every product the loader
+/// forms in `i32` (a projection's rows, packed widths) from overflowing.
+pub const MAX_DIMENSION: i32 = 1 << 24;
+
 fn default_eps() -> f32 {
     1e-6
 }
@@ -200,16 +205,81 @@ impl ModelArgs {
             key: key.into(),
             detail,
         };
+        let optional = |v: Option<i32>| v.unwrap_or(1);
         for (key, v) in [
             ("hidden_size", self.hidden_size),
             ("num_hidden_layers", self.num_hidden_layers),
             ("intermediate_size", self.intermediate_size),
             ("num_attention_heads", self.num_attention_heads),
             ("vocab_size", self.vocab_size),
+            ("num_key_value_heads", optional(self.num_key_value_heads)),
+            ("head_dim", optional(self.head_dim)),
+            (
+                "sliding_window_pattern",
+                optional(self.sliding_window_pattern),
+            ),
+            ("sliding_window", optional(self.sliding_window)),
+            (
+                "max_position_embeddings",
+                optional(self.max_position_embeddings),
+            ),
         ] {
             if v <= 0 {
                 return Err(bad(key, format!("{v} must be positive")));
             }
+            // Lengths in tokens are never multiplied by widths; they may be large.
+            let length = matches!(key, "sliding_window" | "max_position_embeddings");
+            if v > MAX_DIMENSION && !length {
+                return Err(bad(
+                    key,
+                    format!("{v} is larger than any model ({MAX_DIMENSION})"),
+                ));
+            }
+        }
+        // Checked before the divisions below and every product of heads and head width.
+        let width = |heads: i32| {
+            heads
+                .checked_mul(self.head_dim())
+                .filter(|w| *w <= MAX_DIMENSION)
+        };
+        if self.head_dim.is_some()
+            && (width(self.num_attention_heads).is_none() || width(self.kv_heads()).is_none())
+        {
+            return Err(bad(
+                "head_dim",
+                format!(
+                    "{} heads of {} is wider than any model ({MAX_DIMENSION})",
+                    self.num_attention_heads,
+                    self.head_dim()
+                ),
+            ));
+        }
+        if self.kv_heads() > self.num_attention_heads {
+            return Err(bad(
+                "num_key_value_heads",
+                format!(
+                    "{} key/value heads for only {} query heads",
+                    self.kv_heads(),
+                    self.num_attention_heads
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("rms_norm_eps", Some(self.rms_norm_eps)),
+            ("rope_theta", Some(self.rope_theta)),
+            ("partial_rotary_factor", self.partial_rotary_factor),
+            ("query_pre_attn_scalar", self.query_pre_attn_scalar),
+            ("rope_local_base_freq", self.rope_local_base_freq),
+        ] {
+            if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                return Err(bad(key, format!("{v:?} must be a positive number")));
+            }
+        }
+        if self.partial_rotary_factor.is_some_and(|f| f > 1.0) {
+            return Err(bad(
+                "partial_rotary_factor",
+                "more than the whole head cannot be rotated".into(),
+            ));
         }
         if self.num_attention_heads % self.kv_heads() != 0 {
             return Err(bad(
@@ -230,7 +300,7 @@ impl ModelArgs {
         Ok(())
     }
 
-    /// Key/value heads.
+    /// Key/value heads (positive once the config is validated).
     pub fn kv_heads(&self) -> i32 {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
@@ -421,5 +491,47 @@ mod tests {
             let e = args(q).unwrap_err().to_string();
             assert!(e.contains(needle), "{e}");
         }
+    }
+
+    fn llama(overrides: Value) -> Result<ModelArgs> {
+        let mut v = json!({
+            "model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
+            "intermediate_size": 128, "num_attention_heads": 4, "vocab_size": 256,
+        });
+        for (k, x) in overrides.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        ModelArgs::from_value(v, Path::new("config.json"))
+    }
+
+    #[test]
+    fn impossible_sizes_are_errors_not_panics() {
+        for (overrides, key) in [
+            (json!({"num_key_value_heads": 0}), "num_key_value_heads"),
+            (json!({"num_key_value_heads": -2}), "num_key_value_heads"),
+            (json!({"num_key_value_heads": 8}), "num_key_value_heads"),
+            (json!({"num_attention_heads": 0}), "num_attention_heads"),
+            (json!({"head_dim": 0}), "head_dim"),
+            (
+                json!({"head_dim": 1_000_000, "num_attention_heads": 4096, "hidden_size": 4096}),
+                "head_dim",
+            ),
+            (json!({"hidden_size": 2_147_483_647}), "hidden_size"),
+            (
+                json!({"sliding_window_pattern": 0}),
+                "sliding_window_pattern",
+            ),
+            (json!({"rms_norm_eps": -1.0}), "rms_norm_eps"),
+            (
+                json!({"partial_rotary_factor": 2.0}),
+                "partial_rotary_factor",
+            ),
+            (json!({"hidden_size": 66}), "head_dim"),
+        ] {
+            let e = llama(overrides.clone()).unwrap_err().to_string();
+            assert!(e.contains(key), "{overrides}: {e}");
+        }
+        let a = llama(json!({"num_key_value_heads": 2, "head_dim": 32})).unwrap();
+        assert_eq!((a.kv_heads(), a.head_dim()), (2, 32));
     }
 }

@@ -178,3 +178,106 @@ fn missing_model_path_says_so() {
     let e = load_err(Path::new("/nonexistent/model"));
     assert!(e.to_string().contains("no such model"), "{e}");
 }
+
+/// A llama GGUF with the given numeric metadata and tensors (name, shape), f32 zeros.
+fn llama_gguf(path: &Path, numbers: &[(&str, i32)], tensors: &[(&str, &[i32])]) {
+    let mut g = mlx_rs::io::GgufFile::new().unwrap();
+    g.insert_metadata("general.architecture", "llama").unwrap();
+    for (key, v) in numbers {
+        g.insert_metadata(format!("llama.{key}"), Array::from_int(*v))
+            .unwrap();
+    }
+    g.insert_metadata(
+        "llama.attention.layer_norm_rms_epsilon",
+        Array::from_f32(1e-5),
+    )
+    .unwrap();
+    for (name, shape) in tensors {
+        g.insert_array(*name, &mlx_rs::ops::zeros::<f32>(shape).unwrap())
+            .unwrap();
+    }
+    g.save(path).unwrap();
+}
+
+const LLAMA_SIZES: &[(&str, i32)] = &[
+    ("attention.head_count", 4),
+    ("embedding_length", 64),
+    ("block_count", 1),
+    ("feed_forward_length", 128),
+];
+
+#[test]
+fn gguf_head_counts_of_zero_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.gguf");
+    for (key, v) in [
+        ("attention.head_count", 0),
+        ("attention.head_count_kv", 0),
+        ("attention.head_count", -4),
+        ("attention.key_length", 0),
+        ("embedding_length", 0),
+    ] {
+        let mut numbers: Vec<(&str, i32)> = LLAMA_SIZES
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != key)
+            .collect();
+        numbers.push((key, v));
+        llama_gguf(&path, &numbers, &[("token_embd.weight", &[32, 64])]);
+        let e = load_err(&path);
+        assert!(e.to_string().contains(key), "{key} = {v}: {e}");
+    }
+}
+
+#[test]
+fn gguf_quantized_layers_with_missing_or_flat_tensors_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.gguf");
+    for tensors in [
+        // Scales without the packed weight they scale.
+        &[("blk.0.ffn_up.scales", &[128, 2][..])][..],
+        // One-dimensional weight and scales: no packed width to read.
+        &[
+            ("blk.0.ffn_up.weight", &[128][..]),
+            ("blk.0.ffn_up.scales", &[128][..]),
+        ][..],
+        // Scales of zero width.
+        &[
+            ("blk.0.ffn_up.weight", &[128, 8][..]),
+            ("blk.0.ffn_up.scales", &[128, 0][..]),
+        ][..],
+    ] {
+        let mut all = vec![("token_embd.weight", &[32, 64][..])];
+        all.extend_from_slice(tensors);
+        llama_gguf(&path, LLAMA_SIZES, &all);
+        let e = load_err(&path);
+        assert!(
+            e.to_string().contains("model.layers.0.mlp.up_proj"),
+            "{tensors:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn gguf_tensor_sizes_that_overflow_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.gguf");
+    llama_gguf(&path, LLAMA_SIZES, &[("token_embd.weight", &[32, 64])]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The directory entry: name, n_dims (u32), then the dims (u64 each).
+    let name = b"token_embd.weight";
+    let at = bytes
+        .windows(name.len())
+        .rposition(|w| w == name)
+        .expect("tensor name in the file")
+        + name.len();
+    assert_eq!(&bytes[at..at + 4], &2u32.to_le_bytes());
+    for (i, dim) in [1u64 << 62, 1 << 62].iter().enumerate() {
+        let d = at + 4 + 8 * i;
+        bytes[d..d + 8].copy_from_slice(&dim.to_le_bytes());
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let e = load_err(&path);
+    assert!(matches!(e, EngineError::CorruptFile { .. }), "{e}");
+    assert!(e.to_string().contains("token_embd.weight"), "{e}");
+}

@@ -9,7 +9,7 @@ use mlx_rs::{io::GgufFile, Array};
 use serde_json::{json, Value};
 
 use crate::{
-    config::ModelArgs,
+    config::{ModelArgs, MAX_DIMENSION},
     error::{EngineError, Result},
 };
 
@@ -42,8 +42,12 @@ fn tensor_layout(kind: u32) -> Option<(u64, u64)> {
     })
 }
 
+/// Most dimensions a tensor may have (ggml's `GGML_MAX_DIMS`).
+const MAX_DIMS: usize = 4;
+
 /// MLX's reader maps the file and trusts it, so a truncated download would fault inside it:
-/// check every tensor lies inside the file and has a type MLX loads, first.
+/// check every tensor lies inside the file, has 1 to 4 dimensions, a size that does not
+/// overflow and a type MLX loads, first.
 fn check_extents(meta: &GgufMetadata, path: &Path) -> Result<()> {
     let size = std::fs::metadata(path)
         .map_err(|source| EngineError::Io {
@@ -59,8 +63,29 @@ fn check_extents(meta: &GgufMetadata, path: &Path) -> Result<()> {
                 name: t.name.clone(),
                 kind: format!("#{}", t.ggml_type),
             })?;
-        let elements = t.dims.iter().fold(1u64, |a, &d| a.saturating_mul(d));
-        end = end.max(t.offset.saturating_add(elements / block * bytes));
+        if t.dims.is_empty() || t.dims.len() > MAX_DIMS {
+            return Err(corrupt(
+                path,
+                format!(
+                    "tensor {} has {} dimensions (1 to {MAX_DIMS} allowed)",
+                    t.name,
+                    t.dims.len()
+                ),
+            ));
+        }
+        // Checked arithmetic: a crafted dimension must not wrap around to a small size.
+        let tensor_end = t
+            .element_count()
+            .filter(|n| n % block == 0)
+            .and_then(|n| (n / block).checked_mul(bytes))
+            .and_then(|size| t.offset.checked_add(size))
+            .ok_or_else(|| {
+                corrupt(
+                    path,
+                    format!("tensor {} has an impossible size {:?}", t.name, t.dims),
+                )
+            })?;
+        end = end.max(tensor_end);
     }
     let needed = meta.data_offset.saturating_add(end);
     if needed > size {
@@ -109,9 +134,23 @@ pub fn load(path: &Path) -> Result<GgufModel> {
             key: key(k),
         })
     };
-    let heads = required("attention.head_count")? as i32;
-    let kv_heads = number("attention.head_count_kv")?.map_or(heads, |v| v as i32);
-    let hidden = required("embedding_length")? as i32;
+    // Sizes divide and multiply below: a whole number from 1 to MAX_DIMENSION, or an error.
+    let size = |k: &str, v: f64| -> Result<i32> {
+        if v.fract() == 0.0 && v >= 1.0 && v <= f64::from(MAX_DIMENSION) {
+            Ok(v as i32)
+        } else {
+            Err(corrupt(
+                path,
+                format!("{} is {v}, not a size from 1 to {MAX_DIMENSION}", key(k)),
+            ))
+        }
+    };
+    let heads = size("attention.head_count", required("attention.head_count")?)?;
+    let kv_heads = match number("attention.head_count_kv")? {
+        Some(v) => size("attention.head_count_kv", v)?,
+        None => heads,
+    };
+    let hidden = size("embedding_length", required("embedding_length")?)?;
     let has = |name: &str| meta.tensors.iter().any(|t| t.name == name);
     let vocab = match number("vocab_size")? {
         Some(v) => v as i32,
@@ -138,12 +177,12 @@ pub fn load(path: &Path) -> Result<GgufModel> {
         config["max_position_embeddings"] = json!(ctx as i32);
     }
     if let Some(hd) = number("attention.key_length")? {
-        config["head_dim"] = json!(hd as i32);
+        config["head_dim"] = json!(size("attention.key_length", hd)?);
     }
-    let head_dim = config
-        .get("head_dim")
-        .and_then(Value::as_i64)
-        .map_or(hidden / heads, |v| v as i32);
+    // The same checks as a config.json (head counts that group, widths that fit), before
+    // the head width is used to reshape anything.
+    let args = ModelArgs::from_value(config.clone(), path)?;
+    let head_dim = args.head_dim();
 
     let file = GgufFile::load(path).map_err(|e| corrupt(path, e))?;
     let raw = file.arrays().map_err(|e| corrupt(path, e))?;
@@ -163,9 +202,9 @@ pub fn load(path: &Path) -> Result<GgufModel> {
         // llama.cpp permutes Q/K only for the architectures it runs with interleaved rotary.
         let permuted = matches!(arch.as_str(), "llama" | "mistral");
         let array = if permuted && base.ends_with("attn_q") {
-            unpermute(&array, heads, head_dim)?
+            unpermute(&array, heads, head_dim, path, &name)?
         } else if permuted && base.ends_with("attn_k") {
-            unpermute(&array, kv_heads, head_dim)?
+            unpermute(&array, kv_heads, head_dim, path, &name)?
         } else {
             array
         };
@@ -178,10 +217,12 @@ pub fn load(path: &Path) -> Result<GgufModel> {
     // width tells which.
     let mut per_layer = serde_json::Map::new();
     for layer in quant.keys() {
-        let w = &tensors[&format!("{layer}.weight")];
-        let s = &tensors[&format!("{layer}.scales")];
-        let inp = s.shape()[1] * 32;
-        let bits = w.shape()[1] * 32 / inp;
+        let bits = packed_bits(&tensors, layer).ok_or_else(|| {
+            corrupt(
+                path,
+                format!("quantized layer {layer} lacks a 2-D weight and scales of matching widths"),
+            )
+        })?;
         per_layer.insert(layer.clone(), json!({"group_size": 32, "bits": bits}));
     }
     if !per_layer.is_empty() {
@@ -192,8 +233,23 @@ pub fn load(path: &Path) -> Result<GgufModel> {
         q.extend(per_layer);
         config["quantization"] = Value::Object(q);
     }
-    let _ = ModelArgs::from_value(config.clone(), path)?;
+    ModelArgs::from_value(config.clone(), path)?;
     Ok(GgufModel { tensors, config })
+}
+
+/// Bits per weight of a quantized layer, from its packed width against its scales (groups of
+/// 32); `None` when a tensor is missing or the shapes cannot be a quantized layer.
+fn packed_bits(tensors: &HashMap<String, Array>, layer: &str) -> Option<i32> {
+    let w = tensors.get(&format!("{layer}.weight"))?.shape();
+    let s = tensors.get(&format!("{layer}.scales"))?.shape();
+    let (&[_, packed], &[_, groups]) = (w, s) else {
+        return None;
+    };
+    let inp = groups.checked_mul(32).filter(|&i| i > 0)?;
+    packed
+        .checked_mul(32)
+        .map(|bits| bits / inp)
+        .filter(|&b| b > 0)
 }
 
 /// Maps a GGUF tensor base name onto the Hugging Face one.
@@ -227,8 +283,16 @@ fn hf_name(base: &str) -> Option<String> {
 /// Undoes llama.cpp's permutation of Q/K rows (its rotary layout interleaves the two halves
 /// of each head). Rows are independent, so packed quantized rows, scales and biases permute
 /// alike; 1-D tensors (biases) permute the same way.
-fn unpermute(a: &Array, heads: i32, head_dim: i32) -> Result<Array> {
+fn unpermute(a: &Array, heads: i32, head_dim: i32, path: &Path, name: &str) -> Result<Array> {
     let shape = a.shape().to_vec();
+    if shape.is_empty() {
+        return Err(EngineError::TensorShape {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            expected: vec![heads * head_dim],
+            actual: shape,
+        });
+    }
     let mut split = vec![heads, head_dim / 2, 2];
     split.extend_from_slice(&shape[1..]);
     Ok(a.reshape(&split)?.swap_axes(1, 2)?.reshape(&shape)?)

@@ -179,27 +179,59 @@ impl Tensors {
     /// Splits a fused projection (`prefix.weight` and friends, rows stacked) into named parts
     /// of the given row counts, so fused checkpoints (Phi-3) load into separate layers.
     pub fn split_rows(&mut self, prefix: &str, parts: &[(&str, i32)]) -> Result<()> {
-        use mlx_rs::ops::indexing::IndexOp;
+        use mlx_rs::ops::indexing::TryIndexOp;
         for suffix in ["weight", "scales", "biases", "bias"] {
             let name = format!("{prefix}.{suffix}");
             let Some(a) = self.map.remove(&name) else {
                 continue;
             };
-            let mut at = 0;
-            for (part, rows) in parts {
-                let piece = a.index(at..at + rows);
-                self.map.insert(format!("{part}.{suffix}"), piece);
-                at += rows;
-            }
-            if at != a.shape()[0] {
+            // Checked before slicing: a 0-d tensor has no rows to index.
+            let total: i32 = parts.iter().map(|(_, rows)| rows).sum();
+            if a.shape().first() != Some(&total) {
                 return Err(EngineError::TensorShape {
                     path: self.source.clone(),
                     name,
-                    expected: vec![at],
+                    expected: vec![total],
                     actual: a.shape().to_vec(),
                 });
             }
+            let mut at = 0;
+            for (part, rows) in parts {
+                let piece = a.try_index(at..at + rows)?;
+                self.map.insert(format!("{part}.{suffix}"), piece);
+                at += rows;
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensors(name: &str, a: Array) -> Tensors {
+        let map = HashMap::from([(name.to_owned(), a)]);
+        Tensors::new(map, Path::new("model"), Dtype::Float32)
+    }
+
+    #[test]
+    fn splitting_rows_a_tensor_lacks_is_an_error() {
+        let parts = [("q", 2), ("k", 1), ("v", 1)];
+        for a in [
+            Array::from_f32(1.0),
+            mlx_rs::ops::zeros::<f32>(&[3, 8]).unwrap(),
+            mlx_rs::ops::zeros::<f32>(&[5]).unwrap(),
+        ] {
+            let shape = a.shape().to_vec();
+            let e = tensors("qkv.weight", a).split_rows("qkv", &parts);
+            assert!(
+                matches!(e, Err(EngineError::TensorShape { ref actual, .. }) if *actual == shape),
+                "{shape:?}"
+            );
+        }
+        let mut t = tensors("qkv.weight", mlx_rs::ops::zeros::<f32>(&[4, 8]).unwrap());
+        t.split_rows("qkv", &parts).unwrap();
+        assert_eq!(t.take("k.weight").unwrap().shape(), &[1, 8]);
     }
 }
