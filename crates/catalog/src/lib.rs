@@ -1,6 +1,8 @@
 //! minibar-catalog: the curated models.toml (built into the binary) with a user catalog merged
 //! over it, lookup by id, and the consistency rules every entry must pass.
 
+#![forbid(unsafe_code)]
+
 mod entry;
 mod paths;
 
