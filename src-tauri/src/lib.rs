@@ -3,6 +3,8 @@
 //! that is not desktop chrome (commands, events, state, the settings store) and is shared by
 //! the app ([`run`]) and the tests (on Tauri's mock runtime).
 
+#![forbid(unsafe_code)]
+
 // Lets `specta_builder!` name the commands the same way inside this crate and in its tests.
 extern crate self as minibar_app;
 

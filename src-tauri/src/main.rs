@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 

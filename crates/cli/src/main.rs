@@ -1,5 +1,7 @@
 //! `minibar`: every feature of the app, headless and scriptable.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 
 use clap::{Parser, Subcommand};
