@@ -309,8 +309,10 @@ fn file_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Refuses a model whose weights (possibly expanded to f32 on the CPU, which the engine does
-/// for models up to 1 GiB dense), KV cache and runtime would not fit in available memory.
+/// Refuses a model minibar-fit's verdict says won't fit in the memory available now, at the
+/// longest test's context. A folder is judged by its config.json (so the engine's CPU
+/// expansion of small quantized models is counted); a bare GGUF file, whose shape only the
+/// engine can read, by its size.
 fn check_fits(path: &Path, name: &str, config: &SuiteConfig) -> Result<()> {
     let on_disk = file_bytes(path);
     if on_disk == 0 {
@@ -319,23 +321,33 @@ fn check_fits(path: &Path, name: &str, config: &SuiteConfig) -> Result<()> {
             path.display()
         )));
     }
-    let expanded = if minibar_engine::Backend::detect() == minibar_engine::Backend::Cpu {
-        on_disk.max((on_disk * 8).min(1 << 30))
-    } else {
-        on_disk
+    let context = (config.n_depth.max(config.n_prompt) + config.n_gen) as u64;
+    let budget = minibar_fit::Budget::this_machine(&minibar_fit::snapshot(), 0, None);
+    let thresholds = minibar_fit::Thresholds::default();
+    let model = std::fs::read_to_string(path.join("config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|c| minibar_fit::model_from_config(&c).ok());
+    let verdict = match model {
+        Some((shape, quant)) => {
+            minibar_fit::assess(
+                &shape,
+                &quant,
+                &minibar_fit::Workload::with_context(context),
+                &minibar_fit::Runtime::native(),
+                &budget,
+                &thresholds,
+            )
+            .map_err(|e| BenchError::Invalid(format!("{}: {e}", path.display())))?
+            .verdict
+        }
+        None => minibar_fit::assess_bytes(on_disk, &budget, &thresholds),
     };
-    // KV cache and activations of the longest test, plus MLX's runtime overhead (0.5 GB).
-    let context = config.n_depth.max(config.n_prompt) + config.n_gen;
-    let needed = expanded + expanded / 10 + (context as u64) * 64 * 1024 + (512 << 20);
-    let snap = minibar_fit::snapshot();
-    let available = snap
-        .gpu_limit
-        .map_or(snap.available, |g| g.min(snap.available));
-    if needed > available {
+    if verdict.level == minibar_fit::FitLevel::WontFit {
         return Err(BenchError::WontFit {
             model: name.into(),
-            needed_gb: needed as f64 / 1e9,
-            available_gb: available as f64 / 1e9,
+            needed_gb: verdict.needed as f64 / 1e9,
+            available_gb: verdict.usable as f64 / 1e9,
         });
     }
     Ok(())

@@ -5,13 +5,16 @@
 
 mod entry;
 mod paths;
+mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 pub use entry::{CatalogEntry, MlxRepo};
 pub use paths::user_catalog_path;
+pub use support::Support;
 
 /// The built-in catalog's text.
 pub const BUILTIN_CATALOG: &str = include_str!("../../../models.toml");
@@ -52,12 +55,16 @@ pub enum CatalogError {
 struct CatalogFile {
     #[serde(default)]
     models: Vec<CatalogEntry>,
+    /// Why the engine does not run an architecture yet, by `model_type`.
+    #[serde(default)]
+    not_yet: BTreeMap<String, String>,
 }
 
 /// A set of catalog entries, in file order.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     entries: Vec<CatalogEntry>,
+    not_yet: BTreeMap<String, String>,
 }
 
 impl Catalog {
@@ -89,6 +96,7 @@ impl Catalog {
         }
         Ok(Catalog {
             entries: file.models,
+            not_yet: file.not_yet,
         })
     }
 
@@ -117,6 +125,7 @@ impl Catalog {
 
     /// Merges `other` over this catalog: same ids are replaced in place, new ids appended.
     pub fn merge(&mut self, other: Catalog) {
+        self.not_yet.extend(other.not_yet);
         for entry in other.entries {
             match self.entries.iter_mut().find(|e| e.id == entry.id) {
                 Some(slot) => *slot = entry,
@@ -133,6 +142,12 @@ impl Catalog {
     /// All entries, in file order.
     pub fn entries(&self) -> &[CatalogEntry] {
         &self.entries
+    }
+
+    /// Whether the engine, which runs the architectures `engine_runs` lists (pass
+    /// `minibar_engine::config::SUPPORTED_ARCHITECTURES`), runs `entry`, and why not.
+    pub fn support(&self, entry: &CatalogEntry, engine_runs: &[&str]) -> Support {
+        Support::of(entry.model_type(), engine_runs, &self.not_yet)
     }
 
     /// Every entry in every format it can be downloaded in, for minibar-fit's table.

@@ -1,10 +1,12 @@
-//! The memory gauge checked against the engine: for the default model (f32, and 4- and 8-bit
-//! at group sizes 32 and 64) and the tiny random models of every architecture, at contexts
-//! 512, 2048 and 8192, the peak minibar-fit predicts against the peak MLX measures while
-//! Minibar's engine fills that context. Prints the table; exits non-zero if a row is outside
-//! the tolerance (5% or 50 MB, whichever is larger).
+//! The memory gauge checked against the engine: for the default model as the store holds it
+//! (the GGUF's Q4_1 imported as 4-bit, loaded as `make run` loads it: expanded to f32 on the
+//! CPU), the default model in f32 and in 4- and 8-bit at group sizes 32 and 64 (kept
+//! quantized), and the tiny random models of every architecture, at contexts 512, 2048 and
+//! 8192, the peak minibar-fit predicts against the peak MLX measures while Minibar's engine
+//! fills that context. Prints the table; exits non-zero if a row is outside the tolerance (5%
+//! or 50 MB, whichever is larger).
 //!
-//! usage: cargo bench -p minibar --bench memory_fit [-- --contexts 512,2048 --gen 16 --only 8bit]
+//! usage: cargo bench -p minibar --bench memory_fit [-- --contexts 512,2048 --gen 16 --only stored]
 //! The default model comes from MINIBAR_DEFAULT_GGUF (or the model store's copy); the tiny
 //! models from MINIBAR_TEST_FIXTURES/tiny-models-v2, which `make test` writes.
 
@@ -20,8 +22,7 @@ use minibar_engine::{
     load, CancelToken, Dequantize, LoadOptions,
 };
 use minibar_fit::{
-    comparison_table, estimate, Comparison, Dtype, KvFormat, ModelShape, Quantization, Runtime,
-    Workload,
+    comparison_table, estimate, model_from_config, Comparison, KvFormat, Runtime, Workload,
 };
 
 struct Settings {
@@ -82,8 +83,12 @@ fn default_gguf() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The default model's folders: f32 from the GGUF, then each quantization of it.
-fn default_model_folders() -> anyhow::Result<Vec<(String, PathBuf)>> {
+/// A model folder to run, and whether the engine may expand it.
+type Row = (String, PathBuf, Dequantize);
+
+/// The default model's folders: as the store holds it, f32 from the GGUF, then each
+/// quantization of it.
+fn default_model_folders() -> anyhow::Result<Vec<Row>> {
     let dir = cache_dir();
     let f32_dir = dir.join("smollm2-f32");
     if !f32_dir.join("config.json").is_file() {
@@ -97,7 +102,31 @@ fn default_model_folders() -> anyhow::Result<Vec<(String, PathBuf)>> {
             &ImportOptions { dequantize: true },
         )?;
     }
-    let mut out = vec![("SmolLM2-135M f32".to_owned(), f32_dir.clone())];
+    // What `minibar import` writes into the store: the GGUF's blocks as MLX 4-bit.
+    let stored = dir.join("smollm2-stored-q4_1");
+    if !stored.join("config.json").is_file() {
+        eprintln!(
+            "importing the default model as stored into {}",
+            stored.display()
+        );
+        import_gguf(
+            &default_gguf()?,
+            &stored,
+            &ImportOptions { dequantize: false },
+        )?;
+    }
+    let mut out = vec![
+        (
+            "SmolLM2-135M Q4_1 as stored".to_owned(),
+            stored,
+            Dequantize::Auto,
+        ),
+        (
+            "SmolLM2-135M f32".to_owned(),
+            f32_dir.clone(),
+            Dequantize::Never,
+        ),
+    ];
     for (bits, group) in [(4, 32), (4, 64), (8, 32), (8, 64)] {
         let target = Target::Affine {
             bits,
@@ -108,12 +137,16 @@ fn default_model_folders() -> anyhow::Result<Vec<(String, PathBuf)>> {
             eprintln!("quantizing the default model to {}", target.label());
             quantize_folder(&f32_dir, &q, target, |_, _| true)?;
         }
-        out.push((format!("SmolLM2-135M {}", target.label()), q));
+        out.push((
+            format!("SmolLM2-135M {}", target.label()),
+            q,
+            Dequantize::Never,
+        ));
     }
     Ok(out)
 }
 
-fn tiny_model_folders() -> Vec<(String, PathBuf)> {
+fn tiny_model_folders() -> Vec<Row> {
     let Some(root) = std::env::var_os("MINIBAR_TEST_FIXTURES")
         .map(|p| PathBuf::from(p).join("tiny-models-v2"))
         .filter(|p| p.is_dir())
@@ -131,38 +164,48 @@ fn tiny_model_folders() -> Vec<(String, PathBuf)> {
             (
                 format!("tiny {}", p.file_name().unwrap().to_string_lossy()),
                 p,
+                Dequantize::Never,
             )
         })
         .collect();
-    v.sort();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
 
-/// What minibar-fit predicts for `folder` filled to `context` tokens by the engine.
-fn predict(folder: &Path, context: u64) -> anyhow::Result<u64> {
+/// What minibar-fit predicts for `folder` filled to `context` tokens by the engine: the
+/// engine's CPU runtime, with its expansion of small quantized models when it may expand.
+fn predict(folder: &Path, context: u64, dequantize: Dequantize) -> anyhow::Result<u64> {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(folder.join("config.json"))?)?;
-    let shape = ModelShape::from_hf_config(&config)?;
-    let quant = Quantization::from_config(&config, Dtype::F32)?
-        .unwrap_or_else(|| Quantization::float(Dtype::F32));
+    let (shape, quant) = model_from_config(&config)?;
     let work = Workload {
         context,
         batch: 1,
         kv: KvFormat::Model,
         prefill_chunk: PREFILL_CHUNK as u64,
     };
-    Ok(estimate(&shape, &quant, &work, &Runtime::cpu())?.total)
+    let runtime = match dequantize {
+        Dequantize::Auto => Runtime::cpu(),
+        Dequantize::Never => Runtime::mlx_cpu(),
+        Dequantize::Always => bail!("no runtime models an unconditional expansion"),
+    };
+    Ok(estimate(&shape, &quant, &work, &runtime)?.total)
 }
 
-/// Loads `folder` as stored (quantized weights kept) and fills `context` tokens: a prompt of
+/// Loads `folder` with the `dequantize` policy and fills `context` tokens: a prompt of
 /// `context - generated - 1` tokens, then `generated` tokens. Returns MLX's peak bytes.
-fn measure(folder: &Path, context: u64, generated: usize) -> anyhow::Result<u64> {
+fn measure(
+    folder: &Path,
+    context: u64,
+    generated: usize,
+    dequantize: Dequantize,
+) -> anyhow::Result<u64> {
     mlx_rs::memory::clear_cache()?;
     mlx_rs::memory::reset_peak_memory()?;
     let loaded = load(
         folder,
         &LoadOptions {
-            dequantize: Dequantize::Never,
+            dequantize,
             dtype: None,
         },
     )?;
@@ -187,13 +230,13 @@ fn main() -> anyhow::Result<()> {
     let mut models = default_model_folders()?;
     models.extend(tiny_model_folders());
     if let Some(part) = &s.only {
-        models.retain(|(name, _)| name.contains(part.as_str()));
+        models.retain(|(name, _, _)| name.contains(part.as_str()));
     }
     let mut rows = Vec::new();
-    for (name, folder) in &models {
+    for (name, folder, dequantize) in &models {
         for &context in &s.contexts {
-            let predicted = predict(folder, context)?;
-            let measured = measure(folder, context, s.generated)
+            let predicted = predict(folder, context, *dequantize)?;
+            let measured = measure(folder, context, s.generated, *dequantize)
                 .with_context(|| format!("running {name} at context {context}"))?;
             let row = Comparison {
                 label: format!("{name} @ {context}"),

@@ -21,7 +21,7 @@ use crate::{
 /// Prompt tokens processed per forward pass during prefill; bounds activation memory. 256
 /// rather than 512: a 512-token prompt of SmolLM2 f32 prefills 10% faster (the attention
 /// scores of a chunk stay in cache) with an 18 MB lower peak (examples/peak_probe.rs).
-pub const PREFILL_CHUNK: usize = 256;
+pub const PREFILL_CHUNK: usize = minibar_fit::engine::PREFILL_CHUNK as usize;
 
 /// A flag another thread sets to stop generation between tokens.
 #[derive(Clone, Default, Debug)]

@@ -34,9 +34,6 @@ pub struct LoadOptions {
     pub dtype: Option<Dtype>,
 }
 
-/// On the CPU, dense weights up to this size decode faster than quantized ones.
-const CPU_DEQUANTIZE_LIMIT: u64 = 1 << 30;
-
 /// The on-disk format a model came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Format {
@@ -109,7 +106,10 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         && match options.dequantize {
             Dequantize::Always => true,
             Dequantize::Never => false,
-            Dequantize::Auto => backend == Backend::Cpu && dense_bytes <= CPU_DEQUANTIZE_LIMIT,
+            // The rule minibar-fit's estimate models: one function for both.
+            Dequantize::Auto => {
+                backend == Backend::Cpu && minibar_fit::engine::cpu_dequantizes(dense_bytes)
+            }
         };
     let model = if dequantize {
         model.dequantize()?

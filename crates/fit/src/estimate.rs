@@ -39,7 +39,8 @@ pub struct Workload {
     pub batch: u32,
     /// KV cache storage.
     pub kv: KvFormat,
-    /// Prompt tokens processed per forward pass (mlx-lm's `prefill_step_size`, 2048).
+    /// Prompt tokens processed per forward pass: Minibar's engine uses
+    /// [`crate::engine::PREFILL_CHUNK`] (256), mlx-lm's `prefill_step_size` is 2048.
     pub prefill_chunk: u64,
 }
 
@@ -49,7 +50,7 @@ impl Default for Workload {
             context: 4096,
             batch: 1,
             kv: KvFormat::Model,
-            prefill_chunk: 2048,
+            prefill_chunk: crate::engine::PREFILL_CHUNK,
         }
     }
 }
@@ -82,6 +83,10 @@ pub struct Runtime {
     /// Copies of the `[tokens, hidden]` activations alive at the prefill peak besides the
     /// attention scores and the MLP's expansion.
     pub hidden_copies: u64,
+    /// Whether quantized models small enough for [`crate::engine::cpu_dequantizes`] are
+    /// expanded to dense `weight_dtype` weights on load, as Minibar's engine does on the CPU.
+    #[serde(default)]
+    pub cpu_dequantize: bool,
 }
 
 /// Bytes MLX on Metal holds beyond weights, cache and scratch; calibrated against mlx-lm's
@@ -99,13 +104,25 @@ impl Runtime {
             weight_dtype: None,
             // The residual stream, its norm, the block's output and their sum.
             hidden_copies: 4,
+            cpu_dequantize: false,
         }
     }
 
-    /// MLX's CPU backend (Linux) as Minibar runs it: everything in f32 (half-precision compute
-    /// is 10-40x slower there), attention scores materialized, no GPU-side pools. Checked
-    /// against mlx-lm's peaks on this machine kind (crates/fit/data/cpu_peaks.toml).
+    /// MLX's CPU backend (Linux) as Minibar's engine runs it: everything in f32 (half-precision
+    /// compute is 10-40x slower there), attention scores materialized, no GPU-side pools, and
+    /// quantized models under [`crate::engine::CPU_DEQUANTIZE_LIMIT`] expanded to f32. Checked
+    /// against the engine's measured peaks (`make bench-memory`).
     pub fn cpu() -> Runtime {
+        Runtime {
+            cpu_dequantize: true,
+            ..Runtime::mlx_cpu()
+        }
+    }
+
+    /// MLX's CPU backend with quantized weights kept as stored, as mlx-lm runs it (and the
+    /// engine when told not to dequantize). Checked against mlx-lm's peaks on this machine kind
+    /// (crates/fit/data/cpu_peaks.toml).
+    pub fn mlx_cpu() -> Runtime {
         Runtime {
             fixed_overhead: 0,
             kv_step: 256,
@@ -116,6 +133,7 @@ impl Runtime {
             // (hidden 64): 21 per token either way. MLX's CPU RoPE and attention fallbacks are
             // unfused, so q, k and their rotations, scaled copies and transposes coexist.
             hidden_copies: 21,
+            cpu_dequantize: false,
         }
     }
 
@@ -176,6 +194,10 @@ pub struct Estimate {
     pub total: u64,
     /// The workload estimated.
     pub workload: Workload,
+    /// The storage the weights take in memory (`f32` when the runtime expands them).
+    pub loaded_as: String,
+    /// Whether the runtime expands the quantized weights to dense ones on load.
+    pub dequantized: bool,
 }
 
 fn round_up(n: u64, step: u64) -> u64 {
@@ -195,14 +217,8 @@ pub fn estimate(
 ) -> Result<Estimate, FitError> {
     shape.validate()?;
     quant.validate()?;
-    let converted;
-    let quant = match runtime.weight_dtype {
-        Some(d) if d != quant.dtype => {
-            converted = quant.clone().with_dtype(d);
-            &converted
-        }
-        _ => quant,
-    };
+    let (loaded, dequantized) = loaded_quantization(shape, quant, runtime);
+    let quant = &loaded;
     if work.context == 0 || work.batch == 0 || work.prefill_chunk == 0 {
         return Err(FitError::InvalidWorkload(
             "context, batch and prefill chunk must be positive".into(),
@@ -237,7 +253,31 @@ pub fn estimate(
         activations,
         overhead,
         workload: *work,
+        loaded_as: quant.to_string(),
+        dequantized,
     })
+}
+
+/// The storage `quant` takes once `runtime` has loaded it: floats and scales converted to the
+/// runtime's weight dtype, and small quantized models expanded where the engine does that.
+/// Returns it and whether it was expanded.
+fn loaded_quantization(
+    shape: &ModelShape,
+    quant: &Quantization,
+    runtime: &Runtime,
+) -> (Quantization, bool) {
+    let dtype = runtime.weight_dtype.unwrap_or(quant.dtype);
+    if runtime.cpu_dequantize && quant.is_quantized() {
+        let dense = Quantization::float(dtype);
+        let dense_bytes: u64 = tensors(shape)
+            .iter()
+            .map(|t| dense.tensor_bytes(t, shape.layers))
+            .sum();
+        if crate::engine::cpu_dequantizes(dense_bytes) {
+            return (dense, true);
+        }
+    }
+    (quant.clone().with_dtype(dtype), false)
 }
 
 /// Bytes per cached element, scales included, as (numerator bits per element × 1000).

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::quant::{Dtype, Quantization};
 use crate::shape::{AttentionBias, LayerType, MlaShape, ModelShape, MoeShape};
 use crate::FitError;
 
@@ -287,4 +288,18 @@ fn layer_types(
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
+}
+
+/// A model's shape and storage from its config.json: its quantization block when it has one,
+/// else the float dtype it names (`torch_dtype` or `dtype`; bf16 when it names none).
+pub fn model_from_config(config: &Value) -> Result<(ModelShape, Quantization), FitError> {
+    let shape = ModelShape::from_hf_config(config)?;
+    let dtype = ["torch_dtype", "dtype"]
+        .iter()
+        .find_map(|k| config.get(*k).and_then(Value::as_str))
+        .and_then(Dtype::from_config_name)
+        .unwrap_or(Dtype::Bf16);
+    let quant =
+        Quantization::from_config(config, dtype)?.unwrap_or_else(|| Quantization::float(dtype));
+    Ok((shape, quant))
 }

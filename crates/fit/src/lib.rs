@@ -1,7 +1,15 @@
 //! minibar-fit: how much unified memory a model needs (weights, KV cache, scratch, runtime),
 //! how much this machine has, and which models fit. No MLX dependency: the engine reports its
 //! measured memory and the GPU limit in, and the same numbers serve the CLI and the app.
+//!
+//! Map: [`assess`] is the one verdict (fits / tight / won't fit, largest context, thresholds);
+//! [`estimate`] predicts a peak from a [`ModelShape`], a [`Quantization`], a [`Workload`] and a
+//! [`Runtime`]; [`engine`] holds the engine's load decisions both sides share; [`Budget`] is
+//! what a model may use here or on a what-if Mac; [`fit_table`] and [`what_if_table`] judge
+//! many candidates at once.
 
+pub mod assess;
+pub mod engine;
 pub mod estimate;
 pub mod hf_config;
 pub mod machine;
@@ -12,18 +20,22 @@ pub mod tensors;
 pub mod validate;
 pub mod verdict;
 pub mod watch;
+pub mod what_if;
 
+pub use assess::{assess, assess_bytes, Assessment, Thresholds, Verdict, COMFORT_MARGIN};
 pub use estimate::{
     estimate, max_context, Estimate, KvBreakdown, KvFormat, Runtime, WeightBreakdown, Workload,
 };
+pub use hf_config::model_from_config;
 pub use machine::{default_gpu_working_set, snapshot, MemorySampler, MemorySnapshot, Pressure};
 pub use quant::{Dtype, MixedRecipe, PathOverride, QuantMode, QuantSpec, Quantization};
 pub use shape::{AttentionBias, LayerType, MlaShape, ModelShape, MoeShape};
 pub use table::{fit_row, fit_table, size_class, Candidate, FitRow};
 pub use tensors::{count_params, tensors, ParamCounts, Tensor, TensorKind};
 pub use validate::{comparison_table, within_tolerance, Comparison};
-pub use verdict::{gb, verdict, Budget, BudgetSource, FitLevel, Verdict};
+pub use verdict::{gb, Budget, BudgetSource, FitLevel};
 pub use watch::{watch, Watch};
+pub use what_if::{what_if_table, WhatIfCell, WhatIfRow, MAC_MEMORY_SIZES_GB};
 
 /// Everything that can go wrong estimating.
 #[derive(Debug, thiserror::Error)]

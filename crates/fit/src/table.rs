@@ -3,10 +3,11 @@
 
 use serde::Serialize;
 
-use crate::estimate::{estimate, max_context, Runtime, Workload};
+use crate::assess::{assess, Thresholds, Verdict};
+use crate::estimate::{Runtime, Workload};
 use crate::quant::Quantization;
 use crate::shape::ModelShape;
-use crate::verdict::{verdict, Budget, FitLevel, Verdict};
+use crate::verdict::{Budget, FitLevel};
 use crate::FitError;
 
 /// One model in one storage format.
@@ -57,10 +58,11 @@ pub fn fit_table(
     work: &Workload,
     runtime: &Runtime,
     budget: &Budget,
+    thresholds: &Thresholds,
 ) -> Result<Vec<FitRow>, FitError> {
     let mut rows = candidates
         .iter()
-        .map(|c| fit_row(c, work, runtime, budget))
+        .map(|c| fit_row(c, work, runtime, budget, thresholds))
         .collect::<Result<Vec<_>, _>>()?;
     rows.sort_by(|a, b| {
         a.verdict.level.cmp(&b.verdict.level).then_with(|| {
@@ -94,8 +96,10 @@ pub fn fit_row(
     work: &Workload,
     runtime: &Runtime,
     budget: &Budget,
+    thresholds: &Thresholds,
 ) -> Result<FitRow, FitError> {
-    let est = estimate(&c.shape, &c.quant, work, runtime)?;
+    let a = assess(&c.shape, &c.quant, work, runtime, budget, thresholds)?;
+    let est = a.estimate;
     Ok(FitRow {
         id: c.id.clone(),
         name: c.name.clone(),
@@ -105,8 +109,8 @@ pub fn fit_row(
         bits_per_weight: est.bits_per_weight,
         weights: est.weights.total,
         needed: est.total,
-        verdict: verdict(est.total, budget),
-        max_context: max_context(&c.shape, &c.quant, work, runtime, budget.usable)?,
+        verdict: a.verdict,
+        max_context: a.max_context,
     })
 }
 

@@ -1,9 +1,9 @@
 //! Counting, KV cache sizing, config.json shapes, budgets, verdicts and the fit table.
 
 use minibar_fit::{
-    count_params, default_gpu_working_set, estimate, fit_table, max_context, verdict, Budget,
-    Candidate, FitError, FitLevel, KvFormat, LayerType, ModelShape, Quantization, Runtime,
-    Workload,
+    assess, assess_bytes, count_params, default_gpu_working_set, estimate, fit_table, max_context,
+    what_if_table, Budget, Candidate, FitError, FitLevel, KvFormat, LayerType, ModelShape,
+    Quantization, Runtime, Thresholds, Workload, MAC_MEMORY_SIZES_GB,
 };
 use serde_json::json;
 
@@ -35,23 +35,68 @@ fn a_64gb_mac_runs_llama_70b_at_4_bits_but_not_at_8() {
     let budget = Budget::what_if(64 * GIB);
     let rt = Runtime::metal();
     let work = Workload::with_context(8192);
+    let t = Thresholds::default();
     let q4: Quantization = "4bit".parse().unwrap();
-    let e4 = estimate(&shape, &q4, &work, &rt).unwrap();
-    let v4 = verdict(e4.total, &budget);
+    let a4 = assess(&shape, &q4, &work, &rt, &budget, &t).unwrap();
+    let v4 = &a4.verdict;
     assert_eq!(v4.level, FitLevel::Fits, "{}", v4.reason);
     assert!(v4.headroom > 5 * GIB as i64, "headroom {}", v4.headroom);
-    let ctx = max_context(&shape, &q4, &work, &rt, budget.usable)
-        .unwrap()
-        .unwrap();
+    let ctx = a4.max_context.unwrap();
     assert!((16_384..131_072).contains(&ctx), "largest context {ctx}");
     let q8: Quantization = "8bit".parse().unwrap();
-    let e8 = estimate(&shape, &q8, &work, &rt).unwrap();
-    let v8 = verdict(e8.total, &budget);
-    assert_eq!(v8.level, FitLevel::WontFit, "{}", v8.reason);
-    assert!(v8.headroom < 0);
-    assert!(max_context(&shape, &q8, &work, &rt, budget.usable)
-        .unwrap()
-        .is_none());
+    let a8 = assess(&shape, &q8, &work, &rt, &budget, &t).unwrap();
+    assert_eq!(a8.verdict.level, FitLevel::WontFit, "{}", a8.verdict.reason);
+    assert!(a8.verdict.headroom < 0);
+    assert!(a8.max_context.is_none());
+}
+
+#[test]
+fn the_what_if_table_agrees_with_one_assessment_per_size() {
+    let shape = ModelShape::from_hf_config(&llama_3_3_70b()).unwrap();
+    let cand = |q: &str| Candidate {
+        id: "llama-3.3-70b".into(),
+        name: "Llama 3.3 70B".into(),
+        shape: shape.clone(),
+        quant: q.parse().unwrap(),
+        repo: None,
+    };
+    let work = Workload::with_context(8192);
+    let t = Thresholds::default();
+    let rows = what_if_table(
+        &[cand("4bit"), cand("8bit")],
+        &MAC_MEMORY_SIZES_GB,
+        &work,
+        &Runtime::metal(),
+        &t,
+    )
+    .unwrap();
+    let at = |row: usize, gb: u64| rows[row].cells.iter().find(|c| c.ram_gb == gb).unwrap();
+    assert_eq!(rows[0].cells.len(), 13);
+    assert_eq!(at(0, 64).level, FitLevel::Fits);
+    assert_eq!(at(1, 64).level, FitLevel::WontFit);
+    assert_eq!(at(0, 32).level, FitLevel::WontFit);
+    assert_eq!(at(1, 128).level, FitLevel::Fits);
+    // More memory never makes a model fit worse, and every cell is what assess says alone.
+    for row in &rows {
+        for pair in row.cells.windows(2) {
+            assert!(pair[0].level >= pair[1].level);
+            assert!(pair[0].max_context.unwrap_or(0) <= pair[1].max_context.unwrap_or(0));
+        }
+        let c = cand(&row.quant);
+        for cell in &row.cells {
+            let one = assess(
+                &c.shape,
+                &c.quant,
+                &work,
+                &Runtime::metal(),
+                &Budget::what_if(cell.ram_gb << 30),
+                &t,
+            )
+            .unwrap();
+            assert_eq!(one.verdict.level, cell.level);
+            assert_eq!(one.max_context, cell.max_context);
+        }
+    }
 }
 
 #[test]
@@ -160,7 +205,8 @@ fn sliding_window_layers_stop_growing_at_the_window() {
         a.sliding_tokens, b.sliding_tokens,
         "capped at window + chunk"
     );
-    assert_eq!(a.sliding_tokens, 512 - 1 + 2048);
+    // The engine's prefill chunk (the default workload's).
+    assert_eq!(a.sliding_tokens, 512 - 1 + 256);
     // Only the 4 global layers grow: 16,384 more tokens × 4 layers × 1 head × 256 × 2 × 2 bytes.
     assert_eq!(b.total - a.total, 16_384 * 4 * 256 * 2 * 2);
     // A full-attention-only estimate of the same model would be far larger.
@@ -336,6 +382,8 @@ fn gpu_working_set_rule_and_budgets() {
 fn verdict_levels_and_reasons() {
     let b = Budget::what_if(16 * GIB); // usable: 2/3 of 16 GiB
     let u = b.usable;
+    let t = Thresholds::default();
+    let verdict = |n: u64, b: &Budget| assess_bytes(n, b, &t);
     let fits = verdict(u / 2, &b);
     assert_eq!(fits.level, FitLevel::Fits);
     assert_eq!(fits.headroom, (u - u / 2) as i64);
@@ -382,6 +430,7 @@ fn the_table_puts_the_largest_best_quality_comfortable_fit_first() {
         &Workload::default(),
         &Runtime::metal(),
         &Budget::what_if(64 * GIB),
+        &Thresholds::default(),
     )
     .unwrap();
     let order: Vec<String> = rows

@@ -84,7 +84,7 @@ fn mlx_lm_cpu_peaks_on_this_machine_kind_are_predicted_within_5_percent_or_50_mb
     let text = include_str!("../data/cpu_peaks.toml");
     let r: Reference = toml::from_str(text).unwrap();
     assert_eq!(r.peaks.len(), 3);
-    let rows = check(text, &Runtime::cpu());
+    let rows = check(text, &Runtime::mlx_cpu());
     println!("{}", comparison_table(&rows));
     for c in &rows {
         assert!(c.ok(), "{}: {:+.1}%", c.label, c.error() * 100.0);

@@ -271,7 +271,7 @@ fn config_json_quantization_with_per_layer_overrides() {
 fn quantized_weights_shrink_by_their_bits_per_weight() {
     let shape = smollm2_135m();
     let work = Workload::default();
-    let rt = Runtime::cpu();
+    let rt = Runtime::mlx_cpu();
     let f32w = estimate(&shape, &Quantization::float(Dtype::F32), &work, &rt).unwrap();
     // The reference figure: SmolLM2-135M dequantized to f32 is 538 MB.
     assert_eq!(f32w.weights.total, 134_515_008 * 4);
@@ -323,4 +323,33 @@ fn per_layer_entries_equal_to_the_default_are_dropped() {
         .unwrap();
     assert_eq!(quant.overrides.len(), 1);
     assert_eq!(quant.to_string(), "4bit-g32,model.embed_tokens=8bit-g32");
+}
+
+#[test]
+fn the_cpu_runtime_expands_small_quantized_models_as_the_engine_does() {
+    let shape = smollm2_135m();
+    let q4 = Quantization::uniform(QuantSpec::affine(4, 32));
+    let work = Workload::with_context(640);
+    let engine = estimate(&shape, &q4, &work, &Runtime::cpu()).unwrap();
+    assert!(engine.dequantized);
+    assert_eq!(engine.loaded_as, "f32");
+    // The reference figure: SmolLM2-135M dense in f32 is 538 MB.
+    assert_eq!(engine.weights.total, 134_515_008 * 4);
+    let kept = estimate(&shape, &q4, &work, &Runtime::mlx_cpu()).unwrap();
+    assert!(!kept.dequantized);
+    assert!(kept.weights.total < engine.weights.total / 5);
+    // Metal keeps quantized weights whatever their size.
+    assert!(
+        !estimate(&shape, &q4, &work, &Runtime::metal())
+            .unwrap()
+            .dequantized
+    );
+    // Above the engine's limit (1 GiB dense) the CPU keeps them quantized too.
+    let big = ModelShape {
+        layers: 200,
+        ..smollm2_135m()
+    };
+    let e = estimate(&big, &q4, &work, &Runtime::cpu()).unwrap();
+    assert!(!e.dequantized, "{} dense", 4 * e.params.total);
+    assert!(4 * e.params.total > minibar_fit::engine::CPU_DEQUANTIZE_LIMIT);
 }

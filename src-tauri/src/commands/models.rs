@@ -95,9 +95,7 @@ pub async fn start_download<R: Runtime>(
     state: State<'_, AppState>,
     variant_id: String,
 ) -> AppResult<DownloadProgress> {
-    let repo = catalog::repo_of(&state.catalog, &variant_id).ok_or_else(|| {
-        AppError::not_found(format!("the catalog has no download for {variant_id}"))
-    })?;
+    let repo = catalog::repo_of(&state.catalog, &variant_id)?;
     let target = hub_target(&app, &state)?;
     state.downloads.start(app, &variant_id, repo, target)
 }

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 
 use minibar_catalog::{Catalog, CatalogEntry};
 use minibar_fit::{
-    estimate, max_context, verdict, Budget, Candidate, Estimate, FitLevel, MemorySnapshot, Runtime,
-    Workload,
+    assess, assess_bytes, model_from_config, Assessment, Budget, Candidate, FitLevel,
+    MemorySnapshot, Runtime, Thresholds, Verdict, Workload,
 };
 
 use super::library::Installed;
 use crate::types::{
-    CatalogModel, DownloadProgress, FitReport, FitVerdict, MemoryBreakdown, ModelVariant, Settings,
+    AppError, CatalogModel, DownloadProgress, FitReport, FitThresholds, FitVerdict,
+    MemoryBreakdown, ModelSupport, ModelVariant, Settings,
 };
 
 /// What a listing needs besides the catalog.
@@ -30,9 +31,13 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     fn budget(&self) -> Budget {
-        let mut b = Budget::this_machine(self.memory, self.held_by_minibar, None);
-        b.usable = b.usable.saturating_sub(self.settings.memory_headroom_bytes);
-        b
+        Budget::this_machine(self.memory, self.held_by_minibar, None)
+    }
+
+    /// The settings' headroom is what "comfortable" keeps free, not a smaller budget: a model
+    /// that fits only by eating into it is tight, not out.
+    fn thresholds(&self) -> Thresholds {
+        Thresholds::with_headroom(self.settings.memory_headroom_bytes)
     }
 
     fn workload(&self) -> Workload {
@@ -40,18 +45,15 @@ impl Context<'_> {
     }
 }
 
-/// Turns an estimate (with `weights` replacing its weight bytes when the file is known) into
-/// the report the UI draws.
+/// The report the UI draws: minibar-fit's verdict as it is, with its numbers and thresholds,
+/// and where the bytes go (`kv_and_overhead`: KV cache, then activations and runtime).
 fn report(
-    est: &Estimate,
+    v: Verdict,
+    max_context: Option<u64>,
     weights: u64,
-    max_ctx: Option<u64>,
-    budget: &Budget,
+    kv_and_overhead: (u64, u64),
     memory: &MemorySnapshot,
 ) -> FitReport {
-    let overhead = est.activations + est.overhead;
-    let needed = weights + est.kv_cache.total + overhead;
-    let v = verdict(needed, budget);
     FitReport {
         verdict: match v.level {
             FitLevel::Fits => FitVerdict::Fits,
@@ -60,15 +62,30 @@ fn report(
         },
         reason: v.reason,
         headroom_bytes: v.headroom,
-        max_context: max_ctx.unwrap_or(0),
+        max_context: max_context.unwrap_or(0),
+        needed_bytes: v.needed,
+        usable_bytes: v.usable,
+        comfortable_bytes: v.comfortable,
+        thresholds: FitThresholds {
+            comfort_margin: v.thresholds.comfort_margin,
+            headroom_bytes: v.thresholds.headroom,
+        },
         breakdown: MemoryBreakdown {
             weights_bytes: weights,
-            kv_cache_bytes: est.kv_cache.total,
-            overhead_bytes: overhead,
+            kv_cache_bytes: kv_and_overhead.0,
+            overhead_bytes: kv_and_overhead.1,
             in_use_bytes: memory.used,
-            budget_bytes: budget.usable,
+            // What is in use plus what a model may use: the bar overflows exactly when the
+            // verdict is "won't fit".
+            budget_bytes: memory.used + v.usable,
         },
     }
+}
+
+fn assessed(a: Assessment, memory: &MemorySnapshot) -> FitReport {
+    let e = &a.estimate;
+    let parts = (e.kv_cache.total, e.activations + e.overhead);
+    report(a.verdict, a.max_context, e.weights.total, parts, memory)
 }
 
 /// A catalog candidate as a variant.
@@ -78,56 +95,78 @@ fn variant(
     ctx: &Context<'_>,
     budget: &Budget,
 ) -> Option<ModelVariant> {
-    let runtime = Runtime::native();
-    let work = ctx.workload();
-    let est = estimate(&c.shape, &c.quant, &work, &runtime).ok()?;
-    let max_ctx = max_context(&c.shape, &c.quant, &work, &runtime, budget.usable)
-        .ok()
-        .flatten();
+    let a = assess(
+        &c.shape,
+        &c.quant,
+        &ctx.workload(),
+        &Runtime::native(),
+        budget,
+        &ctx.thresholds(),
+    )
+    .ok()?;
     let quant = c.quant.to_string();
     let id = format!("{}@{quant}", entry.id);
     let installed = ctx.installed.iter().any(|i| i.variant_id == id);
     Some(ModelVariant {
-        fit: report(&est, est.weights.total, max_ctx, budget, ctx.memory),
         model_id: entry.id.clone(),
         quant,
-        bits_per_weight: est.bits_per_weight,
-        size_bytes: est.weights.total,
+        bits_per_weight: a.estimate.bits_per_weight,
+        size_bytes: a.estimate.weights.total,
+        fit: assessed(a, ctx.memory),
         installed,
         download: ctx.downloads.get(&id).cloned(),
         id,
     })
 }
 
-/// An installed file the catalog lists no download for (a GGUF import), judged with the
-/// entry's shape and the file's real size.
+/// An installed model judged as it is stored: its folder's config.json (shape and
+/// quantization) when it has one, else weights only by its size on disk.
+fn installed_fit(i: &Installed, ctx: &Context<'_>, budget: &Budget) -> FitReport {
+    let from_config = std::fs::read_to_string(i.path.join("config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|c| model_from_config(&c).ok())
+        .and_then(|(shape, quant)| {
+            assess(
+                &shape,
+                &quant,
+                &ctx.workload(),
+                &Runtime::native(),
+                budget,
+                &ctx.thresholds(),
+            )
+            .ok()
+        });
+    match from_config {
+        Some(a) => assessed(a, ctx.memory),
+        None => {
+            let mut v = assess_bytes(i.size_bytes, budget, &ctx.thresholds());
+            v.reason = format!("{} (weights only: its shape is unknown)", v.reason);
+            report(v, None, i.size_bytes, (0, 0), ctx.memory)
+        }
+    }
+}
+
+/// An installed file the catalog lists no download for (a GGUF import).
 fn local_variant(
     entry: &CatalogEntry,
     i: &Installed,
     ctx: &Context<'_>,
     budget: &Budget,
-) -> Option<ModelVariant> {
-    let base = entry.candidates().into_iter().next()?;
-    let est = estimate(
-        &base.shape,
-        &base.quant,
-        &ctx.workload(),
-        &Runtime::native(),
-    )
-    .ok()?;
+) -> ModelVariant {
     let bits = i
         .bits_per_weight
-        .unwrap_or(i.size_bytes as f64 * 8.0 / est.params.total.max(1) as f64);
-    Some(ModelVariant {
+        .unwrap_or(i.size_bytes as f64 * 8.0 / entry.params_total.max(1) as f64);
+    ModelVariant {
         id: i.variant_id.clone(),
         model_id: entry.id.clone(),
         quant: i.quant.clone(),
         bits_per_weight: bits,
         size_bytes: i.size_bytes,
-        fit: report(&est, i.size_bytes, None, budget, ctx.memory),
+        fit: installed_fit(i, ctx, budget),
         installed: true,
         download: None,
-    })
+    }
 }
 
 /// Every catalog model with its variants, then installed models the catalog does not know.
@@ -144,7 +183,7 @@ pub fn list(catalog: &Catalog, ctx: &Context<'_>) -> Vec<CatalogModel> {
                 .collect();
             for i in ctx.installed.iter().filter(|i| i.model_id == entry.id) {
                 if !variants.iter().any(|v| v.id == i.variant_id) {
-                    variants.extend(local_variant(entry, i, ctx, &budget));
+                    variants.push(local_variant(entry, i, ctx, &budget));
                 }
             }
             CatalogModel {
@@ -154,6 +193,7 @@ pub fn list(catalog: &Catalog, ctx: &Context<'_>) -> Vec<CatalogModel> {
                 params_b: entry.params_total as f64 / 1e9,
                 description: format!("{} · {} · {}", entry.hf_repo, entry.license, entry.family),
                 context_length: entry.shape.max_context,
+                support: support(catalog, entry),
                 variants,
             }
         })
@@ -163,8 +203,6 @@ pub fn list(catalog: &Catalog, ctx: &Context<'_>) -> Vec<CatalogModel> {
         .iter()
         .filter(|i| catalog.get(&i.model_id).is_none())
     {
-        let weights = i.size_bytes;
-        let v = verdict(weights, &budget);
         out.push(CatalogModel {
             id: i.model_id.clone(),
             name: i.name.clone(),
@@ -172,32 +210,18 @@ pub fn list(catalog: &Catalog, ctx: &Context<'_>) -> Vec<CatalogModel> {
             params_b: 0.0,
             description: format!("Installed at {}", i.path.display()),
             context_length: 0,
+            // Installed by hand: loading it is the test.
+            support: ModelSupport {
+                runs: true,
+                reason: None,
+            },
             variants: vec![ModelVariant {
                 id: i.variant_id.clone(),
                 model_id: i.model_id.clone(),
                 quant: i.quant.clone(),
                 bits_per_weight: i.bits_per_weight.unwrap_or(0.0),
                 size_bytes: i.size_bytes,
-                fit: FitReport {
-                    verdict: match v.level {
-                        FitLevel::Fits => FitVerdict::Fits,
-                        FitLevel::Tight => FitVerdict::Tight,
-                        FitLevel::WontFit => FitVerdict::WontFit,
-                    },
-                    reason: format!(
-                        "{} (weights only: the catalog has no shape for it)",
-                        v.reason
-                    ),
-                    headroom_bytes: v.headroom,
-                    max_context: 0,
-                    breakdown: MemoryBreakdown {
-                        weights_bytes: weights,
-                        kv_cache_bytes: 0,
-                        overhead_bytes: 0,
-                        in_use_bytes: ctx.memory.used,
-                        budget_bytes: budget.usable,
-                    },
-                },
+                fit: installed_fit(i, ctx, &budget),
                 installed: true,
                 download: None,
             }],
@@ -206,13 +230,31 @@ pub fn list(catalog: &Catalog, ctx: &Context<'_>) -> Vec<CatalogModel> {
     out
 }
 
-/// The download repo of a catalog variant id.
-pub fn repo_of(catalog: &Catalog, variant_id: &str) -> Option<String> {
-    let (model, quant) = variant_id.split_once('@')?;
-    catalog
-        .get(model)?
+/// Whether the engine runs a catalog entry: its own table of architectures decides.
+fn support(catalog: &Catalog, entry: &CatalogEntry) -> ModelSupport {
+    let s = catalog.support(entry, minibar_engine::config::SUPPORTED_ARCHITECTURES);
+    ModelSupport {
+        runs: s.runs(),
+        reason: s.reason().map(String::from),
+    }
+}
+
+/// The download repo of a catalog variant id; refused, with the reason, for a model the
+/// engine does not run, before anything is downloaded.
+pub fn repo_of(catalog: &Catalog, variant_id: &str) -> Result<String, AppError> {
+    let missing = || AppError::not_found(format!("the catalog has no download for {variant_id}"));
+    let (model, quant) = variant_id.split_once('@').ok_or_else(missing)?;
+    let entry = catalog.get(model).ok_or_else(missing)?;
+    if let Some(reason) = support(catalog, entry).reason {
+        return Err(AppError::invalid(format!(
+            "{} is not supported yet: {reason}",
+            entry.name
+        )));
+    }
+    entry
         .candidates()
         .into_iter()
         .find(|c| c.quant.to_string() == quant)
         .and_then(|c| c.repo)
+        .ok_or_else(missing)
 }

@@ -33,7 +33,18 @@ pub struct MemoryBreakdown {
     pub budget_bytes: u64,
 }
 
-/// The estimator's answer for one model variant on this machine.
+/// What "fits comfortably" asked for: the memory kept free besides the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct FitThresholds {
+    /// Share of the budget kept free.
+    pub comfort_margin: f64,
+    /// Bytes kept free whatever the share (the memory-headroom setting).
+    pub headroom_bytes: u64,
+}
+
+/// The estimator's answer for one model variant on this machine, decided by minibar-fit's
+/// `assess`; the UI shows it and does not judge again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct FitReport {
@@ -41,10 +52,18 @@ pub struct FitReport {
     pub verdict: FitVerdict,
     /// One sentence a user understands.
     pub reason: String,
-    /// budget − (in use + weights + KV + overhead); negative when it won't fit.
+    /// What a model may use minus what this one needs; negative when it won't fit.
     pub headroom_bytes: i64,
-    /// Largest context length that still fits, in tokens.
+    /// Largest context length that still fits, in tokens (0: unknown, or none).
     pub max_context: u64,
+    /// Bytes this model needs (weights, KV cache, activations, runtime).
+    pub needed_bytes: u64,
+    /// Bytes a model may use here now.
+    pub usable_bytes: u64,
+    /// The most a model may need and still fit comfortably.
+    pub comfortable_bytes: u64,
+    /// The thresholds the verdict was judged by.
+    pub thresholds: FitThresholds,
     /// Where the bytes go.
     pub breakdown: MemoryBreakdown,
 }
@@ -168,8 +187,21 @@ pub struct CatalogModel {
     pub description: String,
     /// Trained context length in tokens.
     pub context_length: u64,
+    /// Whether Minibar's engine runs it (its table of architectures decides).
+    pub support: ModelSupport,
     /// Its quantizations.
     pub variants: Vec<ModelVariant>,
+}
+
+/// Whether Minibar's engine runs a model; one it does not is shown "not supported yet" and
+/// cannot be downloaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSupport {
+    /// The engine runs its architecture.
+    pub runs: bool,
+    /// Why not, when it does not.
+    pub reason: Option<String>,
 }
 
 /// Quantize an installed variant into a new one.

@@ -861,6 +861,10 @@ description: string;
  */
 contextLength: number; 
 /**
+ * Whether Minibar's engine runs it (its table of architectures decides).
+ */
+support: ModelSupport; 
+/**
  * Its quantizations.
  */
 variants: ModelVariant[] }
@@ -1047,7 +1051,8 @@ export type DownloadState =
  */
 "cancelled"
 /**
- * The estimator's answer for one model variant on this machine.
+ * The estimator's answer for one model variant on this machine, decided by minibar-fit's
+ * `assess`; the UI shows it and does not judge again.
  */
 export type FitReport = { 
 /**
@@ -1059,17 +1064,45 @@ verdict: FitVerdict;
  */
 reason: string; 
 /**
- * budget − (in use + weights + KV + overhead); negative when it won't fit.
+ * What a model may use minus what this one needs; negative when it won't fit.
  */
 headroomBytes: number; 
 /**
- * Largest context length that still fits, in tokens.
+ * Largest context length that still fits, in tokens (0: unknown, or none).
  */
 maxContext: number; 
+/**
+ * Bytes this model needs (weights, KV cache, activations, runtime).
+ */
+neededBytes: number; 
+/**
+ * Bytes a model may use here now.
+ */
+usableBytes: number; 
+/**
+ * The most a model may need and still fit comfortably.
+ */
+comfortableBytes: number; 
+/**
+ * The thresholds the verdict was judged by.
+ */
+thresholds: FitThresholds; 
 /**
  * Where the bytes go.
  */
 breakdown: MemoryBreakdown }
+/**
+ * What "fits comfortably" asked for: the memory kept free besides the model.
+ */
+export type FitThresholds = { 
+/**
+ * Share of the budget kept free.
+ */
+comfortMargin: number; 
+/**
+ * Bytes kept free whatever the share (the memory-headroom setting).
+ */
+headroomBytes: number }
 /**
  * The verdict of the memory estimator for one model at one quantization.
  */
@@ -1270,6 +1303,19 @@ export type MessageStatus =
  * The generation failed.
  */
 "error"
+/**
+ * Whether Minibar's engine runs a model; one it does not is shown "not supported yet" and
+ * cannot be downloaded.
+ */
+export type ModelSupport = { 
+/**
+ * The engine runs its architecture.
+ */
+runs: boolean; 
+/**
+ * Why not, when it does not.
+ */
+reason: string | null }
 /**
  * One quantization of a catalog model. `id` is `<modelId>@<quant>`.
  */

@@ -1,5 +1,5 @@
-/** Fit badges and memory bars: how the estimator's verdicts are shown and kept live. */
-import type { FitReport, FitVerdict, MachineMemory, MemoryBreakdown } from "./bindings";
+/** Fit badges and memory bars: how Rust's fit verdicts are shown (never re-judged here). */
+import type { FitReport, FitVerdict, MemoryBreakdown } from "./bindings";
 
 /** What a badge shows for a verdict. */
 export type Badge = { label: string; tone: "ok" | "warn" | "bad"; title: string };
@@ -10,29 +10,20 @@ const LABELS: Record<FitVerdict, { label: string; tone: Badge["tone"] }> = {
   wont_fit: { label: "Won't fit", tone: "bad" },
 };
 
-/** The badge for a fit report; the title is the estimator's reason. */
-export function badgeFor(fit: FitReport): Badge {
-  return { ...LABELS[fit.verdict], title: fit.reason };
-}
-
-/** Bytes a model needs on top of what is already in use. */
-export function neededBytes(b: MemoryBreakdown): number {
-  return b.weightsBytes + b.kvCacheBytes + b.overheadBytes;
+/** Formats bytes as the badge's title does (decimal GB, MB below 1 GB). */
+function size(bytes: number): string {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${Math.round(bytes / 1e6)} MB`;
 }
 
 /**
- * The verdict against a fresh memory sample: the estimator's needs stay, what is already in use
- * comes from the live gauge. Fits when the model leaves `headroomBytes` free, tight when it fits
- * only by eating into that headroom, won't fit beyond the budget.
+ * The badge for a fit report, exactly as Rust decided it (minibar-fit's `assess`): the UI does
+ * not judge again. The title is the reason, then the thresholds the verdict was judged by.
  */
-export function reassess(fit: FitReport, memory: MachineMemory | null, headroomBytes: number): FitReport {
-  if (!memory) return fit;
-  const budget = memory.gpuLimitBytes ?? memory.totalBytes;
-  const inUse = Math.min(memory.usedBytes, budget);
-  const breakdown: MemoryBreakdown = { ...fit.breakdown, inUseBytes: inUse, budgetBytes: budget };
-  const headroom = budget - inUse - neededBytes(breakdown);
-  const verdict: FitVerdict = headroom >= headroomBytes ? "fits" : headroom >= 0 ? "tight" : "wont_fit";
-  return { ...fit, verdict, headroomBytes: headroom, breakdown };
+export function badgeFor(fit: FitReport): Badge {
+  const t = fit.thresholds;
+  const kept = t.headroomBytes > 0 ? `${Math.round(t.comfortMargin * 100)}% of it or ${size(t.headroomBytes)}, whichever is more` : `${Math.round(t.comfortMargin * 100)}% of it`;
+  const rule = `Fits up to ${size(fit.comfortableBytes)} (of ${size(fit.usableBytes)} usable, keeping ${kept} free); tight up to ${size(fit.usableBytes)}.`;
+  return { ...LABELS[fit.verdict], title: `${fit.reason}\n${rule}` };
 }
 
 /** One coloured part of a memory bar; `fraction` is of the bar's full width. */

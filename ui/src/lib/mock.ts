@@ -44,7 +44,6 @@ import type {
   Settings,
   View,
 } from "./bindings";
-import { reassess } from "./fit";
 
 const GB = 1e9;
 const MB = 1e6;
@@ -59,6 +58,8 @@ type ModelSpec = {
   /** KV cache bytes per token of context (f16 cache). */
   kvPerToken: number;
   variants: { quant: string; bits: number; size: number; installed?: boolean }[];
+  /** Why the engine does not run it yet (the app's catalog says so from the engine's table). */
+  notYet?: string;
 };
 
 const SPECS: ModelSpec[] = [
@@ -133,6 +134,7 @@ const SPECS: ModelSpec[] = [
     paramsB: 30.5,
     contextLength: 32768,
     description: "Mixture of experts: 3B active per token.",
+    notYet: "mixture-of-experts layers (Qwen3-MoE's 128 routed experts) are not in Minibar's engine yet",
     kvPerToken: 48 * 2 * 4 * 128 * 2,
     variants: [
       { quant: "4bit-g64", bits: 4.5, size: 17.2 * GB },
@@ -549,32 +551,42 @@ export class MockBackend implements Backend {
     return v ? ("size" in v ? v.size : 0) : 0;
   }
 
+  /**
+   * The browser mock's stand-in for the app's verdict (minibar-fit's `assess` in Rust), with the
+   * same thresholds: fits when at least 10% of the usable memory or the headroom setting (the
+   * larger) stays free, tight when it fits at all.
+   */
   private fitFor(spec: ModelSpec, size: number): FitReport {
     const settings = this.readSettings();
     const ctx = Math.min(settings?.contextLength ?? 4096, spec.contextLength);
     const headroom = settings?.memoryHeadroomBytes ?? 2 * GB;
     const kv = spec.kvPerToken * ctx;
     const overhead = OVERHEAD + 0.02 * size;
-    const base: FitReport = {
-      verdict: "fits",
-      reason: "",
-      headroomBytes: 0,
-      maxContext: 0,
-      breakdown: { weightsBytes: size, kvCacheBytes: kv, overheadBytes: overhead, inUseBytes: 0, budgetBytes: GPU_LIMIT },
-    };
-    const fit = reassess(base, this.memorySample(), headroom);
-    const free = GPU_LIMIT - fit.breakdown.inUseBytes - size - overhead;
-    const maxContext = free > 0 ? Math.min(spec.contextLength, Math.floor(free / spec.kvPerToken)) : 0;
+    const inUse = Math.min(this.memorySample().usedBytes, GPU_LIMIT);
+    const usable = GPU_LIMIT - inUse;
     const need = size + kv + overhead;
-    const freeNow = GPU_LIMIT - fit.breakdown.inUseBytes;
+    const comfortable = usable - Math.max(0.1 * usable, headroom);
+    const verdict = need <= comfortable ? "fits" : need <= usable ? "tight" : "wont_fit";
+    const free = usable - size - overhead;
+    const maxContext = free > 0 ? Math.min(spec.contextLength, Math.floor(free / spec.kvPerToken)) : 0;
     const gb = (n: number) => `${(n / GB).toFixed(1)} GB`;
     const reason =
-      fit.verdict === "fits"
-        ? `Needs ${gb(need)} of ${gb(freeNow)} free, ${gb(fit.headroomBytes)} to spare`
-        : fit.verdict === "tight"
-          ? `Needs ${gb(need)} of ${gb(freeNow)} free: less than your ${gb(headroom)} headroom`
-          : `Needs ${gb(need)}, only ${gb(freeNow)} free for the GPU`;
-    return { ...fit, reason, maxContext };
+      verdict === "fits"
+        ? `needs ${gb(need)} of ${gb(usable)}; ${gb(usable - need)} to spare`
+        : verdict === "tight"
+          ? `needs ${gb(need)} of ${gb(usable)}: only ${gb(usable - need)} to spare, less than the ${gb(usable - comfortable)} kept free`
+          : `needs ${gb(need)}, ${gb(need - usable)} more than the GPU working-set limit (${gb(usable)})`;
+    return {
+      verdict,
+      reason,
+      headroomBytes: usable - need,
+      maxContext,
+      neededBytes: need,
+      usableBytes: usable,
+      comfortableBytes: comfortable,
+      thresholds: { comfortMargin: 0.1, headroomBytes: headroom },
+      breakdown: { weightsBytes: size, kvCacheBytes: kv, overheadBytes: overhead, inUseBytes: inUse, budgetBytes: GPU_LIMIT },
+    };
   }
 
   async listCatalog(): Promise<CatalogModel[]> {
@@ -613,6 +625,7 @@ export class MockBackend implements Backend {
         paramsB: spec.paramsB,
         description: spec.description,
         contextLength: spec.contextLength,
+        support: { runs: !spec.notYet, reason: spec.notYet ?? null },
         variants,
       };
     });
@@ -683,6 +696,8 @@ export class MockBackend implements Backend {
   async startDownload(variantId: string): Promise<DownloadProgress> {
     const size = this.variantSize(variantId);
     if (!size) throw err("not_found", `Unknown model ${variantId}`);
+    const spec = SPECS.find((s) => s.id === variantId.split("@")[0]);
+    if (spec?.notYet) throw err("invalid_input", `${spec.name} is not supported yet: ${spec.notYet}`);
     if (this.installed.has(variantId)) throw err("invalid_input", "Already installed");
     const d = { variantId, state: "queued" as const, downloadedBytes: 0, totalBytes: size, bytesPerSecond: 0, etaSeconds: null, error: null, timer: null };
     this.downloads.set(variantId, d);

@@ -1,9 +1,11 @@
 /** The app-wide state every view shares: settings, the catalog, live memory, downloads. */
 import { api, errorMessage, initApi } from "./api";
 import type { BenchFinished, BenchProgress, CatalogModel, DiskUsage, DownloadProgress, MachineMemory, ModelVariant, QuantizeProgress, Settings } from "./bindings";
-import { reassess } from "./fit";
 import { detectMac } from "./keys";
 import { withDefaults, DEFAULT_SETTINGS } from "./settings";
+
+/** How often live memory samples make the catalog's verdicts be fetched again. */
+export const VERDICT_REFRESH_MS = 10_000;
 
 /** An installed variant with its model, for the model picker. */
 export type InstalledChoice = { model: CatalogModel; variant: ModelVariant };
@@ -31,16 +33,25 @@ class AppState {
   /** The model the chat uses now; starts as the default model. */
   currentModel = $state<string | null>(null);
 
-  /** Installed variants, smallest first, with verdicts kept live by the memory gauge. */
+  /** Installed variants, smallest first, with the verdicts Rust sent (see `onMemory`). */
   installed: InstalledChoice[] = $derived(
     this.catalog
-      .flatMap((model) => model.variants.filter((v) => v.installed).map((variant) => ({ model, variant: this.live(variant) })))
+      .flatMap((model) => model.variants.filter((v) => v.installed).map((variant) => ({ model, variant })))
       .sort((a, b) => a.variant.sizeBytes - b.variant.sizeBytes),
   );
 
-  /** A variant with its verdict recomputed against the latest memory sample. */
-  live(v: ModelVariant): ModelVariant {
-    return { ...v, fit: reassess(v.fit, this.memory, this.settings.memoryHeadroomBytes) };
+  /** When the catalog (with its verdicts) was last fetched, in ms. */
+  private catalogAt = 0;
+
+  /**
+   * A memory sample: shown at once; the verdicts, which depend on it, are asked of Rust again
+   * at most every `VERDICT_REFRESH_MS` rather than judged here.
+   */
+  onMemory(m: MachineMemory): void {
+    this.memory = m;
+    if (this.catalogStatus === "ready" && Date.now() - this.catalogAt >= VERDICT_REFRESH_MS) {
+      void this.refreshCatalog();
+    }
   }
 
   /** Finds an installed choice by variant id. */
@@ -54,7 +65,7 @@ class AppState {
       const backend = await initApi();
       this.isMock = backend.isMock;
       this.settings = withDefaults(await backend.loadSettings());
-      await backend.on("memoryUpdate", (m) => (this.memory = m));
+      await backend.on("memoryUpdate", (m) => this.onMemory(m));
       await backend.on("downloadProgress", (d) => this.onDownload(d));
       await backend.on("quantizeProgress", (q) => this.onQuantize(q));
       await backend.on("benchProgress", (p) => {
@@ -84,6 +95,7 @@ class AppState {
 
   /** Reloads the catalog (verdicts depend on settings) and disk usage. */
   async refreshCatalog(): Promise<void> {
+    this.catalogAt = Date.now();
     try {
       const [catalog, disk] = await Promise.all([api().listCatalog(), api().diskUsage()]);
       this.catalog = catalog;

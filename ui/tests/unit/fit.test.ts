@@ -1,64 +1,43 @@
 import { describe, expect, test } from "vitest";
-import type { FitReport, MachineMemory } from "../../src/lib/bindings";
-import { badgeFor, memorySegments, neededBytes, reassess, sizeBucket } from "../../src/lib/fit";
+import type { FitReport } from "../../src/lib/bindings";
+import { badgeFor, memorySegments, sizeBucket } from "../../src/lib/fit";
 
 const GB = 1e9;
 
-function report(weights: number, kv = 0.5 * GB, overhead = 0.75 * GB): FitReport {
+/** A report as the app sends it: minibar-fit's verdict, numbers and thresholds. */
+function report(verdict: FitReport["verdict"], neededBytes: number, usableBytes = 48 * GB, headroom = 2 * GB): FitReport {
+  const comfortableBytes = usableBytes - Math.max(0.1 * usableBytes, headroom);
   return {
-    verdict: "fits",
+    verdict,
     reason: "estimator's reason",
-    headroomBytes: 0,
+    headroomBytes: usableBytes - neededBytes,
     maxContext: 4096,
-    breakdown: { weightsBytes: weights, kvCacheBytes: kv, overheadBytes: overhead, inUseBytes: 0, budgetBytes: 48 * GB },
-  };
-}
-
-function memory(used: number, total = 64 * GB, gpu: number | null = 48 * GB): MachineMemory {
-  return {
-    totalBytes: total,
-    availableBytes: total - used,
-    usedBytes: used,
-    swapUsedBytes: 0,
-    pressure: "normal",
-    gpuLimitBytes: gpu,
-    minibarModelBytes: 0,
-    loadedModel: null,
-    timestampMs: 0,
+    neededBytes,
+    usableBytes,
+    comfortableBytes,
+    thresholds: { comfortMargin: 0.1, headroomBytes: headroom },
+    breakdown: { weightsBytes: neededBytes, kvCacheBytes: 0, overheadBytes: 0, inUseBytes: 0, budgetBytes: usableBytes },
   };
 }
 
 describe("badgeFor", () => {
   test("labels each verdict and carries the reason", () => {
-    expect(badgeFor({ ...report(1), verdict: "fits" })).toEqual({ label: "Fits", tone: "ok", title: "estimator's reason" });
-    expect(badgeFor({ ...report(1), verdict: "tight" }).tone).toBe("warn");
-    expect(badgeFor({ ...report(1), verdict: "wont_fit" }).label).toBe("Won't fit");
+    expect(badgeFor(report("fits", 1 * GB))).toMatchObject({ label: "Fits", tone: "ok" });
+    expect(badgeFor(report("tight", 45 * GB)).tone).toBe("warn");
+    expect(badgeFor(report("wont_fit", 75 * GB)).label).toBe("Won't fit");
+    expect(badgeFor(report("fits", 1 * GB)).title.split("\n")[0]).toBe("estimator's reason");
   });
-});
-
-describe("reassess", () => {
-  test("a 70B model at 4 bits fits a 64 GB Mac, at 8 bits it does not", () => {
-    const m = memory(4 * GB); // GPU limit 48 GB: 3 GB left after the 4-bit model
-    expect(reassess(report(39.7 * GB), m, 2 * GB).verdict).toBe("fits");
-    expect(reassess(report(75 * GB), m, 2 * GB).verdict).toBe("wont_fit");
+  test("shows Rust's verdict as sent, even where the numbers alone would say otherwise", () => {
+    // The UI never judges: a verdict the numbers contradict is still the one shown.
+    expect(badgeFor(report("wont_fit", 1 * GB)).label).toBe("Won't fit");
+    expect(badgeFor(report("fits", 75 * GB)).label).toBe("Fits");
   });
-  test("is tight when it fits only inside the headroom", () => {
-    const need = neededBytes(report(40 * GB).breakdown); // 41.25 GB
-    const m = memory(48 * GB - need - 1 * GB); // 1 GB left over
-    const r = reassess(report(40 * GB), m, 2 * GB);
-    expect(r.verdict).toBe("tight");
-    expect(r.headroomBytes).toBeCloseTo(1 * GB, -3);
-  });
-  test("uses total memory when there is no GPU limit, and live in-use memory", () => {
-    const r = reassess(report(10 * GB), memory(20 * GB, 24 * GB, null), 1 * GB);
-    expect(r.breakdown.budgetBytes).toBe(24 * GB);
-    expect(r.breakdown.inUseBytes).toBe(20 * GB);
-    expect(r.verdict).toBe("wont_fit");
-    expect(r.headroomBytes).toBeLessThan(0);
-  });
-  test("keeps the estimator's report when there is no memory sample", () => {
-    const f = report(1 * GB);
-    expect(reassess(f, null, 0)).toBe(f);
+  test("the title states the thresholds the verdict was judged by", () => {
+    const title = badgeFor(report("tight", 45 * GB, 48 * GB, 5 * GB)).title;
+    expect(title).toContain("Fits up to 43.0 GB");
+    expect(title).toContain("10% of it or 5.0 GB, whichever is more");
+    expect(title).toContain("tight up to 48.0 GB");
+    expect(badgeFor(report("fits", 1 * GB, 48 * GB, 0)).title).toContain("keeping 10% of it free");
   });
 });
 

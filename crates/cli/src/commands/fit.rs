@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use minibar_catalog::{Catalog, CatalogEntry};
+use minibar_catalog::{Catalog, CatalogEntry, Support};
+use minibar_engine::config::SUPPORTED_ARCHITECTURES;
 use minibar_fit::{
-    estimate, fit_table, gb, max_context, snapshot, verdict, watch, Budget, BudgetSource,
-    Candidate, Dtype, Estimate, FitLevel, FitRow, KvFormat, MemorySnapshot, ModelShape, Pressure,
-    Quantization, Runtime, Verdict, Workload,
+    assess, assess_bytes, estimate, fit_table, gb, model_from_config, snapshot, watch, Budget,
+    BudgetSource, Candidate, Estimate, FitLevel, FitRow, KvFormat, MemorySnapshot, ModelShape,
+    Pressure, Quantization, Runtime, Thresholds, Verdict, WhatIfRow, Workload, MAC_MEMORY_SIZES_GB,
 };
 use serde::Serialize;
 
@@ -60,9 +61,13 @@ pub struct Args {
     /// Quantize the KV cache to this many bits (mlx-lm's --kv-bits; group 64).
     #[arg(long, value_name = "BITS")]
     kv_bits: Option<u8>,
-    /// Prompt tokens per prefill step.
-    #[arg(long, default_value_t = 2048)]
+    /// Prompt tokens per prefill step (the engine's).
+    #[arg(long, default_value_t = minibar_fit::engine::PREFILL_CHUNK)]
     prefill_chunk: u64,
+    /// Memory to keep free for other apps for a model to count as fitting comfortably (at
+    /// least 10% of the budget is kept whatever this says).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]
+    headroom: u64,
     /// Memory already held by models Minibar has loaded (e.g. 12GB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]
     held: u64,
@@ -72,9 +77,13 @@ pub struct Args {
     /// Runtime to estimate for (default: this machine's; a what-if --ram is always Metal).
     #[arg(long, value_enum)]
     runtime: Option<RuntimeArg>,
-    /// List the formats that won't fit too.
+    /// List the formats that won't fit, and the models the engine does not run yet, too.
     #[arg(long)]
     all: bool,
+    /// Which Mac runs what: every catalog model and quantization on every unified-memory size
+    /// Apple sells (8 to 512 GB), at --context and --kv-bits.
+    #[arg(long, conflicts_with_all = ["ram", "model", "watch", "held", "gpu_limit"])]
+    table: bool,
     /// A catalog file merged over the built-in one (default: ~/.config/minibar/models.toml).
     #[arg(long, value_name = "PATH")]
     catalog: Option<PathBuf>,
@@ -123,6 +132,14 @@ pub fn run(args: Args) -> Result<()> {
     if args.watch {
         return watch_memory(&args, &catalog, &work, &runtime);
     }
+    if args.table {
+        // Every column is a Mac: Metal unless told otherwise.
+        let runtime = match args.runtime {
+            Some(RuntimeArg::Cpu) => Runtime::cpu(),
+            _ => Runtime::metal(),
+        };
+        return what_if(&args, &catalog, &work, &runtime);
+    }
     let (budget, snap) = match args.ram {
         Some(total) => {
             let mut b = Budget::what_if(total);
@@ -146,6 +163,10 @@ pub fn run(args: Args) -> Result<()> {
         Some(model) => detail(&args, &catalog, model, &work, &runtime, &budget),
         None => table(&args, &catalog, &work, &runtime, &budget, snap.as_ref()),
     }
+}
+
+fn thresholds(args: &Args) -> Thresholds {
+    Thresholds::with_headroom(args.headroom)
 }
 
 fn runtime_label(rt: &Runtime) -> &'static str {
@@ -218,13 +239,28 @@ fn short_tokens(n: Option<u64>) -> String {
     }
 }
 
+/// Whether the engine runs a catalog id (the engine's own table decides).
+fn support_of(catalog: &Catalog, id: &str) -> Support {
+    match catalog.get(id) {
+        Some(entry) => catalog.support(entry, SUPPORTED_ARCHITECTURES),
+        None => Support::Runs,
+    }
+}
+
+#[derive(Serialize)]
+struct RowJson<'a> {
+    #[serde(flatten)]
+    row: &'a FitRow,
+    support: Support,
+}
+
 #[derive(Serialize)]
 struct TableJson<'a> {
     budget: &'a Budget,
     machine: Option<&'a MemorySnapshot>,
     workload: &'a Workload,
     runtime: &'a Runtime,
-    rows: &'a [FitRow],
+    rows: Vec<RowJson<'a>>,
 }
 
 fn table(
@@ -235,7 +271,13 @@ fn table(
     budget: &Budget,
     snap: Option<&MemorySnapshot>,
 ) -> Result<()> {
-    let rows = fit_table(&catalog.candidates(), work, runtime, budget)?;
+    let rows = fit_table(
+        &catalog.candidates(),
+        work,
+        runtime,
+        budget,
+        &thresholds(args),
+    )?;
     let mut out = String::new();
     if args.json {
         let doc = TableJson {
@@ -243,7 +285,14 @@ fn table(
             machine: snap,
             workload: work,
             runtime,
-            rows: &rows,
+            rows: rows
+                .iter()
+                .filter(|r| args.all || support_of(catalog, &r.id).runs())
+                .map(|row| RowJson {
+                    row,
+                    support: support_of(catalog, &row.id),
+                })
+                .collect(),
         };
         outln!(out, "{}", serde_json::to_string_pretty(&doc)?);
         emit(&out)?;
@@ -251,9 +300,15 @@ fn table(
     }
     outln!(out, "{}", describe_budget(budget, snap));
     outln!(out, "{}\n", describe_work(work, runtime));
+    let unsupported = rows
+        .iter()
+        .filter(|r| !support_of(catalog, &r.id).runs())
+        .count();
     let shown: Vec<&FitRow> = rows
         .iter()
-        .filter(|r| args.all || r.verdict.level != FitLevel::WontFit)
+        .filter(|r| {
+            args.all || (r.verdict.level != FitLevel::WontFit && support_of(catalog, &r.id).runs())
+        })
         .collect();
     let name_w = shown.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
     let id_w = shown.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
@@ -285,15 +340,113 @@ fn table(
             gb(r.needed),
             r.verdict.level.label(),
             short_tokens(r.max_context),
-            r.repo.as_deref().unwrap_or("")
+            match support_of(catalog, &r.id) {
+                Support::Runs => r.repo.clone().unwrap_or_default(),
+                s => format!("not supported yet: {}", s.reason().unwrap_or_default()),
+            }
         );
     }
-    let hidden = rows.len() - shown.len();
     if shown.is_empty() {
         outln!(out, "(nothing in the catalog fits)");
     }
-    if hidden > 0 {
-        outln!(out, "\n{hidden} more formats won't fit (--all lists them).");
+    if !args.all {
+        let too_big = rows
+            .iter()
+            .filter(|r| r.verdict.level == FitLevel::WontFit && support_of(catalog, &r.id).runs())
+            .count();
+        if too_big > 0 {
+            outln!(
+                out,
+                "\n{too_big} more formats won't fit (--all lists them)."
+            );
+        }
+        if unsupported > 0 {
+            outln!(
+                out,
+                "{unsupported} formats of models Minibar's engine does not run yet are hidden (--all lists them, with the reason)."
+            );
+        }
+    }
+    emit(&out)?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct WhatIfJson<'a> {
+    workload: &'a Workload,
+    runtime: &'a Runtime,
+    thresholds: Thresholds,
+    sizes_gb: &'a [u64],
+    rows: &'a [WhatIfRow],
+}
+
+/// One cell: `fits 33K`, `tight 4K`, `no`.
+fn what_if_cell(level: FitLevel, max_context: Option<u64>) -> String {
+    match level {
+        FitLevel::WontFit => "no".into(),
+        FitLevel::Fits => format!("fits {}", short_tokens(max_context)),
+        FitLevel::Tight => format!("tight {}", short_tokens(max_context)),
+    }
+}
+
+/// `minibar fit --table`: the catalog's models (those the engine runs, unless --all) on every
+/// Mac size, each cell minibar-fit's verdict and the largest context.
+fn what_if(args: &Args, catalog: &Catalog, work: &Workload, runtime: &Runtime) -> Result<()> {
+    let candidates: Vec<Candidate> = catalog
+        .candidates()
+        .into_iter()
+        .filter(|c| args.all || support_of(catalog, &c.id).runs())
+        .collect();
+    let t = thresholds(args);
+    let rows = minibar_fit::what_if_table(&candidates, &MAC_MEMORY_SIZES_GB, work, runtime, &t)?;
+    let mut out = String::new();
+    if args.json {
+        let doc = WhatIfJson {
+            workload: work,
+            runtime,
+            thresholds: t,
+            sizes_gb: &MAC_MEMORY_SIZES_GB,
+            rows: &rows,
+        };
+        outln!(out, "{}", serde_json::to_string_pretty(&doc)?);
+        emit(&out)?;
+        return Ok(());
+    }
+    outln!(
+        out,
+        "Which Mac runs what: {} Cells: fits / tight / no, and the largest context.\n",
+        describe_work(work, runtime)
+    );
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
+    let quant_w = rows.iter().map(|r| r.quant.len()).max().unwrap_or(5).max(5);
+    let mut header = format!(
+        "{:<name_w$}  {:<quant_w$}  {:>8}",
+        "MODEL", "QUANT", "NEEDS"
+    );
+    for gb_size in MAC_MEMORY_SIZES_GB {
+        header.push_str(&format!("  {:>10}", format!("{gb_size} GB")));
+    }
+    outln!(out, "{header}");
+    for r in &rows {
+        let mut line = format!(
+            "{:<name_w$}  {:<quant_w$}  {:>8}",
+            r.name,
+            r.quant,
+            gb(r.needed)
+        );
+        for c in &r.cells {
+            line.push_str(&format!("  {:>10}", what_if_cell(c.level, c.max_context)));
+        }
+        outln!(out, "{}", line.trim_end());
+    }
+    if !args.all {
+        let hidden = catalog.candidates().len() - candidates.len();
+        if hidden > 0 {
+            outln!(
+                out,
+                "\n{hidden} formats of models Minibar's engine does not run yet are hidden (--all lists them)."
+            );
+        }
     }
     emit(&out)?;
     Ok(())
@@ -345,19 +498,9 @@ fn subject(catalog: &Catalog, model: &str, quant: Option<&str>) -> Result<Subjec
         .with_context(|| format!("reading {}", config_path.display()))?;
     let config: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", config_path.display()))?;
-    let shape = ModelShape::from_hf_config(&config)
-        .with_context(|| format!("reading the shape from {}", config_path.display()))?;
-    let dtype = ["torch_dtype", "dtype"]
-        .iter()
-        .find_map(|k| config.get(*k).and_then(|v| v.as_str()))
-        .and_then(Dtype::from_config_name)
-        .unwrap_or(Dtype::Bf16);
-    let quant = match wanted {
-        Some(q) => q,
-        None => {
-            Quantization::from_config(&config, dtype)?.unwrap_or_else(|| Quantization::float(dtype))
-        }
-    };
+    let (shape, stored) = model_from_config(&config)
+        .with_context(|| format!("reading the model from {}", config_path.display()))?;
+    let quant = wanted.unwrap_or(stored);
     Ok(Subject {
         title: format!("{} ({})", dir.display(), shape.model_type),
         shape,
@@ -402,15 +545,13 @@ fn detail(
     let s = subject(catalog, model, args.quant.as_deref())?;
     let mut details = Vec::new();
     for (quant, repo) in &s.formats {
-        let est = estimate(&s.shape, quant, work, runtime)?;
-        let v = verdict(est.total, budget);
-        let ctx = max_context(&s.shape, quant, work, runtime, budget.usable)?;
+        let a = assess(&s.shape, quant, work, runtime, budget, &thresholds(args))?;
         details.push(DetailJson {
             quant: quant.to_string(),
             repo: repo.clone(),
-            estimate: est,
-            verdict: v,
-            max_context: ctx,
+            estimate: a.estimate,
+            verdict: a.verdict,
+            max_context: a.max_context,
         });
     }
     let mut out = String::new();
@@ -420,6 +561,14 @@ fn detail(
         return Ok(());
     }
     outln!(out, "{}", s.title);
+    if let Some(reason) = catalog.get(model).and_then(|e| {
+        catalog
+            .support(e, SUPPORTED_ARCHITECTURES)
+            .reason()
+            .map(String::from)
+    }) {
+        outln!(out, "Not supported yet: {reason}.");
+    }
     outln!(
         out,
         "{}",
@@ -439,6 +588,14 @@ fn detail(
                 .unwrap_or_default(),
             e.bits_per_weight
         );
+        if e.dequantized {
+            outln!(
+                out,
+                "  loaded as {}: the engine expands quantized models of up to {} dense on the CPU",
+                e.loaded_as,
+                gb(minibar_fit::engine::CPU_DEQUANTIZE_LIMIT)
+            );
+        }
         outln!(out, "  weights      {:>9}", gb(e.weights.total));
         for (kind, bytes) in &e.weights.by_kind {
             outln!(out, "    {:<10} {:>9}", kind.label(), gb(*bytes));
@@ -496,9 +653,10 @@ fn watch_memory(args: &Args, catalog: &Catalog, work: &Workload, runtime: &Runti
     for snap in watch(Duration::from_secs(1)) {
         let mut out = String::new();
         let budget = Budget::this_machine(&snap, args.held, args.gpu_limit);
+        let t = thresholds(args);
         let comfy = needs
             .iter()
-            .filter(|(_, _, need, _)| verdict(*need, &budget).level == FitLevel::Fits);
+            .filter(|(_, _, need, _)| assess_bytes(*need, &budget, &t).level == FitLevel::Fits);
         let count = comfy.clone().count();
         let best = comfy
             .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))

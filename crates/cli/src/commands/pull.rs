@@ -66,6 +66,11 @@ fn resolve_model(spec: &str, quant: Option<&str>) -> anyhow::Result<ModelRef> {
             "`{id}` is neither a catalog id nor an `org/name` repo (see models.toml for the ids)"
         )
     })?;
+    // Refused before anything is downloaded: the engine's own table decides.
+    let support = catalog.support(entry, minibar_engine::config::SUPPORTED_ARCHITECTURES);
+    if let Some(reason) = support.reason() {
+        anyhow::bail!("{id} is not supported yet: {reason}; nothing was downloaded");
+    }
     let repo = match quant {
         Some(q) => entry
             .mlx
@@ -87,40 +92,31 @@ fn resolve_model(spec: &str, quant: Option<&str>) -> anyhow::Result<ModelRef> {
     Ok(ModelRef::new(&repo, revision)?)
 }
 
-/// The memory-fit check over minibar-fit: config.json's shape and quantization, the default
-/// workload, this machine's budget.
+/// The memory-fit check: minibar-fit's one verdict for config.json's shape and quantization,
+/// the default workload, this machine's budget and the default thresholds.
 fn fit_check() -> minibar_hub::FitCheck {
     Arc::new(|q: &FitQuery<'_>| {
         let Some(config) = q.config else {
             return FitVerdict::Unknown;
         };
-        let Ok(shape) = minibar_fit::ModelShape::from_hf_config(config) else {
+        let Ok((shape, quant)) = minibar_fit::model_from_config(config) else {
             return FitVerdict::Unknown;
         };
-        let dtype = ["torch_dtype", "dtype"]
-            .iter()
-            .find_map(|k| config.get(*k).and_then(|v| v.as_str()))
-            .and_then(minibar_fit::Dtype::from_config_name)
-            .unwrap_or(minibar_fit::Dtype::Bf16);
-        let quant = match minibar_fit::Quantization::from_config(config, dtype) {
-            Ok(Some(quant)) => quant,
-            Ok(None) => minibar_fit::Quantization::float(dtype),
-            Err(_) => return FitVerdict::Unknown,
-        };
-        let Ok(estimate) = minibar_fit::estimate(
+        let budget = minibar_fit::Budget::this_machine(&minibar_fit::snapshot(), 0, None);
+        let Ok(a) = minibar_fit::assess(
             &shape,
             &quant,
             &minibar_fit::Workload::default(),
             &minibar_fit::Runtime::native(),
+            &budget,
+            &minibar_fit::Thresholds::default(),
         ) else {
             return FitVerdict::Unknown;
         };
-        let budget = minibar_fit::Budget::this_machine(&minibar_fit::snapshot(), 0, None);
-        let verdict = minibar_fit::verdict(estimate.total, &budget);
-        match verdict.level {
+        match a.verdict.level {
             minibar_fit::FitLevel::Fits => FitVerdict::Fits,
-            minibar_fit::FitLevel::Tight => FitVerdict::Tight(verdict.reason),
-            minibar_fit::FitLevel::WontFit => FitVerdict::WontFit(verdict.reason),
+            minibar_fit::FitLevel::Tight => FitVerdict::Tight(a.verdict.reason),
+            minibar_fit::FitLevel::WontFit => FitVerdict::WontFit(a.verdict.reason),
         }
     })
 }
