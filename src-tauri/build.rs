@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "edit_and_resend",
     "stop_generation",
     "list_catalog",
+    "what_if_table",
     "memory_status",
     "disk_usage",
     "library_folders",

@@ -69,6 +69,7 @@ macro_rules! specta_builder {
             minibar_app::commands::chat::edit_and_resend::<$r>,
             minibar_app::commands::chat::stop_generation,
             minibar_app::commands::models::list_catalog::<$r>,
+            minibar_app::commands::models::what_if_table,
             minibar_app::commands::models::memory_status,
             minibar_app::commands::models::disk_usage,
             minibar_app::commands::models::library_folders,

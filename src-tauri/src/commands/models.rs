@@ -4,12 +4,12 @@ use tauri::{AppHandle, Runtime, State};
 
 use crate::keychain;
 use crate::models::downloads::HubTarget;
-use crate::models::{catalog, folders, library, memory, quantize};
+use crate::models::{catalog, folders, library, memory, quantize, what_if};
 use crate::settings_store;
 use crate::state::AppState;
 use crate::types::{
     AppError, AppResult, CatalogModel, DiskUsage, DownloadProgress, LibraryFolders, MachineMemory,
-    QuantizeRequest,
+    QuantizeRequest, WhatIfTable,
 };
 
 /// The catalog with fit verdicts for this machine and the saved settings.
@@ -34,6 +34,18 @@ pub async fn list_catalog<R: Runtime>(
             downloads: &downloads,
         },
     ))
+}
+
+/// Which Mac runs what: every runnable catalog model and quantization on every Mac memory
+/// size, at `context` tokens and a KV cache of `kv_bits` (null: the model's dtype).
+#[tauri::command]
+#[specta::specta]
+pub async fn what_if_table(
+    state: State<'_, AppState>,
+    context: u64,
+    kv_bits: Option<u8>,
+) -> AppResult<WhatIfTable> {
+    what_if::table(&state.catalog, context, kv_bits)
 }
 
 /// One sample of `memory-update`, for the first paint.

@@ -7,3 +7,4 @@ pub mod folders;
 pub mod library;
 pub mod memory;
 pub mod quantize;
+pub mod what_if;

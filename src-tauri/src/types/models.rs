@@ -261,3 +261,49 @@ pub struct DiskUsage {
     /// Size of its disk.
     pub total_bytes: u64,
 }
+
+/// "Which Mac runs what": the catalog's runnable models on every Mac memory size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatIfTable {
+    /// Context length judged, in tokens.
+    pub context: u64,
+    /// KV cache bits; null for the model's own dtype.
+    pub kv_bits: Option<u8>,
+    /// The columns: unified memory in GB (2^30 bytes), smallest first.
+    pub sizes_gb: Vec<u64>,
+    /// The thresholds every cell was judged by.
+    pub thresholds: FitThresholds,
+    /// One row per model and quantization.
+    pub rows: Vec<WhatIfRow>,
+}
+
+/// One model format across the Mac sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatIfRow {
+    /// Catalog id.
+    pub model_id: String,
+    /// Display name.
+    pub name: String,
+    /// Quantization.
+    pub quant: String,
+    /// Parameters in billions.
+    pub params_b: f64,
+    /// Bytes it needs at the table's context.
+    pub needed_bytes: u64,
+    /// One cell per size, in `sizesGb` order.
+    pub cells: Vec<WhatIfCell>,
+}
+
+/// One model format on one Mac size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatIfCell {
+    /// Unified memory, GB.
+    pub ram_gb: u64,
+    /// The verdict.
+    pub verdict: FitVerdict,
+    /// Largest context that fits, in tokens (0: none).
+    pub max_context: u64,
+}

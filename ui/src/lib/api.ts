@@ -36,6 +36,7 @@ import {
   type SessionSummary,
   type Settings,
   type View,
+  type WhatIfTable,
 } from "./bindings";
 
 /** A failed backend call, carrying the backend's error kind. */
@@ -73,6 +74,8 @@ export interface Backend {
   ): Promise<GenerationStarted>;
   stopGeneration(requestId: string): Promise<void>;
   listCatalog(): Promise<CatalogModel[]>;
+  /** Which Mac runs what: the runnable catalog on every Mac memory size, judged in Rust. */
+  whatIfTable(context: number, kvBits: number | null): Promise<WhatIfTable>;
   memoryStatus(): Promise<MachineMemory>;
   diskUsage(): Promise<DiskUsage>;
   /** The model folders in use and their defaults. */
@@ -148,6 +151,7 @@ export function tauriBackend(): Backend {
     editAndResend: async (s, id, c, m, p) => unwrap(await commands.editAndResend(s, id, c, m, p)),
     stopGeneration: (id) => nothing(commands.stopGeneration(id)),
     listCatalog: async () => unwrap(await commands.listCatalog()),
+    whatIfTable: async (context, kvBits) => unwrap(await commands.whatIfTable(context, kvBits)),
     memoryStatus: async () => unwrap(await commands.memoryStatus()),
     diskUsage: async () => unwrap(await commands.diskUsage()),
     libraryFolders: async () => unwrap(await commands.libraryFolders()),

@@ -154,6 +154,18 @@ async listCatalog() : Promise<Result<CatalogModel[], AppError>> {
 }
 },
 /**
+ * Which Mac runs what: every runnable catalog model and quantization on every Mac memory
+ * size, at `context` tokens and a KV cache of `kv_bits` (null: the model's dtype).
+ */
+async whatIfTable(context: number, kvBits: number | null) : Promise<Result<WhatIfTable, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("what_if_table", { context, kvBits }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * One sample of `memory-update`, for the first paint.
  */
 async memoryStatus() : Promise<Result<MachineMemory, AppError>> {
@@ -1660,6 +1672,74 @@ export type View =
  * The settings.
  */
 "settings"
+/**
+ * One model format on one Mac size.
+ */
+export type WhatIfCell = { 
+/**
+ * Unified memory, GB.
+ */
+ramGb: number; 
+/**
+ * The verdict.
+ */
+verdict: FitVerdict; 
+/**
+ * Largest context that fits, in tokens (0: none).
+ */
+maxContext: number }
+/**
+ * One model format across the Mac sizes.
+ */
+export type WhatIfRow = { 
+/**
+ * Catalog id.
+ */
+modelId: string; 
+/**
+ * Display name.
+ */
+name: string; 
+/**
+ * Quantization.
+ */
+quant: string; 
+/**
+ * Parameters in billions.
+ */
+paramsB: number; 
+/**
+ * Bytes it needs at the table's context.
+ */
+neededBytes: number; 
+/**
+ * One cell per size, in `sizesGb` order.
+ */
+cells: WhatIfCell[] }
+/**
+ * "Which Mac runs what": the catalog's runnable models on every Mac memory size.
+ */
+export type WhatIfTable = { 
+/**
+ * Context length judged, in tokens.
+ */
+context: number; 
+/**
+ * KV cache bits; null for the model's own dtype.
+ */
+kvBits: number | null; 
+/**
+ * The columns: unified memory in GB (2^30 bytes), smallest first.
+ */
+sizesGb: number[]; 
+/**
+ * The thresholds every cell was judged by.
+ */
+thresholds: FitThresholds; 
+/**
+ * One row per model and quantization.
+ */
+rows: WhatIfRow[] }
 
 /** tauri-specta globals **/
 

@@ -1,5 +1,5 @@
 /** Fit badges and memory bars: how Rust's fit verdicts are shown (never re-judged here). */
-import type { FitReport, FitVerdict, MemoryBreakdown } from "./bindings";
+import type { FitReport, FitVerdict, MemoryBreakdown, WhatIfCell } from "./bindings";
 
 /** What a badge shows for a verdict. */
 export type Badge = { label: string; tone: "ok" | "warn" | "bad"; title: string };
@@ -52,4 +52,16 @@ export type SizeBucket = "all" | "small" | "medium" | "large";
 /** small < 4B ≤ medium < 20B ≤ large. */
 export function sizeBucket(paramsB: number): Exclude<SizeBucket, "all"> {
   return paramsB < 4 ? "small" : paramsB < 20 ? "medium" : "large";
+}
+
+/** Tokens as a table shows them: 4096 → "4K". */
+function tokens(n: number): string {
+  return n >= 1024 ? `${Math.floor(n / 1024)}K` : `${n}`;
+}
+
+/** A what-if cell's text and tone, from the verdict Rust sent: "fits 32K", "tight 4K", "no". */
+export function whatIfCell(cell: WhatIfCell): { text: string; tone: Badge["tone"] } {
+  const tone = LABELS[cell.verdict].tone;
+  if (cell.verdict === "wont_fit") return { text: "no", tone };
+  return { text: `${cell.verdict === "fits" ? "fits" : "tight"} ${tokens(cell.maxContext)}`, tone };
 }

@@ -30,6 +30,7 @@ import type {
   DownloadProgress,
   Events,
   FitReport,
+  FitVerdict,
   GenerationStarted,
   MachineMemory,
   MarkdownExport,
@@ -43,6 +44,7 @@ import type {
   SessionSummary,
   Settings,
   View,
+  WhatIfTable,
 } from "./bindings";
 
 const GB = 1e9;
@@ -587,6 +589,33 @@ export class MockBackend implements Backend {
       thresholds: { comfortMargin: 0.1, headroomBytes: headroom },
       breakdown: { weightsBytes: size, kvCacheBytes: kv, overheadBytes: overhead, inUseBytes: inUse, budgetBytes: GPU_LIMIT },
     };
+  }
+
+  /** The mock's what-if table: `fitFor`'s stand-in rule on each Mac size, nothing else running. */
+  async whatIfTable(context: number, kvBits: number | null): Promise<WhatIfTable> {
+    const sizesGb = [8, 16, 18, 24, 32, 36, 48, 64, 96, 128, 192, 256, 512];
+    const kvScale = kvBits ? (kvBits + 1) / 16 : 1;
+    const rows = SPECS.filter((s) => !s.notYet).flatMap((spec) =>
+      spec.variants.map((v) => {
+        const fixed = v.size + OVERHEAD + 0.02 * v.size;
+        const perToken = spec.kvPerToken * kvScale;
+        const need = fixed + perToken * Math.min(context, spec.contextLength);
+        return {
+          modelId: spec.id,
+          name: spec.name,
+          quant: v.quant,
+          paramsB: spec.paramsB,
+          neededBytes: need,
+          cells: sizesGb.map((ramGb) => {
+            const usable = ramGb * 2 ** 30 * (ramGb >= 36 ? 0.75 : 2 / 3);
+            const verdict: FitVerdict = need <= 0.9 * usable ? "fits" : need <= usable ? "tight" : "wont_fit";
+            const maxContext = usable > fixed ? Math.min(spec.contextLength, Math.floor((usable - fixed) / perToken)) : 0;
+            return { ramGb, verdict, maxContext };
+          }),
+        };
+      }),
+    );
+    return { context, kvBits, sizesGb, thresholds: { comfortMargin: 0.1, headroomBytes: 0 }, rows };
   }
 
   async listCatalog(): Promise<CatalogModel[]> {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { FitReport } from "../../src/lib/bindings";
-import { badgeFor, memorySegments, sizeBucket } from "../../src/lib/fit";
+import { badgeFor, memorySegments, sizeBucket, whatIfCell } from "../../src/lib/fit";
 
 const GB = 1e9;
 
@@ -60,4 +60,10 @@ test("sizeBucket", () => {
   expect(sizeBucket(0.135)).toBe("small");
   expect(sizeBucket(8)).toBe("medium");
   expect(sizeBucket(70.6)).toBe("large");
+});
+
+test("whatIfCell shows the verdict Rust sent and the largest context", () => {
+  expect(whatIfCell({ ramGb: 64, verdict: "fits", maxContext: 33 * 1024 })).toEqual({ text: "fits 33K", tone: "ok" });
+  expect(whatIfCell({ ramGb: 16, verdict: "tight", maxContext: 900 })).toEqual({ text: "tight 900", tone: "warn" });
+  expect(whatIfCell({ ramGb: 8, verdict: "wont_fit", maxContext: 0 })).toEqual({ text: "no", tone: "bad" });
 });
