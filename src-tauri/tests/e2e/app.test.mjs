@@ -315,3 +315,36 @@ test("an installed model quantizes from the Models view into a new installed var
     assert.equal(await (await b.$('[data-testid="quantize-failed"]')).isExisting(), false);
   });
 });
+
+test("the Models view shows which Mac runs what, and a model the engine does not run is refused", async () => {
+  await withApp(async (b) => {
+    await (await b.$('nav[aria-label="Views"]')).waitForExist();
+    await b.execute(() => (location.hash = "#/models"));
+    await b.setWindowSize(1280, 800).catch(() => {});
+    await (await b.$('[data-testid="what-if-toggle"]')).click();
+    // The seed's question: 70B at 4 bits on a 64 GB Mac fits, at 8 bits it does not.
+    const cell = async (variant, gb) => {
+      const row = await b.$(`[data-testid="what-if"] tr[data-variant="${variant}"]`);
+      await row.waitForExist({ timeoutMsg: `no what-if row for ${variant}; app log:\n${logs.join("")}` });
+      return (await row.$(`td[data-gb="${gb}"]`)).getAttribute("data-verdict");
+    };
+    assert.equal(await cell("llama-3.3-70b@4bit", 64), "fits");
+    assert.equal(await cell("llama-3.3-70b@8bit", 64), "wont_fit");
+    assert.equal(await cell("llama-3.3-70b@8bit", 128), "fits");
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const shot = join(ARTIFACTS, "what-if.png");
+    await b.saveScreenshot(shot);
+    if (process.env.MINIBAR_UPDATE_SCREENSHOTS) {
+      mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
+      copyFileSync(shot, join(DOCS_SCREENSHOTS, "what-if.png"));
+    }
+    // Whatever the engine's table does not run is labelled, and refused before any download.
+    const catalog = (await invoke(b, "list_catalog", {})).ok;
+    const notYet = catalog.find((m) => !m.support.runs);
+    if (!notYet) return; // the engine runs every catalog architecture
+    await (await b.$(`[data-model="${notYet.id}"] [data-testid="not-supported"]`)).waitForExist();
+    const refused = await invoke(b, "start_download", { variantId: notYet.variants[0].id });
+    assert.equal(refused.err?.kind, "invalid_input", JSON.stringify(refused));
+    assert.ok(refused.err.message.includes(notYet.support.reason), refused.err.message);
+  });
+});
