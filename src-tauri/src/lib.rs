@@ -103,7 +103,8 @@ pub fn configure<R: Runtime>(
                 .ok_or("the app was set up twice")?;
             let catalog = minibar_catalog::Catalog::load(None).map_err(|e| e.to_string())?;
             // The folders chosen in Settings; the defaults (with a warning) when they are
-            // unusable, so a moved disk does not stop the app from starting.
+            // unusable, so a moved disk does not stop the app from starting. Loading opens the
+            // settings store: the one store the UI can reach (it may get, not load, stores).
             let library = settings_store::load(app)
                 .and_then(|s| models::folders::library_paths(&s))
                 .unwrap_or_else(|e| {

@@ -6,7 +6,7 @@ mod common;
 
 use common::{app, app_in, call_from, next, MODEL, PIECES};
 use serde_json::{json, Value};
-use tauri::WebviewWindowBuilder;
+use tauri::{Manager, WebviewWindowBuilder};
 
 fn new_session(t: &common::TestApp) -> String {
     let s = t.call("create_session", json!({ "model": MODEL })).unwrap();
@@ -237,12 +237,11 @@ fn chats_survive_a_restart() {
 #[test]
 fn settings_saved_through_the_store_reach_the_engine() {
     let t = app();
+    // As the UI does: the store the app opened at start, by name.
     let rid = t
-        .call(
-            "plugin:store|load",
-            json!({ "path": "settings.json", "options": { "autoSave": false, "defaults": {} } }),
-        )
+        .call("plugin:store|get_store", json!({ "path": "settings.json" }))
         .unwrap();
+    assert!(rid.is_u64(), "the app opened the settings store: {rid}");
     let settings = json!({
         "defaultModel": MODEL,
         "sampling": { "temperature": 0.2, "topP": 0.9, "topK": 20, "minP": 0.0, "repetitionPenalty": 1.0, "maxTokens": 64, "seed": 7 },
@@ -275,10 +274,7 @@ fn settings_saved_through_the_store_reach_the_engine() {
 /// Saves `settings` through the store as the UI does, then tells the app.
 fn save_settings(t: &common::TestApp, settings: Value) -> Result<Value, Value> {
     let rid = t
-        .call(
-            "plugin:store|load",
-            json!({ "path": "settings.json", "options": { "autoSave": false, "defaults": {} } }),
-        )
+        .call("plugin:store|get_store", json!({ "path": "settings.json" }))
         .unwrap();
     t.call(
         "plugin:store|set",
@@ -329,6 +325,24 @@ fn the_model_folders_follow_the_settings() {
     let kept = t.call("library_folders", json!({})).unwrap();
     assert_eq!(kept["modelsFolder"], store.display().to_string());
 
+    // An endpoint the token must not go to is refused when saved, and downloads refuse it.
+    let err = save_settings(&t, json!({ "hfEndpoint": "http://hf-mirror.example" })).unwrap_err();
+    assert_eq!(err["kind"], "invalid_input");
+    assert!(
+        err["message"].as_str().unwrap().contains("unencrypted"),
+        "{err}"
+    );
+    let err = t
+        .call(
+            "start_download",
+            json!({ "variantId": "smollm2-135m@4bit" }),
+        )
+        .unwrap_err();
+    assert!(
+        err["message"].as_str().unwrap().contains("cannot be used"),
+        "{err}"
+    );
+
     // Empty settings: back to the defaults (and no other test sees the chosen folders).
     save_settings(&t, json!({})).unwrap();
     let back = t.call("library_folders", json!({})).unwrap();
@@ -341,6 +355,18 @@ fn capabilities_allow_only_the_ui_and_its_commands() {
     let t = app();
     // A store command the UI does not use is refused.
     assert!(t.call("plugin:store|clear", json!({ "rid": 0 })).is_err());
+    // The webview cannot open (and so create or overwrite) a store at a path of its choosing.
+    let outside = t.app.path().app_data_dir().unwrap().join("../escaped.json");
+    for path in ["../escaped.json", outside.to_str().unwrap(), "other.json"] {
+        let opened = t.call(
+            "plugin:store|load",
+            json!({ "path": path, "options": { "autoSave": false, "defaults": {} } }),
+        );
+        assert!(opened.is_err(), "{path}: {opened:?}");
+        let got = t.call("plugin:store|get_store", json!({ "path": path }));
+        assert_eq!(got, Ok(json!(null)), "{path}");
+    }
+    assert!(!outside.exists());
     // A window the capability does not name cannot call anything.
     let other = WebviewWindowBuilder::new(&t.app, "intruder", Default::default())
         .build()

@@ -62,6 +62,7 @@ pub async fn settings_changed<R: Runtime>(
 ) -> AppResult<()> {
     // Settings are read from the store on every use; reading now reports bad values early.
     let settings = crate::settings_store::load(&app)?;
+    crate::settings_store::hub_endpoint(&settings)?;
     state.set_library(crate::models::folders::library_paths(&settings)?);
     Ok(())
 }

@@ -90,10 +90,8 @@ pub async fn disk_usage(state: State<'_, AppState>) -> AppResult<DiskUsage> {
 /// public models need no token).
 fn hub_target<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> AppResult<HubTarget> {
     let settings = settings_store::load(app)?;
-    let endpoint = Some(settings.hf_endpoint.trim_end_matches('/').to_string())
-        .filter(|e| !e.is_empty() && e != minibar_hub::DEFAULT_ENDPOINT);
     Ok(HubTarget {
-        endpoint,
+        endpoint: settings_store::hub_endpoint(&settings)?,
         cache_dir: Some(state.library().hf_cache.clone()),
         token: keychain::token().ok().flatten(),
     })

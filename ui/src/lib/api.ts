@@ -131,12 +131,18 @@ export function tauriBackend(): Backend {
   const nothing = async (r: Promise<Result<null, AppError>>) => {
     unwrap(await r);
   };
-  // Opened on first use, once.
+  // The store the app opened at start: the UI may not open one itself (no store:allow-load),
+  // so it cannot write a file anywhere else. Looked up on first use, once.
   let opened: Promise<import("@tauri-apps/plugin-store").Store> | null = null;
   const store = () =>
-    (opened ??= import("@tauri-apps/plugin-store").then(({ load }) =>
-      load(SETTINGS_STORE.file, { autoSave: false, defaults: {} }),
-    ));
+    (opened ??= import("@tauri-apps/plugin-store").then(async ({ getStore }) => {
+      const s = await getStore(SETTINGS_STORE.file);
+      if (!s) {
+        const message = `The settings file ${SETTINGS_STORE.file} could not be opened.`;
+        throw new ApiError({ kind: "io", message });
+      }
+      return s;
+    }));
   return {
     isMock: false,
     appInfo: async () => unwrap(await commands.appInfo()),
