@@ -83,6 +83,9 @@ export async function open(browser, base, route, { viewport = POPOVER, colorSche
   });
   await page.goto(base + route);
   await page.locator(".toolbar").waitFor();
+  // The mock backend is imported lazily and can arrive after the first paint; tests that tune
+  // it (token or quantization pace) must not race it.
+  await page.waitForFunction(() => "__MINIBAR_MOCK__" in window);
   return { page, context, problems };
 }
 
