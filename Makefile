@@ -11,53 +11,58 @@ VENV := $(MINIBAR_CACHE)/venv
 MINIBAR_DEBUG := $(CARGO_TARGET_DIR)/debug/minibar
 MINIBAR_RELEASE := $(CARGO_TARGET_DIR)/release/minibar
 
-.PHONY: setup run chat bench bench-memory bench-mlx-lm bench-app test test-rust test-ui test-e2e lint fmt clean-cache
+.PHONY: help setup run chat bench bench-memory bench-mlx-lm bench-app test lint check-macos fmt
 
-setup:
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## install what is missing (system packages, MLX on Linux, reference Python, UI packages)
 	@scripts/setup.sh
 
 # The app where there is a display; the same chat in the terminal where there is none.
-run: setup
-	@cargo build --release -q -p minibar
-	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
-	@scripts/run-app.sh $(MINIBAR_RELEASE)
+run: setup ## start the app with the default model (the terminal chat where there is no display)
+	@scripts/run-app.sh
 
-chat: setup
+chat: setup ## chat with the default model in the terminal
 	@cargo build --release -q -p minibar
 	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
 	@$(MINIBAR_RELEASE) chat
 
-bench: setup
+bench: setup ## the benchmark, headless (BENCH_ARGS=--full for depth and batch scaling)
 	@cargo build --release -q -p minibar
 	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
 	@$(MINIBAR_RELEASE) bench $(BENCH_ARGS)
 
 # The memory gauge's predictions against the engine's measured peaks (issue #4's table).
-bench-memory: setup
+bench-memory: setup ## the memory gauge's predicted peaks against the engine's measured ones
 	@cargo build --release -q -p minibar
 	@MINIBAR_DEFAULT_GGUF=$$(scripts/install-default-model.sh $(MINIBAR_RELEASE)) \
 	  MINIBAR_TEST_FIXTURES=$(MINIBAR_CACHE)/fixtures cargo bench -q -p minibar --bench memory_fit -- $(BENCH_ARGS)
 
 # Minibar against mlx-lm (stock and with OpenBLAS) and llama.cpp on the same weights.
-bench-mlx-lm: setup
+bench-mlx-lm: setup ## Minibar against mlx-lm and llama.cpp on the same weights
 	@cargo build --release -q -p minibar
 	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
 	@$(VENV)/bin/python benches/compare_mlx_lm.py --minibar $(MINIBAR_RELEASE) $(BENCH_ARGS)
 
 # The app's idle budget: launch to tray, idle memory and CPU, frame time while streaming.
-bench-app: setup
+bench-app: setup ## the app: launch to tray, idle memory and CPU, frame time while streaming
 	@cd ui && npm run -s build
 	@cargo build --release -q -p minibar-app --features custom-protocol --bin minibar-app
 	@python3 benches/app_idle.py --app $(CARGO_TARGET_DIR)/release/minibar-app $(BENCH_ARGS)
 
-test: setup
-	@cargo build -q -p minibar
+test: setup ## every test: lint, macOS type-check, Rust, UI, end-to-end; a timing table at the end
 	@scripts/run-tests.sh
 
-lint:
+lint: setup ## formatting, clippy (warnings are errors) and the UI's type-check
+	@cd ui && npm run -s build >/dev/null
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --features minibar-app/custom-protocol -- -D warnings
 	cd ui && npm run check
 
-fmt:
+check-macos: setup ## type-check the workspace for aarch64-apple-darwin (the cfg(macos) code)
+	@cd ui && npm run -s build >/dev/null
+	@scripts/check-macos.sh
+
+fmt: ## format the Rust code
 	cargo fmt --all

@@ -37,8 +37,9 @@ if [ ! -x "$driver" ]; then
 fi
 
 echo "== app build"
-(cd "$root" && CARGO_TARGET_DIR=$target cargo build -p minibar-app --features custom-protocol \
-  --bin minibar-app --example e2e_hub)
+# The same packages and features as `make test`'s build, so that a run after it builds nothing.
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build -q --workspace \
+  --features minibar-app/custom-protocol --bins --examples)
 
 export MINIBAR_APP=$target/debug/minibar-app
 export MINIBAR_E2E_HUB=$target/debug/examples/e2e_hub
