@@ -34,8 +34,8 @@ run() {
 
 rust_tests() {
   if command -v cargo-nextest >/dev/null; then
-    cargo nextest run "${FEATURES[@]}" --no-fail-fast --cargo-quiet --final-status-level fail \
-      --status-level fail --hide-progress-bar
+    # .config/nextest.toml: slow tests named, per-test times in nextest/default/junit.xml.
+    cargo nextest run "${FEATURES[@]}" --no-fail-fast --cargo-quiet --hide-progress-bar
     # nextest does not run doctests.
     cargo test "${FEATURES[@]}" --doc -q
   else
