@@ -147,7 +147,12 @@ impl Catalog {
     /// Whether the engine, which runs the architectures `engine_runs` lists (pass
     /// `minibar_engine::config::SUPPORTED_ARCHITECTURES`), runs `entry`, and why not.
     pub fn support(&self, entry: &CatalogEntry, engine_runs: &[&str]) -> Support {
-        Support::of(entry.model_type(), engine_runs, &self.not_yet)
+        self.support_of_type(entry.model_type(), engine_runs)
+    }
+
+    /// The same for any `model_type` (a model found on the hub, outside the catalog).
+    pub fn support_of_type(&self, model_type: &str, engine_runs: &[&str]) -> Support {
+        Support::of(model_type, engine_runs, &self.not_yet)
     }
 
     /// Every entry in every format it can be downloaded in, for minibar-fit's table.

@@ -28,6 +28,8 @@ enum Command {
     Fit(commands::fit::Args),
     /// Download a catalog model or any Hugging Face repo.
     Pull(commands::pull::Args),
+    /// Search the Hugging Face hub: fit and whether Minibar runs each result, before download.
+    Search(commands::search::Args),
     /// List the models in the local library.
     List(commands::list::Args),
     /// Delete a model from the local library.
@@ -45,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Quantize(args) => commands::quantize::run(args),
         Command::Fit(args) => commands::fit::run(args),
         Command::Pull(args) => commands::pull::run(args),
+        Command::Search(args) => commands::search::run(args),
         Command::List(args) => commands::list::run(args),
         Command::Rm(args) => commands::rm::run(args),
         Command::Bench(args) => commands::bench::run(args),

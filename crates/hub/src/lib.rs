@@ -5,6 +5,7 @@
 //!   downloads into the shared hub cache (`HF_HUB_CACHE`) with our own resumable, verified
 //!   downloader: `.incomplete` partial files, HTTP Range resume, retries with backoff, stall
 //!   detection, cancel / pause / resume, a clean stop on a full disk.
+//! - [`Hub::search`] finds models by name (mlx-community's first), for the same plan and pull.
 //! - [`library`] lists the models in that cache and in Minibar's own store, and removes them
 //!   unless an engine holds them ([`library::ModelInUse`]).
 
@@ -26,6 +27,7 @@ mod preflight;
 mod progress;
 mod pull;
 mod remote;
+mod search;
 mod verify;
 
 pub use cache_layout::{
@@ -44,4 +46,5 @@ pub use plan::{DownloadPlan, PlannedFile};
 pub use preflight::{available_space, Concern, FitCheck, FitQuery, FitVerdict, Preflight};
 pub use progress::{FileAnnounce, PullEvent, Rate};
 pub use pull::{PullOptions, PullOutcome};
+pub use search::{SearchHit, MLX_COMMUNITY};
 pub use verify::{git_blob_sha1, sha256_hex, Check};

@@ -13,3 +13,4 @@ pub mod quantize;
 mod report;
 pub mod rm;
 mod sampling;
+pub mod search;

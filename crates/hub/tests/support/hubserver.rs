@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -327,6 +327,7 @@ type AppState = Arc<Inner>;
 
 fn router(state: AppState) -> Router {
     Router::new()
+        .route("/api/models", get(api_search))
         .route("/api/models/{org}/{name}", get(api_info))
         .route("/api/models/{org}/{name}/revision/{rev}", get(api_info_rev))
         .route("/api/models/{org}/{name}/tree/{rev}", get(api_tree))
@@ -433,6 +434,53 @@ fn check_rev(repo: &ServedRepo, rev: &str) -> Result<(), Response> {
             &format!("Invalid rev id: {rev}"),
         ))
     }
+}
+
+/// The hub's model search: public repositories whose id contains `search` (any case), of
+/// `author` when given, at most `limit`, tagged by the weight files they hold.
+async fn api_search(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !count(&state, "api") {
+        return over_limit();
+    }
+    let needle = q
+        .get("search")
+        .map(|s| s.to_lowercase())
+        .unwrap_or_default();
+    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+    let mut repos: Vec<&ServedRepo> = state
+        .repos
+        .values()
+        .filter(|r| matches!(r.access, Access::Public))
+        .filter(|r| r.repo_id.to_lowercase().contains(&needle))
+        .filter(|r| {
+            q.get("author")
+                .is_none_or(|a| r.repo_id.split('/').next() == Some(a.as_str()))
+        })
+        .collect();
+    repos.sort_by(|a, b| a.repo_id.cmp(&b.repo_id));
+    let list: Vec<_> = repos
+        .into_iter()
+        .take(limit)
+        .map(|r| {
+            let mut tags = Vec::new();
+            for (ext, tag) in [(".safetensors", "safetensors"), (".gguf", "gguf")] {
+                if r.files.iter().any(|f| f.path.ends_with(ext)) {
+                    tags.push(tag);
+                }
+            }
+            if r.repo_id.starts_with("mlx-community/") {
+                tags.push("mlx");
+            }
+            serde_json::json!({ "id": r.repo_id, "modelId": r.repo_id, "downloads": 0, "likes": 0, "tags": tags })
+        })
+        .collect();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::Value::from(list).to_string()))
+        .unwrap()
 }
 
 async fn api_info(

@@ -1,0 +1,114 @@
+//! `minibar search` against the loopback hub (HF_ENDPOINT): mlx-community's repos first, each
+//! judged by minibar-fit and by the engine's table before any download, then pulled.
+
+// minibar-hub's own test server; its lints are that crate's to settle.
+#[allow(clippy::incompatible_msrv)]
+#[path = "../../hub/tests/support/hubserver.rs"]
+mod hubserver;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hubserver::{model_repo, ServedFile, ServedRepo, TestHub};
+use serde_json::Value;
+
+fn minibar(home: &Path, endpoint: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minibar"))
+        .env("MINIBAR_HOME", home.join("minibar"))
+        .env("HF_HUB_CACHE", home.join("hf"))
+        .env("HF_ENDPOINT", endpoint)
+        .env("MINIBAR_CATALOG", home.join("none.toml"))
+        .env_remove("HF_TOKEN")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A mixture-of-experts repository the engine's table may not run.
+fn moe_repo() -> ServedRepo {
+    let config = serde_json::json!({
+        "model_type": "qwen3_moe", "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+        "intermediate_size": 128, "moe_intermediate_size": 32, "num_experts": 4,
+        "num_experts_per_tok": 2, "vocab_size": 256, "max_position_embeddings": 4096,
+    });
+    ServedRepo::new(
+        "acme/Qwen3-MoE-tiny",
+        vec![
+            ServedFile::new("config.json", serde_json::to_vec(&config).unwrap(), false),
+            ServedFile::new("model.safetensors", vec![0u8; 4096], true),
+        ],
+    )
+}
+
+#[test]
+fn search_judges_each_result_before_download_and_a_hit_pulls() {
+    let hub = TestHub::start(vec![
+        moe_repo(),
+        model_repo("mlx-community/Qwen3-tiny-4bit", &[4096]),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let out = minibar(home.path(), &hub.endpoint(), &["search", "qwen3", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["repo_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["mlx-community/Qwen3-tiny-4bit", "acme/Qwen3-MoE-tiny"]
+    );
+    let mlx = &rows[0];
+    assert_eq!(mlx["support"]["state"], "runs");
+    assert_eq!(mlx["fit"]["verdict"]["level"], "fits");
+    assert!(mlx["weight_bytes"].as_u64().unwrap() > 0);
+    let moe = &rows[1];
+    assert_eq!(moe["model_type"], "qwen3_moe");
+    // Whatever the engine's table says today: runs, or not yet with the catalog's reason.
+    let engine_runs_moe = minibar_engine::config::SUPPORTED_ARCHITECTURES.contains(&"qwen3_moe");
+    if engine_runs_moe {
+        assert_eq!(moe["support"]["state"], "runs");
+    } else {
+        assert_eq!(moe["support"]["state"], "not_yet");
+        assert!(moe["support"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("mixture-of-experts"));
+    }
+    // Nothing was downloaded by searching.
+    assert!(!home
+        .path()
+        .join("hf")
+        .join("models--mlx-community--Qwen3-tiny-4bit")
+        .join("snapshots")
+        .exists());
+
+    let text = minibar(home.path(), &hub.endpoint(), &["search", "qwen3"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("mlx-community/Qwen3-tiny-4bit") && text.contains("minibar pull"),
+        "{text}"
+    );
+
+    let pulled = minibar(
+        home.path(),
+        &hub.endpoint(),
+        &["pull", "mlx-community/Qwen3-tiny-4bit", "--yes", "--json"],
+    );
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    assert!(home
+        .path()
+        .join("hf")
+        .join("models--mlx-community--Qwen3-tiny-4bit")
+        .join("snapshots")
+        .is_dir());
+}
