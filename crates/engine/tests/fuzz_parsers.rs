@@ -21,7 +21,8 @@ fn small_safetensors() -> Vec<u8> {
             .as_dtype(dtype)
             .unwrap()
     };
-    let tensors: HashMap<String, Array> = [
+    // In a fixed order (not a HashMap's), so the seed file is the same bytes on every run.
+    let tensors = [
         ("model.embed_tokens.weight", z(&[16, 8], Dtype::Float32)),
         (
             "model.layers.0.mlp.up_proj.weight",
@@ -32,12 +33,9 @@ fn small_safetensors() -> Vec<u8> {
             z(&[8, 1], Dtype::Bfloat16),
         ),
         ("model.norm.weight", z(&[8], Dtype::Float16)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ];
     let metadata = HashMap::from([("format".to_string(), "mlx".to_string())]);
-    Array::save_safetensors(&tensors, Some(&metadata), &path).unwrap();
+    Array::save_safetensors(tensors, Some(&metadata), &path).unwrap();
     std::fs::read(&path).unwrap()
 }
 

@@ -169,13 +169,13 @@ fn tokenizer_json() -> serde_json::Value {
 
 /// A model folder with this `tokenizer.json` and a fixed `tokenizer_config.json`, loaded.
 fn hf_model(dir: &Path, tokenizer: &str) -> Result<TextModel, minibar_text::TextError> {
+    let config = dir.join("tokenizer_config.json");
+    if !config.exists() {
+        let text = json!({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>",
+                          "chat_template": TEMPLATE});
+        std::fs::write(config, text.to_string()).unwrap();
+    }
     std::fs::write(dir.join("tokenizer.json"), tokenizer).unwrap();
-    std::fs::write(
-        dir.join("tokenizer_config.json"),
-        json!({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "chat_template": TEMPLATE})
-            .to_string(),
-    )
-    .unwrap();
     TextModel::from_hf_dir(dir)
 }
 
