@@ -53,6 +53,17 @@ impl KvCache {
         }
     }
 
+    /// A full-attention cache whose first position is `start`, which may be negative: a
+    /// sequence joining a decode batch is placed so that it ends where the batch does (see
+    /// [`crate::continuous`]); rotary embeddings only see relative positions.
+    pub fn starting_at(start: i32) -> Self {
+        Self {
+            offset: start,
+            base: start,
+            ..Self::default()
+        }
+    }
+
     /// Appends `keys`/`values` (`[B, H, L, D]`) and returns what attention must see.
     pub fn update_and_fetch(&mut self, keys: &Array, values: &Array) -> Result<CacheView> {
         let new = keys.shape()[2];
@@ -117,6 +128,76 @@ impl KvCache {
     /// The sliding window, if this is a sliding-window layer's cache.
     pub fn window(&self) -> Option<i32> {
         self.window
+    }
+
+    /// Absolute position of the oldest stored position.
+    pub fn base(&self) -> i32 {
+        self.base
+    }
+
+    /// Appends the rows (batch entries) of `other`, which must end at the same position;
+    /// positions one of them lacks are zeros, for the caller's left-padding mask to hide.
+    pub fn append_rows(&mut self, other: &KvCache) -> Result<()> {
+        let (Some(ok), Some(ov)) = (&other.keys, &other.values) else {
+            return Ok(());
+        };
+        let (Some(sk), Some(sv)) = (&self.keys, &self.values) else {
+            self.keys = Some(ok.index((.., .., ..other.offset - other.base, ..)));
+            self.values = Some(ov.index((.., .., ..other.offset - other.base, ..)));
+            self.offset = other.offset;
+            self.base = other.base;
+            return Ok(());
+        };
+        debug_assert_eq!(self.offset, other.offset, "rows must end together");
+        let base = self.base.min(other.base);
+        let aligned = |a: &Array, from: i32| -> Result<Array> {
+            let used = a.index((.., .., ..self.offset - from, ..));
+            if from == base {
+                return Ok(used);
+            }
+            let mut shape = a.shape().to_vec();
+            shape[2] = from - base;
+            let zeros = ops::zeros_dtype(&shape, a.dtype())?;
+            Ok(ops::concatenate(&[zeros, used], 2)?)
+        };
+        let keys = ops::concatenate(&[aligned(sk, self.base)?, aligned(ok, other.base)?], 0)?;
+        let values = ops::concatenate(&[aligned(sv, self.base)?, aligned(ov, other.base)?], 0)?;
+        self.keys = Some(keys);
+        self.values = Some(values);
+        self.base = base;
+        Ok(())
+    }
+
+    /// Keeps only the rows `rows` (batch indices, in that order); no rows empties the cache.
+    pub fn keep_rows(&mut self, rows: &[i32]) -> Result<()> {
+        if rows.is_empty() {
+            *self = Self {
+                window: self.window,
+                ..Self::default()
+            };
+            return Ok(());
+        }
+        let idx = Array::from_slice(rows, &[rows.len() as i32]);
+        if let (Some(k), Some(v)) = (&self.keys, &self.values) {
+            let (k, v) = (k.take_axis(&idx, 0)?, v.take_axis(&idx, 0)?);
+            self.keys = Some(k);
+            self.values = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Forgets the storage of positions before `from`, which no remaining row attends to.
+    pub fn drop_before(&mut self, from: i32) {
+        let cut = (from - self.base).clamp(0, self.offset - self.base);
+        if cut == 0 {
+            return;
+        }
+        if let (Some(k), Some(v)) = (&self.keys, &self.values) {
+            let (k, v) = (k.index((.., .., cut.., ..)), v.index((.., .., cut.., ..)));
+            self.keys = Some(k);
+            self.values = Some(v);
+        }
+        self.base += cut;
     }
 
     /// The storage arrays, so callers can evaluate them together with the logits.

@@ -1,0 +1,151 @@
+//! Continuous batching: a decode batch that sequences join and leave between steps, the basis
+//! of serving concurrent requests.
+//!
+//! Why not [`crate::batch::generate_batch`]: it left-pads every prompt to the longest one
+//! before the first step, so nobody can join later. Here a newcomer is prefilled alone into
+//! caches placed so that its last prompt token sits at the batch's current position (its
+//! first token may lie at a negative position); its rows are then appended to the batch's
+//! caches, with zeros where it has no positions. Invariant: every row ends at the batch's
+//! offset, and row `i` attends only to positions `>= starts[i]` (the left-padding mask), so
+//! each sequence computes what it would alone, shifted by a constant: rotary embeddings only
+//! see relative positions. Sliding-window caches cannot be realigned this way, so models with
+//! them decode one sequence at a time ([`DecodeBatch::can_batch`]).
+
+use mlx_rs::{ops::indexing::IndexOp, Array};
+
+use crate::{
+    cache::KvCache,
+    error::{EngineError, Result},
+    generate::{CancelToken, PREFILL_CHUNK},
+    models::Transformer,
+};
+
+/// The caches of the sequences being decoded together, one row each.
+pub struct DecodeBatch {
+    caches: Vec<KvCache>,
+    /// Absolute position of each row's first token.
+    starts: Vec<i32>,
+}
+
+impl DecodeBatch {
+    /// An empty batch for `model`.
+    pub fn new(model: &Transformer) -> Self {
+        Self {
+            caches: model.make_caches(),
+            starts: Vec::new(),
+        }
+    }
+
+    /// Whether `model` can decode more than one sequence at once here (no sliding windows).
+    pub fn can_batch(model: &Transformer) -> bool {
+        model.make_caches().iter().all(|c| c.window().is_none())
+    }
+
+    /// Sequences in the batch.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Whether no sequence is in the batch.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Bytes held by the caches.
+    pub fn cache_bytes(&self) -> usize {
+        self.caches.iter().map(KvCache::nbytes).sum()
+    }
+
+    /// Prefills `prompt` as a new last row and returns its last position's logits (`[vocab]`,
+    /// evaluated). A cancelled prefill leaves the batch as it was.
+    pub fn join(
+        &mut self,
+        model: &Transformer,
+        prompt: &[u32],
+        cancel: &CancelToken,
+    ) -> Result<Array> {
+        if prompt.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let mut fresh = if self.is_empty() {
+            model.make_caches()
+        } else if Self::can_batch(model) {
+            let start = self.caches[0].offset - prompt.len() as i32;
+            (0..self.caches.len())
+                .map(|_| KvCache::starting_at(start))
+                .collect()
+        } else {
+            return Err(EngineError::InvalidRequest(
+                "sliding-window models decode one sequence at a time".into(),
+            ));
+        };
+        let start = fresh[0].offset;
+        let mut logits = None;
+        for chunk in prompt.chunks(PREFILL_CHUNK) {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            let ids = Array::from_slice(chunk, &[1, chunk.len() as i32]);
+            let h = model.hidden(&ids, &mut fresh, None)?;
+            let l = model.logits(&h.index((.., -1.., ..)))?;
+            let mut eval: Vec<&Array> = vec![&l];
+            eval.extend(fresh.iter().flat_map(KvCache::arrays));
+            mlx_rs::transforms::eval(eval)?;
+            logits = Some(l);
+        }
+        let logits = logits.expect("a non-empty prompt has a chunk");
+        if self.is_empty() {
+            self.caches = fresh;
+        } else {
+            for (cache, new) in self.caches.iter_mut().zip(&fresh) {
+                cache.append_rows(new)?;
+            }
+        }
+        self.starts.push(start);
+        Ok(logits.reshape(&[-1])?)
+    }
+
+    /// One decode step: row `i` takes `tokens[i]`. Returns `[rows, vocab]` logits, evaluated.
+    pub fn step(&mut self, model: &Transformer, tokens: &[u32]) -> Result<Array> {
+        if tokens.len() != self.len() || tokens.is_empty() {
+            return Err(EngineError::InvalidRequest(format!(
+                "a step needs one token per sequence: {} tokens for {} sequences",
+                tokens.len(),
+                self.len()
+            )));
+        }
+        let b = tokens.len() as i32;
+        let base = self.caches[0].base();
+        let padded = self.starts.iter().any(|&s| s > base);
+        let starts = Array::from_slice(&self.starts, &[b]);
+        let input = Array::from_slice(tokens, &[b, 1]);
+        let logits = model
+            .forward(&input, &mut self.caches, padded.then_some(&starts))?
+            .reshape(&[b, -1])?;
+        let mut eval: Vec<&Array> = vec![&logits];
+        eval.extend(self.caches.iter().flat_map(KvCache::arrays));
+        mlx_rs::transforms::eval(eval)?;
+        Ok(logits)
+    }
+
+    /// Removes the rows at `rows` (indices into the batch); the others keep their order.
+    pub fn leave(&mut self, rows: &[usize]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let kept: Vec<i32> = (0..self.len())
+            .filter(|i| !rows.contains(i))
+            .map(|i| i as i32)
+            .collect();
+        for cache in &mut self.caches {
+            cache.keep_rows(&kept)?;
+        }
+        self.starts = kept.iter().map(|&i| self.starts[i as usize]).collect();
+        if let Some(&first) = self.starts.iter().min() {
+            for cache in &mut self.caches {
+                cache.drop_before(first);
+            }
+        }
+        Ok(())
+    }
+}

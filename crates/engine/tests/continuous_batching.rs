@@ -1,0 +1,123 @@
+//! Sequences that join a decode batch mid-flight and leave it early get exactly the greedy
+//! tokens they get alone.
+
+mod support;
+
+use minibar_engine::{
+    continuous::DecodeBatch,
+    generate::{Conversation, GenerateOptions},
+    models::Transformer,
+    sample::SamplingParams,
+    CancelToken, LoadOptions,
+};
+
+const STEPS: usize = 10;
+
+fn alone(model: &Transformer, prompt: &[u32], steps: usize) -> Vec<u32> {
+    let mut conv = Conversation::new(model, 512);
+    let opts = GenerateOptions {
+        sampling: SamplingParams::default(),
+        max_tokens: steps,
+        eos: vec![],
+        ignore_eos: true,
+    };
+    let mut out = Vec::new();
+    conv.generate(model, prompt, &opts, &CancelToken::new(), |t| {
+        out.push(t);
+        true
+    })
+    .unwrap();
+    out
+}
+
+fn argmax_rows(logits: &mlx_rs::Array) -> Vec<u32> {
+    let ids = mlx_rs::ops::indexing::argmax_axis(logits, -1, false)
+        .unwrap()
+        .as_type::<u32>()
+        .unwrap();
+    ids.as_slice::<u32>().to_vec()
+}
+
+#[test]
+fn joining_and_leaving_mid_flight_keeps_each_sequences_greedy_tokens() {
+    let Some(gguf) = support::default_gguf() else {
+        return;
+    };
+    let loaded = minibar_engine::load(&gguf, &LoadOptions::default()).unwrap();
+    let model = &loaded.model;
+    assert!(DecodeBatch::can_batch(model));
+    // A short prompt starts; a longer one joins after 3 steps (it starts at a negative
+    // position); a short one joins after 5; the first leaves early.
+    let prompts: Vec<Vec<u32>> = vec![
+        vec![1, 504, 3458, 282, 4649, 314],
+        vec![
+            1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 3046, 28, 29, 30,
+        ],
+        vec![1, 1780, 429, 6181, 2752, 30],
+    ];
+    let join_at = [0usize, 3, 5];
+    let wanted = [6usize, STEPS, STEPS];
+    let expected: Vec<Vec<u32>> = prompts
+        .iter()
+        .zip(wanted)
+        .map(|(p, n)| alone(model, p, n))
+        .collect();
+
+    let cancel = CancelToken::new();
+    let mut batch = DecodeBatch::new(model);
+    let mut rows: Vec<usize> = Vec::new(); // prompt index of each row
+    let mut got: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    let mut step = 0;
+    loop {
+        for (i, &at) in join_at.iter().enumerate() {
+            if at == step {
+                let logits = batch.join(model, &prompts[i], &cancel).unwrap();
+                got[i].push(argmax_rows(&logits)[0]);
+                rows.push(i);
+            }
+        }
+        let done: Vec<usize> = (0..rows.len())
+            .filter(|&r| got[rows[r]].len() >= wanted[rows[r]])
+            .collect();
+        batch.leave(&done).unwrap();
+        rows = (0..rows.len())
+            .filter(|r| !done.contains(r))
+            .map(|r| rows[r])
+            .collect();
+        assert_eq!(batch.len(), rows.len());
+        if rows.is_empty() && step > *join_at.iter().max().unwrap() {
+            break;
+        }
+        if !rows.is_empty() {
+            let last: Vec<u32> = rows.iter().map(|&i| *got[i].last().unwrap()).collect();
+            let logits = batch.step(model, &last).unwrap();
+            for (r, t) in argmax_rows(&logits).into_iter().enumerate() {
+                got[rows[r]].push(t);
+            }
+        }
+        step += 1;
+    }
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(g, e, "prompt {i}");
+    }
+    assert!(batch.is_empty());
+    assert_eq!(batch.cache_bytes(), 0, "an empty batch holds no cache");
+}
+
+#[test]
+fn a_step_needs_one_token_per_sequence() {
+    let Some(gguf) = support::default_gguf() else {
+        return;
+    };
+    let loaded = minibar_engine::load(&gguf, &LoadOptions::default()).unwrap();
+    let model = &loaded.model;
+    let mut batch = DecodeBatch::new(model);
+    assert!(batch.step(model, &[]).is_err());
+    batch.join(model, &[1, 504, 3458], &CancelToken::new()).unwrap();
+    assert!(batch.step(model, &[1, 2]).is_err());
+    assert!(batch.join(model, &[], &CancelToken::new()).is_err());
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    assert!(batch.join(model, &[1, 2, 3], &cancelled).is_err());
+    assert_eq!(batch.len(), 1, "a cancelled join leaves the batch as it was");
+}
