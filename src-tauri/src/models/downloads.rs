@@ -21,8 +21,9 @@ struct Active {
     repo: String,
 }
 
-/// Where downloads go and which hub they come from.
-#[derive(Clone, Debug)]
+/// Where downloads go and which hub they come from. `Debug` says whether a token is set,
+/// never the token.
+#[derive(Clone)]
 pub struct HubTarget {
     /// The endpoint (None: `HF_ENDPOINT`, else huggingface.co).
     pub endpoint: Option<String>,
@@ -30,6 +31,16 @@ pub struct HubTarget {
     pub cache_dir: Option<PathBuf>,
     /// The token from the keychain.
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for HubTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubTarget")
+            .field("endpoint", &self.endpoint)
+            .field("cache_dir", &self.cache_dir)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Every download this run started, running or finished.
@@ -248,5 +259,21 @@ impl Downloads {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let t = HubTarget {
+            endpoint: None,
+            cache_dir: None,
+            token: Some("hf_SECRET".into()),
+        };
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("SECRET") && shown.contains("<redacted>"), "{shown}");
     }
 }
