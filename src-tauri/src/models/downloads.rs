@@ -274,6 +274,9 @@ mod tests {
             token: Some("hf_SECRET".into()),
         };
         let shown = format!("{t:?}");
-        assert!(!shown.contains("SECRET") && shown.contains("<redacted>"), "{shown}");
+        assert!(
+            !shown.contains("SECRET") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 }
