@@ -281,3 +281,21 @@ fn gguf_tensor_sizes_that_overflow_are_errors() {
     assert!(matches!(e, EngineError::CorruptFile { .. }), "{e}");
     assert!(e.to_string().contains("token_embd.weight"), "{e}");
 }
+
+#[test]
+fn gguf_tensors_without_dimensions_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.gguf");
+    llama_gguf(
+        &path,
+        LLAMA_SIZES,
+        &[
+            ("token_embd.weight", &[32, 64]),
+            ("blk.0.ffn_up.weight", &[]),
+            ("blk.0.ffn_up.scales", &[]),
+        ],
+    );
+    let e = load_err(&path);
+    assert!(matches!(e, EngineError::CorruptFile { .. }), "{e}");
+    assert!(e.to_string().contains("0 dimensions"), "{e}");
+}
