@@ -113,11 +113,17 @@ fn a_step_needs_one_token_per_sequence() {
     let model = &loaded.model;
     let mut batch = DecodeBatch::new(model);
     assert!(batch.step(model, &[]).is_err());
-    batch.join(model, &[1, 504, 3458], &CancelToken::new()).unwrap();
+    batch
+        .join(model, &[1, 504, 3458], &CancelToken::new())
+        .unwrap();
     assert!(batch.step(model, &[1, 2]).is_err());
     assert!(batch.join(model, &[], &CancelToken::new()).is_err());
     let cancelled = CancelToken::new();
     cancelled.cancel();
     assert!(batch.join(model, &[1, 2, 3], &cancelled).is_err());
-    assert_eq!(batch.len(), 1, "a cancelled join leaves the batch as it was");
+    assert_eq!(
+        batch.len(),
+        1,
+        "a cancelled join leaves the batch as it was"
+    );
 }

@@ -1,0 +1,142 @@
+//! minibar-serve: the local server, OpenAI- and Ollama-compatible, over continuous batching.
+//!
+//! - [`Server::start`] checks that the model fits ([`minibar_fit`]), loads it on the engine
+//!   thread ([`scheduler`]) and serves on the configured address until [`Server::stop`].
+//!   [`run`] does the same until Ctrl-C (what `minibar serve` calls).
+//! - `routes`: OpenAI's `/v1/chat/completions`, `/v1/completions`, `/v1/models`; Ollama's
+//!   `/api/chat`, `/api/generate`, `/api/tags`, `/api/ps`, `/api/version`; `/metrics`.
+//! - [`scheduler`]: one engine thread; concurrent requests share decode steps
+//!   ([`minibar_engine::continuous::DecodeBatch`]), join between steps and leave when done or
+//!   when their client disconnects; a bounded queue answers 429.
+//! - [`ApiError`]: every failure as a 4xx/5xx with OpenAI's error JSON.
+//!
+//! Security: the server binds to loopback unless told otherwise, and any other address needs
+//! an API key, checked on every request. No CORS headers are sent. Bodies are size-limited.
+
+#![forbid(unsafe_code)]
+
+mod errors;
+mod fit;
+mod generation;
+mod library;
+mod routes;
+pub mod scheduler;
+mod sequence;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+pub use errors::ApiError;
+pub use scheduler::{Limits, ModelInfo};
+
+/// Largest request body accepted unless configured otherwise.
+pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen (port 0: any free port).
+    pub addr: SocketAddr,
+    /// The model file or folder.
+    pub model_path: PathBuf,
+    /// The name clients use for it.
+    pub model_name: String,
+    /// Context window in tokens (default: the model's, at most 8192).
+    pub context: Option<usize>,
+    /// Concurrency and queue bounds.
+    pub limits: Limits,
+    /// The key clients must send; required off loopback.
+    pub api_key: Option<String>,
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A non-loopback address without an API key.
+    #[error(
+        "serving on {0} (not loopback) needs an API key: pass --api-key or set MINIBAR_API_KEY"
+    )]
+    KeyRequired(SocketAddr),
+    /// The model would not fit in memory.
+    #[error("the model does not fit in memory: {0}")]
+    WontFit(String),
+    /// Loading failed.
+    #[error("cannot load the model: {0}")]
+    Load(String),
+    /// Binding or threading failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Checks the fit, loads the model and starts serving; returns once requests are accepted.
+    pub async fn start(config: ServeConfig) -> Result<Self, ServeError> {
+        if !config.addr.ip().is_loopback() && config.api_key.as_deref().is_none_or(str::is_empty) {
+            return Err(ServeError::KeyRequired(config.addr));
+        }
+        fit::check(&config.model_path)?;
+        let (name, path, context, limits) = (
+            config.model_name.clone(),
+            config.model_path.clone(),
+            config.context,
+            config.limits,
+        );
+        let scheduler = tokio::task::spawn_blocking(move || {
+            scheduler::Scheduler::spawn(name, path, context, limits)
+        })
+        .await
+        .map_err(|e| ServeError::Load(e.to_string()))??;
+        let state = Arc::new(routes::AppState {
+            scheduler,
+            api_key: config.api_key.filter(|k| !k.is_empty()),
+            body_limit: config.body_limit,
+        });
+        let listener = tokio::net::TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel();
+        let app = routes::router(state);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting requests and waits for open ones to end.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Serves until Ctrl-C, printing the URL on standard error.
+pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
+    let server = Server::start(config).await?;
+    eprintln!(
+        "serving on http://{} (OpenAI: /v1, Ollama: /api); Ctrl-C stops",
+        server.addr()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    server.stop().await?;
+    Ok(())
+}

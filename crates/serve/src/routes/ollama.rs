@@ -1,0 +1,272 @@
+//! Ollama's API: `/api/chat` and `/api/generate` (newline-delimited JSON, streaming unless
+//! `"stream": false`), `/api/tags`, `/api/ps`, `/api/version`.
+
+use std::{collections::HashMap, convert::Infallible, time::Instant};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{rejection::BytesRejection, State},
+    http::header,
+    response::{IntoResponse, Response},
+    Json,
+};
+use futures_util::stream;
+use minibar_engine::{sample::SamplingParams, ChatParams, Message};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{check_model, parse, Shared};
+use crate::{
+    errors::ApiError,
+    generation::{collect, finish_reason, start, Started},
+    scheduler::{Event, Prompt},
+};
+
+/// The Ollama version clients are told; its API is what this module follows.
+const OLLAMA_VERSION: &str = "0.12.0";
+
+/// Ollama's `options` that Minibar honours; others are accepted and ignored, as Ollama does
+/// with options a model does not use.
+#[derive(Deserialize, Default)]
+struct Options {
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<usize>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    repeat_last_n: Option<usize>,
+    seed: Option<u64>,
+    num_predict: Option<i64>,
+    stop: Option<Vec<String>>,
+    #[serde(flatten)]
+    _other: HashMap<String, Value>,
+}
+
+impl Options {
+    /// The engine's parameters with Ollama's defaults (temperature 0.8, top-k 40, top-p 0.9).
+    fn params(&self) -> ChatParams {
+        let d = SamplingParams::default();
+        ChatParams {
+            sampling: SamplingParams {
+                temperature: self.temperature.unwrap_or(0.8).max(0.0),
+                top_p: self.top_p.unwrap_or(0.9).clamp(f32::MIN_POSITIVE, 1.0),
+                top_k: self.top_k.unwrap_or(40),
+                min_p: self.min_p.unwrap_or(0.0),
+                repetition_penalty: self.repeat_penalty.unwrap_or(d.repetition_penalty),
+                repetition_context: self.repeat_last_n.unwrap_or(d.repetition_context),
+                seed: self.seed,
+            },
+            max_tokens: match self.num_predict {
+                Some(n) if n > 0 => n as usize,
+                _ => usize::MAX,
+            },
+            stop: self.stop.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    model: String,
+    messages: Vec<Message>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    options: Option<Options>,
+}
+
+#[derive(Deserialize)]
+struct GenerateRequest {
+    model: String,
+    #[serde(default)]
+    prompt: String,
+    #[serde(default)]
+    system: Option<String>,
+    #[serde(default)]
+    raw: bool,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    options: Option<Options>,
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// `POST /api/chat`.
+pub(crate) async fn chat(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: ChatRequest = parse(&state, body)?;
+    check_model(&state, &request.model)?;
+    if request.messages.is_empty() {
+        return Err(ApiError::Invalid("messages must not be empty".into()));
+    }
+    let params = request.options.unwrap_or_default().params();
+    let began = Instant::now();
+    let started = start(&state.scheduler, Prompt::Chat(request.messages), params).await?;
+    let model = state.scheduler.model().name.clone();
+    let piece = move |text: &str, done: Option<Value>| {
+        let mut line = json!({
+            "model": model, "created_at": now_rfc3339(),
+            "message": {"role": "assistant", "content": text}, "done": done.is_some(),
+        });
+        if let (Some(extra), Some(map)) = (done, line.as_object_mut()) {
+            map.extend(extra.as_object().cloned().unwrap_or_default());
+        }
+        line
+    };
+    respond(request.stream.unwrap_or(true), started, began, piece).await
+}
+
+/// `POST /api/generate`: the prompt as a user message through the chat template (with
+/// `system` before it), or as raw text with `"raw": true`.
+pub(crate) async fn generate(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: GenerateRequest = parse(&state, body)?;
+    check_model(&state, &request.model)?;
+    if request.prompt.is_empty() {
+        return Err(ApiError::Invalid("prompt must not be empty".into()));
+    }
+    let prompt = if request.raw {
+        Prompt::Text(request.prompt)
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = request.system {
+            messages.push(Message::system(system));
+        }
+        messages.push(Message::user(request.prompt));
+        Prompt::Chat(messages)
+    };
+    let params = request.options.unwrap_or_default().params();
+    let began = Instant::now();
+    let started = start(&state.scheduler, prompt, params).await?;
+    let model = state.scheduler.model().name.clone();
+    let piece = move |text: &str, done: Option<Value>| {
+        let mut line = json!({
+            "model": model, "created_at": now_rfc3339(), "response": text, "done": done.is_some(),
+        });
+        if let (Some(extra), Some(map)) = (done, line.as_object_mut()) {
+            map.extend(extra.as_object().cloned().unwrap_or_default());
+        }
+        line
+    };
+    respond(request.stream.unwrap_or(true), started, began, piece).await
+}
+
+/// The fields of Ollama's last line.
+fn done_fields(reason: &str, prompt: usize, completion: usize, began: Instant) -> Value {
+    json!({
+        "done_reason": reason,
+        "total_duration": began.elapsed().as_nanos() as u64,
+        "prompt_eval_count": prompt,
+        "eval_count": completion,
+    })
+}
+
+/// Streams NDJSON lines built by `line(text, done_fields)`, or answers one JSON object.
+async fn respond(
+    streaming: bool,
+    started: Started,
+    began: Instant,
+    line: impl Fn(&str, Option<Value>) -> Value + Send + 'static,
+) -> Result<Response, ApiError> {
+    if !streaming {
+        let reply = collect(started).await?;
+        let done = done_fields(
+            finish_reason(reply.finish),
+            reply.prompt_tokens,
+            reply.completion_tokens,
+            began,
+        );
+        return Ok(Json(line(&reply.text, Some(done))).into_response());
+    }
+    let lines = stream::unfold(
+        (started.events, line, false),
+        move |(mut events, line, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let (value, last) = match events.recv().await {
+                    Some(Event::Text(t)) => (line(&t, None), false),
+                    Some(Event::Done {
+                        finish,
+                        prompt_tokens,
+                        completion_tokens,
+                    }) => {
+                        let fields = done_fields(
+                            finish_reason(finish),
+                            prompt_tokens,
+                            completion_tokens,
+                            began,
+                        );
+                        (line("", Some(fields)), true)
+                    }
+                    Some(Event::Failed(e)) => (json!({ "error": e }), true),
+                    Some(_) => continue,
+                    None => return None,
+                };
+                let mut bytes = value.to_string().into_bytes();
+                bytes.push(b'\n');
+                return Some((
+                    Ok::<_, Infallible>(Bytes::from(bytes)),
+                    (events, line, last),
+                ));
+            }
+        },
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
+
+fn details(format: &str) -> Value {
+    json!({"format": format, "family": "", "families": null, "parameter_size": "",
+           "quantization_level": ""})
+}
+
+/// `GET /api/tags`: the local library.
+pub(crate) async fn tags() -> Json<Value> {
+    let models: Vec<Value> = crate::library::installed()
+        .into_iter()
+        .map(|m| {
+            let modified = m
+                .last_used
+                .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
+                .unwrap_or(std::time::UNIX_EPOCH);
+            json!({
+                "name": m.name, "model": m.name,
+                "modified_at": humantime::format_rfc3339_seconds(modified).to_string(),
+                "size": m.size_bytes, "digest": "",
+                "details": details(&format!("{:?}", m.format).to_lowercase()),
+            })
+        })
+        .collect();
+    Json(json!({ "models": models }))
+}
+
+/// `GET /api/ps`: the loaded model and how many sequences it is decoding.
+pub(crate) async fn ps(State(state): State<Shared>) -> Json<Value> {
+    use std::sync::atomic::Ordering;
+    let m = state.scheduler.model();
+    let load = state.scheduler.load();
+    Json(json!({"models": [{
+        "name": m.name, "model": m.name, "size": m.weight_bytes, "digest": "",
+        "details": details(""), "expires_at": "0001-01-01T00:00:00Z", "size_vram": 0,
+        "context_length": m.context,
+        "active_sequences": load.active.load(Ordering::SeqCst),
+        "queued_requests": load.queued.load(Ordering::SeqCst),
+    }]}))
+}
+
+/// `GET /api/version`.
+pub(crate) async fn version() -> Json<Value> {
+    Json(json!({ "version": OLLAMA_VERSION }))
+}

@@ -1,0 +1,129 @@
+//! One request being generated: its sampler, stop strings and detokenizer, and the channel
+//! its text goes out on. The engine thread owns it; it never crosses threads.
+
+use minibar_engine::{sample::Sampler, FinishReason};
+use minibar_text::{StopMatcher, StreamDecoder};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::scheduler::{Event, Request};
+
+/// A sequence in the decode batch.
+pub(crate) struct Sequence<'t> {
+    events: UnboundedSender<Event>,
+    sampler: Sampler,
+    decoder: StreamDecoder<'t>,
+    stops: StopMatcher,
+    /// Prompt and generated tokens, for the repetition penalty.
+    pub history: Vec<u32>,
+    prompt_tokens: usize,
+    generated: usize,
+    max_tokens: usize,
+    eos: Vec<u32>,
+    context: usize,
+    /// The token the next decode step feeds.
+    pub last: u32,
+}
+
+impl<'t> Sequence<'t> {
+    /// A sequence for `request`, whose prompt is `prompt`.
+    pub fn new(
+        request: &Request,
+        prompt: Vec<u32>,
+        decoder: StreamDecoder<'t>,
+        eos: Vec<u32>,
+        context: usize,
+    ) -> Self {
+        Self {
+            events: request.events.clone(),
+            sampler: Sampler::new(request.params.sampling.clone()),
+            decoder,
+            stops: StopMatcher::new(request.params.stop.iter().cloned()),
+            prompt_tokens: prompt.len(),
+            history: prompt,
+            generated: 0,
+            max_tokens: request.params.max_tokens,
+            eos,
+            context,
+            last: 0,
+        }
+    }
+
+    /// Whether the client went away.
+    pub fn abandoned(&self) -> bool {
+        self.events.is_closed()
+    }
+
+    /// Samples the next token from `logits` (`[vocab]`) and handles it; returns why the
+    /// sequence ends, if it does.
+    pub fn advance(&mut self, logits: &mlx_rs::Array) -> Result<Option<FinishReason>, String> {
+        let token = self
+            .sampler
+            .sample(logits, &self.history)
+            .map_err(|e| e.to_string())?;
+        Ok(self.accept(token))
+    }
+
+    /// Mirrors `Conversation::generate`'s stop conditions, so text matches `minibar generate`.
+    fn accept(&mut self, token: u32) -> Option<FinishReason> {
+        self.generated += 1;
+        self.last = token;
+        self.history.push(token);
+        if self.eos.contains(&token) {
+            return Some(FinishReason::Eos);
+        }
+        match self.decoder.push(token) {
+            Ok(Some(piece)) => {
+                let out = self.stops.push(&piece);
+                self.send_text(out.text);
+                if out.stopped {
+                    return Some(FinishReason::Stop);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = self.events.send(Event::Failed(e.to_string()));
+                return Some(FinishReason::Cancelled);
+            }
+        }
+        if self.generated >= self.max_tokens {
+            return Some(FinishReason::Length);
+        }
+        if self.history.len() >= self.context {
+            return Some(FinishReason::ContextFull);
+        }
+        if self.abandoned() {
+            return Some(FinishReason::Cancelled);
+        }
+        None
+    }
+
+    /// Reports an engine failure; the sequence ends.
+    pub fn events_failed(&self, error: String) {
+        let _ = self.events.send(Event::Failed(error));
+    }
+
+    fn send_text(&self, text: String) {
+        if !text.is_empty() {
+            let _ = self.events.send(Event::Text(text));
+        }
+    }
+
+    /// Flushes held-back text and reports the end.
+    pub fn finish(mut self, finish: FinishReason) {
+        if finish != FinishReason::Stop {
+            let mut tail = String::new();
+            if let Ok(Some(rest)) = self.decoder.finish() {
+                tail.push_str(&self.stops.push(&rest).text);
+            }
+            if !self.stops.stopped() {
+                tail.push_str(&self.stops.finish());
+            }
+            self.send_text(tail);
+        }
+        let _ = self.events.send(Event::Done {
+            finish,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.generated,
+        });
+    }
+}

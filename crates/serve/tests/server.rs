@@ -1,0 +1,526 @@
+//! The server against real HTTP clients on loopback, with the default model: greedy text equal
+//! to single-sequence generation, 16 concurrent streams each getting their alone text, a
+//! disconnect freeing its slot, a full queue answering 429, and bad input answered with 4xx
+//! JSON errors after which the server still answers.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use minibar_engine::{CancelToken, ChatParams, LoadOptions, Message, Session};
+use minibar_serve::{Limits, ServeConfig, Server};
+use serde_json::{json, Value};
+
+/// The default model's GGUF, as the engine tests find it; skipped when absent unless
+/// `MINIBAR_REQUIRE_REFERENCE` is set.
+fn default_gguf() -> Option<PathBuf> {
+    match std::env::var_os("MINIBAR_DEFAULT_GGUF") {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() => {
+            panic!("MINIBAR_DEFAULT_GGUF is not set (MINIBAR_REQUIRE_REFERENCE is set)")
+        }
+        None => {
+            eprintln!("SKIPPED: MINIBAR_DEFAULT_GGUF is not set; `make test` sets it up");
+            None
+        }
+    }
+}
+
+const MODEL: &str = "smollm2";
+
+async fn serve(gguf: &std::path::Path, limits: Limits) -> Server {
+    Server::start(ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        model_path: gguf.to_owned(),
+        model_name: MODEL.into(),
+        context: Some(512),
+        limits,
+        api_key: None,
+        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
+    })
+    .await
+    .expect("the server starts")
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+async fn post(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url(addr, path))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Value {
+    let text = reqwest::get(url(addr, path))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// What `minibar generate` (Session::chat, one sequence) replies, greedily.
+fn alone(gguf: &std::path::Path, prompts: &[String], max_tokens: usize) -> Vec<String> {
+    let mut session = Session::open(gguf, &LoadOptions::default(), Some(512)).unwrap();
+    let params = ChatParams {
+        max_tokens,
+        ..ChatParams::default()
+    };
+    prompts
+        .iter()
+        .map(|p| {
+            session.reset();
+            session
+                .chat(
+                    &[Message::user(p.clone())],
+                    &params,
+                    &CancelToken::new(),
+                    |_| {},
+                )
+                .unwrap()
+                .text
+        })
+        .collect()
+}
+
+/// Reads an SSE chat stream to `[DONE]`, returning the concatenated content.
+async fn stream_chat(addr: SocketAddr, prompt: &str, max_tokens: usize) -> String {
+    let body = json!({"model": MODEL, "stream": true, "temperature": 0, "max_tokens": max_tokens,
+                      "messages": [{"role": "user", "content": prompt}]});
+    let mut r = reqwest::Client::new()
+        .post(url(addr, "/v1/chat/completions"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut raw = String::new();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        raw.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let datas: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(datas.last(), Some(&"[DONE]"), "the stream ends with [DONE]");
+    datas[..datas.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+fn prompts(n: usize) -> Vec<String> {
+    let topics = [
+        "the sea",
+        "a cat",
+        "Paris",
+        "rain",
+        "music",
+        "the moon",
+        "bread",
+        "a train",
+        "winter",
+        "a garden",
+        "chess",
+        "coffee",
+        "mountains",
+        "a library",
+        "the wind",
+        "fire",
+    ];
+    (0..n)
+        .map(|i| format!("Write one sentence about {}.", topics[i % topics.len()]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_streams_each_get_their_alone_greedy_text() {
+    let Some(gguf) = default_gguf() else { return };
+    let prompts = prompts(16);
+    let expected = alone(&gguf, &prompts, 24);
+    let server = serve(
+        &gguf,
+        Limits {
+            max_seqs: 16,
+            queue: 64,
+        },
+    )
+    .await;
+    let addr = server.addr();
+
+    // One request alone, non-streaming: the same text as `minibar generate`, with usage.
+    let (status, v) = post(
+        addr,
+        "/v1/chat/completions",
+        &json!({"model": MODEL, "temperature": 0,
+        "max_tokens": 24, "messages": [{"role": "user", "content": prompts[0]}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], expected[0]);
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+
+    let tasks: Vec<_> = prompts
+        .iter()
+        .map(|p| {
+            let p = p.clone();
+            tokio::spawn(async move { stream_chat(addr, &p, 24).await })
+        })
+        .collect();
+    for (i, (task, want)) in tasks.into_iter().zip(&expected).enumerate() {
+        assert_eq!(&task.await.unwrap(), want, "client {i}: {}", prompts[i]);
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_frees_its_slot_and_a_full_queue_answers_429() {
+    let Some(gguf) = default_gguf() else { return };
+    let server = serve(
+        &gguf,
+        Limits {
+            max_seqs: 1,
+            queue: 1,
+        },
+    )
+    .await;
+    let addr = server.addr();
+    // Counting goes on until max_tokens: A holds its slot until it leaves.
+    let long = json!({"model": MODEL, "stream": true, "temperature": 0, "max_tokens": 400,
+        "prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,"});
+    let client = reqwest::Client::new();
+
+    // A streams (it holds the only slot); B waits in the queue; C finds the queue full.
+    let mut a = client
+        .post(url(addr, "/v1/completions"))
+        .body(long.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.status(), 200);
+    a.chunk().await.unwrap().expect("a first chunk");
+    assert_eq!(get(addr, "/metrics").await["active_sequences"], 1);
+    let b = tokio::spawn({
+        let client = client.clone();
+        let body = long.to_string();
+        async move {
+            client
+                .post(url(addr, "/v1/completions"))
+                .body(body)
+                .send()
+                .await
+        }
+    });
+    let mut waited = 0;
+    while get(addr, "/metrics").await["queued_requests"] != 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 500, "B never queued");
+    }
+    let c = client
+        .post(url(addr, "/v1/completions"))
+        .body(long.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.status(), 429);
+    assert!(c.headers().get("retry-after").is_some());
+    let body: Value = serde_json::from_str(&c.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+
+    // A disconnects mid-stream: its slot goes to B.
+    drop(a);
+    let mut b = b.await.unwrap().unwrap();
+    assert_eq!(b.status(), 200);
+    b.chunk().await.unwrap().expect("B streams once A left");
+    drop(b);
+    let mut waited = 0;
+    loop {
+        let m = get(addr, "/metrics").await;
+        if m["active_sequences"] == 0 && m["queued_requests"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 500, "slots never freed: {m}");
+    }
+    let ps = get(addr, "/api/ps").await;
+    assert_eq!(ps["models"][0]["active_sequences"], 0);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_4xx_json_errors_and_the_server_answers_next() {
+    let Some(gguf) = default_gguf() else { return };
+    let server = serve(
+        &gguf,
+        Limits {
+            max_seqs: 4,
+            queue: 8,
+        },
+    )
+    .await;
+    let addr = server.addr();
+    let chat = "/v1/chat/completions";
+    let raw = |body: String| async move {
+        let r = reqwest::Client::new()
+            .post(url(addr, chat))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap(),
+        )
+    };
+    let ok = json!({"model": MODEL, "temperature": 0, "max_tokens": 3,
+                    "messages": [{"role": "user", "content": "Hi"}]});
+    let long_prompt = "word ".repeat(600);
+    let cases: Vec<(&str, u16, String)> = vec![
+        ("malformed JSON", 400, "{\"model\": ".into()),
+        (
+            "wrong type",
+            400,
+            json!({"model": MODEL, "messages": "hello"}).to_string(),
+        ),
+        (
+            "wrong sampling type",
+            400,
+            json!({"model": MODEL, "temperature": "hot",
+            "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        ),
+        (
+            "unknown model",
+            404,
+            json!({"model": "no-such-model",
+            "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        ),
+        (
+            "empty messages",
+            400,
+            json!({"model": MODEL, "messages": []}).to_string(),
+        ),
+        (
+            "10 MB body",
+            413,
+            format!(
+                "{{\"model\": \"{MODEL}\", \"pad\": \"{}\"}}",
+                "x".repeat(10 * 1024 * 1024)
+            ),
+        ),
+        (
+            "prompt over the context",
+            400,
+            json!({"model": MODEL,
+            "messages": [{"role": "user", "content": long_prompt}]})
+            .to_string(),
+        ),
+    ];
+    for (what, status, body) in cases {
+        let (got, v) = raw(body).await;
+        assert_eq!(got, status, "{what}: {v}");
+        let message = v["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {v}"));
+        assert!(!message.is_empty(), "{what}");
+        if what == "prompt over the context" {
+            assert!(message.contains("512"), "{message}");
+            assert_eq!(v["error"]["code"], "context_length_exceeded");
+        }
+        let (after, v) = post(addr, chat, &ok).await;
+        assert_eq!(after, 200, "after {what}: {v}");
+    }
+    let (status, v) = post(addr, "/v1/nothing", &json!({})).await;
+    assert_eq!(status, 404, "{v}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_stop_seed_usage_and_the_ollama_api() {
+    let Some(gguf) = default_gguf() else { return };
+    let server = serve(
+        &gguf,
+        Limits {
+            max_seqs: 4,
+            queue: 8,
+        },
+    )
+    .await;
+    let addr = server.addr();
+
+    // Completions: raw text, the 16-token default, usage.
+    let (status, v) = post(
+        addr,
+        "/v1/completions",
+        &json!({"model": MODEL, "prompt": "The capital of France is", "temperature": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 16);
+    let text = v["choices"][0]["text"].as_str().unwrap().to_owned();
+    assert!(!text.is_empty());
+
+    // A stop string cuts the text before it.
+    let first_word = text.split_whitespace().next().unwrap().to_owned();
+    let (_, v) = post(
+        addr,
+        "/v1/completions",
+        &json!({"model": MODEL,
+        "prompt": "The capital of France is", "temperature": 0, "stop": [first_word]}),
+    )
+    .await;
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(
+        !v["choices"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&first_word),
+        "{v}"
+    );
+
+    // The same seed gives the same sampled text.
+    let seeded = json!({"model": MODEL, "temperature": 1.0, "top_p": 0.95, "seed": 7,
+        "max_tokens": 20, "messages": [{"role": "user", "content": "Tell me a story."}]});
+    let (_, one) = post(addr, "/v1/chat/completions", &seeded).await;
+    let (_, two) = post(addr, "/v1/chat/completions", &seeded).await;
+    assert_eq!(one["choices"][0]["message"], two["choices"][0]["message"]);
+
+    // Streaming usage comes last, before [DONE].
+    let body = json!({"model": MODEL, "stream": true, "temperature": 0, "max_tokens": 5,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Hi"}]});
+    let raw = reqwest::Client::new()
+        .post(url(addr, "/v1/chat/completions"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let datas: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    let usage: Value = serde_json::from_str(datas[datas.len() - 2]).unwrap();
+    assert!(
+        usage["usage"]["total_tokens"].as_u64().unwrap() > 5,
+        "{usage}"
+    );
+
+    // Ollama: chat streams NDJSON ending with done; generate without streaming; version.
+    let chat = reqwest::Client::new()
+        .post(url(addr, "/api/chat"))
+        .body(
+            json!({"model": MODEL, "options": {"temperature": 0, "num_predict": 8},
+            "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = chat
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2);
+    assert_eq!(lines.last().unwrap()["done"], true);
+    assert_eq!(lines.last().unwrap()["eval_count"], 8);
+    let streamed: String = lines
+        .iter()
+        .filter_map(|l| l["message"]["content"].as_str())
+        .collect();
+    let (status, v) = post(
+        addr,
+        "/api/generate",
+        &json!({"model": MODEL, "prompt": "Hi",
+        "stream": false, "options": {"temperature": 0, "num_predict": 8}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["response"],
+        streamed.as_str(),
+        "generate = chat for one user message"
+    );
+    assert!(get(addr, "/api/version").await["version"].is_string());
+    assert!(get(addr, "/api/tags").await["models"].is_array());
+    let models = get(addr, "/v1/models").await;
+    assert_eq!(models["data"][0]["id"], MODEL);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn off_loopback_a_key_is_required() {
+    let Some(gguf) = default_gguf() else { return };
+    let config = ServeConfig {
+        addr: "0.0.0.0:0".parse().unwrap(),
+        model_path: gguf,
+        model_name: MODEL.into(),
+        context: Some(256),
+        limits: Limits {
+            max_seqs: 1,
+            queue: 1,
+        },
+        api_key: None,
+        body_limit: 1024,
+    };
+    assert!(matches!(
+        Server::start(config.clone()).await,
+        Err(minibar_serve::ServeError::KeyRequired(_))
+    ));
+    let server = Server::start(ServeConfig {
+        api_key: Some("s3cret-key".into()),
+        ..config
+    })
+    .await
+    .unwrap();
+    let at = format!("http://127.0.0.1:{}/v1/models", server.addr().port());
+    let client = reqwest::Client::new();
+    for key in [
+        None,
+        Some("Bearer wrong"),
+        Some("s3cret-key"),
+        Some("Bearer s3cret-ke"),
+    ] {
+        let mut r = client.get(&at);
+        if let Some(k) = key {
+            r = r.header("authorization", k);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{key:?}");
+        let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(v["error"]["code"], "invalid_api_key");
+    }
+    let r = client
+        .get(&at)
+        .header("authorization", "Bearer s3cret-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await.unwrap();
+}
