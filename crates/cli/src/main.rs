@@ -34,6 +34,8 @@ enum Command {
     List(commands::list::Args),
     /// Delete a model from the local library.
     Rm(commands::rm::Args),
+    /// Serve the OpenAI and Ollama APIs on this machine (loopback by default).
+    Serve(commands::serve::Args),
     /// Benchmark this machine: pp512, tg128, batch scaling; history and export.
     Bench(commands::bench::Args),
 }
@@ -50,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         Command::Search(args) => commands::search::run(args),
         Command::List(args) => commands::list::run(args),
         Command::Rm(args) => commands::rm::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }
 }

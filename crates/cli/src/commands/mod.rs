@@ -14,3 +14,4 @@ mod report;
 pub mod rm;
 mod sampling;
 pub mod search;
+pub mod serve;

@@ -1,0 +1,69 @@
+//! `minibar serve`: the OpenAI- and Ollama-compatible local server (minibar-serve).
+
+use std::net::{IpAddr, SocketAddr};
+
+use minibar_serve::{Limits, ServeConfig, DEFAULT_BODY_LIMIT};
+
+use super::model_arg;
+
+/// Arguments of `minibar serve`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on; anything but loopback needs an API key.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port (Ollama's default; 0 picks a free one).
+    #[arg(long, default_value_t = 11434)]
+    pub port: u16,
+    /// Model path or name in the store (default: the embedded default model).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Sequences decoded together at most.
+    #[arg(long, default_value_t = 16)]
+    pub max_seqs: usize,
+    /// Requests waiting for a slot at most; more are answered 429.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Context window in tokens (default: the model's, at most 8192).
+    #[arg(long)]
+    pub context: Option<usize>,
+    /// Key clients must send as `Authorization: Bearer <key>` (required off loopback;
+    /// default: $MINIBAR_API_KEY, so the key need not show in the process list).
+    #[arg(long)]
+    pub api_key: Option<String>,
+}
+
+/// Runs `minibar serve` until Ctrl-C.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let path = model_arg::resolve(args.model.as_deref())?;
+    // A folder's name is the model's name; a file's stem drops `.gguf`.
+    let name = if path.is_dir() {
+        path.file_name()
+    } else {
+        path.file_stem()
+    }
+    .map_or_else(
+        || model_arg::DEFAULT_MODEL.to_owned(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let api_key = args
+        .api_key
+        .or_else(|| std::env::var("MINIBAR_API_KEY").ok());
+    let config = ServeConfig {
+        addr: SocketAddr::new(args.host, args.port),
+        model_path: path,
+        model_name: name,
+        context: args.context,
+        limits: Limits {
+            max_seqs: args.max_seqs.max(1),
+            queue: args.queue,
+        },
+        api_key,
+        body_limit: DEFAULT_BODY_LIMIT,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(minibar_serve::run(config))?;
+    Ok(())
+}
