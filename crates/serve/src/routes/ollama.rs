@@ -79,11 +79,11 @@ struct ChatRequest {
 struct GenerateRequest {
     model: String,
     #[serde(default)]
-    prompt: String,
+    prompt: Option<String>,
     #[serde(default)]
     system: Option<String>,
     #[serde(default)]
-    raw: bool,
+    raw: Option<bool>,
     #[serde(default)]
     stream: Option<bool>,
     #[serde(default)]
@@ -129,17 +129,17 @@ pub(crate) async fn generate(
 ) -> Result<Response, ApiError> {
     let request: GenerateRequest = parse(&state, body)?;
     check_model(&state, &request.model)?;
-    if request.prompt.is_empty() {
+    let Some(text) = request.prompt.filter(|p| !p.is_empty()) else {
         return Err(ApiError::Invalid("prompt must not be empty".into()));
-    }
-    let prompt = if request.raw {
-        Prompt::Text(request.prompt)
+    };
+    let prompt = if request.raw == Some(true) {
+        Prompt::Text(text)
     } else {
         let mut messages = Vec::new();
         if let Some(system) = request.system {
             messages.push(Message::system(system));
         }
-        messages.push(Message::user(request.prompt));
+        messages.push(Message::user(text));
         Prompt::Chat(messages)
     };
     let params = request.options.unwrap_or_default().params();

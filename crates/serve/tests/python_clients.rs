@@ -1,0 +1,98 @@
+//! The real `openai` and `ollama` Python packages (in the reference environment) against the
+//! server on loopback (tests/clients.py asserts what they see), and their greedy replies equal
+//! to single-sequence generation (what `minibar generate` prints).
+
+use std::path::PathBuf;
+
+use minibar_engine::{CancelToken, ChatParams, LoadOptions, Message, Session};
+use minibar_serve::{Limits, ServeConfig, Server};
+
+/// An environment variable naming a file, or a skip (a failure under
+/// `MINIBAR_REQUIRE_REFERENCE`, as in `make test`).
+fn env_path(var: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() => {
+            panic!("{var} is not set (MINIBAR_REQUIRE_REFERENCE is set)")
+        }
+        None => {
+            eprintln!("SKIPPED: {var} is not set; `make test` sets it up");
+            None
+        }
+    }
+}
+
+const MODEL: &str = "smollm2";
+const PROMPT: &str = "What is the capital of France? Answer in one sentence.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_and_ollama_python_clients() {
+    let (Some(gguf), Some(python)) = (
+        env_path("MINIBAR_DEFAULT_GGUF"),
+        env_path("MINIBAR_REFERENCE_PYTHON"),
+    ) else {
+        return;
+    };
+    let server = Server::start(ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        model_path: gguf.clone(),
+        model_name: MODEL.into(),
+        context: Some(512),
+        limits: Limits {
+            max_seqs: 4,
+            queue: 16,
+        },
+        api_key: None,
+        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args([&base, MODEL, PROMPT])
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .await
+        .expect("the reference Python runs");
+    assert!(
+        out.status.success(),
+        "clients.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replies: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    server.stop().await.unwrap();
+
+    let mut session = Session::open(&gguf, &LoadOptions::default(), Some(512)).unwrap();
+    let params = ChatParams {
+        max_tokens: 24,
+        ..ChatParams::default()
+    };
+    let alone = session
+        .chat(
+            &[Message::user(PROMPT)],
+            &params,
+            &CancelToken::new(),
+            |_| {},
+        )
+        .unwrap()
+        .text;
+    for key in ["chat", "chat_stream", "ollama_chat", "ollama_generate"] {
+        assert_eq!(replies[key], alone.as_str(), "{key}");
+    }
+    session.reset();
+    let completion = session
+        .complete(
+            "The capital of France is",
+            &ChatParams {
+                max_tokens: 8,
+                ..ChatParams::default()
+            },
+            &CancelToken::new(),
+            |_| {},
+        )
+        .unwrap()
+        .text;
+    assert_eq!(replies["completion"], completion.as_str());
+}
