@@ -16,6 +16,8 @@ const COMMANDS: &[&str] = &[
     "stop_generation",
     "list_catalog",
     "what_if_table",
+    "search_hub",
+    "download_repo",
     "memory_status",
     "disk_usage",
     "library_folders",

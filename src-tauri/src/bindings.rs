@@ -70,6 +70,8 @@ macro_rules! specta_builder {
             minibar_app::commands::chat::stop_generation,
             minibar_app::commands::models::list_catalog::<$r>,
             minibar_app::commands::models::what_if_table,
+            minibar_app::commands::models::search_hub::<$r>,
+            minibar_app::commands::models::download_repo::<$r>,
             minibar_app::commands::models::memory_status,
             minibar_app::commands::models::disk_usage,
             minibar_app::commands::models::library_folders,

@@ -4,12 +4,12 @@ use tauri::{AppHandle, Runtime, State};
 
 use crate::keychain;
 use crate::models::downloads::HubTarget;
-use crate::models::{catalog, folders, library, memory, quantize, what_if};
+use crate::models::{catalog, folders, hub_search, library, memory, quantize, what_if};
 use crate::settings_store;
 use crate::state::AppState;
 use crate::types::{
-    AppError, AppResult, CatalogModel, DiskUsage, DownloadProgress, LibraryFolders, MachineMemory,
-    QuantizeRequest, WhatIfTable,
+    AppError, AppResult, CatalogModel, DiskUsage, DownloadProgress, HubModel, LibraryFolders,
+    MachineMemory, QuantizeRequest, WhatIfTable,
 };
 
 /// The catalog with fit verdicts for this machine and the saved settings.
@@ -108,6 +108,46 @@ pub async fn start_download<R: Runtime>(
     let repo = catalog::repo_of(&state.catalog, &variant_id)?;
     let target = hub_target(&app, &state)?;
     state.downloads.start(app, &variant_id, repo, target)
+}
+
+/// Models on the hub matching `query` (mlx-community's first), each with its fit on this
+/// machine and whether the engine runs it, judged before any download.
+#[tauri::command]
+#[specta::specta]
+pub async fn search_hub<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    query: String,
+) -> AppResult<Vec<HubModel>> {
+    let settings = settings_store::load(&app)?;
+    let target = hub_target(&app, &state)?;
+    let snap = minibar_fit::snapshot();
+    let held = state.engine.loaded().map(|(_, b)| b).unwrap_or(0);
+    let downloads = state.downloads.snapshot();
+    let ctx = catalog::Context {
+        settings: &settings,
+        memory: &snap,
+        held_by_minibar: held,
+        installed: &[],
+        downloads: &downloads,
+    };
+    hub_search::search(&target, &state.catalog, &ctx, &query).await
+}
+
+/// Downloads a repository found by `search_hub`; its id is the download's id. Refused, with
+/// the reason, when the engine does not run its model_type.
+#[tauri::command]
+#[specta::specta]
+pub async fn download_repo<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    repo_id: String,
+) -> AppResult<DownloadProgress> {
+    let target = hub_target(&app, &state)?;
+    hub_search::check_runnable(&target, &state.catalog, &repo_id).await?;
+    state
+        .downloads
+        .start(app, &repo_id, repo_id.clone(), target)
 }
 
 /// Keeps the partial file for a later resume.

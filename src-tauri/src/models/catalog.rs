@@ -119,26 +119,31 @@ fn variant(
     })
 }
 
+/// A model judged by its config.json (shape and quantization), as the list judges catalog
+/// variants; `None` when the config cannot be read as a model minibar-fit knows.
+pub fn config_fit(config: &serde_json::Value, ctx: &Context<'_>) -> Option<FitReport> {
+    let (shape, quant) = model_from_config(config).ok()?;
+    let a = assess(
+        &shape,
+        &quant,
+        &ctx.workload(),
+        &Runtime::native(),
+        &ctx.budget(),
+        &ctx.thresholds(),
+    )
+    .ok()?;
+    Some(assessed(a, ctx.memory))
+}
+
 /// An installed model judged as it is stored: its folder's config.json (shape and
 /// quantization) when it has one, else weights only by its size on disk.
 fn installed_fit(i: &Installed, ctx: &Context<'_>, budget: &Budget) -> FitReport {
     let from_config = std::fs::read_to_string(i.path.join("config.json"))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|c| model_from_config(&c).ok())
-        .and_then(|(shape, quant)| {
-            assess(
-                &shape,
-                &quant,
-                &ctx.workload(),
-                &Runtime::native(),
-                budget,
-                &ctx.thresholds(),
-            )
-            .ok()
-        });
+        .and_then(|c| config_fit(&c, ctx));
     match from_config {
-        Some(a) => assessed(a, ctx.memory),
+        Some(fit) => fit,
         None => {
             let mut v = assess_bytes(i.size_bytes, budget, &ctx.thresholds());
             v.reason = format!("{} (weights only: its shape is unknown)", v.reason);
@@ -232,7 +237,12 @@ pub fn list(catalog: &Catalog, ctx: &Context<'_>) -> Vec<CatalogModel> {
 
 /// Whether the engine runs a catalog entry: its own table of architectures decides.
 fn support(catalog: &Catalog, entry: &CatalogEntry) -> ModelSupport {
-    let s = catalog.support(entry, minibar_engine::config::SUPPORTED_ARCHITECTURES);
+    support_of_type(catalog, entry.model_type())
+}
+
+/// Whether the engine runs models of `model_type` (one found on the hub, say), and why not.
+pub fn support_of_type(catalog: &Catalog, model_type: &str) -> ModelSupport {
+    let s = catalog.support_of_type(model_type, minibar_engine::config::SUPPORTED_ARCHITECTURES);
     ModelSupport {
         runs: s.runs(),
         reason: s.reason().map(String::from),

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod downloads;
 pub mod folders;
+pub mod hub_search;
 pub mod library;
 pub mod memory;
 pub mod quantize;

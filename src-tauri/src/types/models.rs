@@ -307,3 +307,25 @@ pub struct WhatIfCell {
     /// Largest context that fits, in tokens (0: none).
     pub max_context: u64,
 }
+
+/// A model found on the hub, judged before any download.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct HubModel {
+    /// `org/name`; also the id of its download.
+    pub repo_id: String,
+    /// Downloads the hub reports.
+    pub downloads: u64,
+    /// Weight formats its tags name (`mlx`, `safetensors`, `gguf`).
+    pub formats: Vec<String>,
+    /// `model_type` from its config.json.
+    pub model_type: Option<String>,
+    /// Bytes of the weight files a download fetches.
+    pub weights_bytes: Option<u64>,
+    /// Whether Minibar's engine runs it.
+    pub support: ModelSupport,
+    /// The fit on this machine (null when its config.json is not a model Minibar can size).
+    pub fit: Option<FitReport>,
+    /// Why it could not be looked at (no weights Minibar downloads by default, ...).
+    pub note: Option<String>,
+}

@@ -348,3 +348,23 @@ test("the Models view shows which Mac runs what, and a model the engine does not
     assert.ok(refused.err.message.includes(notYet.support.reason), refused.err.message);
   });
 });
+
+test("a hub search shows each result's fit before download, and a result downloads", { skip: !HUB && "MINIBAR_E2E_HUB is not set" }, async () => {
+  await withApp(async (b) => {
+    await (await b.$('nav[aria-label="Views"]')).waitForExist();
+    await b.execute(() => (location.hash = "#/models"));
+    await (await b.$('[data-testid="hub-query"]')).setValue("SmolLM2");
+    await (await b.$('[data-testid="hub-search"]')).click();
+    const row = await b.$('[data-testid="hub-results"] tr[data-repo="mlx-community/SmolLM2-135M-Instruct-4bit"]');
+    await row.waitForExist({ timeout: 30_000, timeoutMsg: `no hub result; app log:\n${logs.join("")}` });
+    // Judged in Rust from its config.json and sizes, before anything was downloaded.
+    const badge = await row.$("[data-verdict]");
+    await badge.waitForExist();
+    assert.ok(["fits", "tight", "wont_fit"].includes(await badge.getAttribute("data-verdict")));
+    await (await row.$('[data-testid="hub-download"]')).click();
+    await b.waitUntil(
+      async () => (await row.$('[data-testid="hub-download-progress"]').isExisting()) || (await row.$(".installed").isExisting()),
+      { timeout: 60_000, timeoutMsg: `the download did not start; app log:\n${logs.join("")}` },
+    );
+  });
+});

@@ -25,6 +25,7 @@ import {
   type DownloadProgress,
   type Events,
   type GenerationStarted,
+  type HubModel,
   type MachineMemory,
   type MarkdownExport,
   type QuantizeRequest,
@@ -81,6 +82,10 @@ export interface Backend {
   /** The model folders in use and their defaults. */
   libraryFolders(): Promise<LibraryFolders>;
   startDownload(variantId: string): Promise<DownloadProgress>;
+  /** Models on the hub matching `query`, each judged in Rust before any download. */
+  searchHub(query: string): Promise<HubModel[]>;
+  /** Downloads a hub repository found by `searchHub`; its id is the download's id. */
+  downloadRepo(repoId: string): Promise<DownloadProgress>;
   pauseDownload(variantId: string): Promise<void>;
   resumeDownload(variantId: string): Promise<void>;
   cancelDownload(variantId: string): Promise<void>;
@@ -162,6 +167,8 @@ export function tauriBackend(): Backend {
     diskUsage: async () => unwrap(await commands.diskUsage()),
     libraryFolders: async () => unwrap(await commands.libraryFolders()),
     startDownload: async (id) => unwrap(await commands.startDownload(id)),
+    searchHub: async (query) => unwrap(await commands.searchHub(query)),
+    downloadRepo: async (repoId) => unwrap(await commands.downloadRepo(repoId)),
     pauseDownload: (id) => nothing(commands.pauseDownload(id)),
     resumeDownload: (id) => nothing(commands.resumeDownload(id)),
     cancelDownload: (id) => nothing(commands.cancelDownload(id)),

@@ -166,6 +166,30 @@ async whatIfTable(context: number, kvBits: number | null) : Promise<Result<WhatI
 }
 },
 /**
+ * Models on the hub matching `query` (mlx-community's first), each with its fit on this
+ * machine and whether the engine runs it, judged before any download.
+ */
+async searchHub(query: string) : Promise<Result<HubModel[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("search_hub", { query }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Downloads a repository found by `search_hub`; its id is the download's id. Refused, with
+ * the reason, when the engine does not run its model_type.
+ */
+async downloadRepo(repoId: string) : Promise<Result<DownloadProgress, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("download_repo", { repoId }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * One sample of `memory-update`, for the first paint.
  */
 async memoryStatus() : Promise<Result<MachineMemory, AppError>> {
@@ -1179,6 +1203,42 @@ totalMs: number;
  * Why it ended.
  */
 stopReason: StopReason }
+/**
+ * A model found on the hub, judged before any download.
+ */
+export type HubModel = { 
+/**
+ * `org/name`; also the id of its download.
+ */
+repoId: string; 
+/**
+ * Downloads the hub reports.
+ */
+downloads: number; 
+/**
+ * Weight formats its tags name (`mlx`, `safetensors`, `gguf`).
+ */
+formats: string[]; 
+/**
+ * `model_type` from its config.json.
+ */
+modelType: string | null; 
+/**
+ * Bytes of the weight files a download fetches.
+ */
+weightsBytes: number | null; 
+/**
+ * Whether Minibar's engine runs it.
+ */
+support: ModelSupport; 
+/**
+ * The fit on this machine (null when its config.json is not a model Minibar can size).
+ */
+fit: FitReport | null; 
+/**
+ * Why it could not be looked at (no weights Minibar downloads by default, ...).
+ */
+note: string | null }
 /**
  * The model folders in use, and what an empty setting stands for.
  */

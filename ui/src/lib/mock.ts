@@ -32,6 +32,7 @@ import type {
   FitReport,
   FitVerdict,
   GenerationStarted,
+  HubModel,
   MachineMemory,
   MarkdownExport,
   ModelVariant,
@@ -720,6 +721,34 @@ export class MockBackend implements Backend {
       }
       this.emit("downloadProgress", this.progressOf(d));
     }, tickMs);
+  }
+
+  /** The mock hub: mlx-community conversions of the mock catalog whose name matches. */
+  async searchHub(query: string): Promise<HubModel[]> {
+    const q = query.trim().toLowerCase();
+    if (!q) return [];
+    return SPECS.filter((s) => `${s.id} ${s.name}`.toLowerCase().includes(q)).flatMap((spec) =>
+      spec.variants.map((v) => ({
+        repoId: `mlx-community/${spec.id}-${v.quant}`,
+        downloads: 1000,
+        formats: ["mlx", "safetensors"],
+        modelType: spec.notYet ? "qwen3_moe" : "llama",
+        weightsBytes: v.size,
+        support: { runs: !spec.notYet, reason: spec.notYet ?? null },
+        fit: this.fitFor(spec, v.size),
+        note: null,
+      })),
+    );
+  }
+
+  async downloadRepo(repoId: string): Promise<DownloadProgress> {
+    const found = SPECS.flatMap((spec) => spec.variants.map((v) => ({ spec, v }))).find(({ spec, v }) => `mlx-community/${spec.id}-${v.quant}` === repoId);
+    if (!found) throw err("not_found", `No such repository ${repoId}`);
+    if (found.spec.notYet) throw err("invalid_input", `${repoId} is not supported yet: ${found.spec.notYet}`);
+    const d = { variantId: repoId, state: "queued" as const, downloadedBytes: 0, totalBytes: found.v.size, bytesPerSecond: 0, etaSeconds: null, error: null, timer: null };
+    this.downloads.set(repoId, d);
+    this.runDownload(repoId);
+    return this.progressOf(d);
   }
 
   async startDownload(variantId: string): Promise<DownloadProgress> {
