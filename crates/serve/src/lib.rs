@@ -4,7 +4,8 @@
 //!   thread ([`scheduler`]) and serves on the configured address until [`Server::stop`].
 //!   [`run`] does the same until Ctrl-C (what `minibar serve` calls).
 //! - `routes`: OpenAI's `/v1/chat/completions`, `/v1/completions`, `/v1/models`; Ollama's
-//!   `/api/chat`, `/api/generate`, `/api/tags`, `/api/ps`, `/api/version`; `/metrics`.
+//!   `/api/chat`, `/api/generate`, `/api/tags`, `/api/show`, `/api/ps`, `/api/version`;
+//!   `/metrics`.
 //! - [`scheduler`]: one engine thread; concurrent requests share decode steps
 //!   ([`minibar_engine::continuous::DecodeBatch`]), join between steps and leave when done or
 //!   when their client disconnects; a bounded queue answers 429.
@@ -82,7 +83,7 @@ impl Server {
         if !config.addr.ip().is_loopback() && config.api_key.as_deref().is_none_or(str::is_empty) {
             return Err(ServeError::KeyRequired(config.addr));
         }
-        fit::check(&config.model_path)?;
+        fit::check(&config.model_path, config.context)?;
         let (name, path, context, limits) = (
             config.model_name.clone(),
             config.model_path.clone(),

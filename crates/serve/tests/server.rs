@@ -467,6 +467,11 @@ async fn completions_stop_seed_usage_and_the_ollama_api() {
         "generate = chat for one user message"
     );
     assert!(get(addr, "/api/version").await["version"].is_string());
+    let (status, show) = post(addr, "/api/show", &json!({"model": MODEL})).await;
+    assert_eq!(status, 200, "{show}");
+    assert_eq!(show["model_info"]["general.context_length"], 512);
+    let (status, _) = post(addr, "/api/show", &json!({"model": "other"})).await;
+    assert_eq!(status, 404);
     assert!(get(addr, "/api/tags").await["models"].is_array());
     let models = get(addr, "/v1/models").await;
     assert_eq!(models["data"][0]["id"], MODEL);
@@ -523,4 +528,37 @@ async fn off_loopback_a_key_is_required() {
         .unwrap();
     assert_eq!(r.status(), 200);
     server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_model_that_cannot_fit_is_refused_before_loading() {
+    // Llama 3.1 405B's shape in bf16 (~800 GB): the fit verdict refuses it before the loader
+    // would look for weights (there are none, which would be a load error instead).
+    let dir = std::env::temp_dir().join(format!("minibar-serve-fit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = json!({"model_type": "llama", "hidden_size": 16384,
+        "intermediate_size": 53248, "num_hidden_layers": 126, "num_attention_heads": 128,
+        "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 131072,
+        "torch_dtype": "bfloat16", "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
+        "tie_word_embeddings": false});
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let started = Server::start(ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        model_path: dir.clone(),
+        model_name: "huge".into(),
+        context: None,
+        limits: Limits {
+            max_seqs: 1,
+            queue: 1,
+        },
+        api_key: None,
+        body_limit: 1024,
+    })
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    match started {
+        Err(minibar_serve::ServeError::WontFit(reason)) => assert!(!reason.is_empty()),
+        Err(e) => panic!("expected a fit refusal, got: {e}"),
+        Ok(_) => panic!("a 405B bf16 model was loaded"),
+    }
 }

@@ -43,6 +43,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/api/generate", post(ollama::generate))
         .route("/api/tags", get(ollama::tags))
         .route("/api/ps", get(ollama::ps))
+        .route("/api/show", post(ollama::show))
         .route("/api/version", get(ollama::version))
         .route("/metrics", get(metrics))
         .fallback(not_found)

@@ -1,5 +1,5 @@
 //! Ollama's API: `/api/chat` and `/api/generate` (newline-delimited JSON, streaming unless
-//! `"stream": false`), `/api/tags`, `/api/ps`, `/api/version`.
+//! `"stream": false`), `/api/tags`, `/api/show`, `/api/ps`, `/api/version`.
 
 use std::{collections::HashMap, convert::Infallible, time::Instant};
 
@@ -264,6 +264,38 @@ pub(crate) async fn ps(State(state): State<Shared>) -> Json<Value> {
         "active_sequences": load.active.load(Ordering::SeqCst),
         "queued_requests": load.queued.load(Ordering::SeqCst),
     }]}))
+}
+
+#[derive(Deserialize)]
+struct ShowRequest {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /api/show`: what is known of the served model (Ollama's older clients send `name`).
+pub(crate) async fn show(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let request: ShowRequest = parse(&state, body)?;
+    let Some(model) = request.model.or(request.name) else {
+        return Err(ApiError::Invalid("model is required".into()));
+    };
+    check_model(&state, &model)?;
+    let m = state.scheduler.model();
+    let format = if m.path.is_file() {
+        "gguf"
+    } else {
+        "safetensors"
+    };
+    Ok(Json(json!({
+        "modelfile": "", "parameters": "", "template": "",
+        "details": details(format),
+        "model_info": {"general.context_length": m.context},
+        "capabilities": ["completion"],
+    })))
 }
 
 /// `GET /api/version`.
