@@ -80,6 +80,28 @@ fn search_judges_each_result_before_download_and_a_hit_pulls() {
             .unwrap()
             .contains("mixture-of-experts"));
     }
+    // A repository whose model the engine does not run is refused before download.
+    let refused = minibar(
+        home.path(),
+        &hub.endpoint(),
+        &["pull", "acme/Qwen3-MoE-tiny", "--yes"],
+    );
+    if engine_runs_moe {
+        assert!(refused.status.success());
+    } else {
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            err.contains("not supported yet") && err.contains("nothing was downloaded"),
+            "{err}"
+        );
+        assert!(!home
+            .path()
+            .join("hf")
+            .join("models--acme--Qwen3-MoE-tiny")
+            .join("snapshots")
+            .exists());
+    }
     // Nothing was downloaded by searching.
     assert!(!home
         .path()

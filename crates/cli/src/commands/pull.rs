@@ -121,7 +121,35 @@ fn fit_check() -> minibar_hub::FitCheck {
     })
 }
 
+/// Refuses, before anything is downloaded, a repository whose config.json names a model_type
+/// the engine's table does not run. A repository the hub cannot plan is left to the pull,
+/// which reports why (or falls back to the cache).
+async fn refuse_unsupported(hub: &Hub, model: &ModelRef) -> anyhow::Result<()> {
+    let Ok(plan) = hub.plan(model).await else {
+        return Ok(());
+    };
+    let Some(model_type) = plan
+        .config
+        .as_ref()
+        .and_then(|c| c.get("model_type"))
+        .and_then(|v| v.as_str())
+    else {
+        return Ok(());
+    };
+    let catalog = minibar_catalog::Catalog::load(None)?;
+    let support =
+        catalog.support_of_type(model_type, minibar_engine::config::SUPPORTED_ARCHITECTURES);
+    if let Some(reason) = support.reason() {
+        anyhow::bail!(
+            "{} is not supported yet: {reason}; nothing was downloaded",
+            model.repo_id
+        );
+    }
+    Ok(())
+}
+
 async fn pull(hub: &Hub, model: &ModelRef, args: &Args) -> anyhow::Result<()> {
+    refuse_unsupported(hub, model).await?;
     let control = PullControl::new();
     {
         // Ctrl-C stops cleanly; the partial files stay for the next pull.
