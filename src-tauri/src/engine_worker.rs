@@ -69,6 +69,31 @@ pub struct EngineWorker {
     loaded: std::sync::Arc<std::sync::Mutex<Option<(String, u64)>>>,
 }
 
+/// Runs one chat turn. A panic (in the engine or the sink) ends this reply with an error and
+/// frees the model, whose state it may have left half-updated; the thread and the next chat
+/// go on, as for the benchmark and quantization tasks.
+fn run_chat(
+    engine: &mut dyn ChatEngine,
+    job: &ChatJob,
+    sink: &mut dyn ChatSink,
+) -> Result<GenerationStats, AppError> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        engine.chat(job, &mut |t| sink.piece(t))
+    }));
+    outcome.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("minibar: the chat engine panicked: {what}");
+        engine.unload();
+        Err(AppError::engine(
+            "The engine crashed while writing this reply; the model was unloaded. Send again to retry.",
+        ))
+    })
+}
+
 impl EngineWorker {
     /// Starts the engine thread and makes its engine there.
     pub fn spawn(make: EngineFactory) -> std::io::Result<EngineWorker> {
@@ -83,7 +108,7 @@ impl EngineWorker {
                     match request {
                         Request::Chat(job, mut sink) => {
                             sink.started();
-                            let outcome = engine.chat(&job, &mut |t| sink.piece(t));
+                            let outcome = run_chat(engine.as_mut(), &job, sink.as_mut());
                             if let Ok(mut l) = shared.lock() {
                                 *l = engine.loaded();
                             }

@@ -7,7 +7,7 @@ use tauri::{AppHandle, Runtime};
 use tauri_specta::Event;
 
 use crate::engine_worker::{CancelToken, ChatJob, ChatSink};
-use crate::history::History;
+use crate::history::{History, ReplyWriter};
 use crate::state::{Generations, Running};
 use crate::types::{AppError, AppErrorKind, ChatEvent, GenerationStats, MessageStatus, StopReason};
 
@@ -22,6 +22,10 @@ pub struct StreamSink<R: Runtime> {
     model: String,
     index: u32,
     started_at: Instant,
+    /// The reply's text not yet committed.
+    writer: ReplyWriter,
+    /// A save failure was shown for this reply (once is enough until one succeeds).
+    save_failed: bool,
 }
 
 impl<R: Runtime> StreamSink<R> {
@@ -55,6 +59,8 @@ impl<R: Runtime> StreamSink<R> {
             model: model.to_string(),
             index: 0,
             started_at: Instant::now(),
+            writer: ReplyWriter::new(message_id),
+            save_failed: false,
         };
         (request_id, sink)
     }
@@ -62,6 +68,29 @@ impl<R: Runtime> StreamSink<R> {
     fn emit(&self, event: ChatEvent) {
         // No window listening is not an error: the reply is still stored.
         let _ = event.emit(&self.app);
+    }
+
+    /// Tells the UI that the history could not store the reply (once per run of failures);
+    /// the text keeps streaming and the next commit retries it.
+    fn saved(&mut self, result: Result<(), AppError>) {
+        match result {
+            Ok(()) => self.save_failed = false,
+            Err(e) => {
+                eprintln!("minibar: cannot save the reply: {}", e.message);
+                if !self.save_failed {
+                    self.save_failed = true;
+                    self.emit(ChatEvent::SaveFailed {
+                        request_id: self.request_id.clone(),
+                        session_id: self.session_id.clone(),
+                        message_id: self.message_id.clone(),
+                        error: AppError::io(format!(
+                            "This reply could not be saved to the chat history: {}",
+                            e.message
+                        )),
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -79,8 +108,9 @@ impl<R: Runtime> ChatSink for StreamSink<R> {
         if text.is_empty() {
             return;
         }
-        // Stored before it is shown: what the UI saw survives a kill.
-        let _ = self.history.append_content(&self.message_id, text);
+        // Batched: what the UI saw survives a kill, but for the last `FLUSH_EVERY` of it.
+        let saved = self.writer.push(&self.history, text);
+        self.saved(saved);
         self.emit(ChatEvent::Token {
             request_id: self.request_id.clone(),
             session_id: self.session_id.clone(),
@@ -91,7 +121,7 @@ impl<R: Runtime> ChatSink for StreamSink<R> {
         self.index += 1;
     }
 
-    fn finished(self: Box<Self>, outcome: Result<GenerationStats, AppError>) {
+    fn finished(mut self: Box<Self>, outcome: Result<GenerationStats, AppError>) {
         if let Ok(mut g) = self.generations.lock() {
             g.remove(&self.request_id);
         }
@@ -107,6 +137,7 @@ impl<R: Runtime> ChatSink for StreamSink<R> {
             }),
             other => other,
         };
+        let writer = std::mem::replace(&mut self.writer, ReplyWriter::new(&self.message_id));
         match outcome {
             Ok(mut stats) => {
                 stats.total_ms = total_ms;
@@ -115,9 +146,8 @@ impl<R: Runtime> ChatSink for StreamSink<R> {
                 } else {
                     MessageStatus::Done
                 };
-                let _ = self
-                    .history
-                    .finish_message(&self.message_id, status, Some(&stats), None);
+                let saved = writer.finish(&self.history, status, Some(&stats), None);
+                self.saved(saved);
                 self.emit(ChatEvent::Done {
                     request_id: self.request_id.clone(),
                     session_id: self.session_id.clone(),
@@ -126,12 +156,8 @@ impl<R: Runtime> ChatSink for StreamSink<R> {
                 });
             }
             Err(error) => {
-                let _ = self.history.finish_message(
-                    &self.message_id,
-                    MessageStatus::Error,
-                    None,
-                    Some(&error),
-                );
+                let saved = writer.finish(&self.history, MessageStatus::Error, None, Some(&error));
+                self.saved(saved);
                 self.emit(ChatEvent::Error {
                     request_id: self.request_id.clone(),
                     session_id: self.session_id.clone(),

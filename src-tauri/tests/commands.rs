@@ -164,6 +164,49 @@ fn engine_errors_reach_the_ui_and_the_history() {
 }
 
 #[test]
+fn a_panic_in_the_engine_ends_that_reply_and_the_next_chat_works() {
+    let t = app();
+    let session = new_session(&t);
+    let (_, events) = send(&t, &session, "/panic now");
+    let end = events.last().unwrap();
+    assert_eq!(end["kind"], "error");
+    assert_eq!(end["error"]["kind"], "engine");
+    let chat = t.call("open_session", json!({ "id": session })).unwrap();
+    assert_eq!(chat["messages"][1]["status"], "error");
+    // The piece streamed before the panic is kept.
+    assert_eq!(chat["messages"][1]["content"], PIECES[0]);
+    let (_, events) = send(&t, &session, "Still there?");
+    assert_eq!(events.last().unwrap()["kind"], "done");
+    let chat = t.call("open_session", json!({ "id": session })).unwrap();
+    assert_eq!(chat["messages"][3]["content"], PIECES.concat());
+}
+
+#[test]
+fn a_reply_the_history_cannot_save_is_reported_to_the_ui() {
+    let t = app();
+    let session = new_session(&t);
+    // Makes every write of a reply fail, as a full disk would.
+    let db = rusqlite::Connection::open(t.data_dir.join("history.sqlite3")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER fail_replies BEFORE UPDATE ON messages WHEN new.role = 'assistant'
+         BEGIN SELECT RAISE(ABORT, 'disk is full'); END;",
+    )
+    .unwrap();
+    let (_, events) = send(&t, &session, "Say hello");
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["started", "token", "token", "token", "saveFailed", "done"]
+    );
+    let failed = &events[4];
+    assert_eq!(failed["error"]["kind"], "io");
+    assert!(failed["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("disk is full"));
+}
+
+#[test]
 fn regenerate_and_edit_replace_what_follows() {
     let t = app();
     let session = new_session(&t);

@@ -255,36 +255,51 @@ impl History {
         })
     }
 
-    /// Appends streamed text to a message; one committed write per call, so a kill loses at
-    /// most the piece in flight.
+    /// Appends streamed text to a message, in one commit. Replies go through
+    /// [`ReplyWriter`](super::ReplyWriter), which batches these.
     pub fn append_content(&self, message_id: &str, text: &str) -> AppResult<()> {
-        self.conn().execute(
+        let n = self.conn().execute(
             "UPDATE messages SET content = content || ?2 WHERE id = ?1",
             params![message_id, text],
         )?;
+        if n == 0 {
+            return Err(AppError::not_found(format!(
+                "no message with id {message_id}"
+            )));
+        }
         Ok(())
     }
 
-    /// Records how a reply ended.
+    /// Records how a reply ended, with the text not yet stored (`tail`), in one commit; the
+    /// reply enters the search index here.
     pub fn finish_message(
         &self,
         message_id: &str,
+        tail: &str,
         status: MessageStatus,
         stats: Option<&GenerationStats>,
         error: Option<&AppError>,
     ) -> AppResult<()> {
         let stats = stats.map(serde_json::to_string).transpose().ok().flatten();
         let error = error.map(serde_json::to_string).transpose().ok().flatten();
-        let conn = self.conn();
-        conn.execute(
-            "UPDATE messages SET status = ?2, stats = ?3, error = ?4 WHERE id = ?1",
-            params![message_id, status.as_str(), stats, error],
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE messages SET content = content || ?2, status = ?3, stats = ?4, error = ?5
+             WHERE id = ?1",
+            params![message_id, tail, status.as_str(), stats, error],
         )?;
-        conn.execute(
+        if n == 0 {
+            return Err(AppError::not_found(format!(
+                "no message with id {message_id}"
+            )));
+        }
+        tx.execute(
             "UPDATE sessions SET updated_at_ms = ?2
              WHERE id = (SELECT session_id FROM messages WHERE id = ?1)",
             params![message_id, now_ms() as i64],
         )?;
+        tx.commit()?;
         Ok(())
     }
 

@@ -99,3 +99,97 @@ fn unknown_ids_are_not_found() {
         crate::types::AppErrorKind::NotFound
     );
 }
+
+/// A session with a user question and an empty streaming reply; returns (session, reply id).
+fn streaming_reply(h: &History) -> (String, String) {
+    let s = h.create_session(None).unwrap().id;
+    h.add_message(&s, msg(Role::User, "tell me", MessageStatus::Done))
+        .unwrap();
+    let id = h
+        .add_message(&s, msg(Role::Assistant, "", MessageStatus::Streaming))
+        .unwrap()
+        .id;
+    (s, id)
+}
+
+fn content(h: &History, id: &str) -> String {
+    h.message(id).unwrap().1.content
+}
+
+#[test]
+fn streamed_text_is_committed_in_batches_and_at_the_end() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(&dir);
+    let (_, id) = streaming_reply(&h);
+    // An interval that never passes during the test: nothing is written until the end.
+    let mut w = ReplyWriter::with_interval(&id, Duration::from_secs(3600));
+    let before = h.conn().total_changes();
+    for i in 0..100 {
+        w.push(&h, &format!("w{i} ")).unwrap();
+    }
+    assert_eq!(h.conn().total_changes(), before, "no write per token");
+    assert_eq!(content(&h, &id), "");
+    w.finish(&h, MessageStatus::Done, None, None).unwrap();
+    let want: String = (0..100).map(|i| format!("w{i} ")).collect();
+    let (_, m) = h.message(&id).unwrap();
+    assert_eq!(m.content, want);
+    assert_eq!(m.status, MessageStatus::Done);
+
+    // An interval already over: each piece is committed as it comes.
+    let (_, id) = streaming_reply(&h);
+    let mut w = ReplyWriter::with_interval(&id, Duration::ZERO);
+    w.push(&h, "a").unwrap();
+    w.push(&h, "b").unwrap();
+    assert_eq!(content(&h, &id), "ab");
+}
+
+#[test]
+fn a_reply_is_searchable_once_it_ends_not_while_it_streams() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (session, id);
+    {
+        let h = open(&dir);
+        (session, id) = streaming_reply(&h);
+        let mut w = ReplyWriter::with_interval(&id, Duration::ZERO);
+        w.push(&h, "otters ").unwrap();
+        w.push(&h, "hold hands").unwrap();
+        assert_eq!(content(&h, &id), "otters hold hands");
+        assert!(h.search("otters").unwrap().is_empty(), "indexed per commit");
+        w.finish(&h, MessageStatus::Done, None, None).unwrap();
+        assert_eq!(h.search("otters").unwrap()[0].message_id, id);
+        // A reply cut off by a kill is indexed when the next start marks it stopped.
+        let (_, cut) = streaming_reply(&h);
+        let mut w = ReplyWriter::with_interval(&cut, Duration::ZERO);
+        w.push(&h, "beavers build").unwrap();
+        assert!(h.search("beavers").unwrap().is_empty());
+    }
+    let h = open(&dir);
+    assert_eq!(h.search("beavers").unwrap().len(), 1);
+    // Deleting finished and stopped replies leaves the index consistent.
+    h.delete_session(&session).unwrap();
+    assert!(h.search("otters").unwrap().is_empty());
+    // FTS5 checks its index against the messages table and fails on any difference.
+    h.conn()
+        .execute(
+            "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_failed_commit_is_reported_and_its_text_kept_for_the_next() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(&dir);
+    let (_, id) = streaming_reply(&h);
+    let mut w = ReplyWriter::with_interval(&id, Duration::ZERO);
+    h.conn().pragma_update(None, "query_only", true).unwrap();
+    let e = w.push(&h, "lost? ").unwrap_err();
+    assert_eq!(e.kind, crate::types::AppErrorKind::Io);
+    h.conn().pragma_update(None, "query_only", false).unwrap();
+    w.push(&h, "no").unwrap();
+    assert_eq!(content(&h, &id), "lost? no");
+}

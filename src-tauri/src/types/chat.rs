@@ -252,7 +252,8 @@ pub struct GenerationStarted {
 
 /// Event `chat-event`: the stream of a generation. In order, per request: one `started`, any
 /// number of `token` (with `index` counting from 0), then exactly one of `done` or `error`.
-/// A stop ends with `done` whose stats say `stopped`.
+/// A stop ends with `done` whose stats say `stopped`. `saveFailed` may come anywhere before
+/// the end: the reply streams on but the history could not store it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type, tauri_specta::Event)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum ChatEvent {
@@ -293,6 +294,18 @@ pub enum ChatEvent {
         message_id: String,
         /// Its figures.
         stats: GenerationStats,
+    },
+    /// The history could not store the reply (disk full, database unwritable).
+    #[serde(rename_all = "camelCase")]
+    SaveFailed {
+        /// The request.
+        request_id: String,
+        /// The session.
+        session_id: String,
+        /// The assistant message.
+        message_id: String,
+        /// What went wrong, to show.
+        error: AppError,
     },
     /// The generation failed.
     #[serde(rename_all = "camelCase")]

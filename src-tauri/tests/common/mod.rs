@@ -53,7 +53,7 @@ pub fn sandbox_with(model: Option<&std::path::Path>) -> &'static PathBuf {
 }
 
 /// Replies with fixed pieces, one by one; a prompt containing "/slow" waits for cancellation
-/// between pieces so stop can be tested; "/fail" fails.
+/// between pieces so stop can be tested; "/fail" fails; "/panic" panics after one piece.
 pub struct ScriptedEngine {
     /// Every job's messages, for assertions.
     pub seen: mpsc::Sender<Vec<(String, String)>>,
@@ -77,6 +77,10 @@ impl ChatEngine for ScriptedEngine {
         let last = job.messages.last().map(|m| m.1.clone()).unwrap_or_default();
         if last.contains("/fail") {
             return Err(AppError::new(AppErrorKind::Engine, "scripted failure"));
+        }
+        if last.contains("/panic") {
+            piece(PIECES[0]);
+            panic!("scripted panic");
         }
         let mut sent = 0;
         for p in PIECES {

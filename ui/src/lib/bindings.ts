@@ -907,7 +907,8 @@ variants: ModelVariant[] }
 /**
  * Event `chat-event`: the stream of a generation. In order, per request: one `started`, any
  * number of `token` (with `index` counting from 0), then exactly one of `done` or `error`.
- * A stop ends with `done` whose stats say `stopped`.
+ * A stop ends with `done` whose stats say `stopped`. `saveFailed` may come anywhere before
+ * the end: the reply streams on but the history could not store it.
  */
 export type ChatEvent = 
 /**
@@ -922,6 +923,10 @@ export type ChatEvent =
  * The reply is complete (or was stopped).
  */
 { kind: "done"; requestId: string; sessionId: string; messageId: string; stats: GenerationStats } | 
+/**
+ * The history could not store the reply (disk full, database unwritable).
+ */
+{ kind: "saveFailed"; requestId: string; sessionId: string; messageId: string; error: AppError } | 
 /**
  * The generation failed.
  */

@@ -70,6 +70,9 @@ export function applyChatEvent(s: StreamState, e: ChatEvent): StreamState {
       };
     case "error":
       return { ...s, text: flushPending(s), pending: new Map(), stats: e.stats, error: e.error, status: "error" };
+    case "saveFailed":
+      // The reply streams on; the chat view shows the failure in its banner.
+      return s;
   }
 }
 
