@@ -291,6 +291,30 @@ describe("models in the window", () => {
     assert.deepEqual(await page.locator('[data-testid="model-card"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-model"))), ["llama-3.3-70b"]);
   });
 
+  test("which Mac runs what, a model the engine does not run, and a hub search", async () => {
+    const page = await start("#/models", { viewport: WINDOW });
+    // A catalog model the backend says the engine does not run: labelled, no Download button.
+    const moe = page.locator('[data-testid="model-card"][data-model="qwen3-30b-a3b"]');
+    await moe.locator('[data-testid="not-supported"]').waitFor();
+    assert.equal(await moe.getByRole("button", { name: "Download" }).count(), 0);
+    // The what-if table shows the backend's cells as they are.
+    await page.locator('[data-testid="what-if-toggle"]').check();
+    const cell = (variant, gb) => page.locator(`[data-testid="what-if"] tr[data-variant="${variant}"] td[data-gb="${gb}"]`);
+    await cell("llama-3.3-70b@4bit-g64", 64).waitFor();
+    assert.equal(await cell("llama-3.3-70b@4bit-g64", 64).getAttribute("data-verdict"), "fits");
+    assert.match(await cell("llama-3.3-70b@4bit-g64", 64).innerText(), /^fits \d+K$/);
+    assert.equal(await cell("llama-3.3-70b@8bit-g64", 64).innerText(), "no");
+    // Hub search: results with their fit badge; an unsupported one is labelled, not offered.
+    await page.locator('[data-testid="hub-query"]').fill("qwen3");
+    await page.locator('[data-testid="hub-search"]').click();
+    const results = page.locator('[data-testid="hub-results"]');
+    const hit = results.locator('tr[data-repo="mlx-community/qwen3-0.6b-8bit-g64"]');
+    await hit.locator("[data-verdict]").waitFor();
+    await results.locator('tr[data-repo="mlx-community/qwen3-30b-a3b-4bit-g64"] [data-testid="not-supported"]').waitFor();
+    await hit.locator('[data-testid="hub-download"]').click();
+    await hit.locator('[data-testid="hub-download-progress"], .installed').first().waitFor();
+  });
+
   test("the memory gauge follows the backend's memory events", async () => {
     const page = await start("#/models", { viewport: WINDOW });
     const used = page.locator('[data-testid="memory-used"]');
