@@ -268,3 +268,65 @@ pub fn repo_of(catalog: &Catalog, variant_id: &str) -> Result<String, AppError> 
         .and_then(|c| c.repo)
         .ok_or_else(missing)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use minibar_fit::{fit_row, MemorySnapshot, Pressure};
+
+    use super::*;
+
+    /// The badge the app sends and the row `minibar fit` prints come from one call: for every
+    /// catalog format, the same verdict, need and largest context on the same machine.
+    #[test]
+    fn the_app_and_minibar_fit_agree_on_every_catalog_format() {
+        const GIB: u64 = 1 << 30;
+        let catalog = Catalog::builtin().unwrap();
+        let memory = MemorySnapshot {
+            total: 24 * GIB,
+            available: 12 * GIB,
+            used: 12 * GIB,
+            swap_total: 0,
+            swap_used: 0,
+            pressure: Pressure::Normal,
+            gpu_limit: None,
+        };
+        let settings = Settings::default();
+        let downloads = HashMap::new();
+        let ctx = Context {
+            settings: &settings,
+            memory: &memory,
+            held_by_minibar: 0,
+            installed: &[],
+            downloads: &downloads,
+        };
+        let models = list(&catalog, &ctx);
+        // What `minibar fit --headroom <the setting> --context <the setting>` computes.
+        let budget = Budget::this_machine(&memory, 0, None);
+        let thresholds = Thresholds::with_headroom(settings.memory_headroom_bytes);
+        let work = Workload::with_context(settings.context_length);
+        let mut levels = Vec::new();
+        for c in catalog.candidates() {
+            let cli = fit_row(&c, &work, &Runtime::native(), &budget, &thresholds).unwrap();
+            let id = format!("{}@{}", c.id, cli.quant);
+            let app = models
+                .iter()
+                .flat_map(|m| &m.variants)
+                .find(|v| v.id == id)
+                .unwrap_or_else(|| panic!("no variant {id}"));
+            let level = match cli.verdict.level {
+                FitLevel::Fits => FitVerdict::Fits,
+                FitLevel::Tight => FitVerdict::Tight,
+                FitLevel::WontFit => FitVerdict::WontFit,
+            };
+            assert_eq!(app.fit.verdict, level, "{id}");
+            assert_eq!(app.fit.needed_bytes, cli.needed, "{id}");
+            assert_eq!(app.fit.max_context, cli.max_context.unwrap_or(0), "{id}");
+            assert_eq!(app.fit.reason, cli.verdict.reason, "{id}");
+            levels.push(level);
+        }
+        // A real mix on a 12 GB budget, so agreement is not agreement on one answer.
+        assert!(levels.contains(&FitVerdict::Fits) && levels.contains(&FitVerdict::WontFit));
+    }
+}
