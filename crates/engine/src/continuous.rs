@@ -10,6 +10,10 @@
 //! each sequence computes what it would alone, shifted by a constant: rotary embeddings only
 //! see relative positions. Sliding-window caches cannot be realigned this way, so models with
 //! them decode one sequence at a time ([`DecodeBatch::can_batch`]).
+//!
+//! A long prompt need not stall the others: [`DecodeBatch::begin_join`] plans its positions
+//! for the number of decode steps its remaining chunks will be interleaved with, and
+//! [`Joiner::prefill_chunk`] runs one chunk between steps.
 
 use mlx_rs::{ops::indexing::IndexOp, Array};
 
@@ -64,13 +68,34 @@ impl DecodeBatch {
         prompt: &[u32],
         cancel: &CancelToken,
     ) -> Result<Array> {
+        let mut joiner = self.begin_join(model, prompt, 0)?;
+        while !joiner.is_complete() {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            joiner.prefill_chunk(model)?;
+        }
+        self.finish_join(joiner)
+    }
+
+    /// Starts prefilling `prompt` apart from the batch, to join it after `steps_ahead` more
+    /// decode steps: its positions are planned so that it then ends where the batch does.
+    /// The caller interleaves [`Joiner::prefill_chunk`] with the steps (for a prompt of
+    /// `n` chunks, `steps_ahead = n - 1` and one chunk per step), then calls
+    /// [`DecodeBatch::finish_join`]. A batch that empties meanwhile takes the joiner as it is.
+    pub fn begin_join(
+        &self,
+        model: &Transformer,
+        prompt: &[u32],
+        steps_ahead: usize,
+    ) -> Result<Joiner> {
         if prompt.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
-        let mut fresh = if self.is_empty() {
+        let caches = if self.is_empty() {
             model.make_caches()
         } else if Self::can_batch(model) {
-            let start = self.caches[0].offset - prompt.len() as i32;
+            let start = self.caches[0].offset + steps_ahead as i32 - prompt.len() as i32;
             (0..self.caches.len())
                 .map(|_| KvCache::starting_at(start))
                 .collect()
@@ -79,29 +104,37 @@ impl DecodeBatch {
                 "sliding-window models decode one sequence at a time".into(),
             ));
         };
-        let start = fresh[0].offset;
-        let mut logits = None;
-        for chunk in prompt.chunks(PREFILL_CHUNK) {
-            if cancel.is_cancelled() {
-                return Err(EngineError::Cancelled);
-            }
-            let ids = Array::from_slice(chunk, &[1, chunk.len() as i32]);
-            let h = model.hidden(&ids, &mut fresh, None)?;
-            let l = model.logits(&h.index((.., -1.., ..)))?;
-            let mut eval: Vec<&Array> = vec![&l];
-            eval.extend(fresh.iter().flat_map(KvCache::arrays));
-            mlx_rs::transforms::eval(eval)?;
-            logits = Some(l);
-        }
-        let logits = logits.expect("a non-empty prompt has a chunk");
+        Ok(Joiner {
+            start: caches[0].offset,
+            caches,
+            prompt: prompt.to_vec(),
+            done: 0,
+            logits: None,
+        })
+    }
+
+    /// Appends a fully prefilled joiner as the last row; returns its last position's logits.
+    pub fn finish_join(&mut self, joiner: Joiner) -> Result<Array> {
+        let Some(logits) = joiner.logits.filter(|_| joiner.done == joiner.prompt.len()) else {
+            return Err(EngineError::InvalidRequest(
+                "a sequence joins once its whole prompt is prefilled".into(),
+            ));
+        };
+        let end = joiner.caches[0].offset;
         if self.is_empty() {
-            self.caches = fresh;
+            self.caches = joiner.caches;
         } else {
-            for (cache, new) in self.caches.iter_mut().zip(&fresh) {
+            if end != self.caches[0].offset {
+                return Err(EngineError::InvalidRequest(format!(
+                    "a joiner planned to end at position {end} met the batch at {}",
+                    self.caches[0].offset
+                )));
+            }
+            for (cache, new) in self.caches.iter_mut().zip(&joiner.caches) {
                 cache.append_rows(new)?;
             }
         }
-        self.starts.push(start);
+        self.starts.push(joiner.start);
         Ok(logits.reshape(&[-1])?)
     }
 
@@ -146,6 +179,46 @@ impl DecodeBatch {
                 cache.drop_before(first);
             }
         }
+        Ok(())
+    }
+}
+
+/// A sequence being prefilled, chunk by chunk, before it joins a [`DecodeBatch`].
+pub struct Joiner {
+    caches: Vec<KvCache>,
+    start: i32,
+    prompt: Vec<u32>,
+    /// Prompt tokens prefilled so far.
+    done: usize,
+    logits: Option<Array>,
+}
+
+impl Joiner {
+    /// Whether the whole prompt is prefilled.
+    pub fn is_complete(&self) -> bool {
+        self.done == self.prompt.len()
+    }
+
+    /// Prefill chunks still to run.
+    pub fn chunks_left(&self) -> usize {
+        (self.prompt.len() - self.done).div_ceil(PREFILL_CHUNK)
+    }
+
+    /// Runs the next chunk of the prompt (at most [`PREFILL_CHUNK`] tokens), evaluated.
+    pub fn prefill_chunk(&mut self, model: &Transformer) -> Result<()> {
+        let end = (self.done + PREFILL_CHUNK).min(self.prompt.len());
+        let chunk = &self.prompt[self.done..end];
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let ids = Array::from_slice(chunk, &[1, chunk.len() as i32]);
+        let h = model.hidden(&ids, &mut self.caches, None)?;
+        let l = model.logits(&h.index((.., -1.., ..)))?;
+        let mut eval: Vec<&Array> = vec![&l];
+        eval.extend(self.caches.iter().flat_map(KvCache::arrays));
+        mlx_rs::transforms::eval(eval)?;
+        self.done = end;
+        self.logits = Some(l);
         Ok(())
     }
 }

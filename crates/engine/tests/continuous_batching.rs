@@ -14,7 +14,7 @@ use minibar_engine::{
 const STEPS: usize = 10;
 
 fn alone(model: &Transformer, prompt: &[u32], steps: usize) -> Vec<u32> {
-    let mut conv = Conversation::new(model, 512);
+    let mut conv = Conversation::new(model, 1024);
     let opts = GenerateOptions {
         sampling: SamplingParams::default(),
         max_tokens: steps,
@@ -126,4 +126,50 @@ fn a_step_needs_one_token_per_sequence() {
         1,
         "a cancelled join leaves the batch as it was"
     );
+}
+
+#[test]
+fn a_long_prompt_prefilled_between_steps_joins_with_its_greedy_tokens() {
+    let Some(gguf) = support::default_gguf() else {
+        return;
+    };
+    let loaded = minibar_engine::load(&gguf, &LoadOptions::default()).unwrap();
+    let model = &loaded.model;
+    let short: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314];
+    // Three prefill chunks of text-like ids.
+    let long: Vec<u32> = (0..600u32).map(|i| 100 + (i * 37) % 4000).collect();
+    let want_short = alone(model, &short, 12);
+    let want_long = alone(model, &long, 6);
+
+    let cancel = CancelToken::new();
+    let mut batch = DecodeBatch::new(model);
+    let mut got_short = vec![argmax_rows(&batch.join(model, &short, &cancel).unwrap())[0]];
+    let mut joiner = Some(batch.begin_join(model, &long, 2).unwrap());
+    assert_eq!(joiner.as_ref().unwrap().chunks_left(), 3);
+    let mut got_long = Vec::new();
+    while got_short.len() < 12 {
+        if let Some(j) = joiner.as_mut() {
+            j.prefill_chunk(model).unwrap();
+            if j.is_complete() {
+                let done = joiner.take().unwrap();
+                got_long.push(argmax_rows(&batch.finish_join(done).unwrap())[0]);
+            }
+        }
+        let mut last = vec![*got_short.last().unwrap()];
+        if batch.len() == 2 {
+            last.push(*got_long.last().unwrap());
+        }
+        let next = argmax_rows(&batch.step(model, &last).unwrap());
+        got_short.push(next[0]);
+        if batch.len() == 2 && got_long.len() < 6 {
+            got_long.push(next[1]);
+        }
+    }
+    assert_eq!(got_short, want_short);
+    assert_eq!(got_long, want_long);
+
+    // A joiner that misses its planned position is refused, not merged misaligned.
+    let mut early = batch.begin_join(model, &[1, 2, 3], 1).unwrap();
+    early.prefill_chunk(model).unwrap();
+    assert!(batch.finish_join(early).is_err());
 }
