@@ -3,12 +3,15 @@
 //! One thread owns the model (MLX arrays stay on the thread that made them, as the app's
 //! engine worker does). Between decode steps it admits waiting requests, up to the
 //! configured number of concurrent sequences, prefilling each into the shared
-//! [`DecodeBatch`]; every step then decodes one token for all of them, each with its own
-//! sampler; finished sequences, and those whose client went away, leave before the next
-//! step. Requests beyond the concurrent ones wait in a bounded queue; a full queue is
+//! [`DecodeBatch`]; a prompt longer than one prefill chunk is prefilled one chunk per step,
+//! so it does not stall the others' streams. Every step then decodes one token for all of
+//! them, each with its own sampler; finished sequences, and those whose client went away,
+//! leave before the next step. Requests beyond the concurrent ones wait in a bounded
+//! queue; a full queue is
 //! answered at once with [`ApiError::Busy`] (429).
 
 use std::{
+    collections::VecDeque,
     path::PathBuf,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -17,8 +20,9 @@ use std::{
 };
 
 use minibar_engine::{
-    continuous::DecodeBatch, generate::CancelToken, ChatParams, FinishReason, LoadOptions, Message,
-    Session,
+    continuous::{DecodeBatch, Joiner},
+    generate::{CancelToken, PREFILL_CHUNK},
+    ChatParams, FinishReason, LoadOptions, Message, Session,
 };
 use mlx_rs::ops::indexing::IndexOp;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -201,66 +205,153 @@ fn engine_loop(session: &Session, jobs: mpsc::Receiver<Request>, load: &Load, li
     } else {
         1
     };
-    let mut batch = DecodeBatch::new(model);
-    let mut seqs: Vec<Sequence<'_>> = Vec::new();
+    let mut engine = Engine {
+        session,
+        batch: DecodeBatch::new(model),
+        seqs: Vec::new(),
+        pending: None,
+        waiting: VecDeque::new(),
+        load,
+        max_seqs,
+    };
     loop {
-        // Admit newcomers between steps; block only when there is nothing to decode.
-        while seqs.len() < max_seqs {
-            let request = if seqs.is_empty() {
-                match jobs.recv() {
-                    Ok(r) => r,
-                    Err(_) => return,
-                }
-            } else {
-                match jobs.try_recv() {
-                    Ok(r) => r,
-                    Err(_) => break,
-                }
-            };
-            load.queued.fetch_sub(1, Ordering::SeqCst);
-            if request.events.is_closed() {
-                continue;
-            }
-            // A request being prefilled holds a slot already.
-            load.active.store(seqs.len() + 1, Ordering::SeqCst);
-            match admit(session, &mut batch, &request) {
-                Ok((mut seq, logits)) => {
-                    let finish = seq.advance(&logits).unwrap_or_else(|e| {
-                        seq.events_failed(e);
-                        Some(FinishReason::Cancelled)
-                    });
-                    match finish {
-                        Some(finish) => {
-                            seq.finish(finish);
-                            if let Err(e) = batch.leave(&[batch.len() - 1]) {
-                                fail_all(&mut seqs, &e.to_string());
-                                batch = DecodeBatch::new(model);
-                            }
-                        }
-                        None => seqs.push(seq),
-                    }
-                }
-                Err(e) => {
-                    let _ = request.events.send(Event::Rejected(e));
-                }
-            }
-            load.active.store(seqs.len(), Ordering::SeqCst);
+        engine.advance_pending();
+        if !engine.admit(&jobs) {
+            return;
         }
-        if seqs.is_empty() {
-            continue;
+        engine.step();
+        engine.publish();
+    }
+}
+
+/// The engine thread's state between steps.
+struct Engine<'t> {
+    session: &'t Session,
+    batch: DecodeBatch,
+    /// The batch's sequences, in row order.
+    seqs: Vec<Sequence<'t>>,
+    /// A long prompt being prefilled a chunk per step, and its sequence.
+    pending: Option<(Joiner, Sequence<'t>)>,
+    /// Requests taken off the channel that wait for the pending prefill to end.
+    waiting: VecDeque<Request>,
+    load: &'t Load,
+    max_seqs: usize,
+}
+
+impl<'t> Engine<'t> {
+    /// Runs the pending prompt's next chunk (all of them if nothing else is decoding) and
+    /// lets it join when done.
+    fn advance_pending(&mut self) {
+        let Some((mut joiner, seq)) = self.pending.take() else {
+            return;
+        };
+        if seq.abandoned() {
+            return;
         }
-        let tokens: Vec<u32> = seqs.iter().map(|s| s.last).collect();
-        let logits = match batch.step(model, &tokens) {
-            Ok(l) => l,
-            Err(e) => {
-                fail_all(&mut seqs, &e.to_string());
-                batch = DecodeBatch::new(model);
-                load.active.store(0, Ordering::SeqCst);
-                continue;
+        let model = &self.session.model.model;
+        let result = loop {
+            if let Err(e) = joiner.prefill_chunk(model) {
+                break Err(e);
+            }
+            if joiner.is_complete() || !self.batch.is_empty() {
+                break Ok(());
             }
         };
+        match result {
+            Err(e) => seq.events_failed(e.to_string()),
+            Ok(()) if joiner.is_complete() => match self.batch.finish_join(joiner) {
+                Ok(logits) => self.joined(seq, &logits),
+                Err(e) => seq.events_failed(e.to_string()),
+            },
+            Ok(()) => self.pending = Some((joiner, seq)),
+        }
+    }
+
+    /// Takes new requests while there are free slots; blocks only when there is nothing to
+    /// decode. Returns false once the server is gone.
+    fn admit(&mut self, jobs: &mpsc::Receiver<Request>) -> bool {
+        let model = &self.session.model.model;
+        while self.seqs.len() + usize::from(self.pending.is_some()) < self.max_seqs {
+            let request = match self.waiting.pop_front() {
+                Some(r) => r,
+                None if self.seqs.is_empty() && self.pending.is_none() => match jobs.recv() {
+                    Ok(r) => r,
+                    Err(_) => return false,
+                },
+                None => match jobs.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
+            if request.events.is_closed() {
+                self.load.queued.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let (seq, ids) = match prepare(self.session, &request) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.load.queued.fetch_sub(1, Ordering::SeqCst);
+                    let _ = request.events.send(Event::Rejected(e));
+                    continue;
+                }
+            };
+            let chunks = ids.len().div_ceil(PREFILL_CHUNK);
+            if self.batch.is_empty() || chunks == 1 {
+                // Nothing to interleave with, or a prompt as short as one step's work.
+                self.load.queued.fetch_sub(1, Ordering::SeqCst);
+                match self.batch.join(model, &ids, &CancelToken::new()) {
+                    Ok(logits) => self.joined(seq, &logits),
+                    Err(e) => seq.reject(e.into()),
+                }
+            } else if self.pending.is_none() {
+                self.load.queued.fetch_sub(1, Ordering::SeqCst);
+                let begun = self.batch.begin_join(model, &ids, chunks - 1);
+                match begun.and_then(|mut j| j.prefill_chunk(model).map(|()| j)) {
+                    Ok(joiner) => self.pending = Some((joiner, seq)),
+                    Err(e) => seq.reject(e.into()),
+                }
+            } else {
+                // One long prefill at a time, so each keeps its planned position.
+                self.waiting.push_front(request);
+                break;
+            }
+            self.publish();
+        }
+        true
+    }
+
+    /// A prefilled sequence takes its first token and joins the batch (or ends at once).
+    fn joined(&mut self, mut seq: Sequence<'t>, logits: &mlx_rs::Array) {
+        seq.started();
+        let finish = seq.advance(logits).unwrap_or_else(|e| {
+            seq.events_failed(e);
+            Some(FinishReason::Cancelled)
+        });
+        match finish {
+            Some(finish) => {
+                seq.finish(finish);
+                let last = self.batch.len() - 1;
+                if let Err(e) = self.batch.leave(&[last]) {
+                    self.fail_all(&e.to_string());
+                }
+            }
+            None => self.seqs.push(seq),
+        }
+    }
+
+    /// One decode step for every sequence; the finished and the abandoned leave.
+    fn step(&mut self) {
+        if self.seqs.is_empty() {
+            return;
+        }
+        let model = &self.session.model.model;
+        let tokens: Vec<u32> = self.seqs.iter().map(|s| s.last).collect();
+        let logits = match self.batch.step(model, &tokens) {
+            Ok(l) => l,
+            Err(e) => return self.fail_all(&e.to_string()),
+        };
         let mut ended = Vec::new();
-        for (row, seq) in seqs.iter_mut().enumerate() {
+        for (row, seq) in self.seqs.iter_mut().enumerate() {
             let finish = if seq.abandoned() {
                 Some(FinishReason::Cancelled)
             } else {
@@ -273,34 +364,42 @@ fn engine_loop(session: &Session, jobs: mpsc::Receiver<Request>, load: &Load, li
                 ended.push((row, f));
             }
         }
-        if !ended.is_empty() {
-            let rows: Vec<usize> = ended.iter().map(|(r, _)| *r).collect();
-            for (row, finish) in ended.into_iter().rev() {
-                seqs.remove(row).finish(finish);
-            }
-            if let Err(e) = batch.leave(&rows) {
-                fail_all(&mut seqs, &e.to_string());
-                batch = DecodeBatch::new(model);
-            }
+        if ended.is_empty() {
+            return;
         }
-        load.active.store(seqs.len(), Ordering::SeqCst);
+        let rows: Vec<usize> = ended.iter().map(|(r, _)| *r).collect();
+        for (row, finish) in ended.into_iter().rev() {
+            self.seqs.remove(row).finish(finish);
+        }
+        if let Err(e) = self.batch.leave(&rows) {
+            self.fail_all(&e.to_string());
+        }
+    }
+
+    /// Ends every sequence in the batch with an engine failure and starts an empty batch.
+    /// A pending prefill is dropped too: its planned position referred to the old batch.
+    fn fail_all(&mut self, error: &str) {
+        for seq in self.seqs.drain(..) {
+            seq.events_failed(error.to_string());
+        }
+        if let Some((_, seq)) = self.pending.take() {
+            seq.events_failed(error.to_string());
+        }
+        self.batch = DecodeBatch::new(&self.session.model.model);
+    }
+
+    /// Publishes the counts the routes report (a pending prefill holds a slot).
+    fn publish(&self) {
+        let active = self.seqs.len() + usize::from(self.pending.is_some());
+        self.load.active.store(active, Ordering::SeqCst);
     }
 }
 
-/// Ends every sequence with an engine failure (the batch is then rebuilt empty).
-fn fail_all(seqs: &mut Vec<Sequence<'_>>, error: &str) {
-    for seq in seqs.drain(..) {
-        seq.events_failed(error.to_string());
-    }
-}
-
-/// Tokenizes and checks the request, and prefills it into the batch as its last row;
-/// returns the sequence and the logits its first token is sampled from.
-fn admit<'t>(
+/// Tokenizes and checks a request; returns its sequence and prompt tokens.
+fn prepare<'t>(
     session: &'t Session,
-    batch: &mut DecodeBatch,
     request: &Request,
-) -> Result<(Sequence<'t>, mlx_rs::Array), ApiError> {
+) -> Result<(Sequence<'t>, Vec<u32>), ApiError> {
     let text = &session.text;
     let ids = match &request.prompt {
         Prompt::Chat(messages) => text.encode_chat(messages, true),
@@ -317,17 +416,12 @@ fn admit<'t>(
             context,
         });
     }
-    // A prefill runs to its end; a client that left meanwhile is dropped at the next step.
-    let logits = batch.join(&session.model.model, &ids, &CancelToken::new())?;
-    let _ = request.events.send(Event::Started {
-        prompt_tokens: ids.len(),
-    });
     let seq = Sequence::new(
         request,
-        ids,
+        ids.clone(),
         text.stream_decoder(true),
         text.eos.iter().copied().collect(),
         context,
     );
-    Ok((seq, logits))
+    Ok((seq, ids))
 }

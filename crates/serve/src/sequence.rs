@@ -97,6 +97,18 @@ impl<'t> Sequence<'t> {
         None
     }
 
+    /// Tells the handler the request is admitted and prefilled.
+    pub fn started(&self) {
+        let _ = self.events.send(Event::Started {
+            prompt_tokens: self.prompt_tokens,
+        });
+    }
+
+    /// Refuses the request before it started.
+    pub fn reject(self, error: crate::errors::ApiError) {
+        let _ = self.events.send(Event::Rejected(error));
+    }
+
     /// Reports an engine failure; the sequence ends.
     pub fn events_failed(&self, error: String) {
         let _ = self.events.send(Event::Failed(error));

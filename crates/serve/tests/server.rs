@@ -562,3 +562,36 @@ async fn a_model_that_cannot_fit_is_refused_before_loading() {
         Ok(_) => panic!("a 405B bf16 model was loaded"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_prompt_joins_running_streams_between_steps() {
+    let Some(gguf) = default_gguf() else { return };
+    // Over one prefill chunk (256 tokens), so it is prefilled a chunk per decode step.
+    let long = format!(
+        "{} Now say in one sentence what the text above is about.",
+        "The river ran past the old mill where the children played. ".repeat(30)
+    );
+    let short = "Write one sentence about the sea.".to_owned();
+    let expected = alone(&gguf, &[short.clone(), long.clone()], 40);
+    let server = serve(
+        &gguf,
+        Limits {
+            max_seqs: 4,
+            queue: 8,
+        },
+    )
+    .await;
+    let addr = server.addr();
+    let first = tokio::spawn(async move { stream_chat(addr, &short, 40).await });
+    // Let the short one start decoding before the long one arrives.
+    let mut waited = 0;
+    while get(addr, "/metrics").await["active_sequences"] != 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+        assert!(waited < 1000, "the first stream never started");
+    }
+    let second = stream_chat(addr, &long, 40).await;
+    assert_eq!(first.await.unwrap(), expected[0]);
+    assert_eq!(second, expected[1]);
+    server.stop().await.unwrap();
+}
