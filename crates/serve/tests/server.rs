@@ -321,6 +321,19 @@ async fn bad_input_gets_4xx_json_errors_and_the_server_answers_next() {
             json!({"model": MODEL, "messages": []}).to_string(),
         ),
         (
+            "several choices",
+            400,
+            json!({"model": MODEL, "n": 2, "messages": [{"role": "user", "content": "Hi"}]})
+                .to_string(),
+        ),
+        (
+            "unsupported response format",
+            400,
+            json!({"model": MODEL, "response_format": {"type": "json_object"},
+                   "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        ),
+        (
             "10 MB body",
             413,
             format!(

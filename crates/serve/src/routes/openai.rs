@@ -80,6 +80,8 @@ struct Sampling {
     stream: bool,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    n: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +90,16 @@ struct ChatRequest {
     messages: Vec<ChatMessage>,
     #[serde(flatten)]
     sampling: Sampling,
+    #[serde(default)]
+    response_format: Option<ResponseFormat>,
+    #[serde(default)]
+    tools: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+struct ResponseFormat {
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +114,9 @@ impl Sampling {
     /// The engine's parameters, with OpenAI's defaults (temperature 1, no length limit but
     /// the context's, or `default_max` where the endpoint has one).
     fn params(&self, default_max: Option<u32>) -> Result<ChatParams, ApiError> {
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(ApiError::Invalid("only n = 1 is supported".into()));
+        }
         let temperature = self.temperature.unwrap_or(1.0);
         if !(0.0..=2.0).contains(&temperature) {
             return Err(ApiError::Invalid(format!(
@@ -180,6 +195,20 @@ pub(crate) async fn chat(
     let request: ChatRequest = parse(&state, body)?;
     check_model(&state, &request.model)?;
     let params = request.sampling.params(None)?;
+    // Refused rather than ignored: a client relying on them would get the wrong shape.
+    if request.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::Invalid("tools are not supported yet".into()));
+    }
+    if let Some(f) = request
+        .response_format
+        .as_ref()
+        .filter(|f| f.kind != "text")
+    {
+        return Err(ApiError::Invalid(format!(
+            "response_format {} is not supported yet",
+            f.kind
+        )));
+    }
     let messages = messages(&request)?;
     let started = start(&state.scheduler, Prompt::Chat(messages), params).await?;
     let (id, created, model) = (
