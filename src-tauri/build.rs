@@ -4,6 +4,7 @@
 /// Every command the UI may call; kept in step with `commands::ALL` by a unit test.
 const COMMANDS: &[&str] = &[
     "app_info",
+    "startup_notices",
     "list_sessions",
     "search_sessions",
     "open_session",

@@ -58,6 +58,7 @@ macro_rules! specta_builder {
     ($r:ty) => {
         $crate::bindings::finish::<$r>(tauri_specta::collect_commands![
             minibar_app::commands::app::app_info,
+            minibar_app::commands::app::startup_notices,
             minibar_app::commands::chat::list_sessions,
             minibar_app::commands::chat::search_sessions,
             minibar_app::commands::chat::open_session,

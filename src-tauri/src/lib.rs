@@ -16,6 +16,7 @@ pub mod generation;
 pub mod history;
 pub mod keychain;
 pub mod models;
+pub mod recover;
 pub mod settings_store;
 pub mod state;
 pub mod tray;
@@ -92,10 +93,21 @@ pub fn configure<R: Runtime>(
         .setup(move |app| {
             specta.mount_events(app);
             let dir = data_dir(app, explicit_dir.clone())?;
-            let history = History::open(&dir.join("history.sqlite3")).map_err(|e| e.message)?;
+            // A damaged database is set aside (and the user told), not a reason not to start.
+            let history_path = dir.join("history.sqlite3");
+            let bench_path = minibar_bench::History::default_path();
+            let mut notices = Vec::new();
+            notices.extend(
+                recover::set_aside_if_damaged(&history_path, "Your chat history")
+                    .map_err(|e| e.message)?,
+            );
+            notices.extend(
+                recover::set_aside_if_damaged(&bench_path, "Your benchmark history")
+                    .map_err(|e| e.message)?,
+            );
+            let history = History::open(&history_path).map_err(|e| e.message)?;
             // Shared with `minibar bench`: runs from either show in both.
-            let bench = bench::Bench::open(&minibar_bench::History::default_path())
-                .map_err(|e| e.message)?;
+            let bench = bench::Bench::open(&bench_path).map_err(|e| e.message)?;
             let engine = engine
                 .lock()
                 .ok()
@@ -121,6 +133,7 @@ pub fn configure<R: Runtime>(
                 catalog,
                 library: std::sync::RwLock::new(library),
                 data_dir: dir,
+                notices,
             });
             match then {
                 Some(then) => then(app),

@@ -46,6 +46,9 @@ pub struct AppState {
     pub library: RwLock<LibraryPaths>,
     /// The app's data folder (the chat history database).
     pub data_dir: PathBuf,
+    /// What went wrong at start that the user should hear about (a damaged database set
+    /// aside), for `startup_notices`.
+    pub notices: Vec<String>,
 }
 
 impl AppState {

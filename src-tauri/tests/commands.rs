@@ -278,6 +278,27 @@ fn chats_survive_a_restart() {
 }
 
 #[test]
+fn a_corrupt_history_is_set_aside_and_the_user_told() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("history.sqlite3"), b"not a database ".repeat(100)).unwrap();
+    let t = app_in(Some(dir.clone()));
+    let notices = t.call("startup_notices", json!({})).unwrap();
+    let notices = notices.as_array().unwrap();
+    assert_eq!(notices.len(), 1);
+    let notice = notices[0].as_str().unwrap();
+    assert!(notice.starts_with("Your chat history could not be read"));
+    assert!(notice.contains("history.sqlite3.corrupt-"));
+    // A fresh history works.
+    let session = new_session(&t);
+    let (_, events) = send(&t, &session, "Hello again");
+    assert_eq!(events.last().unwrap()["kind"], "done");
+    // The next start finds nothing to report.
+    drop(t);
+    let t = app_in(Some(dir));
+    assert_eq!(t.call("startup_notices", json!({})).unwrap(), json!([]));
+}
+
+#[test]
 fn settings_saved_through_the_store_reach_the_engine() {
     let t = app();
     // As the UI does: the store the app opened at start, by name.

@@ -22,6 +22,13 @@ pub async fn app_info() -> AppResult<AppInfo> {
     })
 }
 
+/// What went wrong at start that the user should know (a damaged history set aside).
+#[tauri::command]
+#[specta::specta]
+pub async fn startup_notices(state: State<'_, AppState>) -> AppResult<Vec<String>> {
+    Ok(state.notices.clone())
+}
+
 /// Stores the Hugging Face token in the OS keychain; null deletes it.
 #[tauri::command]
 #[specta::specta]

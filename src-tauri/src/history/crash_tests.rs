@@ -164,6 +164,12 @@ fn check(dir: &Path, run: u64, committed: &mut Committed) -> Kill {
     }
 
     let path = dir.join("history.sqlite3");
+    // The start's damage check must not mistake a killed writer's files for damage.
+    assert_eq!(
+        crate::recover::set_aside_if_damaged(&path, "history").unwrap(),
+        None,
+        "kill {run} left a database the app would set aside"
+    );
     // As the app's next start: streaming replies become stopped (and searchable).
     let h = History::open(&path).expect("the history opens after a kill");
     let conn = h.conn();

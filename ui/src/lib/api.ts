@@ -58,6 +58,8 @@ export interface Backend {
   /** True for the browser-only mock, so the UI can label itself. */
   readonly isMock: boolean;
   appInfo(): Promise<AppInfo>;
+  /** What went wrong at start that the user should know (a damaged history set aside). */
+  startupNotices(): Promise<string[]>;
   listSessions(): Promise<SessionSummary[]>;
   searchSessions(query: string): Promise<SearchHit[]>;
   openSession(id: string): Promise<ChatSession>;
@@ -151,6 +153,7 @@ export function tauriBackend(): Backend {
   return {
     isMock: false,
     appInfo: async () => unwrap(await commands.appInfo()),
+    startupNotices: async () => unwrap(await commands.startupNotices()),
     listSessions: async () => unwrap(await commands.listSessions()),
     searchSessions: async (q) => unwrap(await commands.searchSessions(q)),
     openSession: async (id) => unwrap(await commands.openSession(id)),

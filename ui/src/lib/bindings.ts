@@ -33,6 +33,17 @@ async appInfo() : Promise<Result<AppInfo, AppError>> {
 }
 },
 /**
+ * What went wrong at start that the user should know (a damaged history set aside).
+ */
+async startupNotices() : Promise<Result<string[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("startup_notices") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * Every session, newest first.
  */
 async listSessions() : Promise<Result<SessionSummary[], AppError>> {

@@ -293,6 +293,10 @@ export class MockBackend implements Backend {
     return { version: "0.1.0 (mock backend)", os: "browser", backend: "cpu", mlxVersion: "0.32.2" };
   }
 
+  async startupNotices(): Promise<string[]> {
+    return [];
+  }
+
   /** How often the UI asked to hide its window (a browser page cannot hide itself). */
   hideCalls = 0;
 

@@ -1,0 +1,154 @@
+//! A database file that cannot be read does not stop the app: it is set aside under a
+//! timestamped name (kept, so nothing is deleted that could still be rescued), a fresh one is
+//! started, and the user is told. One check for every SQLite file the app opens at start (the
+//! chat history, the benchmark history).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::history::now_ms;
+use crate::types::{AppError, AppResult};
+
+/// Why the SQLite file at `path` is unreadable, or None when it is fine or absent. Only
+/// damage counts: a busy or unreadable-by-permission file is left for the real open to report.
+/// Read-only, so the check leaves a WAL as it found it.
+fn damage(path: &Path) -> Option<String> {
+    if !path.exists() {
+        return None;
+    }
+    let check = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)));
+    match check {
+        Ok(result) if result == "ok" => None,
+        // Its first row may span lines; the last one names the damage.
+        Ok(result) => Some(result.lines().last().unwrap_or_default().trim().to_string()),
+        Err(rusqlite::Error::SqliteFailure(e, msg))
+            if matches!(e.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) =>
+        {
+            Some(msg.unwrap_or_else(|| e.to_string()))
+        }
+        // Anything else (busy, permissions) is not damage: the real open reports it.
+        Err(_) => None,
+    }
+}
+
+/// `path` with `suffix` added to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Moves a damaged database at `path` (with its `-wal` and `-shm` files) to
+/// `<name>.corrupt-<unix ms>`, and returns what to tell the user; None when it is fine.
+/// `what` names it for the user ("Your chat history").
+pub fn set_aside_if_damaged(path: &Path, what: &str) -> AppResult<Option<String>> {
+    let Some(why) = damage(path) else {
+        return Ok(None);
+    };
+    let aside = with_suffix(path, &format!(".corrupt-{}", now_ms()));
+    for extra in ["-wal", "-shm"] {
+        let from = with_suffix(path, extra);
+        if from.exists() {
+            std::fs::rename(&from, with_suffix(&aside, extra))
+                .map_err(|e| AppError::io(format!("cannot move {}: {e}", from.display())))?;
+        }
+    }
+    std::fs::rename(path, &aside)
+        .map_err(|e| AppError::io(format!("cannot move {}: {e}", path.display())))?;
+    let notice = format!(
+        "{what} could not be read ({why}). It was moved to {} and a new one was started.",
+        aside.display()
+    );
+    eprintln!("minibar: {notice}");
+    Ok(Some(notice))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+
+    #[test]
+    fn a_garbage_history_is_set_aside_and_a_fresh_one_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        let garbage = b"this is not a database, just some bytes ".repeat(200);
+        std::fs::write(&path, &garbage).unwrap();
+        assert!(
+            History::open(&path).is_err(),
+            "the garbage would stop the app"
+        );
+        std::fs::write(with_suffix(&path, "-wal"), b"junk").unwrap();
+
+        let notice = set_aside_if_damaged(&path, "Your chat history")
+            .unwrap()
+            .expect("damage found");
+        assert!(notice.starts_with("Your chat history could not be read"));
+        assert!(!path.exists());
+        let moved: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let kept = moved
+            .iter()
+            .find(|p| {
+                p.extension()
+                    .is_some_and(|e| e.to_string_lossy().starts_with("corrupt-"))
+                    && !p.to_string_lossy().ends_with("-wal")
+                    && !p.to_string_lossy().ends_with("-shm")
+            })
+            .unwrap();
+        assert!(kept.to_string_lossy().contains("history.sqlite3.corrupt-"));
+        assert!(
+            notice.contains(&*kept.to_string_lossy()),
+            "{notice} {moved:?}"
+        );
+        assert_eq!(std::fs::read(kept).unwrap(), garbage, "kept as it was");
+        // Its WAL went along, and nothing is left under the old name.
+        assert!(moved.contains(&with_suffix(kept, "-wal")), "{moved:?}");
+        let kept_name = kept.to_string_lossy();
+        assert!(
+            moved
+                .iter()
+                .all(|p| p.to_string_lossy().starts_with(&*kept_name)),
+            "{moved:?}"
+        );
+
+        let h = History::open(&path).unwrap();
+        assert!(h.list_sessions().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_damaged_page_is_found_and_a_healthy_database_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        {
+            let h = History::open(&path).unwrap();
+            let s = h.create_session(None).unwrap();
+            for i in 0..200 {
+                h.add_message(
+                    &s.id,
+                    crate::history::NewMessage {
+                        role: crate::types::Role::User,
+                        content: format!("message {i} ").repeat(50),
+                        model: None,
+                        status: crate::types::MessageStatus::Done,
+                    },
+                )
+                .unwrap();
+            }
+            // Closing the last connection checkpoints the WAL into the file.
+        }
+        assert_eq!(set_aside_if_damaged(&path, "x").unwrap(), None);
+        assert!(path.exists());
+        // Overwrite a page in the middle with junk: the header still reads fine.
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 16 * 4096);
+        bytes[8 * 4096..9 * 4096].fill(0xA5);
+        std::fs::write(&path, bytes).unwrap();
+        assert!(set_aside_if_damaged(&path, "x").unwrap().is_some());
+        assert!(!path.exists());
+    }
+}
