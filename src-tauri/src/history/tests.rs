@@ -193,3 +193,60 @@ fn a_failed_commit_is_reported_and_its_text_kept_for_the_next() {
     w.push(&h, "no").unwrap();
     assert_eq!(content(&h, &id), "lost? no");
 }
+
+#[test]
+fn a_version_1_history_is_migrated_with_its_index_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    {
+        // Version 1 as it shipped: every content change re-indexed by triggers.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, title TEXT NOT NULL, model TEXT,
+                created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL);
+            CREATE TABLE messages (id TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, model TEXT,
+                created_at_ms INTEGER NOT NULL, status TEXT NOT NULL, stats TEXT, error TEXT);
+            CREATE INDEX messages_by_session ON messages(session_id, seq);
+            CREATE VIRTUAL TABLE messages_fts USING fts5(
+                content, content='messages', content_rowid='rowid', tokenize='unicode61');
+            CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+                INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
+            END;
+            CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content)
+                    VALUES ('delete', old.rowid, old.content);
+            END;
+            CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content)
+                    VALUES ('delete', old.rowid, old.content);
+                INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
+            END;
+            PRAGMA user_version = 1;
+            INSERT INTO sessions VALUES ('s', 'Otters', NULL, 1, 1);
+            INSERT INTO messages VALUES ('u', 's', 0, 'user', 'otters?', NULL, 1, 'done', NULL, NULL);
+            INSERT INTO messages VALUES ('a', 's', 1, 'assistant', '', 'm', 2, 'streaming', NULL, NULL);
+            UPDATE messages SET content = 'beavers too' WHERE id = 'a';",
+        )
+        .unwrap();
+    }
+    let h = History::open(&path).unwrap();
+    let version: i64 = h
+        .conn()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(h.message("a").unwrap().1.status, MessageStatus::Stopped);
+    assert_eq!(h.search("beavers").unwrap()[0].message_id, "a");
+    h.set_content("u", "walruses?").unwrap();
+    assert_eq!(h.search("walruses").unwrap()[0].message_id, "u");
+    h.delete_message("a").unwrap();
+    assert!(h.search("beavers").unwrap().is_empty());
+    h.conn()
+        .execute(
+            "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .unwrap();
+}
