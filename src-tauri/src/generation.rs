@@ -75,6 +75,9 @@ impl<R: Runtime> StreamSink<R> {
     fn saved(&mut self, result: Result<(), AppError>) {
         match result {
             Ok(()) => self.save_failed = false,
+            // The reply was deleted while it streamed (its chat deleted, regenerated or
+            // edited): there is nothing left to save it into, and nothing to report.
+            Err(e) if e.kind == AppErrorKind::NotFound => {}
             Err(e) => {
                 eprintln!("minibar: cannot save the reply: {}", e.message);
                 if !self.save_failed {

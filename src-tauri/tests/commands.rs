@@ -278,6 +278,24 @@ fn chats_survive_a_restart() {
 }
 
 #[test]
+fn deleting_a_chat_while_it_streams_reports_no_save_failure() {
+    let t = app();
+    let session = new_session(&t);
+    let events = t.listen("chat-event");
+    t.call(
+        "send_message",
+        json!({ "request": { "sessionId": session, "content": "/slow please", "model": MODEL, "params": null } }),
+    )
+    .unwrap();
+    assert_eq!(next(&events)["kind"], "started");
+    assert_eq!(next(&events)["kind"], "token");
+    t.call("delete_session", json!({ "id": session })).unwrap();
+    let end = next(&events);
+    assert_eq!(end["kind"], "done", "{end}");
+    assert_eq!(end["stats"]["stopReason"], "stopped");
+}
+
+#[test]
 fn a_corrupt_history_is_set_aside_and_the_user_told() {
     let dir = tempfile::tempdir().unwrap().keep();
     std::fs::write(dir.join("history.sqlite3"), b"not a database ".repeat(100)).unwrap();
