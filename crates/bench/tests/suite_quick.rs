@@ -24,7 +24,7 @@ fn small(gguf: std::path::PathBuf) -> SuiteConfig {
 
 #[test]
 fn quick_suite_runs_end_to_end_on_the_default_model() {
-    let Some(gguf) = support::default_gguf() else {
+    let Some(gguf) = minibar_testkit::default_gguf() else {
         return;
     };
     let config = small(gguf);
@@ -95,7 +95,7 @@ fn quick_suite_runs_end_to_end_on_the_default_model() {
 
 #[test]
 fn a_cancelled_suite_stops_with_cancelled() {
-    let Some(gguf) = support::default_gguf() else {
+    let Some(gguf) = minibar_testkit::default_gguf() else {
         return;
     };
     let cancel = CancelToken::new();

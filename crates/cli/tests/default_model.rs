@@ -3,22 +3,9 @@
 
 use std::{
     io::Write,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
 };
-
-fn default_gguf() -> Option<PathBuf> {
-    match std::env::var_os("MINIBAR_DEFAULT_GGUF") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() => {
-            panic!("MINIBAR_DEFAULT_GGUF is not set")
-        }
-        None => {
-            eprintln!("SKIPPED: MINIBAR_DEFAULT_GGUF is not set; `make test` sets it");
-            None
-        }
-    }
-}
 
 fn minibar(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_minibar"));
@@ -47,7 +34,9 @@ fn imported_home(gguf: &Path) -> tempfile::TempDir {
 
 #[test]
 fn generate_answers_the_capital_of_france() {
-    let Some(gguf) = default_gguf() else { return };
+    let Some(gguf) = minibar_testkit::default_gguf() else {
+        return;
+    };
     let home = imported_home(&gguf);
     let out = minibar(home.path())
         .args([
@@ -71,7 +60,9 @@ fn generate_answers_the_capital_of_france() {
 
 #[test]
 fn chat_streams_replies_and_reuses_the_prompt_cache() {
-    let Some(gguf) = default_gguf() else { return };
+    let Some(gguf) = minibar_testkit::default_gguf() else {
+        return;
+    };
     let home = imported_home(&gguf);
     let mut child = minibar(home.path())
         .args(["chat", "-n", "40"])

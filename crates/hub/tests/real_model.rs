@@ -14,14 +14,6 @@ use support::hubserver::{Fault, ServedFile, ServedRepo, TestHub};
 const CATALOG_ID: &str = "smollm2-135m";
 const REPO: &str = "mlx-community/SmolLM2-135M-Instruct-4bit";
 
-fn required(what: &str) -> bool {
-    if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() {
-        panic!("{what} is missing; `make test` provides it");
-    }
-    eprintln!("SKIPPED: {what} is missing; `make test` provides it");
-    false
-}
-
 fn minibar_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("MINIBAR_BIN") {
         return Some(PathBuf::from(p));
@@ -61,11 +53,8 @@ fn minibar(bin: &Path, home: &Path) -> Command {
 
 #[test]
 fn the_default_model_pulled_through_faults_answers_a_question() {
-    let (Some(bin), Some(gguf)) = (
-        minibar_bin(),
-        std::env::var_os("MINIBAR_DEFAULT_GGUF").map(PathBuf::from),
-    ) else {
-        required("the minibar binary or MINIBAR_DEFAULT_GGUF");
+    let (Some(bin), Some(gguf)) = (minibar_bin(), minibar_testkit::default_gguf()) else {
+        minibar_testkit::required::<()>("the minibar binary or MINIBAR_DEFAULT_GGUF is missing");
         return;
     };
     let home = tempfile::tempdir().unwrap();

@@ -116,8 +116,8 @@ fn extras(name: &str) -> Vec<Value> {
     v
 }
 
-fn compare(cases: Vec<Case>, test: &str) {
-    let Some(python) = common::reference_python(test) else {
+fn compare(cases: Vec<Case>) {
+    let Some(python) = minibar_testkit::reference_python() else {
         return;
     };
     // transformers needs a tokenizer to call apply_chat_template on; any valid one will do.
@@ -206,13 +206,12 @@ fn compare(cases: Vec<Case>, test: &str) {
 
 #[test]
 fn real_templates_match_transformers() {
-    compare(fixture_templates(), "real_templates_match_transformers");
+    compare(fixture_templates());
 }
 
 #[test]
 fn smollm2_gguf_template_matches_transformers() {
-    let test = "smollm2_gguf_template_matches_transformers";
-    let Some(path) = common::default_gguf(test) else {
+    let Some(path) = minibar_testkit::default_gguf() else {
         return;
     };
     let meta = GgufMetadata::open(path).unwrap();
@@ -226,5 +225,5 @@ fn smollm2_gguf_template_matches_transformers() {
         bos: Some("<|im_start|>"),
         eos: Some("<|im_end|>"),
     };
-    compare(vec![case], test);
+    compare(vec![case]);
 }

@@ -221,11 +221,10 @@ fn to_json(v: &GgufValue) -> Value {
 
 #[test]
 fn default_gguf_matches_the_gguf_python_reader() {
-    let test = "default_gguf_matches_the_gguf_python_reader";
-    let Some(path) = common::default_gguf(test) else {
+    let Some(path) = minibar_testkit::default_gguf() else {
         return;
     };
-    let Some(python) = common::reference_python(test) else {
+    let Some(python) = minibar_testkit::reference_python() else {
         return;
     };
     let ours = GgufMetadata::open(&path).unwrap();
@@ -256,7 +255,7 @@ fn default_gguf_matches_the_gguf_python_reader() {
 
 #[test]
 fn default_gguf_cut_short_is_a_one_line_error() {
-    let Some(path) = common::default_gguf("default_gguf_cut_short_is_a_one_line_error") else {
+    let Some(path) = minibar_testkit::default_gguf() else {
         return;
     };
     let bytes = std::fs::read(&path).unwrap();

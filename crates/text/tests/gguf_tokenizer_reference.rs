@@ -8,8 +8,8 @@ use serde_json::Value;
 
 /// Encodes the corpus with our tokenizer for `meta` as it is (`None`) and relabelled with each
 /// other pre-tokenizer name, runs the reference once for all, and compares everything.
-fn check_against_reference(meta: &GgufMetadata, pres: &[Option<&str>], test: &str) {
-    let Some(python) = common::reference_python(test) else {
+fn check_against_reference(meta: &GgufMetadata, pres: &[Option<&str>]) {
+    let Some(python) = minibar_testkit::reference_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -43,7 +43,14 @@ fn check_against_reference(meta: &GgufMetadata, pres: &[Option<&str>], test: &st
         models.push(model);
     }
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let reference = common::run_reference(&python, "gguf_tokenize.py", &args);
+    // llama.cpp and transformers on this GGUF, corpus and the tokenizer.json files we wrote.
+    let mut key = minibar_testkit::Key::for_script("gguf_tokenize.py");
+    key.file(&meta.path).file(&common::fixture("corpus.json"));
+    for (i, pre) in pres.iter().enumerate() {
+        key.bytes(pre.unwrap_or("-").as_bytes())
+            .file(&dir.path().join(format!("case{i}/tokenizer.json")));
+    }
+    let reference = common::run_reference_cached(&python, "gguf_tokenize.py", &args, &key);
     let cases = reference["cases"].as_array().unwrap();
     assert_eq!(cases.len(), pres.len());
     let corpus = common::corpus();
@@ -87,16 +94,15 @@ fn check_against_reference(meta: &GgufMetadata, pres: &[Option<&str>], test: &st
     );
 }
 
-fn open_default(test: &str) -> Option<GgufMetadata> {
-    common::default_gguf(test).map(|p| GgufMetadata::open(p).expect("default GGUF opens"))
+fn open_default() -> Option<GgufMetadata> {
+    minibar_testkit::default_gguf().map(|p| GgufMetadata::open(p).expect("default GGUF opens"))
 }
 
 /// SmolLM2's own "smollm" pre-tokenizer, and other pre-tokenizers on SmolLM2's vocabulary
 /// relabelled (llama.cpp reads the relabelled file), all in one reference run.
 #[test]
 fn gguf_bpe_ids_match_llama_cpp_and_transformers() {
-    let test = "gguf_bpe_ids_match_llama_cpp_and_transformers";
-    let Some(meta) = open_default(test) else {
+    let Some(meta) = open_default() else {
         return;
     };
     assert_eq!(meta.get_str("tokenizer.ggml.pre").unwrap(), Some("smollm"));
@@ -109,14 +115,14 @@ fn gguf_bpe_ids_match_llama_cpp_and_transformers() {
         Some("starcoder"),
         Some("tekken"),
     ];
-    check_against_reference(&meta, &pres, test);
+    check_against_reference(&meta, &pres);
 }
 
 /// A SentencePiece-BPE vocabulary with byte fallback ("llama" in GGUF): a real SentencePiece
 /// model trained by the reference script, written as llama.cpp's converter writes it.
-fn sentencepiece_gguf(test: &str, dir: &std::path::Path) -> Option<GgufMetadata> {
-    let base = common::default_gguf(test)?;
-    let python = common::reference_python(test)?;
+fn sentencepiece_gguf(dir: &std::path::Path) -> Option<GgufMetadata> {
+    let base = minibar_testkit::default_gguf()?;
+    let python = minibar_testkit::reference_python()?;
     let out = dir.join("spm.gguf");
     let mut args = vec![
         "--base".as_ref(),
@@ -140,12 +146,11 @@ fn sentencepiece_gguf(test: &str, dir: &std::path::Path) -> Option<GgufMetadata>
 
 #[test]
 fn sentencepiece_ids_match_llama_cpp_and_transformers() {
-    let test = "sentencepiece_ids_match_llama_cpp_and_transformers";
     let dir = tempfile::tempdir().unwrap();
-    let Some(meta) = sentencepiece_gguf(test, dir.path()) else {
+    let Some(meta) = sentencepiece_gguf(dir.path()) else {
         return;
     };
-    check_against_reference(&meta, &[None], test);
+    check_against_reference(&meta, &[None]);
     let model = TextModel::from_gguf(&meta).unwrap();
     assert!(model.add_bos, "SentencePiece vocabularies add BOS");
     check_streaming(&model);
@@ -154,7 +159,7 @@ fn sentencepiece_ids_match_llama_cpp_and_transformers() {
 /// Streaming the ids of every corpus text one at a time rebuilds exactly the full decode.
 #[test]
 fn streaming_decode_concatenates_to_full_decode() {
-    let Some(meta) = open_default("streaming_decode_concatenates_to_full_decode") else {
+    let Some(meta) = open_default() else {
         return;
     };
     check_streaming(&TextModel::from_gguf(&meta).unwrap());
@@ -184,7 +189,7 @@ fn check_streaming(model: &TextModel) {
 /// The files `minibar import` writes load back to the same tokenizer, ids and template.
 #[test]
 fn saved_hf_files_round_trip() {
-    let Some(meta) = open_default("saved_hf_files_round_trip") else {
+    let Some(meta) = open_default() else {
         return;
     };
     let model = TextModel::from_gguf(&meta).unwrap();
@@ -207,7 +212,7 @@ fn saved_hf_files_round_trip() {
         model.chat_template().render(&msgs, true).unwrap()
     );
     // transformers reads the same folder to the same special tokens, stop ids and prompt.
-    if let Some(python) = common::reference_python("saved_hf_files_round_trip") {
+    if let Some(python) = minibar_testkit::reference_python() {
         let conv = dir.path().join("conversation.json");
         std::fs::write(&conv, serde_json::to_string(&msgs).unwrap()).unwrap();
         let r = common::run_reference(

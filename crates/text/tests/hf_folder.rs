@@ -76,8 +76,7 @@ fn folders(root: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn folders_read_like_transformers_reads_them() {
-    let test = "folders_read_like_transformers_reads_them";
-    let Some(python) = common::reference_python(test) else {
+    let Some(python) = minibar_testkit::reference_python() else {
         return;
     };
     let root = tempfile::tempdir().unwrap();

@@ -1,26 +1,11 @@
-//! Shared by the tests: the default model (as `make test` provides it) and a synthetic run.
+//! Shared by the tests: a synthetic run.
 
 #![allow(dead_code)]
-
-use std::path::PathBuf;
 
 use minibar_bench::{
     record::{Settings, Versions},
     BatchPoint, BatchScaling, BenchRun, MachineInfo, Mode, ModelResult, Summary, TestResult,
 };
-
-/// The default model's GGUF from `MINIBAR_DEFAULT_GGUF`; without it the test is skipped,
-/// unless `MINIBAR_REQUIRE_REFERENCE` is set (as `make test` sets it), which fails it.
-pub fn default_gguf() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MINIBAR_DEFAULT_GGUF") {
-        return Some(PathBuf::from(p));
-    }
-    if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() {
-        panic!("MINIBAR_DEFAULT_GGUF is not set (MINIBAR_REQUIRE_REFERENCE is set)");
-    }
-    eprintln!("SKIPPED: MINIBAR_DEFAULT_GGUF is not set; `make test` sets it up");
-    None
-}
 
 fn test(label: &str, n_prompt: usize, n_gen: usize, n_depth: usize, ts: Vec<f64>) -> TestResult {
     let ns = ts

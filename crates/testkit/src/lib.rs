@@ -1,0 +1,19 @@
+//! minibar-testkit: what the crates' integration tests share (a dev-dependency only).
+//!
+//! - [`default_gguf`], [`reference_python`]: the default model and the reference Python that
+//!   `make test` provides through environment variables. Where one is missing a test is skipped
+//!   with the reason, unless `MINIBAR_REQUIRE_REFERENCE` is set (as `make test` and CI set it),
+//!   which fails it: a missing reference never passes silently there.
+//! - [`fixture`], [`script_fixture`], [`cached`]: folders and outputs computed once and kept
+//!   under `MINIBAR_TEST_FIXTURES`, keyed by content ([`Key`]) so that a cache never answers for
+//!   something that changed: a fixture by the script that builds it and the pinned versions, a
+//!   reference output by its script, its arguments and every byte of its inputs.
+//! - [`run_python`]: a reference script's standard output, or a panic with its errors.
+
+#![forbid(unsafe_code)]
+
+mod cache;
+mod env;
+
+pub use cache::{cached, fixture, script_fixture, Key};
+pub use env::{default_gguf, reference_python, repo_root, required, run_python, script};
