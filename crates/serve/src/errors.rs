@@ -39,6 +39,9 @@ pub enum ApiError {
     /// No such endpoint.
     #[error("no endpoint {0}")]
     NotFound(String),
+    /// The model cannot be loaded now (it would not fit, or its files are unreadable).
+    #[error("{0}")]
+    Unavailable(String),
     /// The engine failed or stopped.
     #[error("{0}")]
     Engine(String),
@@ -55,6 +58,7 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,7 +75,7 @@ impl ApiError {
             Self::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
             Self::Unauthorized => ("invalid_request_error", Some("invalid_api_key")),
             Self::Busy(_) => ("rate_limit_error", Some("rate_limit_exceeded")),
-            Self::Engine(_) => ("server_error", None),
+            Self::Unavailable(_) | Self::Engine(_) => ("server_error", None),
         }
     }
 

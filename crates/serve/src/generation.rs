@@ -5,7 +5,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::{
     errors::ApiError,
-    scheduler::{Event, Prompt, Scheduler},
+    scheduler::{Event, ModelTarget, Prompt, Scheduler},
 };
 
 /// A request admitted by the engine thread, before its first token.
@@ -18,10 +18,11 @@ pub(crate) struct Started {
 /// context, a full queue) is answered with its status before any streaming starts.
 pub(crate) async fn start(
     scheduler: &Scheduler,
+    model: ModelTarget,
     prompt: Prompt,
     params: ChatParams,
 ) -> Result<Started, ApiError> {
-    let mut events = scheduler.submit(prompt, params)?;
+    let mut events = scheduler.submit(model, prompt, params)?;
     match events.recv().await {
         Some(Event::Started { .. }) => Ok(Started { events }),
         Some(Event::Rejected(e)) => Err(e),

@@ -1,7 +1,8 @@
 //! minibar-serve: the local server, OpenAI- and Ollama-compatible, over continuous batching.
 //!
 //! - [`Server::start`] checks that the model fits ([`minibar_fit`]), loads it on the engine
-//!   thread ([`scheduler`]) and serves on the configured address until [`Server::stop`].
+//!   thread ([`scheduler`]; `lifecycle` loads other library models on request and unloads
+//!   idle ones) and serves on the configured address until [`Server::stop`].
 //!   [`run`] does the same until Ctrl-C (what `minibar serve` calls).
 //! - `routes`: OpenAI's `/v1/chat/completions`, `/v1/completions`, `/v1/models`; Ollama's
 //!   `/api/chat`, `/api/generate`, `/api/tags`, `/api/show`, `/api/ps`, `/api/version`;
@@ -20,14 +21,18 @@ mod errors;
 mod fit;
 mod generation;
 mod library;
+mod lifecycle;
 mod routes;
 pub mod scheduler;
 mod sequence;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 pub use errors::ApiError;
-pub use scheduler::{Limits, ModelInfo};
+pub use scheduler::{Limits, ModelInfo, ModelTarget};
+
+/// How long a model stays loaded without requests, unless configured otherwise (Ollama's).
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5 * 60);
 
 /// Largest request body accepted unless configured otherwise.
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
@@ -49,6 +54,8 @@ pub struct ServeConfig {
     pub api_key: Option<String>,
     /// Largest request body in bytes.
     pub body_limit: usize,
+    /// How long a model stays loaded without requests.
+    pub keep_alive: Duration,
 }
 
 /// Why the server could not start.
@@ -84,14 +91,13 @@ impl Server {
             return Err(ServeError::KeyRequired(config.addr));
         }
         fit::check(&config.model_path, config.context)?;
-        let (name, path, context, limits) = (
-            config.model_name.clone(),
-            config.model_path.clone(),
-            config.context,
-            config.limits,
-        );
+        let default = ModelTarget {
+            name: config.model_name.clone(),
+            path: config.model_path.clone(),
+        };
+        let (context, limits, keep_alive) = (config.context, config.limits, config.keep_alive);
         let scheduler = tokio::task::spawn_blocking(move || {
-            scheduler::Scheduler::spawn(name, path, context, limits)
+            scheduler::Scheduler::spawn(default, context, limits, keep_alive)
         })
         .await
         .map_err(|e| ServeError::Load(e.to_string()))??;

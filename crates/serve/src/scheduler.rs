@@ -15,19 +15,21 @@ use std::{
     path::PathBuf,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        mpsc, Arc,
+        mpsc, Arc, RwLock,
     },
+    time::Duration,
 };
 
 use minibar_engine::{
     continuous::{DecodeBatch, Joiner},
     generate::{CancelToken, PREFILL_CHUNK},
-    ChatParams, FinishReason, LoadOptions, Message, Session,
+    ChatParams, FinishReason, Message, Session,
 };
 use mlx_rs::ops::indexing::IndexOp;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::{errors::ApiError, sequence::Sequence, ServeError};
+pub use crate::lifecycle::ModelTarget;
+use crate::{errors::ApiError, lifecycle, sequence::Sequence, ServeError};
 
 /// What to continue: a conversation (through the chat template) or raw text.
 #[derive(Debug, Clone)]
@@ -40,6 +42,8 @@ pub enum Prompt {
 
 /// A generation request handed to the engine thread.
 pub struct Request {
+    /// The model it is for.
+    pub model: ModelTarget,
     /// The prompt.
     pub prompt: Prompt,
     /// Sampling, length and stop strings.
@@ -82,7 +86,7 @@ pub struct Limits {
     pub queue: usize,
 }
 
-/// The served model, as the routes describe it.
+/// A loaded model, as the routes describe it.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
     /// Name clients use.
@@ -110,56 +114,74 @@ pub struct Scheduler {
     jobs: mpsc::Sender<Request>,
     load: Arc<Load>,
     limits: Limits,
-    model: Arc<ModelInfo>,
+    default: ModelTarget,
+    loaded: Arc<RwLock<Option<ModelInfo>>>,
 }
 
 impl Scheduler {
-    /// Starts the engine thread, loading the model at `path` on it; returns once it is loaded.
+    /// Starts the engine thread with `default` loaded on it; returns once it is loaded. Other
+    /// models of the library load when a request names them (after the running requests
+    /// end), and the loaded model is unloaded after `keep_alive` without requests.
     pub fn spawn(
-        name: String,
-        path: PathBuf,
+        default: ModelTarget,
         context: Option<usize>,
         limits: Limits,
+        keep_alive: Duration,
     ) -> Result<Self, ServeError> {
         let (jobs, rx) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::channel();
         let load = Arc::new(Load::default());
-        let thread_load = load.clone();
-        let thread_path = path.clone();
+        let loaded = Arc::new(RwLock::new(None));
+        let thread = lifecycle::EngineThread {
+            jobs: rx,
+            load: load.clone(),
+            loaded: loaded.clone(),
+            limits,
+            context,
+            keep_alive,
+        };
+        let first = default.clone();
         std::thread::Builder::new()
             .name("minibar-serve-engine".into())
-            .spawn(move || {
-                let session = match Session::open(&thread_path, &LoadOptions::default(), context) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok((session.context(), session.model.weight_bytes())));
-                engine_loop(&session, rx, &thread_load, limits);
+            .spawn(move || match thread.open(&first) {
+                Ok(session) => {
+                    let _ = ready_tx.send(Ok(()));
+                    thread.run(first, session);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
             })
             .map_err(ServeError::Io)?;
-        let (context, weight_bytes) = ready
+        ready
             .recv()
             .map_err(|_| ServeError::Load("the engine thread stopped while loading".into()))?
-            .map_err(|e| ServeError::Load(e.to_string()))?;
+            .map_err(|e| match e {
+                ApiError::Unavailable(reason) => ServeError::Load(reason),
+                other => ServeError::Load(other.to_string()),
+            })?;
         Ok(Self {
             jobs,
             load,
             limits,
-            model: Arc::new(ModelInfo {
-                name,
-                path,
-                context,
-                weight_bytes,
-            }),
+            default,
+            loaded,
         })
     }
 
-    /// The served model.
-    pub fn model(&self) -> &ModelInfo {
-        &self.model
+    /// The model loaded now, if any.
+    pub fn loaded(&self) -> Option<ModelInfo> {
+        self.loaded.read().ok().and_then(|m| m.clone())
+    }
+
+    /// The model served when none other is asked for.
+    pub fn default_model(&self) -> &ModelTarget {
+        &self.default
+    }
+
+    /// The model a request names: the default one (by name or path) or one in the library.
+    pub fn resolve(&self, name: &str) -> Result<ModelTarget, ApiError> {
+        lifecycle::resolve(&self.default, name)
     }
 
     /// Live counts of active and waiting requests.
@@ -172,10 +194,11 @@ impl Scheduler {
         self.limits
     }
 
-    /// Queues a request; its events arrive on the returned channel. Dropping the receiver
-    /// cancels the request at the next decode step.
+    /// Queues a request for `model`; its events arrive on the returned channel. Dropping the
+    /// receiver cancels the request at the next decode step.
     pub fn submit(
         &self,
+        model: ModelTarget,
         prompt: Prompt,
         params: ChatParams,
     ) -> Result<UnboundedReceiver<Event>, ApiError> {
@@ -186,6 +209,7 @@ impl Scheduler {
         }
         let (events, rx) = unbounded_channel();
         let request = Request {
+            model,
             prompt,
             params,
             events,
@@ -198,47 +222,73 @@ impl Scheduler {
     }
 }
 
-fn engine_loop(session: &Session, jobs: mpsc::Receiver<Request>, load: &Load, limits: Limits) {
-    let model = &session.model.model;
-    let max_seqs = if DecodeBatch::can_batch(model) {
-        limits.max_seqs.max(1)
-    } else {
-        1
-    };
-    let mut engine = Engine {
-        session,
-        batch: DecodeBatch::new(model),
-        seqs: Vec::new(),
-        pending: None,
-        waiting: VecDeque::new(),
-        load,
-        max_seqs,
-    };
-    loop {
-        engine.advance_pending();
-        if !engine.admit(&jobs) {
-            return;
-        }
-        engine.step();
-        engine.publish();
-    }
+/// Why [`Engine::run`] returned.
+pub(crate) enum Exit {
+    /// The server is gone.
+    Closed,
+    /// No request came for the keep-alive time.
+    Idle,
+    /// The first waiting request names another model, and nothing else is running.
+    Switch,
 }
 
-/// The engine thread's state between steps.
-struct Engine<'t> {
+/// The engine thread's state between steps, for one loaded model.
+pub(crate) struct Engine<'t> {
     session: &'t Session,
+    /// The loaded model's name; requests for another wait until the batch drains.
+    model_name: String,
     batch: DecodeBatch,
     /// The batch's sequences, in row order.
     seqs: Vec<Sequence<'t>>,
     /// A long prompt being prefilled a chunk per step, and its sequence.
     pending: Option<(Joiner, Sequence<'t>)>,
-    /// Requests taken off the channel that wait for the pending prefill to end.
-    waiting: VecDeque<Request>,
+    /// Requests taken off the channel that wait (for the pending prefill, or for another
+    /// model).
+    pub waiting: VecDeque<Request>,
     load: &'t Load,
     max_seqs: usize,
 }
 
 impl<'t> Engine<'t> {
+    /// An engine for `session`, with `waiting` requests first in line.
+    pub fn new(
+        session: &'t Session,
+        model_name: String,
+        load: &'t Load,
+        max_seqs: usize,
+        waiting: VecDeque<Request>,
+    ) -> Self {
+        let model = &session.model.model;
+        Self {
+            session,
+            model_name,
+            batch: DecodeBatch::new(model),
+            seqs: Vec::new(),
+            pending: None,
+            waiting,
+            load,
+            max_seqs: if DecodeBatch::can_batch(model) {
+                max_seqs.max(1)
+            } else {
+                1
+            },
+        }
+    }
+
+    /// Decodes until the server goes, the model idles for `keep_alive`, or another model
+    /// is asked for.
+    pub fn run(&mut self, jobs: &mpsc::Receiver<Request>, keep_alive: Duration) -> Exit {
+        loop {
+            self.advance_pending();
+            if let Some(exit) = self.admit(jobs, keep_alive) {
+                self.publish();
+                return exit;
+            }
+            self.step();
+            self.publish();
+        }
+    }
+
     /// Runs the pending prompt's next chunk (all of them if nothing else is decoding) and
     /// lets it join when done.
     fn advance_pending(&mut self) {
@@ -267,16 +317,18 @@ impl<'t> Engine<'t> {
         }
     }
 
-    /// Takes new requests while there are free slots; blocks only when there is nothing to
-    /// decode. Returns false once the server is gone.
-    fn admit(&mut self, jobs: &mpsc::Receiver<Request>) -> bool {
+    /// Takes new requests while there are free slots; blocks (up to `keep_alive`) only when
+    /// there is nothing to decode. Returns why to stop, if it is time to.
+    fn admit(&mut self, jobs: &mpsc::Receiver<Request>, keep_alive: Duration) -> Option<Exit> {
         let model = &self.session.model.model;
         while self.seqs.len() + usize::from(self.pending.is_some()) < self.max_seqs {
+            let idle = self.seqs.is_empty() && self.pending.is_none();
             let request = match self.waiting.pop_front() {
                 Some(r) => r,
-                None if self.seqs.is_empty() && self.pending.is_none() => match jobs.recv() {
+                None if idle => match jobs.recv_timeout(keep_alive) {
                     Ok(r) => r,
-                    Err(_) => return false,
+                    Err(mpsc::RecvTimeoutError::Timeout) => return Some(Exit::Idle),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return Some(Exit::Closed),
                 },
                 None => match jobs.try_recv() {
                     Ok(r) => r,
@@ -286,6 +338,14 @@ impl<'t> Engine<'t> {
             if request.events.is_closed() {
                 self.load.queued.fetch_sub(1, Ordering::SeqCst);
                 continue;
+            }
+            if request.model.name != self.model_name {
+                // Another model: it loads once the running requests end; those behind it wait.
+                self.waiting.push_front(request);
+                if idle {
+                    return Some(Exit::Switch);
+                }
+                break;
             }
             let (seq, ids) = match prepare(self.session, &request) {
                 Ok(p) => p,
@@ -317,11 +377,14 @@ impl<'t> Engine<'t> {
             }
             self.publish();
         }
-        true
+        None
     }
 
     /// A prefilled sequence takes its first token and joins the batch (or ends at once).
     fn joined(&mut self, mut seq: Sequence<'t>, logits: &mlx_rs::Array) {
+        // Counted before its handler hears of it, so the counts never lag a started stream.
+        let active = self.seqs.len() + usize::from(self.pending.is_some()) + 1;
+        self.load.active.store(active, Ordering::SeqCst);
         seq.started();
         let finish = seq.advance(logits).unwrap_or_else(|e| {
             seq.events_failed(e);

@@ -35,6 +35,7 @@ async fn serve(gguf: &std::path::Path, limits: Limits) -> Server {
         limits,
         api_key: None,
         body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
+        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
     })
     .await
     .expect("the server starts")
@@ -505,6 +506,7 @@ async fn off_loopback_a_key_is_required() {
         },
         api_key: None,
         body_limit: 1024,
+        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
     };
     assert!(matches!(
         Server::start(config.clone()).await,
@@ -566,6 +568,7 @@ async fn a_model_that_cannot_fit_is_refused_before_loading() {
         },
         api_key: None,
         body_limit: 1024,
+        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
     })
     .await;
     std::fs::remove_dir_all(&dir).unwrap();

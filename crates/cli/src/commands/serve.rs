@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use minibar_serve::{Limits, ServeConfig, DEFAULT_BODY_LIMIT};
+use minibar_serve::{Limits, ServeConfig, DEFAULT_BODY_LIMIT, DEFAULT_KEEP_ALIVE};
 
 use super::model_arg;
 
@@ -15,7 +15,8 @@ pub struct Args {
     /// Port (Ollama's default; 0 picks a free one).
     #[arg(long, default_value_t = 11434)]
     pub port: u16,
-    /// Model path or name in the store (default: the embedded default model).
+    /// The default model: a path or a name in the store (default: the embedded default
+    /// model); requests may name any other model of the library.
     #[arg(long, short)]
     pub model: Option<String>,
     /// Sequences decoded together at most.
@@ -24,6 +25,9 @@ pub struct Args {
     /// Requests waiting for a slot at most; more are answered 429.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
+    /// Seconds a model stays loaded without requests (a request loads it again).
+    #[arg(long, default_value_t = DEFAULT_KEEP_ALIVE.as_secs())]
+    pub keep_alive: u64,
     /// Context window in tokens (default: the model's, at most 8192).
     #[arg(long)]
     pub context: Option<usize>,
@@ -60,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         api_key,
         body_limit: DEFAULT_BODY_LIMIT,
+        keep_alive: std::time::Duration::from_secs(args.keep_alive),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

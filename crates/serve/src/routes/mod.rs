@@ -17,7 +17,10 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::{errors::ApiError, scheduler::Scheduler};
+use crate::{
+    errors::ApiError,
+    scheduler::{ModelTarget, Scheduler},
+};
 
 /// What every route sees.
 pub(crate) struct AppState {
@@ -88,14 +91,9 @@ pub(crate) fn parse<T: DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))
 }
 
-/// Checks that `model` names the served model (by name, case-insensitively, or by path).
-pub(crate) fn check_model(state: &AppState, model: &str) -> Result<(), ApiError> {
-    let served = state.scheduler.model();
-    if model.eq_ignore_ascii_case(&served.name) || std::path::Path::new(model) == served.path {
-        Ok(())
-    } else {
-        Err(ApiError::UnknownModel(model.to_owned()))
-    }
+/// The model a request names, or a 404.
+pub(crate) fn check_model(state: &AppState, model: &str) -> Result<ModelTarget, ApiError> {
+    state.scheduler.resolve(model)
 }
 
 /// Sequences decoding and requests waiting, as JSON.

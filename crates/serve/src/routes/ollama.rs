@@ -100,14 +100,20 @@ pub(crate) async fn chat(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: ChatRequest = parse(&state, body)?;
-    check_model(&state, &request.model)?;
+    let target = check_model(&state, &request.model)?;
     if request.messages.is_empty() {
         return Err(ApiError::Invalid("messages must not be empty".into()));
     }
     let params = request.options.unwrap_or_default().params();
     let began = Instant::now();
-    let started = start(&state.scheduler, Prompt::Chat(request.messages), params).await?;
-    let model = state.scheduler.model().name.clone();
+    let model = target.name.clone();
+    let started = start(
+        &state.scheduler,
+        target,
+        Prompt::Chat(request.messages),
+        params,
+    )
+    .await?;
     let piece = move |text: &str, done: Option<Value>| {
         let mut line = json!({
             "model": model, "created_at": now_rfc3339(),
@@ -128,7 +134,7 @@ pub(crate) async fn generate(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: GenerateRequest = parse(&state, body)?;
-    check_model(&state, &request.model)?;
+    let target = check_model(&state, &request.model)?;
     let Some(text) = request.prompt.filter(|p| !p.is_empty()) else {
         return Err(ApiError::Invalid("prompt must not be empty".into()));
     };
@@ -144,8 +150,8 @@ pub(crate) async fn generate(
     };
     let params = request.options.unwrap_or_default().params();
     let began = Instant::now();
-    let started = start(&state.scheduler, prompt, params).await?;
-    let model = state.scheduler.model().name.clone();
+    let model = target.name.clone();
+    let started = start(&state.scheduler, target, prompt, params).await?;
     let piece = move |text: &str, done: Option<Value>| {
         let mut line = json!({
             "model": model, "created_at": now_rfc3339(), "response": text, "done": done.is_some(),
@@ -252,18 +258,25 @@ pub(crate) async fn tags() -> Json<Value> {
     Json(json!({ "models": models }))
 }
 
-/// `GET /api/ps`: the loaded model and how many sequences it is decoding.
+/// `GET /api/ps`: the loaded model, if any, and how many sequences it is decoding.
 pub(crate) async fn ps(State(state): State<Shared>) -> Json<Value> {
     use std::sync::atomic::Ordering;
-    let m = state.scheduler.model();
     let load = state.scheduler.load();
-    Json(json!({"models": [{
-        "name": m.name, "model": m.name, "size": m.weight_bytes, "digest": "",
-        "details": details(""), "expires_at": "0001-01-01T00:00:00Z", "size_vram": 0,
-        "context_length": m.context,
-        "active_sequences": load.active.load(Ordering::SeqCst),
-        "queued_requests": load.queued.load(Ordering::SeqCst),
-    }]}))
+    let models: Vec<Value> = state
+        .scheduler
+        .loaded()
+        .into_iter()
+        .map(|m| {
+            json!({
+                "name": m.name, "model": m.name, "size": m.weight_bytes, "digest": "",
+                "details": details(""), "expires_at": "0001-01-01T00:00:00Z", "size_vram": 0,
+                "context_length": m.context,
+                "active_sequences": load.active.load(Ordering::SeqCst),
+                "queued_requests": load.queued.load(Ordering::SeqCst),
+            })
+        })
+        .collect();
+    Json(json!({ "models": models }))
 }
 
 #[derive(Deserialize)]
@@ -283,17 +296,21 @@ pub(crate) async fn show(
     let Some(model) = request.model.or(request.name) else {
         return Err(ApiError::Invalid("model is required".into()));
     };
-    check_model(&state, &model)?;
-    let m = state.scheduler.model();
-    let format = if m.path.is_file() {
+    let target = check_model(&state, &model)?;
+    let format = if target.path.is_file() {
         "gguf"
     } else {
         "safetensors"
     };
+    let context = state
+        .scheduler
+        .loaded()
+        .filter(|m| m.name == target.name)
+        .map(|m| m.context);
     Ok(Json(json!({
         "modelfile": "", "parameters": "", "template": "",
         "details": details(format),
-        "model_info": {"general.context_length": m.context},
+        "model_info": {"general.context_length": context},
         "capabilities": ["completion"],
     })))
 }

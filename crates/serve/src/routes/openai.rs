@@ -193,7 +193,7 @@ pub(crate) async fn chat(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: ChatRequest = parse(&state, body)?;
-    check_model(&state, &request.model)?;
+    let target = check_model(&state, &request.model)?;
     let params = request.sampling.params(None)?;
     // Refused rather than ignored: a client relying on them would get the wrong shape.
     if request.tools.as_ref().is_some_and(|t| !t.is_empty()) {
@@ -210,12 +210,9 @@ pub(crate) async fn chat(
         )));
     }
     let messages = messages(&request)?;
-    let started = start(&state.scheduler, Prompt::Chat(messages), params).await?;
-    let (id, created, model) = (
-        response_id("chatcmpl"),
-        unix_now(),
-        state.scheduler.model().name.clone(),
-    );
+    let model = target.name.clone();
+    let started = start(&state.scheduler, target, Prompt::Chat(messages), params).await?;
+    let (id, created) = (response_id("chatcmpl"), unix_now());
     if request.sampling.stream {
         let chunk = move |choices: Value, usage: Value| {
             json!({"id": id, "object": "chat.completion.chunk", "created": created,
@@ -259,18 +256,21 @@ pub(crate) async fn completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: CompletionRequest = parse(&state, body)?;
-    check_model(&state, &request.model)?;
+    let target = check_model(&state, &request.model)?;
     // OpenAI's legacy endpoint generates 16 tokens unless told otherwise.
     let params = request.sampling.params(Some(16))?;
     if request.prompt.is_empty() {
         return Err(ApiError::Invalid("prompt must not be empty".into()));
     }
-    let started = start(&state.scheduler, Prompt::Text(request.prompt), params).await?;
-    let (id, created, model) = (
-        response_id("cmpl"),
-        unix_now(),
-        state.scheduler.model().name.clone(),
-    );
+    let model = target.name.clone();
+    let started = start(
+        &state.scheduler,
+        target,
+        Prompt::Text(request.prompt),
+        params,
+    )
+    .await?;
+    let (id, created) = (response_id("cmpl"), unix_now());
     if request.sampling.stream {
         let chunk = move |choices: Value, usage: Value| {
             json!({"id": id, "object": "text_completion", "created": created,
@@ -369,9 +369,9 @@ fn data(value: &Value) -> SseEvent {
     SseEvent::default().data(value.to_string())
 }
 
-/// `GET /v1/models`: the served model, then every other model in the local library.
+/// `GET /v1/models`: the default model, then every other model in the local library.
 pub(crate) async fn models(State(state): State<Shared>) -> Json<Value> {
-    let served = state.scheduler.model().name.clone();
+    let served = state.scheduler.default_model().name.clone();
     let mut names = vec![served.clone()];
     names.extend(
         crate::library::installed()

@@ -1,0 +1,115 @@
+//! Model lifecycle: a request naming another model of the library loads it in place of the
+//! running one, an idle model is unloaded after the keep-alive time and loads again on the
+//! next request. Its own test binary: it points MINIBAR_HOME at a temporary library.
+
+use std::{path::PathBuf, time::Duration};
+
+use minibar_serve::{Limits, ServeConfig, Server};
+use serde_json::{json, Value};
+
+fn default_gguf() -> Option<PathBuf> {
+    match std::env::var_os("MINIBAR_DEFAULT_GGUF") {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() => {
+            panic!("MINIBAR_DEFAULT_GGUF is not set (MINIBAR_REQUIRE_REFERENCE is set)")
+        }
+        None => {
+            eprintln!("SKIPPED: MINIBAR_DEFAULT_GGUF is not set; `make test` sets it up");
+            None
+        }
+    }
+}
+
+async fn chat(base: &str, model: &str) -> (u16, Value) {
+    let body = json!({"model": model, "temperature": 0, "max_tokens": 12,
+                      "messages": [{"role": "user", "content": "Name a colour."}]});
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap(),
+    )
+}
+
+async fn loaded(base: &str) -> Vec<String> {
+    let text = reqwest::get(format!("{base}/api/ps"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_load_on_request_and_unload_when_idle() {
+    let Some(gguf) = default_gguf() else { return };
+    // A library with one more model: the same weights under another name.
+    let home = std::env::temp_dir().join(format!("minibar-serve-life-{}", std::process::id()));
+    let other = home.join("models/smol-copy");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(&gguf, other.join("model.gguf")).unwrap();
+    std::env::set_var("MINIBAR_HOME", &home);
+    std::env::set_var("HF_HUB_CACHE", home.join("hub"));
+
+    let server = Server::start(ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        model_path: gguf,
+        model_name: "smollm2".into(),
+        context: Some(256),
+        limits: Limits {
+            max_seqs: 2,
+            queue: 4,
+        },
+        api_key: None,
+        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
+        keep_alive: Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr());
+    assert_eq!(loaded(&base).await, ["smollm2"]);
+    let (status, first) = chat(&base, "smollm2").await;
+    assert_eq!(status, 200, "{first}");
+
+    // Naming the other model swaps it in; same weights, same greedy reply.
+    let (status, swapped) = chat(&base, "smol-copy").await;
+    assert_eq!(status, 200, "{swapped}");
+    assert_eq!(swapped["model"], "smol-copy");
+    assert_eq!(
+        swapped["choices"][0]["message"],
+        first["choices"][0]["message"]
+    );
+    assert_eq!(loaded(&base).await, ["smol-copy"]);
+
+    // Idle past the keep-alive: unloaded; the next request loads its model again.
+    let mut waited = 0;
+    while !loaded(&base).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+        assert!(waited < 100, "the idle model was never unloaded");
+    }
+    let (status, again) = chat(&base, "smollm2").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["choices"][0]["message"],
+        first["choices"][0]["message"]
+    );
+    assert_eq!(loaded(&base).await, ["smollm2"]);
+
+    let (status, v) = chat(&base, "not-in-the-library").await;
+    assert_eq!(status, 404, "{v}");
+    server.stop().await.unwrap();
+    std::fs::remove_dir_all(&home).unwrap();
+}
