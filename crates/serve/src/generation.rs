@@ -21,8 +21,9 @@ pub(crate) async fn start(
     model: ModelTarget,
     prompt: Prompt,
     params: ChatParams,
+    keep_alive: Option<std::time::Duration>,
 ) -> Result<Started, ApiError> {
-    let mut events = scheduler.submit(model, prompt, params)?;
+    let mut events = scheduler.submit(model, prompt, params, keep_alive)?;
     match events.recv().await {
         Some(Event::Started { .. }) => Ok(Started { events }),
         Some(Event::Rejected(e)) => Err(e),

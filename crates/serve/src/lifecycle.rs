@@ -100,9 +100,10 @@ impl EngineThread {
                     target.name.clone(),
                     &self.load,
                     self.limits.max_seqs,
+                    self.keep_alive,
                     std::mem::take(&mut waiting),
                 );
-                let exit = engine.run(&self.jobs, self.keep_alive);
+                let exit = engine.run(&self.jobs);
                 waiting = std::mem::take(&mut engine.waiting);
                 drop(engine);
                 if matches!(exit, Exit::Closed) {

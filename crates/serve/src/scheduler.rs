@@ -38,6 +38,8 @@ pub enum Prompt {
     Chat(Vec<Message>),
     /// Text continued as is.
     Text(String),
+    /// Nothing to generate: only load the model (and apply the request's keep-alive).
+    Load,
 }
 
 /// A generation request handed to the engine thread.
@@ -48,6 +50,8 @@ pub struct Request {
     pub prompt: Prompt,
     /// Sampling, length and stop strings.
     pub params: ChatParams,
+    /// How long the model stays loaded after this request (the server's default if none).
+    pub keep_alive: Option<Duration>,
     pub(crate) events: UnboundedSender<Event>,
 }
 
@@ -201,6 +205,7 @@ impl Scheduler {
         model: ModelTarget,
         prompt: Prompt,
         params: ChatParams,
+        keep_alive: Option<Duration>,
     ) -> Result<UnboundedReceiver<Event>, ApiError> {
         let waiting = self.load.queued.fetch_add(1, Ordering::SeqCst);
         if waiting >= self.limits.queue {
@@ -212,6 +217,7 @@ impl Scheduler {
             model,
             prompt,
             params,
+            keep_alive,
             events,
         };
         if self.jobs.send(request).is_err() {
@@ -247,6 +253,8 @@ pub(crate) struct Engine<'t> {
     pub waiting: VecDeque<Request>,
     load: &'t Load,
     max_seqs: usize,
+    /// Idle time before the model is unloaded; the latest request may change it.
+    keep_alive: Duration,
 }
 
 impl<'t> Engine<'t> {
@@ -256,6 +264,7 @@ impl<'t> Engine<'t> {
         model_name: String,
         load: &'t Load,
         max_seqs: usize,
+        keep_alive: Duration,
         waiting: VecDeque<Request>,
     ) -> Self {
         let model = &session.model.model;
@@ -267,6 +276,7 @@ impl<'t> Engine<'t> {
             pending: None,
             waiting,
             load,
+            keep_alive,
             max_seqs: if DecodeBatch::can_batch(model) {
                 max_seqs.max(1)
             } else {
@@ -277,10 +287,10 @@ impl<'t> Engine<'t> {
 
     /// Decodes until the server goes, the model idles for `keep_alive`, or another model
     /// is asked for.
-    pub fn run(&mut self, jobs: &mpsc::Receiver<Request>, keep_alive: Duration) -> Exit {
+    pub fn run(&mut self, jobs: &mpsc::Receiver<Request>) -> Exit {
         loop {
             self.advance_pending();
-            if let Some(exit) = self.admit(jobs, keep_alive) {
+            if let Some(exit) = self.admit(jobs) {
                 self.publish();
                 return exit;
             }
@@ -319,13 +329,13 @@ impl<'t> Engine<'t> {
 
     /// Takes new requests while there are free slots; blocks (up to `keep_alive`) only when
     /// there is nothing to decode. Returns why to stop, if it is time to.
-    fn admit(&mut self, jobs: &mpsc::Receiver<Request>, keep_alive: Duration) -> Option<Exit> {
+    fn admit(&mut self, jobs: &mpsc::Receiver<Request>) -> Option<Exit> {
         let model = &self.session.model.model;
         while self.seqs.len() + usize::from(self.pending.is_some()) < self.max_seqs {
             let idle = self.seqs.is_empty() && self.pending.is_none();
             let request = match self.waiting.pop_front() {
                 Some(r) => r,
-                None if idle => match jobs.recv_timeout(keep_alive) {
+                None if idle => match jobs.recv_timeout(self.keep_alive) {
                     Ok(r) => r,
                     Err(mpsc::RecvTimeoutError::Timeout) => return Some(Exit::Idle),
                     Err(mpsc::RecvTimeoutError::Disconnected) => return Some(Exit::Closed),
@@ -346,6 +356,19 @@ impl<'t> Engine<'t> {
                     return Some(Exit::Switch);
                 }
                 break;
+            }
+            if let Some(keep_alive) = request.keep_alive {
+                self.keep_alive = keep_alive;
+            }
+            if matches!(request.prompt, Prompt::Load) {
+                self.load.queued.fetch_sub(1, Ordering::SeqCst);
+                let _ = request.events.send(Event::Started { prompt_tokens: 0 });
+                let _ = request.events.send(Event::Done {
+                    finish: FinishReason::Stop,
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                });
+                continue;
             }
             let (seq, ids) = match prepare(self.session, &request) {
                 Ok(p) => p,
@@ -467,6 +490,7 @@ fn prepare<'t>(
     let ids = match &request.prompt {
         Prompt::Chat(messages) => text.encode_chat(messages, true),
         Prompt::Text(prompt) => text.encode(prompt, true),
+        Prompt::Load => Ok(Vec::new()),
     }
     .map_err(|e| ApiError::Invalid(e.to_string()))?;
     if ids.is_empty() {

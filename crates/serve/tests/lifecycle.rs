@@ -36,6 +36,20 @@ async fn chat(base: &str, model: &str) -> (u16, Value) {
     )
 }
 
+async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap(),
+    )
+}
+
 async fn loaded(base: &str) -> Vec<String> {
     let text = reqwest::get(format!("{base}/api/ps"))
         .await
@@ -107,6 +121,37 @@ async fn models_load_on_request_and_unload_when_idle() {
         first["choices"][0]["message"]
     );
     assert_eq!(loaded(&base).await, ["smollm2"]);
+
+    // Ollama's explicit unload (no prompt, keep_alive 0) and load (no prompt).
+    let (status, v) = post(
+        &base,
+        "/api/generate",
+        json!({"model": "smollm2", "keep_alive": 0}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["done_reason"].as_str()),
+        (200, Some("unload")),
+        "{v}"
+    );
+    let mut waited = 0;
+    while !loaded(&base).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 100, "keep_alive 0 never unloaded the model");
+    }
+    let (status, v) = post(
+        &base,
+        "/api/chat",
+        json!({"model": "smol-copy", "keep_alive": "1h"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["done_reason"].as_str()),
+        (200, Some("load")),
+        "{v}"
+    );
+    assert_eq!(loaded(&base).await, ["smol-copy"]);
 
     let (status, v) = chat(&base, "not-in-the-library").await;
     assert_eq!(status, 404, "{v}");

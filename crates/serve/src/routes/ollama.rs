@@ -1,7 +1,11 @@
 //! Ollama's API: `/api/chat` and `/api/generate` (newline-delimited JSON, streaming unless
 //! `"stream": false`), `/api/tags`, `/api/show`, `/api/ps`, `/api/version`.
 
-use std::{collections::HashMap, convert::Infallible, time::Instant};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::{Body, Bytes},
@@ -19,7 +23,7 @@ use super::{check_model, parse, Shared};
 use crate::{
     errors::ApiError,
     generation::{collect, finish_reason, start, Started},
-    scheduler::{Event, Prompt},
+    scheduler::{Event, ModelTarget, Prompt},
 };
 
 /// The Ollama version clients are told; its API is what this module follows.
@@ -65,10 +69,82 @@ impl Options {
     }
 }
 
+/// Ollama's `keep_alive`: seconds, or a duration like "5m"; negative keeps the model
+/// loaded, zero unloads it once idle.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeepAlive {
+    Seconds(f64),
+    Text(String),
+}
+
+fn keep_alive(value: Option<&KeepAlive>) -> Result<Option<Duration>, ApiError> {
+    let bad = |v: &str| ApiError::Invalid(format!("keep_alive `{v}` is not a duration"));
+    let seconds = match value {
+        None => return Ok(None),
+        Some(KeepAlive::Seconds(s)) => *s,
+        Some(KeepAlive::Text(t)) if t.trim_start().starts_with('-') => -1.0,
+        Some(KeepAlive::Text(t)) => match t.trim().parse::<f64>() {
+            Ok(s) => s,
+            Err(_) => humantime::parse_duration(t.trim())
+                .map_err(|_| bad(t))?
+                .as_secs_f64(),
+        },
+    };
+    if !seconds.is_finite() {
+        return Err(bad(&seconds.to_string()));
+    }
+    Ok(Some(if seconds < 0.0 {
+        Duration::MAX
+    } else {
+        Duration::from_secs_f64(seconds)
+    }))
+}
+
+/// The reply to a request that only loads (or, with `keep_alive` 0, unloads) the model.
+async fn load_only(
+    state: &Shared,
+    target: ModelTarget,
+    keep: Option<Duration>,
+    message: bool,
+) -> Result<Response, ApiError> {
+    let model = target.name.clone();
+    let started = start(
+        &state.scheduler,
+        target,
+        Prompt::Load,
+        ChatParams::default(),
+        keep,
+    )
+    .await?;
+    collect(started).await?;
+    let reason = if keep == Some(Duration::ZERO) {
+        "unload"
+    } else {
+        "load"
+    };
+    let mut reply = json!({"model": model, "created_at": now_rfc3339(), "done": true,
+                           "done_reason": reason});
+    if let Some(map) = reply.as_object_mut() {
+        if message {
+            map.insert(
+                "message".into(),
+                json!({"role": "assistant", "content": ""}),
+            );
+        } else {
+            map.insert("response".into(), json!(""));
+        }
+    }
+    Ok(Json(reply).into_response())
+}
+
 #[derive(Deserialize)]
 struct ChatRequest {
     model: String,
+    #[serde(default)]
     messages: Vec<Message>,
+    #[serde(default)]
+    keep_alive: Option<KeepAlive>,
     #[serde(default)]
     stream: Option<bool>,
     #[serde(default)]
@@ -84,6 +160,8 @@ struct GenerateRequest {
     system: Option<String>,
     #[serde(default)]
     raw: Option<bool>,
+    #[serde(default)]
+    keep_alive: Option<KeepAlive>,
     #[serde(default)]
     stream: Option<bool>,
     #[serde(default)]
@@ -101,19 +179,15 @@ pub(crate) async fn chat(
 ) -> Result<Response, ApiError> {
     let request: ChatRequest = parse(&state, body)?;
     let target = check_model(&state, &request.model)?;
+    let keep = keep_alive(request.keep_alive.as_ref())?;
     if request.messages.is_empty() {
-        return Err(ApiError::Invalid("messages must not be empty".into()));
+        return load_only(&state, target, keep, true).await;
     }
     let params = request.options.unwrap_or_default().params();
     let began = Instant::now();
     let model = target.name.clone();
-    let started = start(
-        &state.scheduler,
-        target,
-        Prompt::Chat(request.messages),
-        params,
-    )
-    .await?;
+    let messages = Prompt::Chat(request.messages);
+    let started = start(&state.scheduler, target, messages, params, keep).await?;
     let piece = move |text: &str, done: Option<Value>| {
         let mut line = json!({
             "model": model, "created_at": now_rfc3339(),
@@ -128,15 +202,17 @@ pub(crate) async fn chat(
 }
 
 /// `POST /api/generate`: the prompt as a user message through the chat template (with
-/// `system` before it), or as raw text with `"raw": true`.
+/// `system` before it), or as raw text with `"raw": true`; no prompt only loads the model
+/// (`keep_alive: 0` unloads it).
 pub(crate) async fn generate(
     State(state): State<Shared>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: GenerateRequest = parse(&state, body)?;
     let target = check_model(&state, &request.model)?;
+    let keep = keep_alive(request.keep_alive.as_ref())?;
     let Some(text) = request.prompt.filter(|p| !p.is_empty()) else {
-        return Err(ApiError::Invalid("prompt must not be empty".into()));
+        return load_only(&state, target, keep, false).await;
     };
     let prompt = if request.raw == Some(true) {
         Prompt::Text(text)
@@ -151,7 +227,7 @@ pub(crate) async fn generate(
     let params = request.options.unwrap_or_default().params();
     let began = Instant::now();
     let model = target.name.clone();
-    let started = start(&state.scheduler, target, prompt, params).await?;
+    let started = start(&state.scheduler, target, prompt, params, keep).await?;
     let piece = move |text: &str, done: Option<Value>| {
         let mut line = json!({
             "model": model, "created_at": now_rfc3339(), "response": text, "done": done.is_some(),
@@ -318,4 +394,25 @@ pub(crate) async fn show(
 /// `GET /api/version`.
 pub(crate) async fn version() -> Json<Value> {
     Json(json!({ "version": OLLAMA_VERSION }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Result<Option<Duration>, ApiError> {
+        keep_alive(Some(&serde_json::from_value(v).unwrap()))
+    }
+
+    #[test]
+    fn keep_alive_reads_ollamas_forms() {
+        assert_eq!(parse(json!(10)).unwrap(), Some(Duration::from_secs(10)));
+        assert_eq!(parse(json!(0)).unwrap(), Some(Duration::ZERO));
+        assert_eq!(parse(json!("5m")).unwrap(), Some(Duration::from_secs(300)));
+        assert_eq!(parse(json!("30")).unwrap(), Some(Duration::from_secs(30)));
+        assert_eq!(parse(json!("-1")).unwrap(), Some(Duration::MAX));
+        assert_eq!(parse(json!(-1)).unwrap(), Some(Duration::MAX));
+        assert!(parse(json!("soon")).is_err());
+        assert_eq!(keep_alive(None).unwrap(), None);
+    }
 }

@@ -211,7 +211,14 @@ pub(crate) async fn chat(
     }
     let messages = messages(&request)?;
     let model = target.name.clone();
-    let started = start(&state.scheduler, target, Prompt::Chat(messages), params).await?;
+    let started = start(
+        &state.scheduler,
+        target,
+        Prompt::Chat(messages),
+        params,
+        None,
+    )
+    .await?;
     let (id, created) = (response_id("chatcmpl"), unix_now());
     if request.sampling.stream {
         let chunk = move |choices: Value, usage: Value| {
@@ -268,6 +275,7 @@ pub(crate) async fn completions(
         target,
         Prompt::Text(request.prompt),
         params,
+        None,
     )
     .await?;
     let (id, created) = (response_id("cmpl"), unix_now());
