@@ -136,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
                 api_key: None,
                 body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
                 keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
+                pressure: minibar_serve::system_pressure,
             })
             .await?;
             (

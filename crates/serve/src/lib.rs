@@ -56,6 +56,15 @@ pub struct ServeConfig {
     pub body_limit: usize,
     /// How long a model stays loaded without requests.
     pub keep_alive: Duration,
+    /// The memory pressure an idle model is unloaded under (at `Critical`):
+    /// [`system_pressure`] outside tests.
+    pub pressure: scheduler::PressureSource,
+}
+
+/// This machine's memory pressure (minibar-fit's reading: PSI on Linux, the kernel's level
+/// on macOS).
+pub fn system_pressure() -> minibar_fit::Pressure {
+    minibar_fit::snapshot().pressure
 }
 
 /// Why the server could not start.
@@ -95,9 +104,14 @@ impl Server {
             name: config.model_name.clone(),
             path: config.model_path.clone(),
         };
-        let (context, limits, keep_alive) = (config.context, config.limits, config.keep_alive);
+        let (context, limits, keep_alive, pressure) = (
+            config.context,
+            config.limits,
+            config.keep_alive,
+            config.pressure,
+        );
         let scheduler = tokio::task::spawn_blocking(move || {
-            scheduler::Scheduler::spawn(default, context, limits, keep_alive)
+            scheduler::Scheduler::spawn(default, context, limits, keep_alive, pressure)
         })
         .await
         .map_err(|e| ServeError::Load(e.to_string()))??;

@@ -1,6 +1,7 @@
 //! Which model is loaded: a request naming a model of the library loads it (once the running
 //! requests end), the memory-fit verdict runs before every load, and a model without
-//! requests for the keep-alive time is unloaded, giving its memory back.
+//! requests for the keep-alive time, or idle when memory pressure turns critical, is
+//! unloaded, giving its memory back.
 
 use std::{
     collections::VecDeque,
@@ -14,7 +15,7 @@ use minibar_hub::library::{find_model, LibraryPaths};
 
 use crate::{
     errors::ApiError,
-    scheduler::{Engine, Event, Exit, Limits, Load, ModelInfo, Request},
+    scheduler::{Engine, Event, Exit, Limits, Load, ModelInfo, PressureSource, Request},
 };
 
 /// A model requests can name: its name and where it loads from.
@@ -64,6 +65,7 @@ pub(crate) struct EngineThread {
     pub limits: Limits,
     pub context: Option<usize>,
     pub keep_alive: Duration,
+    pub pressure: PressureSource,
 }
 
 impl EngineThread {
@@ -100,7 +102,7 @@ impl EngineThread {
                     target.name.clone(),
                     &self.load,
                     self.limits.max_seqs,
-                    self.keep_alive,
+                    (self.keep_alive, self.pressure),
                     std::mem::take(&mut waiting),
                 );
                 let exit = engine.run(&self.jobs);

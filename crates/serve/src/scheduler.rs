@@ -17,8 +17,10 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         mpsc, Arc, RwLock,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
+
+use minibar_fit::Pressure;
 
 use minibar_engine::{
     continuous::{DecodeBatch, Joiner},
@@ -131,6 +133,7 @@ impl Scheduler {
         context: Option<usize>,
         limits: Limits,
         keep_alive: Duration,
+        pressure: PressureSource,
     ) -> Result<Self, ServeError> {
         let (jobs, rx) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::channel();
@@ -143,6 +146,7 @@ impl Scheduler {
             limits,
             context,
             keep_alive,
+            pressure,
         };
         let first = default.clone();
         std::thread::Builder::new()
@@ -228,6 +232,12 @@ impl Scheduler {
     }
 }
 
+/// How often an idle engine asks for the memory pressure.
+const PRESSURE_POLL: Duration = Duration::from_secs(2);
+
+/// Reads the machine's memory pressure (a parameter so tests can stand in for the OS).
+pub type PressureSource = fn() -> Pressure;
+
 /// Why [`Engine::run`] returned.
 pub(crate) enum Exit {
     /// The server is gone.
@@ -255,6 +265,8 @@ pub(crate) struct Engine<'t> {
     max_seqs: usize,
     /// Idle time before the model is unloaded; the latest request may change it.
     keep_alive: Duration,
+    /// This machine's memory pressure, asked while idle.
+    pressure: PressureSource,
 }
 
 impl<'t> Engine<'t> {
@@ -264,7 +276,7 @@ impl<'t> Engine<'t> {
         model_name: String,
         load: &'t Load,
         max_seqs: usize,
-        keep_alive: Duration,
+        (keep_alive, pressure): (Duration, PressureSource),
         waiting: VecDeque<Request>,
     ) -> Self {
         let model = &session.model.model;
@@ -277,6 +289,7 @@ impl<'t> Engine<'t> {
             waiting,
             load,
             keep_alive,
+            pressure,
             max_seqs: if DecodeBatch::can_batch(model) {
                 max_seqs.max(1)
             } else {
@@ -335,10 +348,9 @@ impl<'t> Engine<'t> {
             let idle = self.seqs.is_empty() && self.pending.is_none();
             let request = match self.waiting.pop_front() {
                 Some(r) => r,
-                None if idle => match jobs.recv_timeout(self.keep_alive) {
+                None if idle => match self.wait(jobs) {
                     Ok(r) => r,
-                    Err(mpsc::RecvTimeoutError::Timeout) => return Some(Exit::Idle),
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return Some(Exit::Closed),
+                    Err(exit) => return Some(exit),
                 },
                 None => match jobs.try_recv() {
                     Ok(r) => r,
@@ -401,6 +413,30 @@ impl<'t> Engine<'t> {
             self.publish();
         }
         None
+    }
+
+    /// Waits for a request while nothing runs; gives up after the keep-alive time, or at
+    /// once when memory pressure turns critical (an idle model is the cheapest memory to
+    /// give back: the next request loads it again).
+    fn wait(&self, jobs: &mpsc::Receiver<Request>) -> Result<Request, Exit> {
+        let deadline = Instant::now().checked_add(self.keep_alive);
+        loop {
+            let slice = deadline.map_or(PRESSURE_POLL, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(PRESSURE_POLL)
+            });
+            match jobs.recv_timeout(slice) {
+                Ok(r) => return Ok(r),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Exit::Closed),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d)
+                        || (self.pressure)() == Pressure::Critical
+                    {
+                        return Err(Exit::Idle);
+                    }
+                }
+            }
+        }
     }
 
     /// A prefilled sequence takes its first token and joins the batch (or ends at once).

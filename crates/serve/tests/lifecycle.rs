@@ -89,6 +89,7 @@ async fn models_load_on_request_and_unload_when_idle() {
         api_key: None,
         body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
         keep_alive: Duration::from_secs(2),
+        pressure: minibar_serve::system_pressure,
     })
     .await
     .unwrap();
@@ -157,4 +158,55 @@ async fn models_load_on_request_and_unload_when_idle() {
     assert_eq!(status, 404, "{v}");
     server.stop().await.unwrap();
     std::fs::remove_dir_all(&home).unwrap();
+}
+
+static CRITICAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stands in for the OS: critical once the test says so.
+fn fake_pressure() -> minibar_fit::Pressure {
+    if CRITICAL.load(std::sync::atomic::Ordering::SeqCst) {
+        minibar_fit::Pressure::Critical
+    } else {
+        minibar_fit::Pressure::Normal
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_model_is_unloaded_under_critical_memory_pressure() {
+    let Some(gguf) = default_gguf() else { return };
+    let server = Server::start(ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        model_path: gguf,
+        model_name: "smollm2".into(),
+        context: Some(256),
+        limits: Limits {
+            max_seqs: 1,
+            queue: 4,
+        },
+        api_key: None,
+        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
+        keep_alive: Duration::from_secs(3600),
+        pressure: fake_pressure,
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr());
+    let (status, _) = chat(&base, "smollm2").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(loaded(&base).await, ["smollm2"], "no pressure: it stays");
+    CRITICAL.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut waited = 0;
+    while !loaded(&base).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+        assert!(
+            waited < 100,
+            "the idle model stayed loaded under critical pressure"
+        );
+    }
+    CRITICAL.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (status, v) = chat(&base, "smollm2").await;
+    assert_eq!(status, 200, "{v}");
+    server.stop().await.unwrap();
 }

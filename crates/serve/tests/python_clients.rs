@@ -45,6 +45,7 @@ async fn openai_and_ollama_python_clients() {
         api_key: None,
         body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
+        pressure: minibar_serve::system_pressure,
     })
     .await
     .unwrap();

@@ -36,6 +36,7 @@ async fn serve(gguf: &std::path::Path, limits: Limits) -> Server {
         api_key: None,
         body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
+        pressure: minibar_serve::system_pressure,
     })
     .await
     .expect("the server starts")
@@ -507,6 +508,7 @@ async fn off_loopback_a_key_is_required() {
         api_key: None,
         body_limit: 1024,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
+        pressure: minibar_serve::system_pressure,
     };
     assert!(matches!(
         Server::start(config.clone()).await,
@@ -569,6 +571,7 @@ async fn a_model_that_cannot_fit_is_refused_before_loading() {
         api_key: None,
         body_limit: 1024,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
+        pressure: minibar_serve::system_pressure,
     })
     .await;
     std::fs::remove_dir_all(&dir).unwrap();

@@ -25,7 +25,8 @@ pub struct Args {
     /// Requests waiting for a slot at most; more are answered 429.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
-    /// Seconds a model stays loaded without requests (a request loads it again).
+    /// Seconds a model stays loaded without requests (a request loads it again); an idle
+    /// model is also unloaded when memory pressure turns critical.
     #[arg(long, default_value_t = DEFAULT_KEEP_ALIVE.as_secs())]
     pub keep_alive: u64,
     /// Context window in tokens (default: the model's, at most 8192).
@@ -65,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         api_key,
         body_limit: DEFAULT_BODY_LIMIT,
         keep_alive: std::time::Duration::from_secs(args.keep_alive),
+        pressure: minibar_serve::system_pressure,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
