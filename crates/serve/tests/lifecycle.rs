@@ -2,23 +2,11 @@
 //! running one, an idle model is unloaded after the keep-alive time and loads again on the
 //! next request. Its own test binary: it points MINIBAR_HOME at a temporary library.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use minibar_serve::{Limits, ServeConfig, Server};
+use minibar_testkit::default_gguf;
 use serde_json::{json, Value};
-
-fn default_gguf() -> Option<PathBuf> {
-    match std::env::var_os("MINIBAR_DEFAULT_GGUF") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() => {
-            panic!("MINIBAR_DEFAULT_GGUF is not set (MINIBAR_REQUIRE_REFERENCE is set)")
-        }
-        None => {
-            eprintln!("SKIPPED: MINIBAR_DEFAULT_GGUF is not set; `make test` sets it up");
-            None
-        }
-    }
-}
 
 async fn chat(base: &str, model: &str) -> (u16, Value) {
     let body = json!({"model": model, "temperature": 0, "max_tokens": 12,

@@ -7,29 +7,14 @@ use std::path::PathBuf;
 use minibar_engine::{CancelToken, ChatParams, LoadOptions, Message, Session};
 use minibar_serve::{Limits, ServeConfig, Server};
 
-/// An environment variable naming a file, or a skip (a failure under
-/// `MINIBAR_REQUIRE_REFERENCE`, as in `make test`).
-fn env_path(var: &str) -> Option<PathBuf> {
-    match std::env::var_os(var) {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() => {
-            panic!("{var} is not set (MINIBAR_REQUIRE_REFERENCE is set)")
-        }
-        None => {
-            eprintln!("SKIPPED: {var} is not set; `make test` sets it up");
-            None
-        }
-    }
-}
-
 const MODEL: &str = "smollm2";
 const PROMPT: &str = "What is the capital of France? Answer in one sentence.";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_and_ollama_python_clients() {
     let (Some(gguf), Some(python)) = (
-        env_path("MINIBAR_DEFAULT_GGUF"),
-        env_path("MINIBAR_REFERENCE_PYTHON"),
+        minibar_testkit::default_gguf(),
+        minibar_testkit::reference_python(),
     ) else {
         return;
     };

@@ -3,26 +3,12 @@
 //! disconnect freeing its slot, a full queue answering 429, and bad input answered with 4xx
 //! JSON errors after which the server still answers.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use minibar_engine::{CancelToken, ChatParams, LoadOptions, Message, Session};
 use minibar_serve::{Limits, ServeConfig, Server};
+use minibar_testkit::default_gguf;
 use serde_json::{json, Value};
-
-/// The default model's GGUF, as the engine tests find it; skipped when absent unless
-/// `MINIBAR_REQUIRE_REFERENCE` is set.
-fn default_gguf() -> Option<PathBuf> {
-    match std::env::var_os("MINIBAR_DEFAULT_GGUF") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("MINIBAR_REQUIRE_REFERENCE").is_some() => {
-            panic!("MINIBAR_DEFAULT_GGUF is not set (MINIBAR_REQUIRE_REFERENCE is set)")
-        }
-        None => {
-            eprintln!("SKIPPED: MINIBAR_DEFAULT_GGUF is not set; `make test` sets it up");
-            None
-        }
-    }
-}
 
 const MODEL: &str = "smollm2";
 
