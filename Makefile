@@ -11,7 +11,7 @@ VENV := $(MINIBAR_CACHE)/venv
 MINIBAR_DEBUG := $(CARGO_TARGET_DIR)/debug/minibar
 MINIBAR_RELEASE := $(CARGO_TARGET_DIR)/release/minibar
 
-.PHONY: help setup setup-run run chat bench bench-memory bench-mlx-lm bench-app test lint check-macos fmt
+.PHONY: help setup setup-run run chat bench bench-memory bench-mlx-lm bench-serve bench-app test lint check-macos fmt
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,13 @@ bench-mlx-lm: setup ## Minibar against mlx-lm and llama.cpp on the same weights
 	@cargo build --release -q -p minibar
 	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
 	@$(VENV)/bin/python benches/compare_mlx_lm.py --minibar $(MINIBAR_RELEASE) $(BENCH_ARGS)
+
+# The local server's throughput and time to first token at 1-32 streaming clients; pass
+# BENCH_ARGS="--url http://127.0.0.1:8080 --model NAME" to measure mlx_lm.server the same way.
+bench-serve: setup-run ## the local server: tokens/s and time to first token at 1-32 clients
+	@cargo build --release -q -p minibar
+	@MINIBAR_DEFAULT_GGUF=$$(scripts/install-default-model.sh $(MINIBAR_RELEASE)) \
+	  cargo bench -q -p minibar-serve --bench serve -- $(BENCH_ARGS)
 
 # The app's idle budget: launch to tray, idle memory and CPU, frame time while streaming.
 bench-app: setup ## the app: launch to tray, idle memory and CPU, frame time while streaming
