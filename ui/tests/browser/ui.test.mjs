@@ -299,7 +299,7 @@ describe("models in the window", () => {
     assert.equal(await moe.getByRole("button", { name: "Download" }).count(), 0);
     // The what-if table shows the backend's cells as they are.
     await page.locator('[data-testid="what-if-toggle"]').check();
-    const cell = (variant, gb) => page.locator(`[data-testid="what-if"] tr[data-variant="${variant}"] td[data-gb="${gb}"]`);
+    const cell = (/** @type {string} */ variant, /** @type {number} */ gb) => page.locator(`[data-testid="what-if"] tr[data-variant="${variant}"] td[data-gb="${gb}"]`);
     await cell("llama-3.3-70b@4bit-g64", 64).waitFor();
     assert.equal(await cell("llama-3.3-70b@4bit-g64", 64).getAttribute("data-verdict"), "fits");
     assert.match(await cell("llama-3.3-70b@4bit-g64", 64).innerText(), /^fits \d+K$/);

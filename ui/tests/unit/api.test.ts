@@ -63,7 +63,8 @@ describe("api", () => {
     mockIPC(
       (cmd, args) => {
         calls.push(cmd);
-        if (cmd === "plugin:store|load") return 7;
+        // The app opens the store at start; the UI only looks it up (no store:allow-load).
+        if (cmd === "plugin:store|get_store") return 7;
         if (cmd === "plugin:store|get") return [stored, stored !== null];
         if (cmd === "plugin:store|set") stored = (args as { value: unknown }).value;
         return null;
@@ -74,7 +75,7 @@ describe("api", () => {
     expect(await b.loadSettings()).toBeNull();
     await b.saveSettings(DEFAULT_SETTINGS);
     expect(calls.filter((c) => !c.startsWith("plugin:event"))).toEqual([
-      "plugin:store|load",
+      "plugin:store|get_store",
       "plugin:store|get",
       "plugin:store|set",
       "plugin:store|save",
