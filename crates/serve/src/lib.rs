@@ -91,7 +91,11 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    engine: std::thread::JoinHandle<()>,
 }
+
+/// How long [`Server::stop`] waits for the engine thread to finish its step and unload.
+const ENGINE_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Server {
     /// Checks the fit, loads the model and starts serving; returns once requests are accepted.
@@ -110,7 +114,7 @@ impl Server {
             config.keep_alive,
             config.pressure,
         );
-        let scheduler = tokio::task::spawn_blocking(move || {
+        let (scheduler, engine) = tokio::task::spawn_blocking(move || {
             scheduler::Scheduler::spawn(default, context, limits, keep_alive, pressure)
         })
         .await
@@ -135,6 +139,7 @@ impl Server {
             addr,
             shutdown,
             task,
+            engine,
         })
     }
 
@@ -143,10 +148,23 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting requests and waits for open ones to end.
+    /// Stops accepting requests, waits for open ones to end, then for the engine thread to
+    /// unload the model. A process must not exit while that thread still runs MLX: its static
+    /// destructors would free memory under it (seen as heap corruption at a test's exit).
     pub async fn stop(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(());
-        self.task.await.map_err(std::io::Error::other)?
+        self.task.await.map_err(std::io::Error::other)??;
+        // The router, and with it the scheduler's queue, is gone: the engine thread ends.
+        let engine = self.engine;
+        let joined = tokio::task::spawn_blocking(move || engine.join());
+        match tokio::time::timeout(ENGINE_STOP_TIMEOUT, joined).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(_) => Err(std::io::Error::other("the engine thread panicked")),
+            Err(_) => Err(std::io::Error::other(format!(
+                "the engine thread did not stop within {} s",
+                ENGINE_STOP_TIMEOUT.as_secs()
+            ))),
+        }
     }
 }
 

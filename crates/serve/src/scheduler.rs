@@ -125,7 +125,8 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts the engine thread with `default` loaded on it; returns once it is loaded. Other
+    /// Starts the engine thread with `default` loaded on it; returns once it is loaded, with the
+    /// thread's handle (it ends when the scheduler is dropped and its queue closes). Other
     /// models of the library load when a request names them (after the running requests
     /// end), and the loaded model is unloaded after `keep_alive` without requests.
     pub fn spawn(
@@ -134,7 +135,7 @@ impl Scheduler {
         limits: Limits,
         keep_alive: Duration,
         pressure: PressureSource,
-    ) -> Result<Self, ServeError> {
+    ) -> Result<(Self, std::thread::JoinHandle<()>), ServeError> {
         let (jobs, rx) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::channel();
         let load = Arc::new(Load::default());
@@ -149,7 +150,7 @@ impl Scheduler {
             pressure,
         };
         let first = default.clone();
-        std::thread::Builder::new()
+        let engine = std::thread::Builder::new()
             .name("minibar-serve-engine".into())
             .spawn(move || match thread.open(&first) {
                 Ok(session) => {
@@ -168,13 +169,14 @@ impl Scheduler {
                 ApiError::Unavailable(reason) => ServeError::Load(reason),
                 other => ServeError::Load(other.to_string()),
             })?;
-        Ok(Self {
+        let scheduler = Self {
             jobs,
             load,
             limits,
             default,
             loaded,
-        })
+        };
+        Ok((scheduler, engine))
     }
 
     /// The model loaded now, if any.
