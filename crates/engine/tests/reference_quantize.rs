@@ -29,22 +29,7 @@ fn quantized_arrays_equal_mlx_lms() {
     let f32_dir = smollm2_f32(&python, &gguf);
     let tmp = tempfile::tempdir().unwrap();
     for (bits, group) in [(4, 64), (8, 32), (3, 128)] {
-        let theirs_dir = script_fixture(
-            &format!("smollm2-q{bits}-g{group}"),
-            "mlx_lm_quantize.py",
-            |dir| {
-                run_python(
-                    &python,
-                    &[
-                        script("mlx_lm_quantize.py").to_str().unwrap(),
-                        f32_dir.to_str().unwrap(),
-                        dir.to_str().unwrap(),
-                        &bits.to_string(),
-                        &group.to_string(),
-                    ],
-                );
-            },
-        );
+        let theirs_dir = smollm2_mlx_lm_quantized(&python, &f32_dir, bits, group);
         let ours_dir = tmp.path().join(format!("q{bits}-g{group}"));
         let report = quantize_folder(
             &f32_dir,

@@ -82,22 +82,7 @@ fn quantized_4_and_8_bit_match_mlx_lm() {
     let f32_dir = smollm2_f32(&python, &gguf);
     let prompt = prompt(&gguf);
     for (bits, group) in [(4, 64), (8, 64)] {
-        let dir = script_fixture(
-            &format!("smollm2-q{bits}-g{group}"),
-            "mlx_lm_quantize.py",
-            |dir| {
-                run_python(
-                    &python,
-                    &[
-                        script("mlx_lm_quantize.py").to_str().unwrap(),
-                        f32_dir.to_str().unwrap(),
-                        dir.to_str().unwrap(),
-                        &bits.to_string(),
-                        &group.to_string(),
-                    ],
-                );
-            },
-        );
+        let dir = smollm2_mlx_lm_quantized(&python, &f32_dir, bits, group);
         let reference = Reference::of(&python, &dir, &prompt, 64, false);
         check(
             &format!("{bits}-bit g{group}"),

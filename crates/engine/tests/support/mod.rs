@@ -133,3 +133,24 @@ pub fn smollm2_f32(python: &Path, gguf: &Path) -> PathBuf {
         );
     })
 }
+
+/// SmolLM2 quantized by mlx-lm (affine, `bits` in groups of `group`) from the f32 folder,
+/// built once and cached.
+pub fn smollm2_mlx_lm_quantized(python: &Path, f32_dir: &Path, bits: i32, group: i32) -> PathBuf {
+    script_fixture(
+        &format!("smollm2-q{bits}-g{group}"),
+        "mlx_lm_quantize.py",
+        |dir| {
+            run_python(
+                python,
+                &[
+                    script("mlx_lm_quantize.py").as_os_str(),
+                    f32_dir.as_os_str(),
+                    dir.as_os_str(),
+                    bits.to_string().as_ref(),
+                    group.to_string().as_ref(),
+                ],
+            );
+        },
+    )
+}
