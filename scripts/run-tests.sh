@@ -34,7 +34,7 @@ run() {
 
 rust_tests() {
   if command -v cargo-nextest >/dev/null; then
-    # .config/nextest.toml: slow tests named, per-test times in nextest/default/junit.xml.
+    # .config/nextest.toml: slow tests named, per-test times in target/nextest/default/junit.xml.
     cargo nextest run "${FEATURES[@]}" --no-fail-fast --cargo-quiet --hide-progress-bar
     # nextest does not run doctests.
     cargo test "${FEATURES[@]}" --doc -q
