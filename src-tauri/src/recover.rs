@@ -1,74 +1,35 @@
 //! A database file that cannot be read does not stop the app: it is set aside under a
-//! timestamped name (kept, so nothing is deleted that could still be rescued), a fresh one is
-//! started, and the user is told. One check for every SQLite file the app opens at start (the
-//! chat history, the benchmark history).
+//! timestamped name (minibar-sqlite decides what is damage and how it is moved), a fresh one
+//! is started, and the user is told. One check for every SQLite file the app opens at start
+//! (the chat history, the benchmark history); the tests prove the app's history then opens.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
-
-use crate::history::now_ms;
 use crate::types::{AppError, AppResult};
 
-/// Why the SQLite file at `path` is unreadable, or None when it is fine or absent. Only
-/// damage counts: a busy or unreadable-by-permission file is left for the real open to report.
-/// Read-only, so the check leaves a WAL as it found it.
-fn damage(path: &Path) -> Option<String> {
-    if !path.exists() {
-        return None;
-    }
-    let check = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)));
-    match check {
-        Ok(result) if result == "ok" => None,
-        // Its first row may span lines; the last one names the damage.
-        Ok(result) => Some(result.lines().last().unwrap_or_default().trim().to_string()),
-        Err(rusqlite::Error::SqliteFailure(e, msg))
-            if matches!(e.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) =>
-        {
-            Some(msg.unwrap_or_else(|| e.to_string()))
-        }
-        // Anything else (busy, permissions) is not damage: the real open reports it.
-        Err(_) => None,
-    }
-}
-
-/// `path` with `suffix` added to its file name.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
-/// Moves a damaged database at `path` (with its `-wal` and `-shm` files) to
-/// `<name>.corrupt-<unix ms>`, and returns what to tell the user; None when it is fine.
-/// `what` names it for the user ("Your chat history").
+/// Moves a damaged database at `path` aside (minibar-sqlite, shared with `minibar bench`) and
+/// returns what to tell the user; None when it is fine. `what` names it ("Your chat history").
 pub fn set_aside_if_damaged(path: &Path, what: &str) -> AppResult<Option<String>> {
-    let Some(why) = damage(path) else {
-        return Ok(None);
-    };
-    let aside = with_suffix(path, &format!(".corrupt-{}", now_ms()));
-    for extra in ["-wal", "-shm"] {
-        let from = with_suffix(path, extra);
-        if from.exists() {
-            std::fs::rename(&from, with_suffix(&aside, extra))
-                .map_err(|e| AppError::io(format!("cannot move {}: {e}", from.display())))?;
-        }
+    let notice = minibar_sqlite::set_aside_if_damaged(path, what)
+        .map_err(|e| AppError::io(e.to_string()))?;
+    if let Some(n) = &notice {
+        eprintln!("minibar: {n}");
     }
-    std::fs::rename(path, &aside)
-        .map_err(|e| AppError::io(format!("cannot move {}: {e}", path.display())))?;
-    let notice = format!(
-        "{what} could not be read ({why}). It was moved to {} and a new one was started.",
-        aside.display()
-    );
-    eprintln!("minibar: {notice}");
-    Ok(Some(notice))
+    Ok(notice)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::history::History;
+    use std::path::PathBuf;
+
+    /// `path` with `suffix` added to its file name.
+    fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        path.with_file_name(name)
+    }
 
     #[test]
     fn a_garbage_history_is_set_aside_and_a_fresh_one_opens() {

@@ -75,6 +75,15 @@ pub struct Args {
     pub compare_mlx_lm: bool,
 }
 
+/// The benchmark history; a damaged file is set aside (and the user told), as the app does,
+/// instead of stopping every `minibar bench`.
+fn open_history(path: &std::path::Path) -> anyhow::Result<History> {
+    if let Some(notice) = minibar_sqlite::set_aside_if_damaged(path, "Your benchmark history")? {
+        eprintln!("minibar: {notice}");
+    }
+    Ok(History::open(path)?)
+}
+
 /// Runs `minibar bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.compare_mlx_lm {
@@ -82,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let history_path = History::default_path();
     if args.history {
-        let h = History::open(&history_path)?;
+        let h = open_history(&history_path)?;
         for r in h.list()? {
             println!(
                 "{:>5}  {}  {:5}  {}  {}",
@@ -96,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(ids) = &args.compare {
-        let h = History::open(&history_path)?;
+        let h = open_history(&history_path)?;
         let load = |id: i64| {
             h.load(id)?
                 .with_context(|| format!("no benchmark run {id} in {}", history_path.display()))
@@ -115,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(id) = args.history_id {
-        let h = History::open(&history_path)?;
+        let h = open_history(&history_path)?;
         let run = h
             .load(id)?
             .with_context(|| format!("no benchmark run {id} in {}", history_path.display()))?;
@@ -157,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     })?;
     if !args.no_save {
-        let mut h = History::open(&history_path)?;
+        let mut h = open_history(&history_path)?;
         let id = h.save(&mut run)?;
         eprintln!("saved as run {id} in {}", history_path.display());
     }
