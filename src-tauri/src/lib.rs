@@ -113,7 +113,10 @@ pub fn configure<R: Runtime>(
                 .ok()
                 .and_then(|mut e| e.take())
                 .ok_or("the app was set up twice")?;
-            let catalog = minibar_catalog::Catalog::load(None).map_err(|e| e.to_string())?;
+            // A user models.toml that is not valid is set aside, not a reason not to start.
+            let (catalog, catalog_notice) =
+                minibar_catalog::Catalog::load_or_set_aside(None).map_err(|e| e.to_string())?;
+            notices.extend(catalog_notice);
             // The folders chosen in Settings; the defaults (with a warning) when they are
             // unusable, so a moved disk does not stop the app from starting. Loading opens the
             // settings store: the one store the UI can reach (it may get, not load, stores).

@@ -123,6 +123,50 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The built-in catalog with the user's merged over it, for a program that must start
+    /// whatever the user's file holds (the app): a user catalog that is not valid is moved to
+    /// `models.toml.invalid-<unix ms>` (kept for the user to mend) and the built-in catalog is
+    /// used alone. Returns the catalog and, when a file was set aside, what to tell the user.
+    /// A file that cannot be read or moved is still an error: nothing is lost by stopping.
+    pub fn load_or_set_aside(
+        user: Option<&Path>,
+    ) -> Result<(Catalog, Option<String>), CatalogError> {
+        let path = match user {
+            Some(p) => Some(p.to_path_buf()),
+            None => user_catalog_path().filter(|p| p.is_file()),
+        };
+        let mut catalog = Catalog::builtin()?;
+        let Some(path) = path else {
+            return Ok((catalog, None));
+        };
+        match Catalog::from_file(&path) {
+            Ok(user) => {
+                catalog.merge(user);
+                Ok((catalog, None))
+            }
+            Err(e @ (CatalogError::Parse { .. } | CatalogError::Invalid { .. })) => {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0);
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(format!(".invalid-{ms}"));
+                let aside = path.with_file_name(name);
+                std::fs::rename(&path, &aside).map_err(|source| CatalogError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let notice = format!(
+                    "Your models.toml could not be used ({e}). It was moved to {} and the \
+                     built-in catalog is used until it is mended.",
+                    aside.display()
+                );
+                Ok((catalog, Some(notice)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Merges `other` over this catalog: same ids are replaced in place, new ids appended.
     pub fn merge(&mut self, other: Catalog) {
         self.not_yet.extend(other.not_yet);

@@ -194,3 +194,37 @@ fn a_bad_user_entry_is_rejected_with_its_id_and_reason() {
     let missing = Catalog::load(Some(std::path::Path::new("/nonexistent/models.toml")));
     assert!(matches!(missing, Err(CatalogError::Io { .. })));
 }
+
+#[test]
+fn an_unusable_user_catalog_is_set_aside_and_the_builtin_one_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("models.toml");
+    std::fs::write(&path, "[[model]]\nid = \"half an entry\n").unwrap();
+    // Strict loading (the CLI) reports it...
+    assert!(Catalog::load(Some(&path)).is_err());
+    // ...the app's loading starts anyway, keeps the file aside and says so.
+    let (catalog, notice) = Catalog::load_or_set_aside(Some(&path)).unwrap();
+    assert_eq!(
+        catalog.entries().len(),
+        Catalog::builtin().unwrap().entries().len()
+    );
+    let notice = notice.expect("the user is told");
+    assert!(
+        notice.starts_with("Your models.toml could not be used"),
+        "{notice}"
+    );
+    assert!(!path.exists());
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].to_string_lossy().contains("models.toml.invalid-"));
+    assert!(notice.contains(&*kept[0].to_string_lossy()));
+    // A valid user catalog is merged as before and nothing is moved.
+    std::fs::write(&path, USER).unwrap();
+    let (merged, none) = Catalog::load_or_set_aside(Some(&path)).unwrap();
+    assert!(none.is_none());
+    assert!(path.exists());
+    assert!(merged.entries().len() >= catalog.entries().len());
+}
