@@ -126,6 +126,8 @@ pub fn configure<R: Runtime>(
                     eprintln!("minibar: {}; using the default model folders", e.message);
                     minibar_hub::library::LibraryPaths::from_env()
                 });
+            // What a quantization killed with the app left in the store (no job runs yet).
+            models::quantize::remove_leftovers(&library.store);
             app.manage(AppState {
                 history: Arc::new(history),
                 engine: EngineWorker::spawn(engine)?,

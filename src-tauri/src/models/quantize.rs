@@ -68,6 +68,37 @@ struct Plan {
 
 /// The store folder name for `source` quantized as `label`: the source's own name, then the
 /// label, which the library reads back as the variant's quantization.
+/// Whether `name` is one of the dense folders a quantization of a quantized source writes
+/// first (`.<name>.dense-<uuid>`) and removes when it ends.
+fn is_dense_scratch(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".dense-")
+}
+
+/// Removes what quantizations killed with the app left in `store`: the engine's unfinished
+/// folders no living writer holds, and the dense scratch folders, which only a running job of
+/// this app uses (call it at start, before any job).
+pub fn remove_leftovers(store: &Path) {
+    let mut removed = minibar_engine::convert::remove_stale(store).unwrap_or_else(|e| {
+        eprintln!("minibar: cannot clean {}: {e}", store.display());
+        Vec::new()
+    });
+    for entry in std::fs::read_dir(store).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if is_dense_scratch(&entry.file_name().to_string_lossy()) && path.is_dir() {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => removed.push(path),
+                Err(e) => eprintln!("minibar: cannot remove {}: {e}", path.display()),
+            }
+        }
+    }
+    for path in removed {
+        eprintln!(
+            "minibar: removed {} (left by an interrupted quantization)",
+            path.display()
+        );
+    }
+}
+
 fn dest_name(source: &Installed, label: &str) -> String {
     let base = match &source.library_name {
         Some(n) => n.rsplit('/').next().unwrap_or(n).to_string(),
@@ -272,6 +303,24 @@ fn convert(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn leftovers_of_killed_quantizations_are_removed_and_models_kept() {
+        let store = tempfile::tempdir().unwrap();
+        let dense = store.path().join(".SmolLM2.dense-1234");
+        let partial = store.path().join(".SmolLM2@4bit.partial-999999");
+        for d in [&dense, &partial] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("model.safetensors"), b"half").unwrap();
+        }
+        // The unfinished folder's writer is gone: its lock file is there, unheld.
+        std::fs::write(partial.join(".writing"), b"").unwrap();
+        let model = store.path().join("SmolLM2@4bit");
+        std::fs::create_dir_all(&model).unwrap();
+        remove_leftovers(store.path());
+        assert!(!dense.exists() && !partial.exists());
+        assert!(model.exists());
+    }
+
     use super::*;
 
     fn installed(path: &str, library_name: Option<&str>) -> Installed {

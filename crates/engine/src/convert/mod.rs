@@ -9,3 +9,4 @@ pub mod write;
 pub use import::{import_gguf, ImportOptions, ImportReport};
 pub use quantize::{quantize_folder, QuantizeReport, Target};
 pub use recipe::{MixedPlan, Recipe};
+pub use write::remove_stale;

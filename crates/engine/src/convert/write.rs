@@ -1,5 +1,12 @@
 //! An mlx-lm-compatible model folder, written into a temporary sibling and renamed into place
 //! at the end, so an interrupted conversion never leaves a folder that looks complete.
+//!
+//! Invariants:
+//! - Every file is fsynced, then the folder renamed, then its parent fsynced: after a power
+//!   loss the folder is either absent or whole.
+//! - A temporary folder holds an exclusive lock on its `.writing` file for as long as its
+//!   writer lives, so [`remove_stale`] (run at start) removes what a killed process left and
+//!   never what a running conversion, in this process or another, is writing.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -19,6 +26,72 @@ pub struct PendingFolder {
     tmp: PathBuf,
     dest: PathBuf,
     committed: bool,
+    /// Locked while the folder is being written (see the module's invariants).
+    _writing: std::fs::File,
+}
+
+/// The name of a temporary folder's lock file.
+const WRITING: &str = ".writing";
+/// A temporary folder younger than this without a lock file may be one being created.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporary folders (`.<name>.partial-*`) in `dir` that no living writer holds,
+/// left by a conversion that was killed; returns what it removed.
+pub fn remove_stale(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with('.') && name.contains(".partial-") && path.is_dir()) {
+            continue;
+        }
+        let stale = match std::fs::File::open(path.join(WRITING)) {
+            // A held lock means a living writer.
+            Ok(f) => f.try_lock().is_ok(),
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_AFTER),
+        };
+        if stale {
+            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// Flushes every file under `dir`, then `dir` itself, to the disk.
+fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&path))?;
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Flushes a folder's entries (a rename into it, a new file) to the disk. Only where a folder
+/// can be opened as a file (Unix).
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io(dir))?;
+    let _ = dir;
+    Ok(())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
@@ -48,10 +121,14 @@ impl PendingFolder {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        let lock = tmp.join(WRITING);
+        let writing = std::fs::File::create(&lock).map_err(io(&lock))?;
+        writing.lock().map_err(io(&lock))?;
         Ok(Self {
             tmp,
             dest: dest.to_owned(),
             committed: false,
+            _writing: writing,
         })
     }
 
@@ -135,10 +212,14 @@ impl PendingFolder {
         Ok(total)
     }
 
-    /// Moves the finished folder into place.
+    /// Flushes the finished folder to the disk and moves it into place.
     pub fn commit(mut self) -> Result<PathBuf> {
+        let lock = self.tmp.join(WRITING);
+        std::fs::remove_file(&lock).map_err(io(&lock))?;
+        sync_tree(&self.tmp)?;
         std::fs::rename(&self.tmp, &self.dest).map_err(io(&self.dest))?;
         self.committed = true;
+        sync_dir(self.dest.parent().unwrap_or(Path::new(".")))?;
         Ok(self.dest.clone())
     }
 }
@@ -148,5 +229,44 @@ impl Drop for PendingFolder {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_writers_folder_is_removed_and_a_living_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a killed process leaves: a temporary folder whose lock nobody holds.
+        let dead = dir.path().join(".q4.partial-999999");
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join(WRITING), b"").unwrap();
+        std::fs::write(dead.join("model.safetensors"), b"half").unwrap();
+        // A conversion still running in this process.
+        let living = PendingFolder::new(&dir.path().join("q8")).unwrap();
+        // Someone's own hidden folder that is not ours, and a finished model.
+        std::fs::create_dir_all(dir.path().join(".cache")).unwrap();
+        std::fs::create_dir_all(dir.path().join("q2")).unwrap();
+
+        let removed = remove_stale(dir.path()).unwrap();
+        assert_eq!(removed, vec![dead.clone()]);
+        assert!(!dead.exists());
+        assert!(living.path().exists(), "a running conversion was removed");
+        assert!(dir.path().join(".cache").exists() && dir.path().join("q2").exists());
+
+        let done = living.commit().unwrap();
+        assert!(done.exists() && !done.join(WRITING).exists());
+        assert!(remove_stale(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_young_folder_without_its_lock_file_may_be_starting_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let starting = dir.path().join(".q4.partial-1");
+        std::fs::create_dir_all(&starting).unwrap();
+        assert!(remove_stale(dir.path()).unwrap().is_empty());
+        assert!(starting.exists());
     }
 }
