@@ -9,7 +9,7 @@ mod hubserver;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use hubserver::{model_repo, ServedFile, ServedRepo, TestHub};
+use hubserver::{model_repo, moe_repo, TestHub};
 use serde_json::Value;
 
 fn minibar(home: &Path, endpoint: &str, args: &[&str]) -> Output {
@@ -22,23 +22,6 @@ fn minibar(home: &Path, endpoint: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-/// A mixture-of-experts repository the engine's table may not run.
-fn moe_repo() -> ServedRepo {
-    let config = serde_json::json!({
-        "model_type": "qwen3_moe", "hidden_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-        "intermediate_size": 128, "moe_intermediate_size": 32, "num_experts": 4,
-        "num_experts_per_tok": 2, "vocab_size": 256, "max_position_embeddings": 4096,
-    });
-    ServedRepo::new(
-        "acme/Qwen3-MoE-tiny",
-        vec![
-            ServedFile::new("config.json", serde_json::to_vec(&config).unwrap(), false),
-            ServedFile::new("model.safetensors", vec![0u8; 4096], true),
-        ],
-    )
 }
 
 #[test]
