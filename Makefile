@@ -62,7 +62,8 @@ bench-app: setup ## the app: launch to tray, idle memory and CPU, frame time whi
 	@cargo build --release -q -p minibar-app --features custom-protocol --bin minibar-app
 	@python3 benches/app_idle.py --app $(CARGO_TARGET_DIR)/release/minibar-app $(BENCH_ARGS)
 
-test: setup ## every test: lint, macOS type-check, Rust, UI, end-to-end; a timing table at the end
+# The reference Python is installed by run-tests.sh, alongside the first compile.
+test: setup-run ## every test: lint, macOS type-check, Rust, UI, end-to-end; a timing table at the end
 	@scripts/run-tests.sh
 
 lint: setup ## formatting, clippy (warnings are errors) and the UI's type-check

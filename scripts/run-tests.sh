@@ -44,6 +44,15 @@ rust_tests() {
 }
 
 start=$SECONDS
+# The reference Python installs while the workspace compiles: on a new machine it is mostly
+# compiling llama.cpp, and a cold cargo build leaves a core idle for much of its time. The
+# stage before the first test that needs it waits for it (instantly when it is present).
+venv_log="$MINIBAR_CACHE/reference-venv.log"
+"$ROOT/scripts/install-reference-venv.sh" >"$venv_log" 2>&1 &
+venv_pid=$!
+reference_python() {
+  wait "$venv_pid" || { cat "$venv_log" >&2; return 1; }
+}
 run "format" cargo fmt --all -- --check
 run "ui dependencies" "$ROOT/scripts/install-ui-deps.sh"
 run "ui build" bash -c "cd ui && npm run -s build >/dev/null"
@@ -52,6 +61,7 @@ run "rust build" cargo test "${FEATURES[@]}" --no-run -q
 export MINIBAR_DEFAULT_GGUF="$("$ROOT/scripts/install-default-model.sh" "$MINIBAR_BIN")"
 run "clippy" cargo clippy "${FEATURES[@]}" --all-targets -q -- -D warnings
 run "macOS type-check" "$ROOT/scripts/check-macos.sh" -q
+run "reference python" reference_python
 run "rust tests" rust_tests
 run "ui type-check" bash -c "cd ui && npm run -s check"
 run "ui tests" bash -c "cd ui && npm test -s"
