@@ -189,7 +189,7 @@ impl Catalog {
     }
 
     /// Whether the engine, which runs the architectures `engine_runs` lists (pass
-    /// `minibar_engine::config::SUPPORTED_ARCHITECTURES`), runs `entry`, and why not.
+    /// `minibar_engine::models::supported_architectures()`), runs `entry`, and why not.
     pub fn support(&self, entry: &CatalogEntry, engine_runs: &[&str]) -> Support {
         self.support_of_type(entry.model_type(), engine_runs)
     }

@@ -1,5 +1,5 @@
 //! Whether Minibar's engine runs a catalog entry. The engine's own table of architectures
-//! (`minibar_engine::config::SUPPORTED_ARCHITECTURES`) is the only source of "runs": callers
+//! (`minibar_engine::models::supported_architectures()`) is the only source of "runs": callers
 //! pass it in, so this crate stays free of MLX and an architecture the engine gains is
 //! runnable everywhere at once. What the catalog adds is the reason the others do not run
 //! yet, per architecture, from models.toml's `[not_yet]` table.

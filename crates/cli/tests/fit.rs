@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use minibar_catalog::{Catalog, Support};
-use minibar_engine::config::SUPPORTED_ARCHITECTURES;
+use minibar_engine::models::supported_architectures;
 use serde_json::Value;
 
 fn minibar(home: &Path, args: &[&str]) -> Output {
@@ -34,7 +34,7 @@ fn json(out: &Output) -> Value {
 fn unsupported_entry() -> Option<(String, String)> {
     let catalog = Catalog::builtin().unwrap();
     catalog.entries().iter().find_map(|e| {
-        let s = catalog.support(e, SUPPORTED_ARCHITECTURES);
+        let s = catalog.support(e, supported_architectures());
         s.reason().map(|r| (e.id.clone(), r.to_string()))
     })
 }
@@ -43,7 +43,7 @@ fn unsupported_entry() -> Option<(String, String)> {
 fn every_catalog_entry_runs_or_says_why_not() {
     let catalog = Catalog::builtin().unwrap();
     for e in catalog.entries() {
-        let s = catalog.support(e, SUPPORTED_ARCHITECTURES);
+        let s = catalog.support(e, supported_architectures());
         assert!(
             !matches!(s, Support::Unknown(_)),
             "catalog entry `{}` ({}) is neither run by the engine nor given a reason in models.toml's [not_yet]",

@@ -53,7 +53,7 @@ fn search_judges_each_result_before_download_and_a_hit_pulls() {
     let moe = &rows[1];
     assert_eq!(moe["model_type"], "qwen3_moe");
     // Whatever the engine's table says today: runs, or not yet with the catalog's reason.
-    let engine_runs_moe = minibar_engine::config::SUPPORTED_ARCHITECTURES.contains(&"qwen3_moe");
+    let engine_runs_moe = minibar_engine::models::supported_architectures().contains(&"qwen3_moe");
     if engine_runs_moe {
         assert_eq!(moe["support"]["state"], "runs");
     } else {

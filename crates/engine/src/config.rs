@@ -9,17 +9,6 @@ use serde_json::Value;
 use crate::error::{EngineError, Result};
 use crate::{layers::QuantParams, quant_ops::QuantMode};
 
-/// The architectures Minibar runs, by `model_type`.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
-    "llama",
-    "mistral",
-    "qwen2",
-    "qwen3",
-    "gemma3_text",
-    "gemma3",
-    "phi3",
-];
-
 /// Hyperparameters shared by the decoder-only architectures we support; fields only some
 /// architectures use are optional.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +76,24 @@ pub struct ModelArgs {
     /// Phi-3: fraction of the head rotated.
     #[serde(default)]
     pub partial_rotary_factor: Option<f32>,
+    /// Mixture of experts: routed experts per layer (Qwen3-MoE).
+    #[serde(default)]
+    pub num_experts: Option<i32>,
+    /// Mixture of experts: experts each token is routed to.
+    #[serde(default)]
+    pub num_experts_per_tok: Option<i32>,
+    /// Mixture of experts: width of each expert's MLP.
+    #[serde(default)]
+    pub moe_intermediate_size: Option<i32>,
+    /// Mixture of experts: rescale the chosen experts' weights to sum to one.
+    #[serde(default)]
+    pub norm_topk_prob: Option<bool>,
+    /// Qwen3-MoE: every n-th layer has experts (the others a dense MLP).
+    #[serde(default)]
+    pub decoder_sparse_step: Option<i32>,
+    /// Qwen3-MoE: layers that keep a dense MLP.
+    #[serde(default)]
+    pub mlp_only_layers: Option<Vec<i32>>,
     /// mlx-lm quantization: global settings plus per-layer overrides.
     #[serde(default)]
     pub quantization: Option<Value>,
@@ -131,11 +138,12 @@ impl ModelArgs {
                 key: "model_type".into(),
             })?
             .to_owned();
-        if !SUPPORTED_ARCHITECTURES.contains(&model_type.as_str()) {
+        let supported = crate::models::supported_architectures();
+        if !supported.contains(&model_type.as_str()) {
             return Err(EngineError::UnsupportedArchitecture {
                 path: path.to_owned(),
                 model_type,
-                supported: SUPPORTED_ARCHITECTURES.join(", "),
+                supported: supported.join(", "),
             });
         }
         // Gemma 3's multimodal config nests the language model's settings.
@@ -223,6 +231,13 @@ impl ModelArgs {
                 "max_position_embeddings",
                 optional(self.max_position_embeddings),
             ),
+            ("num_experts", optional(self.num_experts)),
+            ("num_experts_per_tok", optional(self.num_experts_per_tok)),
+            (
+                "moe_intermediate_size",
+                optional(self.moe_intermediate_size),
+            ),
+            ("decoder_sparse_step", optional(self.decoder_sparse_step)),
         ] {
             if v <= 0 {
                 return Err(bad(key, format!("{v} must be positive")));
@@ -253,6 +268,14 @@ impl ModelArgs {
                     self.head_dim()
                 ),
             ));
+        }
+        if let (Some(k), Some(n)) = (self.num_experts_per_tok, self.num_experts) {
+            if k > n {
+                return Err(bad(
+                    "num_experts_per_tok",
+                    format!("{k} experts per token out of only {n}"),
+                ));
+            }
         }
         if self.kv_heads() > self.num_attention_heads {
             return Err(bad(
@@ -322,8 +345,8 @@ impl ModelArgs {
     }
 
     /// The quantization settings of the layer at `path` (e.g. `model.layers.0.mlp.up_proj`),
-    /// following mlx-lm: a per-layer entry wins over the global one, and a setting either
-    /// leaves out (or writes as null, as mlx-lm's mixed recipes may) is the mode's default.
+    /// following mlx-lm: a per-layer entry replaces the global one, and a setting the entry in
+    /// use leaves out (or writes as null, as mlx-lm's mixed recipes may) is its mode's default.
     pub fn quant_params(&self, layer: &str) -> Option<QuantParams> {
         let q = self.quantization.as_ref()?;
         let global = q.as_object()?;
@@ -332,8 +355,10 @@ impl ModelArgs {
             Some(Value::Object(o)) => Some(o),
             _ => None,
         };
-        let field = |key: &str| local.and_then(|o| o.get(key)).filter(|v| !v.is_null());
-        let field = |key: &str| field(key).or_else(|| global.get(key).filter(|v| !v.is_null()));
+        // mlx-lm hands a per-layer entry to `to_quantized` as it is: what it leaves out is
+        // `to_quantized`'s default (affine, and that mode's group and bits), not the global one.
+        let settings = local.unwrap_or(global);
+        let field = |key: &str| settings.get(key).filter(|v| !v.is_null());
         let mode = match field("mode") {
             Some(v) => v.as_str()?.parse::<QuantMode>().ok()?,
             None => QuantMode::Affine,

@@ -112,6 +112,16 @@ impl Linear {
         }
     }
 
+    /// Elements of the weight once dense (packed words hold `32 / bits` weights each).
+    pub fn dense_elements(&self) -> u64 {
+        match self {
+            Linear::Dense { weight, .. } => weight.size() as u64,
+            Linear::Quantized { weight, params, .. } => {
+                weight.size() as u64 * 32 / params.bits.max(1) as u64
+            }
+        }
+    }
+
     /// The output size.
     pub fn out_features(&self) -> i32 {
         match self {

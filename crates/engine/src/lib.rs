@@ -16,6 +16,7 @@ pub mod layers;
 pub mod load;
 pub mod mask;
 pub mod models;
+pub mod moe;
 pub mod quant_ops;
 pub mod rope;
 pub mod sample;

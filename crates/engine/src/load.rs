@@ -133,17 +133,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
 
 /// Bytes the weights would take as dense `dtype` arrays.
 fn dense_size(model: &Transformer, dtype: Dtype) -> u64 {
-    let a = &model.args;
-    let (h, i, v) = (
-        a.hidden_size as u64,
-        a.intermediate_size as u64,
-        a.vocab_size as u64,
-    );
-    let attn = h * (a.num_attention_heads as u64 * a.head_dim() as u64) * 2
-        + h * (a.kv_heads() as u64 * a.head_dim() as u64) * 2;
-    let per_layer = attn + 3 * h * i;
-    let embed = v * h * if model.lm_head.is_some() { 2 } else { 1 };
-    (per_layer * a.num_hidden_layers as u64 + embed) * dtype_bytes(dtype)
+    model.dense_elements() * dtype_bytes(dtype)
 }
 
 fn dtype_bytes(dtype: Dtype) -> u64 {

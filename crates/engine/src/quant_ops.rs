@@ -1,4 +1,5 @@
-//! MLX's `quantize`, `dequantize` and `quantized_matmul` for every quantization mode MLX 0.32
+//! MLX's `quantize`, `dequantize`, `quantized_matmul` and `gather_qmm` for every quantization
+//! mode MLX 0.32
 //! has (affine and the micro-scaling formats mxfp4, mxfp8, nvfp4). mlx-rs 0.33 passes a fixed
 //! `"affine"` to mlx-c, so these call mlx-c directly through a small safe layer.
 
@@ -284,6 +285,45 @@ pub fn quantized_matmul(
     .ok_or_else(|| failed("quantized_matmul", mode, group_size, bits, w.shape()))
 }
 
+/// `x @ W[e].T` for each expert `e` in `rhs_indices`, `W` quantized and stacked
+/// `[experts, out, in]` (MLX's `gather_qmm`, as mlx-lm's `QuantizedSwitchLinear` calls it);
+/// `x`'s batch axes broadcast against the indices. mlx-rs 0.33's wrapper is affine only.
+#[allow(clippy::too_many_arguments)]
+pub fn gather_qmm(
+    x: &Array,
+    w: &Array,
+    scales: &Array,
+    biases: Option<&Array>,
+    rhs_indices: &Array,
+    sorted_indices: bool,
+    mode: QuantMode,
+    group_size: i32,
+    bits: i32,
+) -> Result<Array> {
+    let stream = Stream::thread_local_or_default();
+    let none = null_array();
+    let no_lhs = null_array();
+    array_op(|res| unsafe {
+        // SAFETY: all handles are live for the call.
+        mlx_sys::mlx_gather_qmm(
+            res,
+            x.as_ptr(),
+            w.as_ptr(),
+            scales.as_ptr(),
+            biases.unwrap_or(&none).as_ptr(),
+            no_lhs.as_ptr(),
+            rhs_indices.as_ptr(),
+            true,
+            optional_int(group_size),
+            optional_int(bits),
+            mode.c_name().as_ptr(),
+            sorted_indices,
+            stream.as_ptr(),
+        )
+    })
+    .ok_or_else(|| failed("gather_qmm", mode, group_size, bits, w.shape()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +381,53 @@ mod tests {
                 .unwrap()
                 .item_exact::<f32>();
             assert!(diff < 1e-3, "{mode}: matmul off by {diff}");
+        }
+    }
+
+    #[test]
+    fn gathered_products_equal_each_experts_own_product_in_every_mode() {
+        // Three experts of [8, 64]; tokens [4, 1, 64] pick one expert each.
+        let w = ramp(24, 64).reshape(&[3, 8, 64]).unwrap();
+        let x = ramp(4, 64).reshape(&[4, 1, 64]).unwrap();
+        let picks = [2u32, 0, 2, 1];
+        let idx = Array::from_slice(&picks, &[4]);
+        for mode in QuantMode::ALL {
+            let (g, b) = mode.defaults();
+            let p = quantize(&w, mode, g, b).unwrap();
+            let y = gather_qmm(
+                &x,
+                &p.weight,
+                &p.scales,
+                p.biases.as_ref(),
+                &idx,
+                false,
+                mode,
+                g,
+                b,
+            )
+            .unwrap();
+            assert_eq!(y.shape(), &[4, 1, 8], "{mode}");
+            for (t, &e) in picks.iter().enumerate() {
+                use mlx_rs::ops::indexing::IndexOp;
+                let e = e as i32;
+                let own = quantized_matmul(
+                    &x.index(t as i32),
+                    &p.weight.index(e),
+                    &p.scales.index(e),
+                    p.biases.as_ref().map(|b| b.index(e)).as_ref(),
+                    true,
+                    mode,
+                    g,
+                    b,
+                )
+                .unwrap();
+                let diff = mlx_rs::ops::abs(&(&y.index(t as i32) - &own))
+                    .unwrap()
+                    .max(None)
+                    .unwrap()
+                    .item_exact::<f32>();
+                assert!(diff < 1e-4, "{mode}: token {t} off by {diff}");
+            }
         }
     }
 

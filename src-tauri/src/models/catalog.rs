@@ -242,7 +242,10 @@ fn support(catalog: &Catalog, entry: &CatalogEntry) -> ModelSupport {
 
 /// Whether the engine runs models of `model_type` (one found on the hub, say), and why not.
 pub fn support_of_type(catalog: &Catalog, model_type: &str) -> ModelSupport {
-    let s = catalog.support_of_type(model_type, minibar_engine::config::SUPPORTED_ARCHITECTURES);
+    let s = catalog.support_of_type(
+        model_type,
+        minibar_engine::models::supported_architectures(),
+    );
     ModelSupport {
         runs: s.runs(),
         reason: s.reason().map(String::from),

@@ -154,7 +154,7 @@ mod tests {
         let fit = found[0].fit.as_ref().expect("the llama repo is sized");
         assert!(fit.needed_bytes > 0 && fit.usable_bytes > 0);
         assert_eq!(found[1].model_type.as_deref(), Some("qwen3_moe"));
-        let runs_moe = minibar_engine::config::SUPPORTED_ARCHITECTURES.contains(&"qwen3_moe");
+        let runs_moe = minibar_engine::models::supported_architectures().contains(&"qwen3_moe");
         assert_eq!(found[1].support.runs, runs_moe);
         let check = tauri::async_runtime::block_on(check_runnable(
             &target,

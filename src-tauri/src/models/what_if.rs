@@ -38,7 +38,7 @@ pub fn table(
         .iter()
         .filter(|e| {
             catalog
-                .support(e, minibar_engine::config::SUPPORTED_ARCHITECTURES)
+                .support(e, minibar_engine::models::supported_architectures())
                 .runs()
         })
         .flat_map(|e| e.candidates())

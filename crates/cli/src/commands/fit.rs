@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use minibar_catalog::{Catalog, CatalogEntry, Support};
-use minibar_engine::config::SUPPORTED_ARCHITECTURES;
+use minibar_engine::models::supported_architectures;
 use minibar_fit::{
     assess, assess_bytes, estimate, fit_table, gb, model_from_config, snapshot, watch, Budget,
     BudgetSource, Candidate, Estimate, FitLevel, FitRow, KvFormat, MemorySnapshot, ModelShape,
@@ -242,7 +242,7 @@ fn short_tokens(n: Option<u64>) -> String {
 /// Whether the engine runs a catalog id (the engine's own table decides).
 fn support_of(catalog: &Catalog, id: &str) -> Support {
     match catalog.get(id) {
-        Some(entry) => catalog.support(entry, SUPPORTED_ARCHITECTURES),
+        Some(entry) => catalog.support(entry, supported_architectures()),
         None => Support::Runs,
     }
 }
@@ -563,7 +563,7 @@ fn detail(
     outln!(out, "{}", s.title);
     if let Some(reason) = catalog.get(model).and_then(|e| {
         catalog
-            .support(e, SUPPORTED_ARCHITECTURES)
+            .support(e, supported_architectures())
             .reason()
             .map(String::from)
     }) {

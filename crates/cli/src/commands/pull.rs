@@ -67,7 +67,7 @@ fn resolve_model(spec: &str, quant: Option<&str>) -> anyhow::Result<ModelRef> {
         )
     })?;
     // Refused before anything is downloaded: the engine's own table decides.
-    let support = catalog.support(entry, minibar_engine::config::SUPPORTED_ARCHITECTURES);
+    let support = catalog.support(entry, minibar_engine::models::supported_architectures());
     if let Some(reason) = support.reason() {
         anyhow::bail!("{id} is not supported yet: {reason}; nothing was downloaded");
     }

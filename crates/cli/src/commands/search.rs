@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use minibar_catalog::{Catalog, Support};
-use minibar_engine::config::SUPPORTED_ARCHITECTURES;
+use minibar_engine::models::supported_architectures;
 use minibar_fit::{gb, Assessment, Budget, Runtime, Thresholds, Workload};
 use minibar_hub::{Hub, HubConfig, ModelRef, SearchHit};
 use serde::Serialize;
@@ -132,7 +132,7 @@ async fn search(hub: &Hub, catalog: &Catalog, args: &Args) -> anyhow::Result<Vec
                             .map(String::from);
                         row.support = model_type
                             .as_deref()
-                            .map(|t| catalog.support_of_type(t, SUPPORTED_ARCHITECTURES));
+                            .map(|t| catalog.support_of_type(t, supported_architectures()));
                         row.model_type = model_type;
                         match minibar_fit::model_from_config(config).and_then(|(shape, quant)| {
                             minibar_fit::assess(

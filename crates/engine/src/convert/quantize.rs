@@ -1,7 +1,8 @@
 //! `minibar quantize`: an f32/f16/bf16 model folder to MLX quantization (affine 2-8 bits in
 //! groups of 32, 64 or 128; mxfp4, mxfp8, nvfp4; or one of mlx-lm's mixed-precision recipes),
-//! choosing the same tensors mlx-lm does (every linear and embedding weight whose input size is
-//! a multiple of the group) and writing the same config.json, or back to dense weights.
+//! choosing the same tensors mlx-lm does (every linear, embedding and stacked-experts weight
+//! whose input size is a multiple of the group, with the architecture's fixed exceptions) and
+//! writing the same config.json, or back to dense weights.
 
 use std::{collections::HashMap, path::Path};
 
@@ -16,8 +17,9 @@ use crate::{
     config::ModelArgs,
     error::{EngineError, Result},
     layers::QuantParams,
+    models,
     quant_ops::{self, QuantMode},
-    weights::safetensors,
+    weights::{safetensors, Tensors},
 };
 
 /// What to produce.
@@ -141,7 +143,12 @@ pub fn quantize_folder(
             });
         }
     }
-    let mut tensors = safetensors::load_dir(src)?;
+    // mlx_lm.convert quantizes the model it loaded, so the architecture's sanitize comes first
+    // (Qwen3-MoE's per-expert matrices are quantized stacked, as mlx-lm writes them).
+    let mut checkpoint = Tensors::new(safetensors::load_dir(src)?, src, Dtype::Float32);
+    models::sanitize(&args, &mut checkpoint)?;
+    let mut tensors = checkpoint.into_map();
+    let quant_override = models::architecture(&args.model_type).and_then(|a| a.quant_override);
     let mut names: Vec<String> = tensors.keys().cloned().collect();
     names.sort();
     let plan = match target {
@@ -183,9 +190,11 @@ pub fn quantize_folder(
         };
         if let Some(global) = target.global_params() {
             parameters += w.size() as u64;
-            // mlx-lm's test: the global group size divides the input size.
-            let quantizable =
-                name.ends_with(".weight") && w.ndim() == 2 && w.shape()[1] % global.group_size == 0;
+            // mlx-lm's test: the global group size divides the input size. Linear and
+            // embedding weights are matrices; stacked experts (`[experts, out, in]`) too.
+            let quantizable = name.ends_with(".weight")
+                && matches!(w.ndim(), 2 | 3)
+                && w.shape()[w.ndim() - 1] % global.group_size == 0;
             if !quantizable {
                 out.insert(name.clone(), w);
                 continue;
@@ -197,7 +206,20 @@ pub fn quantize_folder(
                     layers.insert(base.to_owned(), params_json(p));
                     p
                 }
-                None => global,
+                // The architecture's fixed settings (mlx-lm's model `quant_predicate`).
+                None => match quant_override.and_then(|f| f(base)) {
+                    Some(p) => {
+                        // Recorded as mlx-lm records its predicate's answer, which names no
+                        // mode: `to_quantized`'s default, affine.
+                        let mut entry = params_json(p);
+                        if p.mode == QuantMode::Affine {
+                            entry.as_object_mut().map(|o| o.remove("mode"));
+                        }
+                        layers.insert(base.to_owned(), entry);
+                        p
+                    }
+                    None => global,
+                },
             };
             let packed = quant_ops::quantize(&w, p.mode, p.group_size, p.bits)?;
             let mut arrays = vec![&packed.weight, &packed.scales];

@@ -1,5 +1,6 @@
 //! The decoder-only transformer all supported architectures share. Each architecture module
-//! describes its differences as a `Spec` and loads its weights into these blocks.
+//! describes its differences as a `Spec` (see `spec`), from which its weights are loaded into
+//! these blocks.
 
 use mlx_rs::{
     fast::{scaled_dot_product_attention, ScaledDotProductAttentionMask},
@@ -13,17 +14,28 @@ use crate::{
     fused::Projections,
     layers::{swiglu, Embedding, Linear, RmsNorm},
     mask::{self, Mask},
+    moe::Moe,
     rope::{Rope, Rotation},
     Backend,
 };
 
-/// The MLP's gating activation.
+/// The MLP's (and experts') gating activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     /// `silu(gate) * up` (Llama, Qwen, Mistral, Phi-3).
     SwiGlu,
     /// `gelu_tanh(gate) * up` (Gemma).
     GeluTanh,
+}
+
+impl Activation {
+    /// Combines the gate and up projections.
+    pub fn apply(self, gate: &Array, up: &Array) -> Result<Array> {
+        Ok(match self {
+            Activation::SwiGlu => swiglu(gate, up)?,
+            Activation::GeluTanh => ops::multiply(&mlx_rs::nn::gelu_approximate(gate)?, up)?,
+        })
+    }
 }
 
 /// Attention: projections, optional per-head norms, rotary embedding, cache.
@@ -128,12 +140,46 @@ pub struct Mlp {
 impl Mlp {
     fn forward(&self, x: &Array) -> Result<Array> {
         let gu = self.gate_up.forward(x)?;
-        let (g, u) = (&gu[0], &gu[1]);
-        let h = match self.activation {
-            Activation::SwiGlu => swiglu(g, u)?,
-            Activation::GeluTanh => ops::multiply(&mlx_rs::nn::gelu_approximate(g)?, u)?,
-        };
-        self.down.forward(&h)
+        self.down.forward(&self.activation.apply(&gu[0], &gu[1])?)
+    }
+}
+
+/// A block's feed-forward layer: one MLP, or routed experts.
+pub enum Ffn {
+    /// One gated MLP.
+    Dense(Mlp),
+    /// A mixture of experts.
+    Experts(Moe),
+}
+
+impl Ffn {
+    fn forward(&self, x: &Array) -> Result<Array> {
+        match self {
+            Ffn::Dense(m) => m.forward(x),
+            Ffn::Experts(m) => m.forward(x),
+        }
+    }
+
+    fn linears(&self) -> Vec<&Linear> {
+        match self {
+            Ffn::Dense(m) => {
+                let mut v = m.gate_up.linears();
+                v.push(&m.down);
+                v
+            }
+            Ffn::Experts(m) => m.linears(),
+        }
+    }
+
+    fn dequantized(self) -> Result<Self> {
+        Ok(match self {
+            Ffn::Dense(m) => Ffn::Dense(Mlp {
+                gate_up: m.gate_up.dequantized()?,
+                down: m.down.dequantized()?,
+                activation: m.activation,
+            }),
+            Ffn::Experts(m) => Ffn::Experts(m.dequantized()?),
+        })
     }
 }
 
@@ -141,8 +187,8 @@ impl Mlp {
 pub struct Block {
     /// Self-attention.
     pub attn: Attention,
-    /// MLP.
-    pub mlp: Mlp,
+    /// MLP or experts.
+    pub mlp: Ffn,
     /// Norm before attention.
     pub input_norm: RmsNorm,
     /// Norm after attention (Gemma) — applied to the attention output.
@@ -154,12 +200,12 @@ pub struct Block {
 }
 
 impl Block {
-    /// The block's projections in order (q, k, v, o, gate, up, down), with fused ones once.
+    /// The block's projections in order (q, k, v, o, then the MLP's gate, up, down, or the
+    /// router and the stacked experts), with fused ones once.
     pub fn linears(&self) -> Vec<&Linear> {
         let mut v = self.attn.qkv.linears();
         v.push(&self.attn.o);
-        v.extend(self.mlp.gate_up.linears());
-        v.push(&self.mlp.down);
+        v.extend(self.mlp.linears());
         v
     }
 
@@ -327,11 +373,7 @@ impl Transformer {
                     o: b.attn.o.dequantized()?,
                     ..b.attn
                 },
-                mlp: Mlp {
-                    gate_up: b.mlp.gate_up.dequantized()?,
-                    down: b.mlp.down.dequantized()?,
-                    activation: b.mlp.activation,
-                },
+                mlp: b.mlp.dequantized()?,
                 ..b
             })
         };
@@ -339,6 +381,17 @@ impl Transformer {
             embed: Embedding {
                 table: self.embed.table.dequantized()?,
             },
+    /// Elements of every weight matrix once dense (embeddings, output layer, projections,
+    /// routers and stacked experts; norms and biases left out).
+    pub fn dense_elements(&self) -> u64 {
+        let mut layers = vec![&self.embed.table];
+        layers.extend(&self.lm_head);
+        for b in &self.blocks {
+            layers.extend(b.linears());
+        }
+        layers.iter().map(|l| l.dense_elements()).sum()
+    }
+
             lm_head: self.lm_head.map(Linear::dequantized).transpose()?,
             blocks: self
                 .blocks

@@ -15,6 +15,7 @@ use crate::{
     config::ModelArgs,
     error::{EngineError, Result},
     layers::{Embedding, Linear, RmsNorm},
+    moe::SwitchLinear,
 };
 
 /// Tensors by Hugging Face name, with the path they came from (for error messages).
@@ -75,7 +76,41 @@ impl Tensors {
     /// Takes the linear layer `prefix` (`prefix.weight`, optional `.bias`, and `.scales` /
     /// `.biases` when quantized), checking its shape against `[out, in]`.
     pub fn linear(&mut self, prefix: &str, out: i32, inp: i32, args: &ModelArgs) -> Result<Linear> {
+        self.stacked_linear(prefix, &[], out, inp, args)
+    }
+
+    /// Takes `experts` linear layers stacked as one (`[experts, out, in]`, biases
+    /// `[experts, out]`), as mlx-lm stores mixture-of-experts weights.
+    pub fn switch_linear(
+        &mut self,
+        prefix: &str,
+        experts: i32,
+        out: i32,
+        inp: i32,
+        args: &ModelArgs,
+    ) -> Result<SwitchLinear> {
+        Ok(SwitchLinear(self.stacked_linear(
+            prefix,
+            &[experts],
+            out,
+            inp,
+            args,
+        )?))
+    }
+
+    fn stacked_linear(
+        &mut self,
+        prefix: &str,
+        lead: &[i32],
+        out: i32,
+        inp: i32,
+        args: &ModelArgs,
+    ) -> Result<Linear> {
+        let shape = |tail: &[i32]| [lead, tail].concat();
         let bias = self.take_optional(&format!("{prefix}.bias"))?;
+        if let Some(b) = &bias {
+            self.check_shape(&format!("{prefix}.bias"), b, &shape(&[out]))?;
+        }
         let scales_name = format!("{prefix}.scales");
         if self.contains(&scales_name) {
             let params = args.quant_params(prefix).ok_or_else(|| EngineError::BadConfigValue {
@@ -91,8 +126,16 @@ impl Tensors {
                 None
             };
             let packed_in = inp * params.bits / 32;
-            self.check_shape(&format!("{prefix}.weight"), &weight, &[out, packed_in])?;
-            self.check_shape(&scales_name, &scales, &[out, inp / params.group_size])?;
+            self.check_shape(
+                &format!("{prefix}.weight"),
+                &weight,
+                &shape(&[out, packed_in]),
+            )?;
+            self.check_shape(
+                &scales_name,
+                &scales,
+                &shape(&[out, inp / params.group_size]),
+            )?;
             Ok(Linear::Quantized {
                 weight,
                 scales,
@@ -104,7 +147,7 @@ impl Tensors {
         } else {
             let name = format!("{prefix}.weight");
             let weight = self.take(&name)?;
-            self.check_shape(&name, &weight, &[out, inp])?;
+            self.check_shape(&name, &weight, &shape(&[out, inp]))?;
             Ok(Linear::Dense { weight, bias })
         }
     }
@@ -158,6 +201,11 @@ impl Tensors {
     pub fn source(&self) -> &Path {
         &self.source
     }
+
+    /// The tensors left, as stored.
+    pub fn into_map(self) -> HashMap<String, Array> {
+        self.map
+    }
 }
 
 impl Tensors {
@@ -174,6 +222,22 @@ impl Tensors {
                 self.map.insert(format!("{to}{}", &k[from.len()..]), a);
             }
         }
+    }
+
+    /// Replaces the tensors `parts` (same shape each) by one tensor `into`, stacked along a
+    /// new first axis (per-expert matrices into one `[experts, ...]` tensor).
+    pub fn stack(&mut self, parts: &[String], into: &str) -> Result<()> {
+        let mut arrays = Vec::with_capacity(parts.len());
+        for name in parts {
+            let a = self.take_raw(name)?;
+            if let Some(first) = arrays.first() {
+                self.check_shape(name, &a, Array::shape(first))?;
+            }
+            arrays.push(a);
+        }
+        let stacked = mlx_rs::ops::stack(&arrays, 0)?;
+        self.map.insert(into.to_owned(), stacked);
+        Ok(())
     }
 
     /// Splits a fused projection (`prefix.weight` and friends, rows stacked) into named parts
