@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import mlx.core as mx
+import mlx_compat  # noqa: F401  (before mlx-lm runs a model)
 from mlx_lm.models.cache import make_prompt_cache
 from mlx_lm.utils import load_model
 

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import mlx.core as mx
+import mlx_compat  # noqa: F401  (before mlx-lm runs a model)
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 from mlx_lm.models.cache import make_prompt_cache
-from mlx_lm.utils import _get_classes
+from mlx_lm.utils import _get_classes, quantize_model
 
 BASE = dict(
     hidden_size=64,
@@ -75,8 +76,36 @@ CONFIGS = {
         rope_traditional=True,
         rope_scaling=dict(type="linear", factor=2.0),
     ),
+    # Mixture of experts: layer 1 keeps a dense MLP; prompts route 40 choices (unsorted).
+    "qwen3_moe": dict(
+        model_type="qwen3_moe",
+        rope_theta=1e6,
+        tie_word_embeddings=False,
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=32,
+        decoder_sparse_step=1,
+        mlp_only_layers=[1],
+        norm_topk_prob=True,
+    ),
+    # Every second layer sparse, 4 of 8 experts unnormalised: 80 choices, sorted by expert.
+    "qwen3_moe-step2": dict(
+        model_type="qwen3_moe",
+        rope_theta=1e6,
+        tie_word_embeddings=True,
+        num_experts=8,
+        num_experts_per_tok=4,
+        moe_intermediate_size=32,
+        decoder_sparse_step=2,
+        mlp_only_layers=[],
+        norm_topk_prob=False,
+    ),
 }
 QUANTIZED = {"llama-q4": ("llama", 4, 32), "qwen3-q8": ("qwen3", 8, 32)}
+# Quantized as mlx_lm.convert does (the model's quant_predicate: the router keeps 8 bits).
+CONVERTED = {"qwen3_moe-q4": ("qwen3_moe", 4, 32)}
+# Saved as Hugging Face checkpoints store experts (one matrix each), which mlx-lm stacks.
+UNSTACKED = {"qwen3_moe-hf": "qwen3_moe"}
 PROMPT = [3, 17, 42, 7, 99, 128, 5, 64, 200, 11, 31, 250, 77, 8, 19, 144, 90, 2, 61, 33]
 GREEDY = 64
 
@@ -114,9 +143,22 @@ def reference(model):
     return {"prompt": PROMPT, "logits": first.tolist(), "greedy": tokens}
 
 
-def save(model, config, out):
+def unstack_experts(weights):
+    out = {}
+    for k, v in weights.items():
+        if ".switch_mlp." in k:
+            for e in range(v.shape[0]):
+                out[k.replace(".switch_mlp.", f".experts.{e}.")] = v[e]
+        else:
+            out[k] = v
+    return out
+
+
+def save(model, config, out, unstacked=False):
     out.mkdir(parents=True, exist_ok=True)
     weights = dict(tree_flatten(model.parameters()))
+    if unstacked:
+        weights = unstack_experts(weights)
     mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "reference.json").write_text(json.dumps(reference(model)))
@@ -132,6 +174,13 @@ def main(root):
         nn.quantize(model, group_size=group, bits=bits)
         config = {**config, "quantization": {"group_size": group, "bits": bits, "mode": "affine"}}
         save(model, config, root / name)
+    for name, (base, bits, group) in CONVERTED.items():
+        model, config = build(base, CONFIGS[base])
+        model, config = quantize_model(model, config, group, bits)
+        save(model, config, root / name)
+    for name, base in UNSTACKED.items():
+        model, config = build(base, CONFIGS[base])
+        save(model, config, root / name, unstacked=True)
 
 
 if __name__ == "__main__":
