@@ -340,6 +340,49 @@ fn mixed_recipes_equal_mlx_lms() {
 
 #[test]
 fn unsupported_settings_are_refused_before_writing() {
+#[test]
+fn mixture_of_experts_quantizes_like_mlx_lm() {
+    let Some(python) = python() else { return };
+    let tiny = tiny_models(&python);
+    let tmp = tempfile::tempdir().unwrap();
+    let prompt: Vec<u32> = vec![3, 17, 42, 7, 99, 128, 5, 64, 200, 11];
+    // Experts stored one matrix each, as Hugging Face checkpoints hold them: both sides stack
+    // them (sanitize) and quantize them stacked; the router keeps 8 bits in groups of 64.
+    let src = tiny.join("qwen3_moe-hf");
+    for (what, target) in [
+        (
+            "affine",
+            Target::Affine {
+                bits: 4,
+                group_size: 32,
+            },
+        ),
+        (
+            "mxfp4",
+            Target::Quantized(QuantParams {
+                group_size: 32,
+                bits: 4,
+                mode: QuantMode::Mxfp4,
+            }),
+        ),
+    ] {
+        let name = format!("qwen3_moe-{what}");
+        let group = if what == "affine" { 32 } else { 0 };
+        let theirs = mlx_lm_quantized(&python, &src, &name, what, group);
+        let ours = tmp.path().join(&name);
+        let report = quantize_folder(&src, &ours, target, |_, _| true).unwrap();
+        assert_same_as_mlx_lm(&name, &ours, &theirs, report.bits_per_weight);
+        let config = read_json(&ours.join("config.json"));
+        assert_eq!(
+            config["quantization"]["model.layers.0.mlp.gate"],
+            serde_json::json!({"group_size": 64, "bits": 8}),
+            "{name}"
+        );
+        assert!(arrays(&ours).contains_key("model.layers.0.mlp.switch_mlp.down_proj.scales"));
+        assert_logits_match(&name, &python, &ours, &prompt, tmp.path());
+    }
+}
+
     let (Some(python), Some(gguf)) = (python(), default_gguf()) else {
         return;
     };

@@ -17,9 +17,29 @@ fn every_architecture_matches_mlx_lm() {
         .collect();
     names.sort();
     assert!(
-        names.len() >= 9,
+        names.len() >= 15,
         "expected every architecture, found {names:?}"
     );
+    // Every architecture in the engine's table has a tiny model here.
+    let tested: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let c: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(root.join(n).join("config.json")).unwrap(),
+            )
+            .unwrap();
+            c["model_type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for arch in minibar_engine::models::ARCHITECTURES {
+        assert!(
+            arch.model_types
+                .iter()
+                .any(|t| tested.iter().any(|x| x == t)),
+            "no tiny model of {:?}",
+            arch.model_types
+        );
+    }
     for name in names {
         let dir = root.join(&name);
         let reference: serde_json::Value =
