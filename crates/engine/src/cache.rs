@@ -1,7 +1,15 @@
 //! Per-layer key/value caches. Storage grows in steps of 256 positions, as mlx-lm's, so a
-//! decode step writes in place instead of re-concatenating the whole history. Sliding-window
-//! layers drop positions that no future token can see whenever their storage grows, so their
-//! memory stays bounded by the window.
+//! decode step writes in place instead of re-concatenating the whole history.
+//!
+//! Sliding-window layers rotate: whenever their storage must grow, positions that no future
+//! token can see are dropped first, so their memory stays bounded by the window plus one step
+//! (mlx-lm's `RotatingKVCache` bounds it by the window alone, with a ring buffer and rolled
+//! masks; dropping on growth keeps the storage in temporal order, so masks stay plain).
+//!
+//! Invariant: a cache can be rewound (`trim`) only to a position every later token can still
+//! attend from: for a sliding layer that has dropped positions, no earlier than its oldest
+//! stored position plus the window. Callers that must go further back keep a `Clone` of the
+//! cache (arrays are immutable in MLX, so a clone shares storage until one side writes).
 
 use mlx_rs::{
     ops::{
@@ -27,7 +35,7 @@ pub struct CacheView {
 }
 
 /// One attention layer's cache: `[batch, kv_heads, positions, head_dim]` keys and values.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct KvCache {
     keys: Option<Array>,
     values: Option<Array>,
@@ -111,12 +119,21 @@ impl KvCache {
         })
     }
 
-    /// Forgets the last `n` positions (a regenerated reply, an edited message); returns how
-    /// many were forgotten. A sliding-window cache cannot bring back positions it dropped.
+    /// Forgets the last `n` positions (a regenerated reply, an edited message), at most down
+    /// to [`Self::rewind_floor`]; returns how many were forgotten.
     pub fn trim(&mut self, n: i32) -> i32 {
-        let n = n.min(self.offset - self.base);
+        let n = n.clamp(0, self.offset - self.rewind_floor());
         self.offset -= n;
         n
+    }
+
+    /// The earliest position `trim` can return to: a sliding layer that has dropped positions
+    /// needs a whole window before the next token.
+    pub fn rewind_floor(&self) -> i32 {
+        match self.window {
+            Some(w) if self.base > 0 => (self.base + w - 1).min(self.offset),
+            _ => self.base.min(self.offset),
+        }
     }
 
     /// Bytes held by the cache's storage.
@@ -203,5 +220,70 @@ impl KvCache {
     /// The storage arrays, so callers can evaluate them together with the logits.
     pub fn arrays(&self) -> impl Iterator<Item = &Array> {
         self.keys.iter().chain(self.values.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys and values `[1, 1, n, 1]` holding their own absolute positions.
+    fn positions(from: i32, n: i32) -> Array {
+        let v: Vec<f32> = (from..from + n).map(|p| p as f32).collect();
+        Array::from_slice(&v, &[1, 1, n, 1])
+    }
+
+    fn seen(view: &CacheView) -> Vec<i32> {
+        let k = view.keys.as_dtype(mlx_rs::Dtype::Float32).unwrap();
+        k.eval().unwrap();
+        k.as_slice::<f32>().iter().map(|&x| x as i32).collect()
+    }
+
+    fn push(c: &mut KvCache, n: i32) -> CacheView {
+        let x = positions(c.offset, n);
+        c.update_and_fetch(&x, &x).unwrap()
+    }
+
+    #[test]
+    fn a_sliding_cache_drops_old_positions_and_rewinds_no_further_than_a_window() {
+        let mut c = KvCache::sliding(4);
+        push(&mut c, CACHE_STEP);
+        assert_eq!(c.rewind_floor(), 0, "nothing dropped yet");
+        let view = push(&mut c, 44);
+        // The first new token still sees the three before it.
+        assert_eq!(view.start, CACHE_STEP - 3);
+        assert_eq!(
+            seen(&view),
+            (CACHE_STEP - 3..CACHE_STEP + 44).collect::<Vec<_>>()
+        );
+        assert_eq!(c.base(), CACHE_STEP - 3);
+        assert_eq!(c.rewind_floor(), CACHE_STEP);
+        assert_eq!(c.trim(100), 44, "trimmed only back to a whole window");
+        let view = push(&mut c, 1);
+        assert_eq!(
+            seen(&view),
+            (CACHE_STEP - 3..=CACHE_STEP).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_clone_returns_to_where_it_was_taken() {
+        let mut c = KvCache::sliding(4);
+        push(&mut c, 10);
+        let saved = c.clone();
+        push(&mut c, CACHE_STEP);
+        push(&mut c, CACHE_STEP);
+        assert!(c.rewind_floor() > 10);
+        let mut c = saved;
+        assert_eq!(c.offset, 10);
+        assert_eq!(seen(&push(&mut c, 1)), vec![7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_full_cache_rewinds_to_its_start() {
+        let mut c = KvCache::new();
+        push(&mut c, 300);
+        assert_eq!(c.trim(1000), 300);
+        assert_eq!(seen(&push(&mut c, 2)), vec![0, 1]);
     }
 }

@@ -111,12 +111,28 @@ pub struct GenerateOptions {
 }
 
 /// The KV cache of one conversation and the tokens it holds, kept between turns.
+///
+/// A later turn reuses the longest prefix it shares with the cached tokens. Sliding-window
+/// layers cannot rewind past what they dropped (see [`crate::cache`]), so for models that have
+/// them the conversation also keeps those layers' caches as they were before the latest
+/// prompt's last token (as mlx-lm's server keeps a cache per message): a turn that diverges
+/// earlier than the layers can rewind (a regenerated reply, a template that leaves out the
+/// last reply's reasoning) restarts from there instead of prefilling the whole chat again.
 pub struct Conversation {
     caches: Vec<KvCache>,
     /// Tokens whose keys and values are in the cache, in order.
     history: Vec<u32>,
+    /// Where the sliding-window layers can be rewound to; its tokens are `history[..len]`.
+    checkpoint: Option<Checkpoint>,
     /// The context window in tokens.
     pub context: usize,
+}
+
+/// The sliding-window layers' caches after the first `len` tokens of the history.
+struct Checkpoint {
+    len: usize,
+    /// (layer index, its cache then).
+    sliding: Vec<(usize, KvCache)>,
 }
 
 impl Conversation {
@@ -125,6 +141,7 @@ impl Conversation {
         Self {
             caches: model.make_caches(),
             history: Vec::new(),
+            checkpoint: None,
             context,
         }
     }
@@ -134,19 +151,24 @@ impl Conversation {
         &self.history
     }
 
-    /// Bytes held by the KV cache.
+    /// Bytes held by the KV cache (the checkpoint included: it shares storage with the live
+    /// cache only until the next token is written).
     pub fn cache_bytes(&self) -> usize {
-        self.caches.iter().map(KvCache::nbytes).sum()
+        let saved = self.checkpoint.iter().flat_map(|c| &c.sliding);
+        self.caches.iter().map(KvCache::nbytes).sum::<usize>()
+            + saved.map(|(_, c)| c.nbytes()).sum::<usize>()
     }
 
     /// Forgets everything (a new chat).
     pub fn reset(&mut self, model: &Transformer) {
         self.caches = model.make_caches();
         self.history.clear();
+        self.checkpoint = None;
     }
 
-    /// Reuses the longest cached prefix of `prompt`, trimming what diverges, and returns how
-    /// many tokens were reused. A follow-up chat turn then prefills only its new tokens.
+    /// Reuses the longest cached prefix of `prompt` that every layer can rewind to, and
+    /// returns how many tokens were reused. A follow-up chat turn then prefills only its new
+    /// tokens.
     fn reuse_prefix(&mut self, model: &Transformer, prompt: &[u32]) -> usize {
         let common = self
             .history
@@ -156,46 +178,99 @@ impl Conversation {
             .count();
         // Always recompute at least the last prompt token: its logits start the reply.
         let keep = common.min(prompt.len().saturating_sub(1));
-        let drop = self.history.len() - keep;
-        if drop > 0 {
-            let sliding = self.caches.iter().any(|c| c.window().is_some());
-            let trimmed = self.caches.iter_mut().map(|c| c.trim(drop as i32)).min();
-            if sliding || trimmed != Some(drop as i32) {
-                // Sliding-window caches cannot give back positions they dropped.
-                self.reset(model);
-                return 0;
+        if keep == self.history.len() {
+            return keep;
+        }
+        let floor = self.caches.iter().map(KvCache::rewind_floor).max();
+        if floor.is_none_or(|f| f <= keep as i32) {
+            let drop = (self.history.len() - keep) as i32;
+            for cache in &mut self.caches {
+                cache.trim(drop);
             }
             self.history.truncate(keep);
+            if self.checkpoint.as_ref().is_some_and(|cp| cp.len > keep) {
+                self.checkpoint = None;
+            }
+            return keep;
         }
-        keep
+        // The sliding-window layers dropped what `keep` needs: back to the checkpoint.
+        let Some(cp) = self.checkpoint.as_ref().filter(|cp| cp.len <= keep) else {
+            self.reset(model);
+            return 0;
+        };
+        let back = (self.history.len() - cp.len) as i32;
+        let mut whole = true;
+        for (i, cache) in self.caches.iter_mut().enumerate() {
+            match cp.sliding.iter().find(|(at, _)| *at == i) {
+                Some((_, saved)) => *cache = saved.clone(),
+                None => whole &= cache.trim(back) == back,
+            }
+        }
+        if !whole {
+            self.reset(model);
+            return 0;
+        }
+        self.history.truncate(cp.len);
+        cp.len
     }
 
     /// Runs the prompt through the model (in chunks) and returns the last position's logits.
+    /// With sliding-window layers, the last token runs alone after a checkpoint (mlx-lm's
+    /// prefill also runs the last token on its own).
     fn prefill(
         &mut self,
         model: &Transformer,
         tokens: &[u32],
         cancel: &CancelToken,
     ) -> Result<Array> {
+        let sliding: Vec<usize> = (self.caches.iter().enumerate())
+            .filter(|(_, c)| c.window().is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let split = if sliding.is_empty() {
+            tokens.len()
+        } else {
+            tokens.len().saturating_sub(1)
+        };
         let mut logits = None;
-        for chunk in tokens.chunks(PREFILL_CHUNK) {
-            if cancel.is_cancelled() {
-                return Err(EngineError::Cancelled);
-            }
-            let ids = Array::from_slice(chunk, &[1, chunk.len() as i32]);
-            let h = model.hidden(&ids, &mut self.caches, None)?;
-            let last = h.index((.., -1.., ..));
-            let l = model.logits(&last)?;
-            let mut eval: Vec<&Array> = vec![&l];
-            eval.extend(self.caches.iter().flat_map(KvCache::arrays));
-            mlx_rs::transforms::eval(eval)?;
-            self.history.extend_from_slice(chunk);
-            logits = Some(l);
+        for chunk in tokens[..split].chunks(PREFILL_CHUNK) {
+            logits = Some(self.prefill_chunk(model, chunk, cancel)?);
+        }
+        if split < tokens.len() {
+            self.checkpoint = Some(Checkpoint {
+                len: self.history.len(),
+                sliding: sliding
+                    .into_iter()
+                    .map(|i| (i, self.caches[i].clone()))
+                    .collect(),
+            });
+            logits = Some(self.prefill_chunk(model, &tokens[split..], cancel)?);
         }
         match logits {
             Some(l) => Ok(l.reshape(&[-1])?),
             None => Err(EngineError::Mlx("prefill of an empty prompt".into())),
         }
+    }
+
+    /// One forward pass over `chunk`, extending the cache; the last position's logits.
+    fn prefill_chunk(
+        &mut self,
+        model: &Transformer,
+        chunk: &[u32],
+        cancel: &CancelToken,
+    ) -> Result<Array> {
+        if cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let ids = Array::from_slice(chunk, &[1, chunk.len() as i32]);
+        let h = model.hidden(&ids, &mut self.caches, None)?;
+        let last = h.index((.., -1.., ..));
+        let l = model.logits(&last)?;
+        let mut eval: Vec<&Array> = vec![&l];
+        eval.extend(self.caches.iter().flat_map(KvCache::arrays));
+        mlx_rs::transforms::eval(eval)?;
+        self.history.extend_from_slice(chunk);
+        Ok(l)
     }
 
     /// Generates a continuation of `prompt` (the whole conversation's tokens), calling
