@@ -76,6 +76,19 @@ CONFIGS = {
         rope_traditional=True,
         rope_scaling=dict(type="linear", factor=2.0),
     ),
+    # YaRN (gpt-oss's rotary scaling) on Llama: interpolated, ramped and kept frequencies.
+    "llama-yarn": dict(
+        model_type="llama",
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        rope_scaling=dict(
+            rope_type="yarn",
+            factor=4.0,
+            original_max_position_embeddings=64,
+            beta_fast=32.0,
+            beta_slow=1.0,
+        ),
+    ),
     # Mixture of experts: layer 1 keeps a dense MLP; prompts route 40 choices (unsorted).
     "qwen3_moe": dict(
         model_type="qwen3_moe",

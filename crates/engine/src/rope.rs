@@ -39,6 +39,74 @@ fn base_freqs(dims: i32, base: f32) -> Result<Array> {
     Ok(ops::power(Array::from_f32(base), &exps)?)
 }
 
+/// YaRN's settings (mlx-lm's `YarnRoPE`, used by gpt-oss and DeepSeek): frequencies with
+/// fewer rotations than `beta_fast` over the original context are interpolated by `factor`,
+/// those with more than `beta_slow` kept, a linear ramp between; queries and keys are scaled
+/// by an attention factor.
+struct Yarn {
+    factor: f64,
+    original_max: f64,
+    beta_fast: f64,
+    beta_slow: f64,
+    mscale: f64,
+    mscale_all_dim: f64,
+}
+
+impl Yarn {
+    fn get_mscale(&self, mscale: f64) -> f64 {
+        if self.factor <= 1.0 {
+            1.0
+        } else {
+            0.1 * mscale * self.factor.ln() + 1.0
+        }
+    }
+
+    /// The factor queries and keys are multiplied by before rotating.
+    fn attention_factor(&self) -> f32 {
+        (self.get_mscale(self.mscale) / self.get_mscale(self.mscale_all_dim)) as f32
+    }
+
+    /// The dimension pair index where a frequency makes `rotations` turns over the original
+    /// context (computed in f64, as Python does).
+    fn correction_dim(&self, dims: i32, base: f32, rotations: f64) -> f64 {
+        let tau = 2.0 * std::f64::consts::PI;
+        dims as f64 * (self.original_max / (rotations * tau)).ln() / (2.0 * (base as f64).ln())
+    }
+
+    /// MLX's `freqs` (wavelength factors), with the same f32 operations as mlx-lm.
+    fn freqs(&self, dims: i32, base: f32) -> Result<Array> {
+        let low = self
+            .correction_dim(dims, base, self.beta_fast)
+            .floor()
+            .max(0.0);
+        let high = self
+            .correction_dim(dims, base, self.beta_slow)
+            .ceil()
+            .min((dims - 1) as f64);
+        // Prevents a division by zero when the range is empty.
+        let high = if low == high { high + 0.001 } else { high };
+        let ramp = ops::clip(
+            &ops::divide(
+                &ops::subtract(
+                    &ops::arange::<_, f32>(0, dims / 2, 1)?,
+                    Array::from_f32(low as f32),
+                )?,
+                Array::from_f32((high - low) as f32),
+            )?,
+            (0.0f32, 1.0f32),
+        )?;
+        let mask = ops::subtract(Array::from_f32(1.0), &ramp)?;
+        let extra = base_freqs(dims, base)?;
+        let inter = ops::multiply(&extra, Array::from_f32(self.factor as f32))?;
+        let numerator = ops::multiply(&inter, &extra)?;
+        let denominator = ops::add(
+            &ops::multiply(&inter, &mask)?,
+            &ops::multiply(&extra, &ops::subtract(Array::from_f32(1.0), &mask)?)?,
+        )?;
+        Ok(ops::divide(&numerator, &denominator)?)
+    }
+}
+
 impl Rope {
     /// Plain rotary embedding.
     pub fn plain(dims: i32, base: f32, traditional: bool) -> Self {
@@ -152,6 +220,23 @@ impl Rope {
                     freqs: Some(freqs),
                     input_scale: mscale,
                     ..Self::plain(dims, base, false)
+                })
+            }
+            "yarn" | "deepseek_yarn" => {
+                let factor = num("factor", 1.0);
+                let yarn = Yarn {
+                    factor,
+                    original_max: num("original_max_position_embeddings", 4096.0),
+                    beta_fast: num("beta_fast", 32.0),
+                    beta_slow: num("beta_slow", 1.0),
+                    mscale: num("mscale", 1.0),
+                    mscale_all_dim: num("mscale_all_dim", 0.0),
+                };
+                Ok(Self {
+                    base: None,
+                    freqs: Some(yarn.freqs(dims, base)?),
+                    input_scale: yarn.attention_factor(),
+                    ..Self::plain(dims, base, traditional)
                 })
             }
             _ => Err(unsupported()),
