@@ -368,7 +368,7 @@ fn activations(shape: &ModelShape, work: &Workload, rt: &Runtime, act: Dtype) ->
             // SwitchGLU gathers one copy of the input per chosen expert, and one output each.
             let routed = t * k * (2 * h + 3 * m.moe_intermediate);
             let shared = 3 * t * m.moe_intermediate * u64::from(m.shared_experts);
-            let dense = if m.first_dense_layers > 0 {
+            let dense = if m.has_dense_layers() {
                 3 * t * shape.intermediate
             } else {
                 0

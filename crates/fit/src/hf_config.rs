@@ -199,16 +199,11 @@ fn gemma3_text(c: &Config) -> Result<ModelShape, FitError> {
 fn qwen3_moe(c: &Config) -> Result<ModelShape, FitError> {
     let mut s = base(c, false)?;
     s.qk_norm = true;
-    let sparse_step = c.u32_or("decoder_sparse_step", 1)?;
-    let has_dense_layers =
-        c.v.get("mlp_only_layers")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty());
-    if sparse_step != 1 || has_dense_layers {
-        return Err(FitError::InvalidConfig(
-            "qwen3_moe configs with dense layers (decoder_sparse_step, mlp_only_layers) are not supported".into(),
-        ));
-    }
+    let dense_layers = match c.v.get("mlp_only_layers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value::<Vec<u32>>(v.clone())
+            .map_err(|_| c.bad("mlp_only_layers", "a list of layer numbers"))?,
+    };
     s.moe = Some(MoeShape {
         experts: c.u32("num_experts")?,
         experts_per_token: c.u32("num_experts_per_tok")?,
@@ -216,6 +211,8 @@ fn qwen3_moe(c: &Config) -> Result<ModelShape, FitError> {
         shared_experts: 0,
         first_dense_layers: 0,
         bias: false,
+        sparse_step: c.u32_or("decoder_sparse_step", 1)?,
+        dense_layers,
     });
     Ok(s)
 }
@@ -237,6 +234,8 @@ fn gpt_oss(c: &Config) -> Result<ModelShape, FitError> {
         shared_experts: 0,
         first_dense_layers: 0,
         bias: true,
+        sparse_step: 1,
+        dense_layers: Vec::new(),
     });
     Ok(s)
 }
@@ -259,6 +258,8 @@ fn deepseek(c: &Config) -> Result<ModelShape, FitError> {
             shared_experts: c.u32_or("n_shared_experts", 0)?,
             first_dense_layers: c.u32_or("first_k_dense_replace", 0)?,
             bias: false,
+            sparse_step: 1,
+            dense_layers: Vec::new(),
         });
         if c.u32_or("moe_layer_freq", 1)? != 1 {
             return Err(FitError::InvalidConfig(
@@ -302,4 +303,33 @@ pub fn model_from_config(config: &Value) -> Result<(ModelShape, Quantization), F
     let quant =
         Quantization::from_config(config, dtype)?.unwrap_or_else(|| Quantization::float(dtype));
     Ok((shape, quant))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn qwen3_moe_dense_layers_follow_sparse_step_and_mlp_only_layers() {
+        let config = json!({
+            "model_type": "qwen3_moe", "hidden_size": 64, "num_hidden_layers": 6,
+            "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "head_dim": 16, "vocab_size": 256, "max_position_embeddings": 512,
+            "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+            "decoder_sparse_step": 2, "mlp_only_layers": [3],
+        });
+        let (shape, _) = model_from_config(&config).unwrap();
+        // mlx-lm: experts where (i + 1) % step == 0 and i is not in mlp_only_layers.
+        let moe: Vec<u32> = (0..6).filter(|&i| shape.is_moe_layer(i)).collect();
+        assert_eq!(moe, [1, 5]);
+        let paths: Vec<String> = crate::tensors(&shape).into_iter().map(|t| t.path).collect();
+        assert!(paths.iter().any(|p| p == "model.layers.3.mlp.gate_proj"));
+        assert!(paths.iter().any(|p| p == "model.layers.1.mlp.gate"));
+        assert!(!paths.iter().any(|p| p == "model.layers.3.mlp.gate"));
+        let mut bad = config.clone();
+        bad["mlp_only_layers"] = json!("all");
+        assert!(model_from_config(&bad).is_err());
+    }
 }

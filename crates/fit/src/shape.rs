@@ -125,6 +125,28 @@ pub struct MoeShape {
     /// Experts and router carry biases (gpt-oss).
     #[serde(default)]
     pub bias: bool,
+    /// Every n-th layer has experts, the others a dense MLP (Qwen3-MoE's
+    /// `decoder_sparse_step`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub sparse_step: u32,
+    /// Layers that keep a dense MLP (Qwen3-MoE's `mlp_only_layers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dense_layers: Vec<u32>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+impl MoeShape {
+    /// Whether some layers keep a dense MLP.
+    pub fn has_dense_layers(&self) -> bool {
+        self.first_dense_layers > 0 || self.sparse_step > 1 || !self.dense_layers.is_empty()
+    }
 }
 
 /// Multi-head latent attention hyperparameters (DeepSeek V2/V3).
@@ -158,7 +180,11 @@ impl ModelShape {
 
     /// Whether layer `i` routes to experts (rather than a dense MLP).
     pub fn is_moe_layer(&self, i: u32) -> bool {
-        self.moe.as_ref().is_some_and(|m| i >= m.first_dense_layers)
+        self.moe.as_ref().is_some_and(|m| {
+            i >= m.first_dense_layers
+                && !m.dense_layers.contains(&i)
+                && (i + 1).is_multiple_of(m.sparse_step.max(1))
+        })
     }
 
     /// How layer `i` attends.
@@ -240,6 +266,9 @@ impl ModelShape {
             }
             if m.experts_per_token > m.experts {
                 return bad("moe.experts_per_token", "cannot exceed experts");
+            }
+            if m.sparse_step == 0 {
+                return bad("moe.sparse_step", "must be positive");
             }
             if m.first_dense_layers > self.layers {
                 return bad("moe.first_dense_layers", "cannot exceed layers");
