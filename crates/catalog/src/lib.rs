@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use entry::{CatalogEntry, MlxRepo};
-pub use paths::user_catalog_path;
+pub use paths::{config_dir, user_catalog_path};
 pub use support::Support;
 
 /// The built-in catalog's text.
@@ -183,6 +183,33 @@ impl Catalog {
         self.entries.iter().find(|e| e.id == id)
     }
 
+    /// The entry a local model is, from its name: a Hugging Face repo id (one of an entry's
+    /// MLX repos or its original repo), or a file or folder name that contains the original
+    /// repo's name (`SmolLM2-135M-Instruct.Q4_1.gguf`), compared in letters and digits only;
+    /// the longest such name wins, so `Qwen3-4B` does not claim `Qwen3-4B-Thinking`'s files.
+    /// The app's library and the server's model names both ask this.
+    pub fn describing(&self, name: &str) -> Option<&CatalogEntry> {
+        let by_repo = self.entries.iter().find(|e| {
+            e.hf_repo.eq_ignore_ascii_case(name)
+                || e.mlx.iter().any(|r| r.repo.eq_ignore_ascii_case(name))
+        });
+        if by_repo.is_some() {
+            return by_repo;
+        }
+        let key = squash(name.rsplit('/').next().unwrap_or(name));
+        self.entries
+            .iter()
+            .map(|e| {
+                (
+                    e,
+                    squash(e.hf_repo.rsplit('/').next().unwrap_or(&e.hf_repo)),
+                )
+            })
+            .filter(|(_, repo)| !repo.is_empty() && key.contains(repo.as_str()))
+            .max_by_key(|(_, repo)| repo.len())
+            .map(|(e, _)| e)
+    }
+
     /// All entries, in file order.
     pub fn entries(&self) -> &[CatalogEntry] {
         &self.entries
@@ -206,4 +233,12 @@ impl Catalog {
             .flat_map(CatalogEntry::candidates)
             .collect()
     }
+}
+
+/// Lowercase letters and digits only, to compare names across spellings.
+fn squash(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }

@@ -228,3 +228,20 @@ fn an_unusable_user_catalog_is_set_aside_and_the_builtin_one_used() {
     assert!(path.exists());
     assert!(merged.entries().len() >= catalog.entries().len());
 }
+
+#[test]
+fn local_models_are_described_by_repo_id_or_file_name() {
+    let catalog = Catalog::builtin().unwrap();
+    let id = |name: &str| catalog.describing(name).map(|e| e.id.as_str());
+    assert_eq!(id("mlx-community/Qwen3-4B-4bit"), Some("qwen3-4b"));
+    assert_eq!(id("MLX-Community/qwen3-4b-8BIT"), Some("qwen3-4b"));
+    assert_eq!(id("Qwen/Qwen3-4B"), Some("qwen3-4b"));
+    // The longest original name a file name contains wins.
+    assert_eq!(
+        id("mlx-community/Qwen3-4B-Instruct-2507-5bit"),
+        Some("qwen3-4b-2507")
+    );
+    assert_eq!(id("SmolLM2-135M-Instruct.Q4_1.gguf"), Some("smollm2-135m"));
+    assert_eq!(id("someone/unrelated-model"), None);
+    assert_eq!(id(""), None);
+}

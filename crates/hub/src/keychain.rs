@@ -47,3 +47,24 @@ pub fn token() -> Result<Option<String>> {
         Err(e) => Err(explain(e)),
     }
 }
+
+/// The keychain item of the local server's API key (`minibar serve` off loopback).
+pub const SERVER_KEY_ACCOUNT: &str = "server-api-key";
+
+/// Another secret of Minibar's (same service, its own account), if stored; an `Err` says
+/// the keychain cannot be used here (no Secret Service on a headless Linux session, ...).
+pub fn secret(account: &str) -> std::result::Result<Option<String>, String> {
+    let entry = keyring::Entry::new(SERVICE, account).map_err(|e| e.to_string())?;
+    match entry.get_password() {
+        Ok(t) => Ok(Some(t)),
+        Err(keyring::Error::NoEntry) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Stores another secret of Minibar's under `account`.
+pub fn set_secret(account: &str, value: &str) -> std::result::Result<(), String> {
+    keyring::Entry::new(SERVICE, account)
+        .and_then(|e| e.set_password(value))
+        .map_err(|e| e.to_string())
+}

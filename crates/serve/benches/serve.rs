@@ -126,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
                 .context("set MINIBAR_DEFAULT_GGUF or pass --url")?;
             let server = Server::start(ServeConfig {
                 addr: "127.0.0.1:0".parse()?,
+                preload: true,
                 model_path: gguf.into(),
                 model_name: s.model.clone(),
                 context: Some(2048),

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// No such model is served.
     #[error("the model `{0}` does not exist or is not loaded; GET /v1/models lists them")]
     UnknownModel(String),
+    /// A catalog model that is not on this machine.
+    #[error("the model `{0}` is in Minibar's catalog but not installed: run `minibar pull {0}`")]
+    NotInstalled(String),
     /// The body is larger than the server accepts.
     #[error("the request body is larger than the {0}-byte limit")]
     TooLarge(usize),
@@ -45,6 +48,10 @@ pub enum ApiError {
     /// The engine failed or stopped.
     #[error("{0}")]
     Engine(String),
+    /// JSON was asked for (`response_format`, Ollama's `format`) and the model's reply has
+    /// no JSON object in it.
+    #[error("the model's reply is not a JSON object (it began: {0:?}); ask for JSON in the messages, or retry")]
+    NotJson(String),
 }
 
 impl ApiError {
@@ -54,12 +61,14 @@ impl ApiError {
             Self::BadJson(_) | Self::Invalid(_) | Self::ContextOverflow { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            Self::UnknownModel(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::UnknownModel(_) | Self::NotInstalled(_) | Self::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Engine(_) | Self::NotJson(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -72,10 +81,13 @@ impl ApiError {
             Self::ContextOverflow { .. } => {
                 ("invalid_request_error", Some("context_length_exceeded"))
             }
-            Self::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
+            Self::UnknownModel(_) | Self::NotInstalled(_) => {
+                ("invalid_request_error", Some("model_not_found"))
+            }
             Self::Unauthorized => ("invalid_request_error", Some("invalid_api_key")),
             Self::Busy(_) => ("rate_limit_error", Some("rate_limit_exceeded")),
             Self::Unavailable(_) | Self::Engine(_) => ("server_error", None),
+            Self::NotJson(_) => ("server_error", Some("invalid_json_output")),
         }
     }
 

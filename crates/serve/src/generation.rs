@@ -1,10 +1,15 @@
 //! What the OpenAI and Ollama routes share: submitting a request and reading its events.
 
 use minibar_engine::{ChatParams, FinishReason};
+use minibar_text::{
+    tools::{Piece, ToolCallStream},
+    ToolCall, ToolSyntax,
+};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::{
     errors::ApiError,
+    json_mode,
     scheduler::{Event, ModelTarget, Prompt, Scheduler},
 };
 
@@ -12,6 +17,8 @@ use crate::{
 pub(crate) struct Started {
     /// The rest of its events.
     pub events: UnboundedReceiver<Event>,
+    /// How its reply carries tool calls, when it offered tools.
+    pub tools: Option<ToolSyntax>,
 }
 
 /// Queues the request and waits until it is admitted, so that a refusal (a prompt over the
@@ -25,7 +32,7 @@ pub(crate) async fn start(
 ) -> Result<Started, ApiError> {
     let mut events = scheduler.submit(model, prompt, params, keep_alive)?;
     match events.recv().await {
-        Some(Event::Started { .. }) => Ok(Started { events }),
+        Some(Event::Started { tools, .. }) => Ok(Started { events, tools }),
         Some(Event::Rejected(e)) => Err(e),
         Some(Event::Failed(e)) => Err(ApiError::Engine(e)),
         _ => Err(ApiError::Engine("the engine thread stopped".into())),
@@ -34,8 +41,10 @@ pub(crate) async fn start(
 
 /// A whole reply.
 pub(crate) struct Reply {
-    /// Its text.
+    /// Its text (without the calls).
     pub text: String,
+    /// The tools it called.
+    pub calls: Vec<ToolCall>,
     /// Why it ended.
     pub finish: FinishReason,
     /// Prompt tokens.
@@ -44,29 +53,160 @@ pub(crate) struct Reply {
     pub completion_tokens: usize,
 }
 
+/// What the client gets of a reply, in order.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// Content text.
+    Text(String),
+    /// A complete tool call.
+    Call(ToolCall),
+}
+
+/// Turns a reply's text into what the client gets: tool calls split out (when the request
+/// offered tools), and the content held and checked as JSON (when it asked for JSON).
+pub(crate) struct Shaper {
+    tools: Option<ToolCallStream>,
+    /// The content so far, when it must be JSON.
+    json: Option<String>,
+    /// Calls let out so far.
+    calls: usize,
+}
+
+impl Shaper {
+    /// A shaper for a started request; `json`: the content must be a JSON object.
+    pub fn new(started: &Started, json: bool) -> Self {
+        Self {
+            tools: started.tools.map(ToolCallStream::new),
+            json: json.then(String::new),
+            calls: 0,
+        }
+    }
+
+    /// Takes the next piece of text; returns what can be let out now.
+    pub fn push(&mut self, text: &str) -> Vec<Out> {
+        let pieces = match &mut self.tools {
+            Some(stream) => stream.push(text),
+            None => vec![Piece::Text(text.to_owned())],
+        };
+        self.shape(pieces)
+    }
+
+    /// The reply has ended: lets out the rest, or refuses content that had to be JSON and
+    /// is not (unless the length limit cut it, which OpenAI also answers as it is).
+    pub fn finish(&mut self, finish: FinishReason) -> Result<Vec<Out>, ApiError> {
+        let pieces = match &mut self.tools {
+            Some(stream) => stream.finish(),
+            None => Vec::new(),
+        };
+        let mut out = self.shape(pieces);
+        if let Some(text) = self.json.take() {
+            let cut = matches!(finish, FinishReason::Length | FinishReason::ContextFull);
+            if cut || (text.trim().is_empty() && self.calls > 0) {
+                out.push(Out::Text(text));
+            } else {
+                let json = json_mode::object_in(&text)
+                    .ok_or_else(|| ApiError::NotJson(json_mode::excerpt(&text)))?;
+                out.push(Out::Text(json));
+            }
+        }
+        out.retain(|o| !matches!(o, Out::Text(t) if t.is_empty()));
+        Ok(out)
+    }
+
+    /// Whether the reply called a tool (its finish reason is then `tool_calls`).
+    pub fn called(&self) -> bool {
+        self.calls > 0
+    }
+
+    fn shape(&mut self, pieces: Vec<Piece>) -> Vec<Out> {
+        let mut out = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) => match &mut self.json {
+                    Some(held) => held.push_str(&t),
+                    None => out.push(Out::Text(t)),
+                },
+                Piece::Call(c) => {
+                    self.calls += 1;
+                    out.push(Out::Call(ToolCall {
+                        id: call_id(),
+                        name: c.name,
+                        arguments: c.arguments,
+                    }));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Reads a started request to its end.
-pub(crate) async fn collect(mut started: Started) -> Result<Reply, ApiError> {
-    let mut text = String::new();
+pub(crate) async fn collect(mut started: Started, json: bool) -> Result<Reply, ApiError> {
+    fn take(outs: Vec<Out>, text: &mut String, calls: &mut Vec<ToolCall>) {
+        for o in outs {
+            match o {
+                Out::Text(t) => text.push_str(&t),
+                Out::Call(c) => calls.push(c),
+            }
+        }
+    }
+    let mut shaper = Shaper::new(&started, json);
+    let (mut text, mut calls) = (String::new(), Vec::new());
     while let Some(event) = started.events.recv().await {
         match event {
-            Event::Text(t) => text.push_str(&t),
+            Event::Text(t) => take(shaper.push(&t), &mut text, &mut calls),
             Event::Done {
                 finish,
                 prompt_tokens,
                 completion_tokens,
             } => {
+                take(shaper.finish(finish)?, &mut text, &mut calls);
+                if !calls.is_empty() {
+                    text = text.trim().to_owned();
+                }
                 return Ok(Reply {
                     text,
+                    calls,
                     finish,
                     prompt_tokens,
                     completion_tokens,
-                })
+                });
             }
             Event::Failed(e) => return Err(ApiError::Engine(e)),
             Event::Started { .. } | Event::Rejected(_) => {}
         }
     }
     Err(ApiError::Engine("the engine thread stopped".into()))
+}
+
+/// A fresh tool-call id: 9 letters and digits, the form Mistral's template insists on.
+pub(crate) fn call_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // The counter spreads ids within a process, the clock across runs: a repeat is unlikely.
+    let mut n = NEXT
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ nanos;
+    (0..9)
+        .map(|_| {
+            let c = DIGITS[(n % 62) as usize] as char;
+            n /= 62;
+            c
+        })
+        .collect()
+}
+
+/// OpenAI's and Ollama's name for why a reply ended; `called`: it called a tool.
+pub(crate) fn finish_reason_of(finish: FinishReason, called: bool) -> &'static str {
+    match finish {
+        FinishReason::Eos | FinishReason::Stop if called => "tool_calls",
+        other => finish_reason(other),
+    }
 }
 
 /// OpenAI's and Ollama's name for why a reply ended.

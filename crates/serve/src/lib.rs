@@ -1,6 +1,7 @@
 //! minibar-serve: the local server, OpenAI- and Ollama-compatible, over continuous batching.
 //!
-//! - [`Server::start`] checks that the model fits ([`minibar_fit`]), loads it on the engine
+//! - [`Server::start`] binds (naming the program that holds a taken port), checks that the
+//!   model fits ([`minibar_fit`]), loads it (or leaves it to the first request) on the engine
 //!   thread ([`scheduler`]; `lifecycle` loads other library models on request and unloads
 //!   idle ones) and serves on the configured address until [`Server::stop`].
 //!   [`run`] does the same until Ctrl-C (what `minibar serve` calls).
@@ -10,18 +11,28 @@
 //! - [`scheduler`]: one engine thread; concurrent requests share decode steps
 //!   ([`minibar_engine::continuous::DecodeBatch`]), join between steps and leave when done or
 //!   when their client disconnects; a bounded queue answers 429.
-//! - [`ApiError`]: every failure as a 4xx/5xx with OpenAI's error JSON.
+//! - [`ApiError`]: every failure as a 4xx/5xx with OpenAI's error JSON (Ollama's
+//!   `{"error": ".."}` on its routes).
+//! - Tools: `tools` go into the chat template and calls come back as `tool_calls`
+//!   ([`minibar_text::tools`] decides the syntax per template); JSON mode constrains each
+//!   token to keep the reply one JSON object, and checks it (`json_mode`).
+//! - A request may name a model by its catalog id (`qwen3-4b`): the installed model that
+//!   entry describes, or a 404 that says `minibar pull <id>`.
 //!
 //! Security: the server binds to loopback unless told otherwise, and any other address needs
-//! an API key, checked on every request. No CORS headers are sent. Bodies are size-limited.
+//! an API key, checked on every request ([`api_key`]: generated on first use and kept in the
+//! OS keychain). No CORS headers are sent. Bodies are size-limited.
 
 #![forbid(unsafe_code)]
 
+pub mod api_key;
 mod errors;
 mod fit;
 mod generation;
+mod json_mode;
 mod library;
 mod lifecycle;
+mod port;
 mod routes;
 pub mod scheduler;
 mod sequence;
@@ -42,8 +53,11 @@ pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 pub struct ServeConfig {
     /// Where to listen (port 0: any free port).
     pub addr: SocketAddr,
-    /// The model file or folder.
+    /// The default model's file or folder.
     pub model_path: PathBuf,
+    /// Load the default model at start (`minibar serve`), or on the first request for it
+    /// (the app's switch: a server nobody calls holds no model).
+    pub preload: bool,
     /// The name clients use for it.
     pub model_name: String,
     /// Context window in tokens (default: the model's, at most 8192).
@@ -81,6 +95,14 @@ pub enum ServeError {
     /// Loading failed.
     #[error("cannot load the model: {0}")]
     Load(String),
+    /// Another program listens on the port.
+    #[error("{addr} is in use{}; stop it or choose another port (--port; Ollama also listens on 11434)", holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]
+    PortTaken {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The program listening there, when it could be found.
+        holder: Option<String>,
+    },
     /// Binding or threading failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -103,19 +125,33 @@ impl Server {
         if !config.addr.ip().is_loopback() && config.api_key.as_deref().is_none_or(str::is_empty) {
             return Err(ServeError::KeyRequired(config.addr));
         }
-        fit::check(&config.model_path, config.context)?;
+        // Bound before loading, so a taken port is said at once, not after a model loaded.
+        let listener = match tokio::net::TcpListener::bind(config.addr).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(ServeError::PortTaken {
+                    addr: config.addr,
+                    holder: port::holder(config.addr.port()),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if config.preload {
+            fit::check(&config.model_path, config.context)?;
+        }
         let default = ModelTarget {
             name: config.model_name.clone(),
             path: config.model_path.clone(),
         };
-        let (context, limits, keep_alive, pressure) = (
+        let (context, limits, keep_alive, pressure, preload) = (
             config.context,
             config.limits,
             config.keep_alive,
             config.pressure,
+            config.preload,
         );
         let (scheduler, engine) = tokio::task::spawn_blocking(move || {
-            scheduler::Scheduler::spawn(default, context, limits, keep_alive, pressure)
+            scheduler::Scheduler::spawn(default, context, limits, (keep_alive, pressure), preload)
         })
         .await
         .map_err(|e| ServeError::Load(e.to_string()))??;
@@ -124,7 +160,6 @@ impl Server {
             api_key: config.api_key.filter(|k| !k.is_empty()),
             body_limit: config.body_limit,
         });
-        let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel();
         let app = routes::router(state);

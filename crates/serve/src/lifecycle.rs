@@ -28,19 +28,44 @@ pub struct ModelTarget {
 }
 
 /// The model `name` means: the default (by name, case-insensitively, or by path), else the
-/// library's model of that name. A name never becomes a path unless the library lists it.
+/// library's model of that name, else, for a catalog id (`qwen3-4b`), the installed model
+/// that entry describes (the default model first, then the most recently used). A name
+/// never becomes a path unless the library lists it.
 pub(crate) fn resolve(default: &ModelTarget, name: &str) -> Result<ModelTarget, ApiError> {
     if name.eq_ignore_ascii_case(&default.name) || Path::new(name) == default.path {
         return Ok(default.clone());
     }
-    let found = find_model(&LibraryPaths::from_env(), name)
-        .ok()
-        .filter(|m| m.complete)
-        .ok_or_else(|| ApiError::UnknownModel(name.to_owned()))?;
-    Ok(ModelTarget {
-        name: found.name,
-        path: loadable(&found.path),
-    })
+    let paths = LibraryPaths::from_env();
+    if let Some(found) = find_model(&paths, name).ok().filter(|m| m.complete) {
+        return Ok(ModelTarget {
+            name: found.name,
+            path: loadable(&found.path),
+        });
+    }
+    // A user catalog that does not parse leaves the built-in one (the app sets it aside).
+    let catalog = minibar_catalog::Catalog::load(None)
+        .or_else(|_| minibar_catalog::Catalog::builtin())
+        .map_err(|_| ApiError::UnknownModel(name.to_owned()))?;
+    let Some(entry) = catalog.get(name) else {
+        return Err(ApiError::UnknownModel(name.to_owned()));
+    };
+    let is_entry = |n: &str| catalog.describing(n).is_some_and(|e| e.id == entry.id);
+    let default_file = default.path.file_name().map(|f| f.to_string_lossy());
+    if is_entry(&default.name) || default_file.is_some_and(|f| is_entry(&f)) {
+        return Ok(default.clone());
+    }
+    let mut installed: Vec<_> = crate::library::installed()
+        .into_iter()
+        .filter(|m| is_entry(&m.name))
+        .collect();
+    installed.sort_by_key(|m| std::cmp::Reverse(m.last_used));
+    match installed.into_iter().next() {
+        Some(m) => Ok(ModelTarget {
+            name: m.name,
+            path: loadable(&m.path),
+        }),
+        None => Err(ApiError::NotInstalled(entry.id.clone())),
+    }
 }
 
 /// A store folder holding only a GGUF file loads from that file.
@@ -90,10 +115,10 @@ impl EngineThread {
         }
     }
 
-    /// Serves with `session` (for `target`) loaded, then whatever requests ask for, until
-    /// the server is gone.
-    pub fn run(self, target: ModelTarget, session: Session) {
-        let mut current = Some((target, session));
+    /// Serves with `current` loaded (if any), then whatever requests ask for, until the
+    /// server is gone.
+    pub fn run(self, current: Option<(ModelTarget, Session)>) {
+        let mut current = current;
         let mut waiting = VecDeque::new();
         loop {
             if let Some((target, session)) = &current {

@@ -13,6 +13,7 @@
 use std::{
     collections::VecDeque,
     path::PathBuf,
+    rc::Rc,
     sync::{
         atomic::{AtomicUsize, Ordering},
         mpsc, Arc, RwLock,
@@ -25,19 +26,34 @@ use minibar_fit::Pressure;
 use minibar_engine::{
     continuous::{DecodeBatch, Joiner},
     generate::{CancelToken, PREFILL_CHUNK},
-    ChatParams, FinishReason, Message, Session,
+    ChatParams, FinishReason, Session,
 };
+use minibar_text::{ToolSyntax, Turn};
 use mlx_rs::ops::indexing::IndexOp;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 pub use crate::lifecycle::ModelTarget;
-use crate::{errors::ApiError, lifecycle, sequence::Sequence, ServeError};
+use crate::{
+    errors::ApiError,
+    json_mode::{JsonConstraint, TokenTexts},
+    lifecycle,
+    sequence::Sequence,
+    ServeError,
+};
 
 /// What to continue: a conversation (through the chat template) or raw text.
 #[derive(Debug, Clone)]
 pub enum Prompt {
-    /// Messages, rendered with the model's chat template.
-    Chat(Vec<Message>),
+    /// Messages, rendered with the model's chat template, with the tools the model may call
+    /// (none: empty).
+    Chat {
+        /// The conversation.
+        turns: Vec<Turn>,
+        /// OpenAI-shaped tool definitions.
+        tools: Vec<serde_json::Value>,
+        /// The reply must be one JSON object (generation is constrained to it).
+        json: bool,
+    },
     /// Text continued as is.
     Text(String),
     /// Nothing to generate: only load the model (and apply the request's keep-alive).
@@ -65,6 +81,8 @@ pub enum Event {
     Started {
         /// Prompt tokens.
         prompt_tokens: usize,
+        /// How the reply carries tool calls, when the request offered tools.
+        tools: Option<ToolSyntax>,
     },
     /// Refused before generating (a prompt over the context, ...).
     Rejected(ApiError),
@@ -125,16 +143,16 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts the engine thread with `default` loaded on it; returns once it is loaded, with the
-    /// thread's handle (it ends when the scheduler is dropped and its queue closes). Other
+    /// Starts the engine thread with `default` loaded on it (with `preload`; else nothing is
+    /// loaded until a request comes); returns once it is ready, with the thread's handle (it ends when the scheduler is dropped and its queue closes). Other
     /// models of the library load when a request names them (after the running requests
     /// end), and the loaded model is unloaded after `keep_alive` without requests.
     pub fn spawn(
         default: ModelTarget,
         context: Option<usize>,
         limits: Limits,
-        keep_alive: Duration,
-        pressure: PressureSource,
+        (keep_alive, pressure): (Duration, PressureSource),
+        preload: bool,
     ) -> Result<(Self, std::thread::JoinHandle<()>), ServeError> {
         let (jobs, rx) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::channel();
@@ -152,13 +170,19 @@ impl Scheduler {
         let first = default.clone();
         let engine = std::thread::Builder::new()
             .name("minibar-serve-engine".into())
-            .spawn(move || match thread.open(&first) {
-                Ok(session) => {
+            .spawn(move || {
+                if !preload {
                     let _ = ready_tx.send(Ok(()));
-                    thread.run(first, session);
+                    return thread.run(None);
                 }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+                match thread.open(&first) {
+                    Ok(session) => {
+                        let _ = ready_tx.send(Ok(()));
+                        thread.run(Some((first, session)));
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
                 }
             })
             .map_err(ServeError::Io)?;
@@ -269,6 +293,8 @@ pub(crate) struct Engine<'t> {
     keep_alive: Duration,
     /// This machine's memory pressure, asked while idle.
     pressure: PressureSource,
+    /// The vocabulary's texts for JSON mode, once a request needed them.
+    json_texts: Option<Rc<TokenTexts>>,
 }
 
 impl<'t> Engine<'t> {
@@ -292,6 +318,7 @@ impl<'t> Engine<'t> {
             load,
             keep_alive,
             pressure,
+            json_texts: None,
             max_seqs: if DecodeBatch::can_batch(model) {
                 max_seqs.max(1)
             } else {
@@ -376,7 +403,10 @@ impl<'t> Engine<'t> {
             }
             if matches!(request.prompt, Prompt::Load) {
                 self.load.queued.fetch_sub(1, Ordering::SeqCst);
-                let _ = request.events.send(Event::Started { prompt_tokens: 0 });
+                let _ = request.events.send(Event::Started {
+                    prompt_tokens: 0,
+                    tools: None,
+                });
                 let _ = request.events.send(Event::Done {
                     finish: FinishReason::Stop,
                     prompt_tokens: 0,
@@ -384,7 +414,7 @@ impl<'t> Engine<'t> {
                 });
                 continue;
             }
-            let (seq, ids) = match prepare(self.session, &request) {
+            let (seq, ids) = match prepare(self.session, &request, &mut self.json_texts) {
                 Ok(p) => p,
                 Err(e) => {
                     self.load.queued.fetch_sub(1, Ordering::SeqCst);
@@ -519,14 +549,16 @@ impl<'t> Engine<'t> {
     }
 }
 
-/// Tokenizes and checks a request; returns its sequence and prompt tokens.
+/// Tokenizes and checks a request; returns its sequence and prompt tokens. `json_texts`:
+/// the vocabulary's texts for JSON mode, made on the first request that needs them.
 fn prepare<'t>(
     session: &'t Session,
     request: &Request,
+    json_texts: &mut Option<Rc<TokenTexts>>,
 ) -> Result<(Sequence<'t>, Vec<u32>), ApiError> {
     let text = &session.text;
     let ids = match &request.prompt {
-        Prompt::Chat(messages) => text.encode_chat(messages, true),
+        Prompt::Chat { turns, tools, .. } => text.encode_conversation(turns, tools),
         Prompt::Text(prompt) => text.encode(prompt, true),
         Prompt::Load => Ok(Vec::new()),
     }
@@ -541,8 +573,23 @@ fn prepare<'t>(
             context,
         });
     }
+    let tools = match &request.prompt {
+        Prompt::Chat { tools, .. } if !tools.is_empty() => Some(text.tool_support().syntax()),
+        _ => None,
+    };
+    let json = match &request.prompt {
+        // With tools, a call must stay possible: the reply is then only checked.
+        Prompt::Chat {
+            json: true, tools, ..
+        } if tools.is_empty() => {
+            let texts = json_texts.get_or_insert_with(|| Rc::new(TokenTexts::new(text)));
+            Some(JsonConstraint::new(texts.clone()))
+        }
+        _ => None,
+    };
     let seq = Sequence::new(
         request,
+        (tools, json),
         ids.clone(),
         text.stream_decoder(true),
         text.eos.iter().copied().collect(),

@@ -2,14 +2,21 @@
 //! its text goes out on. The engine thread owns it; it never crosses threads.
 
 use minibar_engine::{sample::Sampler, FinishReason};
-use minibar_text::{StopMatcher, StreamDecoder};
+use minibar_text::{StopMatcher, StreamDecoder, ToolSyntax};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::scheduler::{Event, Request};
+use crate::{
+    json_mode::JsonConstraint,
+    scheduler::{Event, Request},
+};
 
 /// A sequence in the decode batch.
 pub(crate) struct Sequence<'t> {
     events: UnboundedSender<Event>,
+    /// How the reply carries tool calls, when the request offered tools.
+    tools: Option<ToolSyntax>,
+    /// JSON mode's constraint on the next token.
+    json: Option<JsonConstraint>,
     sampler: Sampler,
     decoder: StreamDecoder<'t>,
     stops: StopMatcher,
@@ -28,6 +35,7 @@ impl<'t> Sequence<'t> {
     /// A sequence for `request`, whose prompt is `prompt`.
     pub fn new(
         request: &Request,
+        (tools, json): (Option<ToolSyntax>, Option<JsonConstraint>),
         prompt: Vec<u32>,
         decoder: StreamDecoder<'t>,
         eos: Vec<u32>,
@@ -35,6 +43,8 @@ impl<'t> Sequence<'t> {
     ) -> Self {
         Self {
             events: request.events.clone(),
+            tools,
+            json,
             sampler: Sampler::new(request.params.sampling.clone()),
             decoder,
             stops: StopMatcher::new(request.params.stop.iter().cloned()),
@@ -56,10 +66,26 @@ impl<'t> Sequence<'t> {
     /// Samples the next token from `logits` (`[vocab]`) and handles it; returns why the
     /// sequence ends, if it does.
     pub fn advance(&mut self, logits: &mlx_rs::Array) -> Result<Option<FinishReason>, String> {
+        let masked = match &self.json {
+            Some(json) => {
+                let vocab = logits.shape().last().copied().unwrap_or(0).max(0) as usize;
+                match json.mask(vocab) {
+                    Some(mask) => {
+                        let mask = mlx_rs::Array::from_slice(&mask, &[vocab as i32]);
+                        Some(mlx_rs::ops::add(logits, &mask).map_err(|e| e.to_string())?)
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
         let token = self
             .sampler
-            .sample(logits, &self.history)
+            .sample(masked.as_ref().unwrap_or(logits), &self.history)
             .map_err(|e| e.to_string())?;
+        if let Some(json) = &mut self.json {
+            json.accept(token);
+        }
         Ok(self.accept(token))
     }
 
@@ -101,6 +127,7 @@ impl<'t> Sequence<'t> {
     pub fn started(&self) {
         let _ = self.events.send(Event::Started {
             prompt_tokens: self.prompt_tokens,
+            tools: self.tools,
         });
     }
 

@@ -70,6 +70,81 @@ try:
 except openai.BadRequestError:
     pass
 
+# Tools. SmolLM2's template has no tools, so the server describes them in the system message
+# (Qwen's instructions) and writes earlier calls as <tool_call> text; a 135M model without tool
+# training then follows the pattern of the history: questions each answered by a call (a
+# history with tool results makes it write results instead). Its next call comes back parsed.
+tools = [{"type": "function", "function": {
+    "name": "get_weather", "description": "The current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}]
+def asked(city, n):
+    return [{"role": "user", "content": f"Weather in {city}?"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": f"call0000{n}",
+             "type": "function", "function": {"name": "get_weather",
+                                              "arguments": json.dumps({"city": city})}}]}]
+history = asked("Paris", 1) + asked("Rome", 2) + [{"role": "user", "content": "Weather in London?"}]
+r = client.chat.completions.create(model=model, messages=history, tools=tools, temperature=0,
+                                   max_tokens=40)
+choice = r.choices[0]
+assert choice.finish_reason == "tool_calls", choice
+assert choice.message.content is None, choice.message
+(call,) = choice.message.tool_calls
+assert call.type == "function" and call.function.name == "get_weather", call
+assert json.loads(call.function.arguments) == {"city": "London"}, call.function.arguments
+assert len(call.id) == 9 and call.id.isalnum(), call.id
+out["tool_call"] = {"name": call.function.name, "arguments": json.loads(call.function.arguments)}
+# Streamed: the same call, in one delta with its index, and the same finish reason.
+calls, finish = [], None
+for chunk in client.chat.completions.create(model=model, messages=history, tools=tools,
+                                            temperature=0, max_tokens=40, stream=True):
+    if not chunk.choices:
+        continue
+    for c in chunk.choices[0].delta.tool_calls or []:
+        calls.append(c)
+    finish = chunk.choices[0].finish_reason or finish
+assert finish == "tool_calls" and len(calls) == 1 and calls[0].index == 0, (finish, calls)
+assert calls[0].function.name == "get_weather", calls
+assert json.loads(calls[0].function.arguments) == {"city": "London"}, calls
+# tool_choice "none": no tools offered, no calls parsed (the <tool_call> text stays content).
+r = client.chat.completions.create(model=model, messages=history, tools=tools,
+                                   tool_choice="none", temperature=0, max_tokens=8)
+assert not r.choices[0].message.tool_calls and r.choices[0].finish_reason != "tool_calls", r
+
+# Ollama's chat takes the same tools; calls carry arguments as objects and no ids.
+o = ollama.Client(host=base)
+ollama_history = []
+for m in history:
+    if m.get("tool_calls"):
+        m = {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "get_weather", "arguments": json.loads(
+                m["tool_calls"][0]["function"]["arguments"])}}]}
+    ollama_history.append(m)
+resp = o.chat(model=model, messages=ollama_history, tools=tools,
+              options={"temperature": 0, "num_predict": 40})
+(ocall,) = resp.message.tool_calls
+assert ocall.function.name == "get_weather", ocall
+assert dict(ocall.function.arguments) == {"city": "London"}, ocall
+
+# JSON mode: generation is constrained to one JSON object, which the client gets as is.
+json_messages = [{"role": "user", "content":
+                  'Return a JSON object with the key "city" set to the capital of France.'}]
+r = client.chat.completions.create(model=model, temperature=0, max_tokens=40,
+                                   response_format={"type": "json_object"}, messages=json_messages)
+assert r.choices[0].finish_reason == "stop", r.choices[0]
+out["json"] = json.loads(r.choices[0].message.content)
+assert out["json"] == {"city": "Paris"}, out["json"]
+streamed = "".join(
+    c.choices[0].delta.content or ""
+    for c in client.chat.completions.create(
+        model=model, temperature=0, max_tokens=40, response_format={"type": "json_object"},
+        messages=json_messages, stream=True)
+    if c.choices)
+assert streamed == r.choices[0].message.content, (streamed, r.choices[0].message.content)
+g = o.generate(model=model, prompt=json_messages[0]["content"], format="json",
+               options={"temperature": 0, "num_predict": 40})
+assert json.loads(g.response) == {"city": "Paris"}, g.response
+
 # Ollama: chat (streaming), generate, list.
 o = ollama.Client(host=base)
 text = ""

@@ -62,11 +62,18 @@ async fn models_load_on_request_and_unload_when_idle() {
     let other = home.join("models/smol-copy");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::copy(&gguf, other.join("model.gguf")).unwrap();
+    // The catalog's smollm2-360m, as far as names go (the same small weights, linked).
+    let named = home.join("models/SmolLM2-360M-Instruct-test");
+    std::fs::create_dir_all(&named).unwrap();
+    std::fs::hard_link(other.join("model.gguf"), named.join("model.gguf"))
+        .or_else(|_| std::fs::copy(&gguf, named.join("model.gguf")).map(|_| ()))
+        .unwrap();
     std::env::set_var("MINIBAR_HOME", &home);
     std::env::set_var("HF_HUB_CACHE", home.join("hub"));
 
     let server = Server::start(ServeConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
+        preload: true,
         model_path: gguf,
         model_name: "smollm2".into(),
         context: Some(256),
@@ -142,6 +149,32 @@ async fn models_load_on_request_and_unload_when_idle() {
     );
     assert_eq!(loaded(&base).await, ["smol-copy"]);
 
+    // A catalog id names the installed model its entry describes: the default model's file
+    // for smollm2-135m, the library folder for smollm2-360m; one not installed says how to
+    // get it.
+    let (status, v) = chat(&base, "smollm2-135m").await;
+    assert_eq!((status, v["model"].as_str()), (200, Some("smollm2")), "{v}");
+    let (status, v) = chat(&base, "smollm2-360m").await;
+    assert_eq!(
+        (status, v["model"].as_str()),
+        (200, Some("SmolLM2-360M-Instruct-test")),
+        "{v}"
+    );
+    let (status, v) = chat(&base, "smollm2-1.7b").await;
+    assert_eq!(status, 404, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("minibar pull smollm2-1.7b"), "{message}");
+    // Ollama's routes answer in Ollama's shape.
+    let (status, v) = post(
+        &base,
+        "/api/chat",
+        json!({"model": "smollm2-1.7b",
+        "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("minibar pull"), "{v}");
+
     let (status, v) = chat(&base, "not-in-the-library").await;
     assert_eq!(status, 404, "{v}");
     server.stop().await.unwrap();
@@ -164,6 +197,7 @@ async fn an_idle_model_is_unloaded_under_critical_memory_pressure() {
     let Some(gguf) = default_gguf() else { return };
     let server = Server::start(ServeConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
+        preload: true,
         model_path: gguf,
         model_name: "smollm2".into(),
         context: Some(256),

@@ -20,6 +20,7 @@ async fn openai_and_ollama_python_clients() {
     };
     let server = Server::start(ServeConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
+        preload: true,
         model_path: gguf.clone(),
         model_name: MODEL.into(),
         context: Some(512),

@@ -15,6 +15,7 @@ const MODEL: &str = "smollm2";
 async fn serve(gguf: &std::path::Path, limits: Limits) -> Server {
     Server::start(ServeConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
+        preload: true,
         model_path: gguf.to_owned(),
         model_name: MODEL.into(),
         context: Some(512),
@@ -315,10 +316,49 @@ async fn bad_input_gets_4xx_json_errors_and_the_server_answers_next() {
                 .to_string(),
         ),
         (
-            "unsupported response format",
+            "JSON mode without asking for JSON",
             400,
             json!({"model": MODEL, "response_format": {"type": "json_object"},
                    "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        ),
+        (
+            "unsupported response format",
+            400,
+            json!({"model": MODEL, "response_format": {"type": "json_schema"},
+                   "messages": [{"role": "user", "content": "Hi, in JSON"}]})
+            .to_string(),
+        ),
+        (
+            "a tool without a name",
+            400,
+            json!({"model": MODEL, "tools": [{"type": "function", "function": {}}],
+                   "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        ),
+        (
+            "a forced tool call",
+            400,
+            json!({"model": MODEL, "tool_choice": "required",
+                   "tools": [{"type": "function", "function": {"name": "f"}}],
+                   "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        ),
+        (
+            "tool call arguments that are not JSON",
+            400,
+            json!({"model": MODEL, "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "tool_calls": [{"id": "a", "type": "function",
+                    "function": {"name": "f", "arguments": "{oops"}}]},
+                {"role": "tool", "tool_call_id": "a", "content": "1"}]})
+            .to_string(),
+        ),
+        (
+            "a catalog model that is not installed",
+            404,
+            json!({"model": "qwen3-235b-a22b",
+            "messages": [{"role": "user", "content": "Hi"}]})
             .to_string(),
         ),
         (
@@ -344,6 +384,13 @@ async fn bad_input_gets_4xx_json_errors_and_the_server_answers_next() {
             .as_str()
             .unwrap_or_else(|| panic!("{what}: {v}"));
         assert!(!message.is_empty(), "{what}");
+        if what == "a catalog model that is not installed" {
+            assert!(
+                message.contains("minibar pull qwen3-235b-a22b"),
+                "{message}"
+            );
+            assert_eq!(v["error"]["code"], "model_not_found");
+        }
         if what == "prompt over the context" {
             assert!(message.contains("512"), "{message}");
             assert_eq!(v["error"]["code"], "context_length_exceeded");
@@ -480,10 +527,53 @@ async fn completions_stop_seed_usage_and_the_ollama_api() {
 }
 
 #[tokio::test]
+async fn a_taken_port_is_refused_at_once_naming_who_holds_it() {
+    // No model is needed: the port is checked before anything loads.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let started = Server::start(ServeConfig {
+        addr,
+        preload: true,
+        model_path: "no-such-model.gguf".into(),
+        model_name: MODEL.into(),
+        context: None,
+        limits: Limits {
+            max_seqs: 1,
+            queue: 1,
+        },
+        api_key: None,
+        body_limit: 1024,
+        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
+        pressure: minibar_serve::system_pressure,
+    })
+    .await;
+    let Err(e) = started else {
+        panic!("a second server started on a taken port")
+    };
+    let message = e.to_string();
+    assert!(
+        matches!(e, minibar_serve::ServeError::PortTaken { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains(&addr.to_string()) && message.contains("--port"),
+        "{message}"
+    );
+    if cfg!(target_os = "linux") {
+        // This test process holds it; /proc says so.
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn off_loopback_a_key_is_required() {
     let Some(gguf) = default_gguf() else { return };
     let config = ServeConfig {
         addr: "0.0.0.0:0".parse().unwrap(),
+        preload: true,
         model_path: gguf,
         model_name: MODEL.into(),
         context: Some(256),
@@ -547,6 +637,7 @@ async fn a_model_that_cannot_fit_is_refused_before_loading() {
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
     let started = Server::start(ServeConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
+        preload: true,
         model_path: dir.clone(),
         model_name: "huge".into(),
         context: None,

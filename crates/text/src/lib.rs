@@ -1,7 +1,8 @@
 //! minibar-text: everything between text and token ids, with no MLX dependency.
 //!
 //! GGUF metadata reading, tokenizers built from GGUF metadata or loaded from Hugging Face
-//! folders, chat templates, streaming detokenization and stop strings.
+//! folders, chat templates, streaming detokenization and stop strings, and tool calls
+//! (definitions into the prompt, calls out of the reply: [`tools`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod pretokenize;
 mod pyjson;
 pub mod stop;
 pub mod stream;
+pub mod tools;
 
 pub use chat::{ChatTemplate, Message, RenderOptions, CHATML_FALLBACK};
 pub use error::TextError;
@@ -27,3 +29,4 @@ pub use model::TextModel;
 pub use stop::{StopMatcher, StopOutput};
 pub use stream::StreamDecoder;
 pub use tokenizers::Tokenizer;
+pub use tools::{ToolCall, ToolSupport, ToolSyntax, Turn};

@@ -141,6 +141,22 @@ impl TextModel {
         self.encode(&text, false)
     }
 
+    /// Renders a conversation that may involve tools (see [`crate::tools::render`]) for the
+    /// assistant's turn and tokenizes it, as [`encode_chat`](Self::encode_chat) does.
+    pub fn encode_conversation(
+        &self,
+        turns: &[crate::tools::Turn],
+        tools: &[serde_json::Value],
+    ) -> Result<Vec<u32>, TextError> {
+        let text = crate::tools::render(&self.chat_template(), turns, tools, true)?;
+        self.encode(&text, false)
+    }
+
+    /// How this model's template takes tools, and how its replies carry calls.
+    pub fn tool_support(&self) -> crate::tools::ToolSupport {
+        crate::tools::ToolSupport::of(&self.chat_template())
+    }
+
     /// Tokenizes `text`; `add_special` adds BOS/EOS as the model's tokenizer is configured to.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, TextError> {
         tokenizer_call("encoding", || {

@@ -32,10 +32,31 @@ pub struct Args {
     /// Context window in tokens (default: the model's, at most 8192).
     #[arg(long)]
     pub context: Option<usize>,
-    /// Key clients must send as `Authorization: Bearer <key>` (required off loopback;
-    /// default: $MINIBAR_API_KEY, so the key need not show in the process list).
+    /// Key clients must send as `Authorization: Bearer <key>` off loopback (default:
+    /// $MINIBAR_API_KEY, so the key need not show in the process list; else one generated on
+    /// first use and kept in the OS keychain).
     #[arg(long)]
     pub api_key: Option<String>,
+}
+
+/// The key off loopback: the one given, else the kept one (generated the first time), whose
+/// home and value are printed for the user to hand to clients.
+fn api_key(args: &Args) -> anyhow::Result<Option<String>> {
+    let given = args
+        .api_key
+        .clone()
+        .or_else(|| std::env::var("MINIBAR_API_KEY").ok())
+        .filter(|k| !k.trim().is_empty());
+    if given.is_some() || args.host.is_loopback() {
+        return Ok(given);
+    }
+    let kept = minibar_serve::api_key::load_or_create()?;
+    let verb = if kept.created { "generated" } else { "kept" };
+    eprintln!(
+        "API key ({verb}, in {}): {}\nclients send it as `Authorization: Bearer <key>`",
+        kept.home, kept.key
+    );
+    Ok(Some(kept.key))
 }
 
 /// Runs `minibar serve` until Ctrl-C.
@@ -51,12 +72,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         || model_arg::DEFAULT_MODEL.to_owned(),
         |s| s.to_string_lossy().into_owned(),
     );
-    let api_key = args
-        .api_key
-        .or_else(|| std::env::var("MINIBAR_API_KEY").ok());
+    let api_key = api_key(&args)?;
     let config = ServeConfig {
         addr: SocketAddr::new(args.host, args.port),
         model_path: path,
+        preload: true,
         model_name: name,
         context: args.context,
         limits: Limits {

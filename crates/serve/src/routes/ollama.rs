@@ -15,14 +15,15 @@ use axum::{
     Json,
 };
 use futures_util::stream;
-use minibar_engine::{sample::SamplingParams, ChatParams, Message};
+use minibar_engine::{sample::SamplingParams, ChatParams};
+use minibar_text::{tools::validate_tools, ToolCall, Turn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{check_model, parse, Shared};
 use crate::{
     errors::ApiError,
-    generation::{collect, finish_reason, start, Started},
+    generation::{call_id, collect, finish_reason, start, Out, Shaper, Started},
     scheduler::{Event, ModelTarget, Prompt},
 };
 
@@ -117,7 +118,7 @@ async fn load_only(
         keep,
     )
     .await?;
-    collect(started).await?;
+    collect(started, false).await?;
     let reason = if keep == Some(Duration::ZERO) {
         "unload"
     } else {
@@ -138,11 +139,96 @@ async fn load_only(
     Ok(Json(reply).into_response())
 }
 
+/// A message of Ollama's chat: calls carry arguments as objects, a tool's reply names it.
+#[derive(Deserialize)]
+struct ChatMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<CallIn>>,
+    #[serde(default)]
+    tool_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CallIn {
+    function: FunctionIn,
+}
+
+#[derive(Deserialize)]
+struct FunctionIn {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+/// The conversation; Ollama's calls have no ids, so each gets one and the tool reply that
+/// follows answers the earliest call of its name not yet answered.
+fn turns(messages: Vec<ChatMessage>) -> Vec<Turn> {
+    let mut turns: Vec<Turn> = Vec::with_capacity(messages.len());
+    let mut open: Vec<ToolCall> = Vec::new();
+    for m in messages {
+        let tool_calls: Vec<ToolCall> = m
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ToolCall {
+                id: call_id(),
+                name: c.function.name,
+                arguments: match c.function.arguments {
+                    Some(Value::String(s)) => serde_json::from_str(&s).unwrap_or(json!({})),
+                    Some(v @ Value::Object(_)) => v,
+                    _ => json!({}),
+                },
+            })
+            .collect();
+        open.extend(tool_calls.iter().cloned());
+        let answered = (m.role == "tool").then(|| {
+            let at = match &m.tool_name {
+                Some(name) => open.iter().position(|c| &c.name == name),
+                None => (!open.is_empty()).then_some(0),
+            };
+            at.map(|i| open.remove(i))
+        });
+        let answered = answered.flatten();
+        turns.push(Turn {
+            role: m.role,
+            content: m.content.unwrap_or_default(),
+            tool_calls,
+            tool_call_id: answered.as_ref().map(|c| c.id.clone()),
+            name: m.tool_name.or(answered.map(|c| c.name)),
+        });
+    }
+    turns
+}
+
+/// Ollama's `format`: "json", or a JSON schema (not supported: refused, not ignored).
+fn json_format(format: Option<&Value>) -> Result<bool, ApiError> {
+    match format {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::String(s)) if s.is_empty() => Ok(false),
+        Some(Value::String(s)) if s == "json" => Ok(true),
+        Some(other) => Err(ApiError::Invalid(format!(
+            "format {other} is not supported; \"json\" is"
+        ))),
+    }
+}
+
+/// A call as Ollama writes it (arguments as an object).
+fn call_out(call: &ToolCall) -> Value {
+    json!({"function": {"name": call.name, "arguments": call.arguments}})
+}
+
 #[derive(Deserialize)]
 struct ChatRequest {
     model: String,
     #[serde(default)]
-    messages: Vec<Message>,
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    tools: Option<Vec<Value>>,
+    #[serde(default)]
+    format: Option<Value>,
     #[serde(default)]
     keep_alive: Option<KeepAlive>,
     #[serde(default)]
@@ -161,6 +247,8 @@ struct GenerateRequest {
     #[serde(default)]
     raw: Option<bool>,
     #[serde(default)]
+    format: Option<Value>,
+    #[serde(default)]
     keep_alive: Option<KeepAlive>,
     #[serde(default)]
     stream: Option<bool>,
@@ -172,33 +260,69 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+/// An error as Ollama answers it: the status, and `{"error": "<message>"}`.
+pub(crate) struct OllamaError(ApiError);
+
+impl From<ApiError> for OllamaError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for OllamaError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.0.to_string() });
+        // The status and headers (Retry-After) of the OpenAI-shaped answer, Ollama's body.
+        let mut response = self.0.into_response();
+        *response.body_mut() = Body::from(body.to_string());
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+        response
+    }
+}
+
 /// `POST /api/chat`.
 pub(crate) async fn chat(
     State(state): State<Shared>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OllamaError> {
     let request: ChatRequest = parse(&state, body)?;
     let target = check_model(&state, &request.model)?;
     let keep = keep_alive(request.keep_alive.as_ref())?;
     if request.messages.is_empty() {
-        return load_only(&state, target, keep, true).await;
+        return Ok(load_only(&state, target, keep, true).await?);
     }
     let params = request.options.unwrap_or_default().params();
+    let json = json_format(request.format.as_ref())?;
+    let tools = request.tools.unwrap_or_default();
+    validate_tools(&tools).map_err(ApiError::Invalid)?;
     let began = Instant::now();
     let model = target.name.clone();
-    let messages = Prompt::Chat(request.messages);
-    let started = start(&state.scheduler, target, messages, params, keep).await?;
-    let piece = move |text: &str, done: Option<Value>| {
+    let prompt = Prompt::Chat {
+        turns: turns(request.messages),
+        tools,
+        json,
+    };
+    let started = start(&state.scheduler, target, prompt, params, keep).await?;
+    let piece = move |text: &str, calls: &[ToolCall], done: Option<Value>| {
+        let mut message = json!({"role": "assistant", "content": text});
+        if !calls.is_empty() {
+            message["tool_calls"] = calls.iter().map(call_out).collect::<Vec<_>>().into();
+        }
         let mut line = json!({
-            "model": model, "created_at": now_rfc3339(),
-            "message": {"role": "assistant", "content": text}, "done": done.is_some(),
+            "model": model, "created_at": now_rfc3339(), "message": message, "done": done.is_some(),
         });
         if let (Some(extra), Some(map)) = (done, line.as_object_mut()) {
             map.extend(extra.as_object().cloned().unwrap_or_default());
         }
         line
     };
-    respond(request.stream.unwrap_or(true), started, began, piece).await
+    Ok(respond(
+        request.stream.unwrap_or(true),
+        (started, json),
+        began,
+        piece,
+    )
+    .await?)
 }
 
 /// `POST /api/generate`: the prompt as a user message through the chat template (with
@@ -207,28 +331,33 @@ pub(crate) async fn chat(
 pub(crate) async fn generate(
     State(state): State<Shared>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OllamaError> {
     let request: GenerateRequest = parse(&state, body)?;
     let target = check_model(&state, &request.model)?;
     let keep = keep_alive(request.keep_alive.as_ref())?;
     let Some(text) = request.prompt.filter(|p| !p.is_empty()) else {
-        return load_only(&state, target, keep, false).await;
+        return Ok(load_only(&state, target, keep, false).await?);
     };
+    let json = json_format(request.format.as_ref())?;
     let prompt = if request.raw == Some(true) {
         Prompt::Text(text)
     } else {
         let mut messages = Vec::new();
         if let Some(system) = request.system {
-            messages.push(Message::system(system));
+            messages.push(Turn::new("system", system));
         }
-        messages.push(Message::user(text));
-        Prompt::Chat(messages)
+        messages.push(Turn::new("user", text));
+        Prompt::Chat {
+            turns: messages,
+            tools: Vec::new(),
+            json,
+        }
     };
     let params = request.options.unwrap_or_default().params();
     let began = Instant::now();
     let model = target.name.clone();
     let started = start(&state.scheduler, target, prompt, params, keep).await?;
-    let piece = move |text: &str, done: Option<Value>| {
+    let piece = move |text: &str, _calls: &[ToolCall], done: Option<Value>| {
         let mut line = json!({
             "model": model, "created_at": now_rfc3339(), "response": text, "done": done.is_some(),
         });
@@ -237,7 +366,13 @@ pub(crate) async fn generate(
         }
         line
     };
-    respond(request.stream.unwrap_or(true), started, began, piece).await
+    Ok(respond(
+        request.stream.unwrap_or(true),
+        (started, json),
+        began,
+        piece,
+    )
+    .await?)
 }
 
 /// The fields of Ollama's last line.
@@ -250,54 +385,67 @@ fn done_fields(reason: &str, prompt: usize, completion: usize, began: Instant) -
     })
 }
 
-/// Streams NDJSON lines built by `line(text, done_fields)`, or answers one JSON object.
+/// Streams NDJSON lines built by `line(text, calls, done_fields)`, or answers one JSON
+/// object; `json`: the content must be a JSON object (held to the end, then checked).
 async fn respond(
     streaming: bool,
-    started: Started,
+    (started, json): (Started, bool),
     began: Instant,
-    line: impl Fn(&str, Option<Value>) -> Value + Send + 'static,
+    line: impl Fn(&str, &[ToolCall], Option<Value>) -> Value + Send + 'static,
 ) -> Result<Response, ApiError> {
     if !streaming {
-        let reply = collect(started).await?;
+        let reply = collect(started, json).await?;
         let done = done_fields(
             finish_reason(reply.finish),
             reply.prompt_tokens,
             reply.completion_tokens,
             began,
         );
-        return Ok(Json(line(&reply.text, Some(done))).into_response());
+        return Ok(Json(line(&reply.text, &reply.calls, Some(done))).into_response());
     }
+    let shaper = Shaper::new(&started, json);
     let lines = stream::unfold(
-        (started.events, line, false),
-        move |(mut events, line, done)| async move {
+        (started.events, line, shaper, false),
+        move |(mut events, line, mut shaper, done)| async move {
             if done {
                 return None;
             }
             loop {
-                let (value, last) = match events.recv().await {
-                    Some(Event::Text(t)) => (line(&t, None), false),
+                let (values, last) = match events.recv().await {
+                    Some(Event::Text(t)) => (lines(shaper.push(&t), &line), false),
                     Some(Event::Done {
                         finish,
                         prompt_tokens,
                         completion_tokens,
-                    }) => {
-                        let fields = done_fields(
-                            finish_reason(finish),
-                            prompt_tokens,
-                            completion_tokens,
-                            began,
-                        );
-                        (line("", Some(fields)), true)
-                    }
-                    Some(Event::Failed(e)) => (json!({ "error": e }), true),
+                    }) => match shaper.finish(finish) {
+                        Ok(outs) => {
+                            let fields = done_fields(
+                                finish_reason(finish),
+                                prompt_tokens,
+                                completion_tokens,
+                                began,
+                            );
+                            let mut values = lines(outs, &line);
+                            values.push(line("", &[], Some(fields)));
+                            (values, true)
+                        }
+                        Err(e) => (vec![json!({ "error": e.to_string() })], true),
+                    },
+                    Some(Event::Failed(e)) => (vec![json!({ "error": e })], true),
                     Some(_) => continue,
                     None => return None,
                 };
-                let mut bytes = value.to_string().into_bytes();
-                bytes.push(b'\n');
+                if values.is_empty() {
+                    continue;
+                }
+                let mut bytes = Vec::new();
+                for value in values {
+                    bytes.extend(value.to_string().into_bytes());
+                    bytes.push(b'\n');
+                }
                 return Some((
                     Ok::<_, Infallible>(Bytes::from(bytes)),
-                    (events, line, last),
+                    (events, line, shaper, last),
                 ));
             }
         },
@@ -307,6 +455,16 @@ async fn respond(
         Body::from_stream(lines),
     )
         .into_response())
+}
+
+/// A line per piece of text or call.
+fn lines(outs: Vec<Out>, line: &impl Fn(&str, &[ToolCall], Option<Value>) -> Value) -> Vec<Value> {
+    outs.into_iter()
+        .map(|o| match o {
+            Out::Text(t) => line(&t, &[], None),
+            Out::Call(c) => line("", &[c], None),
+        })
+        .collect()
 }
 
 fn details(format: &str) -> Value {
@@ -367,10 +525,10 @@ struct ShowRequest {
 pub(crate) async fn show(
     State(state): State<Shared>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, OllamaError> {
     let request: ShowRequest = parse(&state, body)?;
     let Some(model) = request.model.or(request.name) else {
-        return Err(ApiError::Invalid("model is required".into()));
+        return Err(ApiError::Invalid("model is required".into()).into());
     };
     let target = check_model(&state, &model)?;
     let format = if target.path.is_file() {
@@ -387,7 +545,7 @@ pub(crate) async fn show(
         "modelfile": "", "parameters": "", "template": "",
         "details": details(format),
         "model_info": {"general.context_length": context},
-        "capabilities": ["completion"],
+        "capabilities": ["completion", "tools"],
     })))
 }
 

@@ -13,14 +13,19 @@ use axum::{
     Json,
 };
 use futures_util::stream::{self, StreamExt};
-use minibar_engine::{sample::SamplingParams, ChatParams, Message};
+use minibar_engine::{sample::SamplingParams, ChatParams};
+use minibar_text::{tools::validate_tools, ToolCall, Turn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{check_model, parse, Shared};
 use crate::{
     errors::ApiError,
-    generation::{collect, finish_reason, response_id, start, unix_now, Started},
+    generation::{
+        call_id, collect, finish_reason, finish_reason_of, response_id, start, unix_now, Out,
+        Shaper, Started,
+    },
+    json_mode,
     scheduler::{Event, Prompt},
 };
 
@@ -53,6 +58,36 @@ struct ChatMessage {
     role: String,
     #[serde(default)]
     content: Option<Content>,
+    #[serde(default)]
+    tool_calls: Option<Vec<CallIn>>,
+    #[serde(default)]
+    tool_call_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// A call in an assistant message of the history.
+#[derive(Deserialize)]
+struct CallIn {
+    #[serde(default)]
+    id: Option<String>,
+    function: FunctionIn,
+}
+
+#[derive(Deserialize)]
+struct FunctionIn {
+    name: String,
+    /// OpenAI sends a JSON string; an object is taken too.
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+/// `tool_choice`: "auto", "none", "required", or a named function.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ToolChoice {
+    Mode(String),
+    Named(Value),
 }
 
 #[derive(Deserialize, Default)]
@@ -94,6 +129,8 @@ struct ChatRequest {
     response_format: Option<ResponseFormat>,
     #[serde(default)]
     tools: Option<Vec<Value>>,
+    #[serde(default)]
+    tool_choice: Option<ToolChoice>,
 }
 
 #[derive(Deserialize)]
@@ -160,27 +197,112 @@ impl Sampling {
     }
 }
 
-fn messages(request: &ChatRequest) -> Result<Vec<Message>, ApiError> {
+/// The conversation, with calls' arguments as objects and each tool result's function
+/// name looked up from the call it answers.
+fn turns(request: &ChatRequest) -> Result<Vec<Turn>, ApiError> {
     if request.messages.is_empty() {
         return Err(ApiError::Invalid("messages must not be empty".into()));
     }
-    Ok(request
-        .messages
-        .iter()
-        .map(|m| {
-            let content = match &m.content {
-                None => String::new(),
-                Some(Content::Text(t)) => t.clone(),
-                Some(Content::Parts(parts)) => parts
-                    .iter()
-                    .filter(|p| p.kind == "text")
-                    .filter_map(|p| p.text.clone())
-                    .collect::<Vec<_>>()
-                    .join(""),
+    let mut turns: Vec<Turn> = Vec::with_capacity(request.messages.len());
+    for (i, m) in request.messages.iter().enumerate() {
+        let content = match &m.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t.clone(),
+            Some(Content::Parts(parts)) => parts
+                .iter()
+                .filter(|p| p.kind == "text")
+                .filter_map(|p| p.text.clone())
+                .collect::<Vec<_>>()
+                .join(""),
+        };
+        let mut tool_calls = Vec::new();
+        for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+            let arguments = match &call.function.arguments {
+                None => json!({}),
+                Some(Value::String(s)) if s.trim().is_empty() => json!({}),
+                Some(Value::String(s)) => serde_json::from_str(s).map_err(|e| {
+                    ApiError::Invalid(format!(
+                        "messages[{i}].tool_calls[{j}].function.arguments is not JSON: {e}"
+                    ))
+                })?,
+                Some(v) => v.clone(),
             };
-            Message::new(m.role.clone(), content)
-        })
-        .collect())
+            tool_calls.push(ToolCall {
+                id: call.id.clone().unwrap_or_else(call_id),
+                name: call.function.name.clone(),
+                arguments,
+            });
+        }
+        let name = m.name.clone().or_else(|| {
+            let id = m.tool_call_id.as_deref()?;
+            turns
+                .iter()
+                .flat_map(|t| &t.tool_calls)
+                .find(|c| c.id == id)
+                .map(|c| c.name.clone())
+        });
+        turns.push(Turn {
+            role: m.role.clone(),
+            content,
+            tool_calls,
+            tool_call_id: m.tool_call_id.clone(),
+            name: (m.role == "tool").then_some(name).flatten(),
+        });
+    }
+    Ok(turns)
+}
+
+/// The tools the model is offered: none when `tool_choice` is "none"; forcing a call is
+/// refused rather than silently not done.
+fn offered_tools(request: &ChatRequest) -> Result<Vec<Value>, ApiError> {
+    let tools = request.tools.clone().unwrap_or_default();
+    validate_tools(&tools).map_err(ApiError::Invalid)?;
+    match &request.tool_choice {
+        None => Ok(tools),
+        Some(ToolChoice::Mode(m)) if m == "auto" => Ok(tools),
+        Some(ToolChoice::Mode(m)) if m == "none" => Ok(Vec::new()),
+        Some(other) => {
+            let shown = match other {
+                ToolChoice::Mode(m) => m.clone(),
+                ToolChoice::Named(v) => v.to_string(),
+            };
+            Err(ApiError::Invalid(format!(
+                "tool_choice {shown} is not supported: the model decides (\"auto\") or is \
+                 offered no tools (\"none\")"
+            )))
+        }
+    }
+}
+
+/// Whether the reply must be a JSON object (`response_format`), refusing the formats this
+/// server does not produce.
+fn wants_json(request: &ChatRequest, turns: &[Turn]) -> Result<bool, ApiError> {
+    match request.response_format.as_ref().map(|f| f.kind.as_str()) {
+        None | Some("text") => Ok(false),
+        Some("json_object") => {
+            if !json_mode::mentions_json(turns.iter().map(|t| t.content.as_str())) {
+                return Err(ApiError::Invalid(
+                    "'messages' must contain the word 'json' in some form, to use \
+                     'response_format' of type 'json_object'"
+                        .into(),
+                ));
+            }
+            Ok(true)
+        }
+        Some(other) => Err(ApiError::Invalid(format!(
+            "response_format {other} is not supported; json_object is"
+        ))),
+    }
+}
+
+/// A call as OpenAI writes it (arguments as a JSON string); streamed calls carry `index`.
+fn call_out(call: &ToolCall, index: Option<usize>) -> Value {
+    let mut v = json!({"id": call.id, "type": "function",
+                       "function": {"name": call.name, "arguments": call.arguments.to_string()}});
+    if let (Some(i), Some(map)) = (index, v.as_object_mut()) {
+        map.insert("index".into(), i.into());
+    }
+    v
 }
 
 fn usage(prompt: usize, completion: usize) -> Value {
@@ -195,26 +317,14 @@ pub(crate) async fn chat(
     let request: ChatRequest = parse(&state, body)?;
     let target = check_model(&state, &request.model)?;
     let params = request.sampling.params(None)?;
-    // Refused rather than ignored: a client relying on them would get the wrong shape.
-    if request.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::Invalid("tools are not supported yet".into()));
-    }
-    if let Some(f) = request
-        .response_format
-        .as_ref()
-        .filter(|f| f.kind != "text")
-    {
-        return Err(ApiError::Invalid(format!(
-            "response_format {} is not supported yet",
-            f.kind
-        )));
-    }
-    let messages = messages(&request)?;
+    let turns = turns(&request)?;
+    let tools = offered_tools(&request)?;
+    let json = wants_json(&request, &turns)?;
     let model = target.name.clone();
     let started = start(
         &state.scheduler,
         target,
-        Prompt::Chat(messages),
+        Prompt::Chat { turns, tools, json },
         params,
         None,
     )
@@ -230,13 +340,15 @@ pub(crate) async fn chat(
             Value::Null,
         );
         let include_usage = request.sampling.include_usage();
+        let delta = |d: Value| json!([{"index": 0, "delta": d, "finish_reason": null}]);
         return Ok(sse(
             first,
             started,
-            include_usage,
+            (include_usage, json),
             move |piece| match piece {
-                Piece::Text(t) => chunk(
-                    json!([{"index": 0, "delta": {"content": t}, "finish_reason": null}]),
+                Piece::Text(t) => chunk(delta(json!({"content": t})), Value::Null),
+                Piece::Call(i, c) => chunk(
+                    delta(json!({"tool_calls": [call_out(&c, Some(i))]})),
                     Value::Null,
                 ),
                 Piece::End(reason) => chunk(
@@ -247,11 +359,19 @@ pub(crate) async fn chat(
             },
         ));
     }
-    let reply = collect(started).await?;
+    let reply = collect(started, json).await?;
+    let mut message = json!({"role": "assistant", "content": reply.text});
+    if !reply.calls.is_empty() {
+        let calls: Vec<Value> = reply.calls.iter().map(|c| call_out(c, None)).collect();
+        message["tool_calls"] = calls.into();
+        if reply.text.is_empty() {
+            message["content"] = Value::Null;
+        }
+    }
+    let finish = finish_reason_of(reply.finish, !reply.calls.is_empty());
     Ok(Json(json!({
         "id": id, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
-                     "logprobs": null, "finish_reason": finish_reason(reply.finish)}],
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
         "usage": usage(reply.prompt_tokens, reply.completion_tokens),
     }))
     .into_response())
@@ -292,12 +412,14 @@ pub(crate) async fn completions(
         return Ok(sse(
             first,
             started,
-            include_usage,
+            (include_usage, false),
             move |piece| match piece {
                 Piece::Text(t) => chunk(
                     json!([{"index": 0, "text": t, "logprobs": null, "finish_reason": null}]),
                     Value::Null,
                 ),
+                // A raw completion offers no tools.
+                Piece::Call(..) => Value::Null,
                 Piece::End(reason) => chunk(
                     json!([{"index": 0, "text": "", "logprobs": null, "finish_reason": reason}]),
                     Value::Null,
@@ -306,7 +428,7 @@ pub(crate) async fn completions(
             },
         ));
     }
-    let reply = collect(started).await?;
+    let reply = collect(started, false).await?;
     Ok(Json(json!({
         "id": id, "object": "text_completion", "created": created, "model": model,
         "choices": [{"index": 0, "text": reply.text, "logprobs": null,
@@ -319,35 +441,49 @@ pub(crate) async fn completions(
 /// What a streamed chunk carries.
 enum Piece {
     Text(String),
+    /// The reply's `index`th tool call.
+    Call(usize, ToolCall),
     End(&'static str),
     Usage(Value),
 }
 
 /// The events of a started request as server-sent events: `first`, one chunk per piece of
-/// text, the finish reason, usage if asked for, then `[DONE]`. Dropping the stream (the
-/// client went away) drops the receiver, which cancels the sequence.
+/// text or tool call, the finish reason, usage if asked for, then `[DONE]`. Dropping the
+/// stream (the client went away) drops the receiver, which cancels the sequence. With
+/// `json`, the content comes in one piece at the end, once checked; a reply that is not
+/// JSON ends the stream with an error instead.
 fn sse(
     first: Value,
     started: Started,
-    include_usage: bool,
+    (include_usage, json): (bool, bool),
     chunk: impl Fn(Piece) -> Value + Send + 'static,
 ) -> Response {
     let head = stream::once(async move { data(&first) });
+    let shaper = Shaper::new(&started, json);
+    let state = (started.events, chunk, shaper, 0usize, false);
     let body = stream::unfold(
-        (started.events, chunk, false),
-        move |(mut events, chunk, done)| async move {
+        state,
+        move |(mut events, chunk, mut shaper, mut calls, done)| async move {
             if done {
                 return None;
             }
             loop {
                 let items: Vec<SseEvent> = match events.recv().await {
-                    Some(Event::Text(t)) => vec![data(&chunk(Piece::Text(t)))],
+                    Some(Event::Text(t)) => pieces(shaper.push(&t), &mut calls, &chunk),
                     Some(Event::Done {
                         finish,
                         prompt_tokens,
                         completion_tokens,
                     }) => {
-                        let mut items = vec![data(&chunk(Piece::End(finish_reason(finish))))];
+                        let mut items = match shaper.finish(finish) {
+                            Ok(outs) => pieces(outs, &mut calls, &chunk),
+                            Err(e) => {
+                                let items = vec![data(&e.body())];
+                                return Some((items, (events, chunk, shaper, calls, true)));
+                            }
+                        };
+                        let reason = finish_reason_of(finish, shaper.called());
+                        items.push(data(&chunk(Piece::End(reason))));
                         if include_usage {
                             items.push(data(&chunk(Piece::Usage(usage(
                                 prompt_tokens,
@@ -355,22 +491,38 @@ fn sse(
                             )))));
                         }
                         items.push(SseEvent::default().data("[DONE]"));
-                        return Some((items, (events, chunk, true)));
+                        return Some((items, (events, chunk, shaper, calls, true)));
                     }
                     Some(Event::Failed(e)) => {
                         let items = vec![data(&ApiError::Engine(e).body())];
-                        return Some((items, (events, chunk, true)));
+                        return Some((items, (events, chunk, shaper, calls, true)));
                     }
                     Some(_) => continue,
                     None => return None,
                 };
-                return Some((items, (events, chunk, false)));
+                if items.is_empty() {
+                    continue;
+                }
+                return Some((items, (events, chunk, shaper, calls, false)));
             }
         },
     )
     .flat_map(stream::iter);
     let events = head.chain(body).map(Ok::<_, Infallible>);
     Sse::new(events).into_response()
+}
+
+/// A chunk per piece of text or call; `calls` counts the calls so far (their `index`).
+fn pieces(outs: Vec<Out>, calls: &mut usize, chunk: &impl Fn(Piece) -> Value) -> Vec<SseEvent> {
+    outs.into_iter()
+        .map(|o| match o {
+            Out::Text(t) => data(&chunk(Piece::Text(t))),
+            Out::Call(c) => {
+                *calls += 1;
+                data(&chunk(Piece::Call(*calls - 1, c)))
+            }
+        })
+        .collect()
 }
 
 fn data(value: &Value) -> SseEvent {
