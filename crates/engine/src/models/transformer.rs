@@ -281,14 +281,35 @@ impl Transformer {
         left_padding: Option<&Array>,
         backend: Backend,
     ) -> Result<Array> {
-        let mut h = self.embed.forward(ids)?;
-        if let Some(s) = self.embed_scale {
-            h = ops::multiply(&h, Array::from_f32(s))?;
-        }
-        let len = ids.shape()[1];
+        let h = self.embed_tokens(ids)?;
+        let h = self.run_blocks(h, 0..self.blocks.len(), caches, left_padding, backend)?;
+        self.norm.forward(&h)
+    }
+
+    /// The embeddings of `ids` (`[B, L]`), as the first block takes them.
+    pub fn embed_tokens(&self, ids: &Array) -> Result<Array> {
+        let h = self.embed.forward(ids)?;
+        Ok(match self.embed_scale {
+            Some(s) => ops::multiply(&h, Array::from_f32(s))?,
+            None => h,
+        })
+    }
+
+    /// Runs hidden states `h` (`[B, L, hidden]`) through the blocks in `range` only, extending
+    /// their caches (`caches[i]` belongs to block `range.start + i`); no final norm. A pipeline
+    /// stage runs its share of the layers this way (minibar-cluster).
+    pub fn run_blocks(
+        &self,
+        mut h: Array,
+        range: std::ops::Range<usize>,
+        caches: &mut [KvCache],
+        left_padding: Option<&Array>,
+        backend: Backend,
+    ) -> Result<Array> {
+        let len = h.shape()[1];
         // One rotation per embedding and offset, shared by the layers that use it.
         let mut rotations: Vec<(usize, i32, Rotation)> = Vec::new();
-        for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
+        for (block, cache) in self.blocks[range].iter().zip(caches.iter_mut()) {
             let key = (block.attn.rope, cache.offset);
             let at = match rotations.iter().position(|(r, o, _)| (*r, *o) == key) {
                 Some(at) => at,
@@ -300,7 +321,7 @@ impl Transformer {
             };
             h = block.forward(&h, cache, left_padding, &rotations[at].2)?;
         }
-        self.norm.forward(&h)
+        Ok(h)
     }
 
     /// Projects hidden states onto the vocabulary.

@@ -1,0 +1,84 @@
+//! One rank's share of the model: a contiguous range of decoder blocks and their KV caches,
+//! with the embeddings on the first rank and the final norm and output layer on the last.
+//!
+//! Invariant: a stage computes exactly what the one-process model computes for its blocks
+//! (the same graph as `Transformer::hidden` and `Conversation`'s prefill and decode), so a
+//! pipeline's greedy tokens equal one process's.
+
+use std::ops::Range;
+
+use minibar_engine::{cache::KvCache, models::Transformer, Backend};
+use mlx_rs::{ops::indexing::IndexOp, Array, Dtype};
+
+use crate::error::Result;
+
+/// A rank's blocks and caches.
+pub struct Stage {
+    model: Transformer,
+    /// The model's layers this stage runs.
+    pub layers: Range<usize>,
+    caches: Vec<KvCache>,
+    backend: Backend,
+}
+
+impl Stage {
+    /// Keeps `layers` of `model`'s blocks and drops the others (their memory returns to MLX).
+    /// The embeddings, final norm and output layer stay: a stage on the first or last rank
+    /// uses them, and they are small next to the blocks of a model worth splitting.
+    pub fn new(mut model: Transformer, layers: Range<usize>) -> Stage {
+        let own: Vec<_> = model.blocks.drain(layers.clone()).collect();
+        model.blocks = own;
+        let caches = model.make_caches();
+        Stage {
+            model,
+            layers,
+            caches,
+            backend: Backend::detect(),
+        }
+    }
+
+    /// The width of the hidden states between stages.
+    pub fn hidden_size(&self) -> i32 {
+        self.model.args.hidden_size
+    }
+
+    /// The dtype of the hidden states between stages (the embeddings').
+    pub fn hidden_dtype(&self) -> Result<Dtype> {
+        Ok(self
+            .model
+            .embed_tokens(&Array::from_slice(&[0u32], &[1, 1]))?
+            .dtype())
+    }
+
+    /// Embeds `ids` (first stage only).
+    pub fn embed(&self, ids: &[u32]) -> Result<Array> {
+        let ids = Array::from_slice(ids, &[1, ids.len() as i32]);
+        Ok(self.model.embed_tokens(&ids)?)
+    }
+
+    /// Runs `h` (`[1, L, hidden]`) through this stage's blocks, extending their caches.
+    pub fn run(&mut self, h: Array) -> Result<Array> {
+        let n = self.model.blocks.len();
+        Ok(self
+            .model
+            .run_blocks(h, 0..n, &mut self.caches, None, self.backend)?)
+    }
+
+    /// The logits `[vocab]` of the last position of `h` (last stage only): the final norm,
+    /// then the output layer, as the one-process prefill takes them.
+    pub fn last_logits(&self, h: &Array) -> Result<Array> {
+        let h = self.model.norm.forward(h)?;
+        let last = h.index((.., -1.., ..));
+        Ok(self.model.logits(&last)?.reshape(&[-1])?)
+    }
+
+    /// The caches' arrays, to evaluate with a step.
+    pub fn cache_arrays(&self) -> Vec<&Array> {
+        self.caches.iter().flat_map(KvCache::arrays).collect()
+    }
+
+    /// Tokens held in the caches.
+    pub fn cached_tokens(&self) -> i32 {
+        self.caches.first().map_or(0, |c| c.offset)
+    }
+}

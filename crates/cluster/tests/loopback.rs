@@ -1,0 +1,190 @@
+//! Ranks as processes on this machine's loopback, on the default model: a pipeline of 2 and
+//! 3 ranks gives one process's greedy tokens; a rank killed mid-generation is named and the
+//! others end on their own within the bound; a rank with other weights is refused.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use minibar_cluster::{Event, Job, Launcher, Prompt};
+use minibar_engine::{
+    generate::{Conversation, GenerateOptions},
+    CancelToken, LoadOptions,
+};
+use minibar_text::{GgufMetadata, TextModel};
+
+/// One test at a time: each starts several processes that load the model and share the cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn launcher(grace: Duration) -> Launcher {
+    Launcher {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_minibar-rank")),
+        args: Vec::new(),
+        grace,
+    }
+}
+
+/// A prompt longer than one prefill chunk, so that prefill crosses the pipeline twice.
+fn prompt(model: &Path) -> Vec<u32> {
+    let text = TextModel::from_gguf(&GgufMetadata::open(model).unwrap()).unwrap();
+    let sentence = "The quick brown fox jumps over the lazy dog near the river bank. ";
+    let ids = text.encode(&sentence.repeat(24), true).unwrap();
+    assert!(
+        ids.len() > minibar_engine::generate::PREFILL_CHUNK,
+        "{}",
+        ids.len()
+    );
+    ids
+}
+
+fn one_process(model: &Path, ids: &[u32], max_tokens: usize) -> Vec<u32> {
+    let loaded = minibar_engine::load(model, &LoadOptions::default()).unwrap();
+    let mut conversation = Conversation::new(&loaded.model, 8192);
+    let opts = GenerateOptions {
+        sampling: Default::default(),
+        max_tokens,
+        eos: Vec::new(),
+        ignore_eos: true,
+    };
+    let mut tokens = Vec::new();
+    conversation
+        .generate(&loaded.model, ids, &opts, &CancelToken::new(), |id| {
+            tokens.push(id);
+            true
+        })
+        .unwrap();
+    tokens
+}
+
+fn job(model: &Path, ids: Vec<u32>, max_tokens: usize) -> Job {
+    Job {
+        model: model.to_owned(),
+        prompt: Prompt::Tokens(ids),
+        max_tokens,
+        ignore_eos: true,
+        stall_timeout: 10.0,
+        startup_timeout: 120.0,
+        ..Job::default()
+    }
+}
+
+#[test]
+fn two_and_three_ranks_give_one_process_tokens() {
+    let Some(model) = minibar_testkit::default_gguf() else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ids = prompt(&model);
+    let expected = one_process(&model, &ids, 12);
+    for ranks in [2, 3] {
+        let jobs = vec![job(&model, ids.clone(), 12); ranks];
+        let mut streamed = Vec::new();
+        let done = launcher(Duration::ZERO)
+            .start(&jobs)
+            .unwrap()
+            .wait(|rank, e| {
+                if let (0, Event::Token { id, .. }) = (rank, e) {
+                    streamed.push(*id);
+                }
+            })
+            .unwrap();
+        let report = done.report.expect("rank 0 reports");
+        assert_eq!(report.tokens, expected, "{ranks} ranks");
+        assert_eq!(streamed, expected, "{ranks} ranks, as streamed");
+        assert_eq!(report.prompt_tokens, ids.len());
+        // Every rank holds layers, contiguously, and together all of them.
+        let plan = done.plan;
+        assert_eq!(plan.len(), ranks);
+        assert_eq!(plan[0].layers[0], 0);
+        assert!(plan.windows(2).all(|w| w[0].layers[1] == w[1].layers[0]));
+        assert!(plan.iter().all(|n| n.layers[1] > n.layers[0]));
+        assert_eq!(report.ranks.len(), ranks);
+        assert!(report.bytes_per_token > 0.0, "{report:?}");
+    }
+}
+
+#[test]
+fn a_killed_rank_is_named_and_the_others_end_within_the_bound() {
+    let Some(model) = minibar_testkit::default_gguf() else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stall = 3.0;
+    let jobs = vec![
+        Job {
+            stall_timeout: stall,
+            ..job(&model, vec![1, 2, 3, 4], 2000)
+        };
+        3
+    ];
+    // Long enough that the launcher never has to kill a survivor: they end by themselves.
+    let grace = Duration::from_secs(30);
+    let running = launcher(grace).start(&jobs).unwrap();
+    let victim = running.pids()[1] as i32;
+    let name = running.hosts().name(1);
+    let mut tokens = 0;
+    let mut killed_at = None;
+    let err = running
+        .wait(|rank, e| {
+            if let (0, Event::Token { .. }) = (rank, e) {
+                tokens += 1;
+                if tokens == 3 {
+                    // SAFETY: kill(2) on the child this test started.
+                    unsafe { libc::kill(victim, libc::SIGKILL) };
+                    killed_at = Some(Instant::now());
+                }
+            }
+        })
+        .unwrap_err()
+        .to_string();
+    let killed_at = killed_at.expect("generation started before the kill");
+    let took = killed_at.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}: {err}");
+    assert!(err.starts_with(&format!("{name} was killed")), "{err}");
+    assert!(err.contains("SIGKILL"), "{err}");
+    // The rank after the dead one names it, and rank 0 ends too.
+    assert!(
+        err.contains(&format!("{name} closed its connection")),
+        "{err}"
+    );
+    assert!(err.contains("; then rank 0 (127.0.0.1:"), "{err}");
+}
+
+#[test]
+fn a_rank_with_other_weights_is_refused_with_the_reason() {
+    let Some(model) = minibar_testkit::default_gguf() else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The same model but for its last tensor's final bytes: another fine-tune would differ
+    // everywhere; this is the least difference the fingerprint samples.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.gguf");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 1024..] {
+        *b ^= 0x11;
+    }
+    std::fs::write(&other, &bytes).unwrap();
+    let check = Job {
+        check_only: true,
+        ..job(&model, vec![1], 1)
+    };
+    let jobs = vec![
+        check.clone(),
+        Job {
+            model: other,
+            ..check
+        },
+    ];
+    let err = launcher(Duration::from_secs(5))
+        .start(&jobs)
+        .unwrap()
+        .wait(|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rank 1 (127.0.0.1:"), "{err}");
+    assert!(err.contains("model files differ"), "{err}");
+}
