@@ -89,6 +89,25 @@ CONFIGS = {
             beta_slow=1.0,
         ),
     ),
+    # gpt-oss: sinks, sliding (8) and full layers alternating, YaRN as released, 4 experts.
+    "gpt_oss": dict(
+        model_type="gpt_oss",
+        num_hidden_layers=4,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        sliding_window=8,
+        rope_theta=150000,
+        rope_scaling=dict(
+            rope_type="yarn",
+            factor=32.0,
+            original_max_position_embeddings=4096,
+            beta_fast=32.0,
+            beta_slow=1.0,
+            truncate=False,
+        ),
+        layer_types=["sliding_attention", "full_attention"] * 2,
+        tie_word_embeddings=False,
+    ),
     # Mixture of experts: layer 1 keeps a dense MLP; prompts route 40 choices (unsorted).
     "qwen3_moe": dict(
         model_type="qwen3_moe",
@@ -119,6 +138,9 @@ QUANTIZED = {"llama-q4": ("llama", 4, 32), "qwen3-q8": ("qwen3", 8, 32)}
 CONVERTED = {"qwen3_moe-q4": ("qwen3_moe", 4, 32)}
 # Saved as Hugging Face checkpoints store experts (one matrix each), which mlx-lm stacks.
 UNSTACKED = {"qwen3_moe-hf": "qwen3_moe"}
+# gpt-oss as mlx-community publishes it: experts in mxfp4, the router 8-bit in groups of 64
+# (the model's quant_predicate), everything else affine 8-bit.
+MXFP4_EXPERTS = {"gpt_oss-mxfp4": "gpt_oss"}
 PROMPT = [3, 17, 42, 7, 99, 128, 5, 64, 200, 11, 31, 250, 77, 8, 19, 144, 90, 2, 61, 33]
 GREEDY = 64
 
@@ -177,6 +199,14 @@ def save(model, config, out, unstacked=False):
     (out / "reference.json").write_text(json.dumps(reference(model)))
 
 
+def mxfp4_experts(path, module):
+    if ".experts." in path:
+        return {"group_size": 32, "bits": 4, "mode": "mxfp4"}
+    if path.endswith("router"):
+        return {"group_size": 64, "bits": 8}
+    return True
+
+
 def main(root):
     root = Path(root)
     for name, spec in CONFIGS.items():
@@ -190,6 +220,10 @@ def main(root):
     for name, (base, bits, group) in CONVERTED.items():
         model, config = build(base, CONFIGS[base])
         model, config = quantize_model(model, config, group, bits)
+        save(model, config, root / name)
+    for name, base in MXFP4_EXPERTS.items():
+        model, config = build(base, CONFIGS[base])
+        model, config = quantize_model(model, config, 32, 8, quant_predicate=mxfp4_experts)
         save(model, config, root / name)
     for name, base in UNSTACKED.items():
         model, config = build(base, CONFIGS[base])

@@ -76,8 +76,9 @@ pub struct ModelArgs {
     /// Phi-3: fraction of the head rotated.
     #[serde(default)]
     pub partial_rotary_factor: Option<f32>,
-    /// Mixture of experts: routed experts per layer (Qwen3-MoE).
-    #[serde(default)]
+    /// Mixture of experts: routed experts per layer (Qwen3-MoE; gpt-oss and Mixtral call it
+    /// `num_local_experts`).
+    #[serde(default, alias = "num_local_experts")]
     pub num_experts: Option<i32>,
     /// Mixture of experts: experts each token is routed to.
     #[serde(default)]

@@ -236,3 +236,15 @@ pub fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
     let silu = ops::multiply(gate, ops::sigmoid(gate)?)?;
     Ok(ops::multiply(&silu, up)?)
 }
+
+/// gpt-oss's clamped SwiGLU (mlx-lm's `swiglu_oai`): the gate is clipped from above and the
+/// linear part to ±7, and the linear part gains one: `(up + 1) * gate * sigmoid(1.702 gate)`.
+pub fn swiglu_clamped(gate: &Array, up: &Array) -> Result<Array> {
+    // Scalars in the inputs' dtype, as Python's weakly typed ones are: bf16 stays bf16.
+    let scalar = |v: f32| Array::from_f32(v).as_dtype(gate.dtype());
+    let limit = scalar(7.0)?;
+    let gate = ops::minimum(gate, &limit)?;
+    let up = ops::clip(up, (&ops::negative(&limit)?, &limit))?;
+    let glu = ops::multiply(&gate, ops::sigmoid(&ops::multiply(&gate, scalar(1.702)?)?)?)?;
+    Ok(ops::multiply(&ops::add(&up, scalar(1.0)?)?, &glu)?)
+}

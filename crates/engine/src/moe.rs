@@ -35,6 +35,8 @@ pub enum Routing {
         /// Rescale the chosen weights to sum to one.
         normalize: bool,
     },
+    /// The `top_k` largest logits, then a softmax over just those (gpt-oss).
+    TopKSoftmax,
 }
 
 impl Routing {
@@ -52,6 +54,12 @@ impl Routing {
                     scores = ops::divide(&scores, scores.sum_axis(-1, true)?)?;
                 }
                 Ok((inds, scores))
+            }
+            Routing::TopKSoftmax => {
+                let inds = ops::argpartition_axis(logits, experts - k, -1)?
+                    .index((Ellipsis, (experts - k)..));
+                let top = logits.take_along_axis(&inds, -1)?;
+                Ok((inds, ops::softmax_axis(&top, -1, true)?))
             }
         }
     }

@@ -49,6 +49,7 @@ pub fn spec(args: &ModelArgs) -> Result<Spec> {
         ropes: vec![global, local],
         attention_scale: args.query_pre_attn_scalar.unwrap_or(256.0).powf(-0.5),
         embed_scale: Some(embed_scale),
+        attention_sinks: false,
         layers,
     })
 }

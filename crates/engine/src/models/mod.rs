@@ -7,6 +7,7 @@
 //! it, and the catalog, CLI and app ask `supported_architectures()`.
 
 pub mod gemma3;
+pub mod gpt_oss;
 pub mod llama;
 pub mod phi3;
 pub mod qwen2;
@@ -70,6 +71,12 @@ pub static ARCHITECTURES: &[Architecture] = &[
         spec: gemma3::spec,
         sanitize: Some(gemma3::sanitize),
         quant_override: None,
+    },
+    Architecture {
+        model_types: &["gpt_oss"],
+        spec: gpt_oss::spec,
+        sanitize: None,
+        quant_override: Some(gpt_oss::quant_override),
     },
     Architecture {
         model_types: &["phi3"],

@@ -11,7 +11,7 @@ use mlx_rs::{ops, Array};
 use super::transformer::{Activation, Attention, Block, Ffn, Mlp, Transformer};
 use crate::{
     config::ModelArgs,
-    error::Result,
+    error::{EngineError, Result},
     fused::Projections,
     layers::RmsNorm,
     moe::{Moe, Routing, SwitchGlu},
@@ -89,6 +89,8 @@ pub struct Spec {
     pub attention_scale: f32,
     /// Multiplier of the embeddings (Gemma).
     pub embed_scale: Option<f32>,
+    /// A learned sink logit per head in every attention softmax (`self_attn.sinks`, gpt-oss).
+    pub attention_sinks: bool,
     /// One entry per decoder block.
     pub layers: Vec<LayerSpec>,
 }
@@ -126,6 +128,7 @@ impl Spec {
             ropes: vec![rope],
             attention_scale: (args.head_dim() as f32).powf(-0.5),
             embed_scale: None,
+            attention_sinks: false,
             layers,
         })
     }
@@ -143,6 +146,7 @@ pub fn build(mut args: ModelArgs, mut t: Tensors, spec: Spec) -> Result<Transfor
         mut ropes,
         attention_scale,
         embed_scale,
+        attention_sinks,
         layers,
     } = spec;
     let (hidden, heads, kv, hd) = (
@@ -216,6 +220,21 @@ pub fn build(mut args: ModelArgs, mut t: Tensors, spec: Spec) -> Result<Transfor
         } else {
             (None, None)
         };
+        let sinks = if attention_sinks {
+            let name = format!("{p}.self_attn.sinks");
+            let s = t.take(&name)?;
+            if s.shape() != [heads] {
+                return Err(EngineError::TensorShape {
+                    path: t.source().to_owned(),
+                    name,
+                    expected: vec![heads],
+                    actual: s.shape().to_vec(),
+                });
+            }
+            Some(s)
+        } else {
+            None
+        };
         let input_norm = norm_of(&mut t, &format!("{p}.input_layernorm"), hidden)?;
         let post = format!("{p}.post_attention_layernorm");
         let (post_attn_norm, pre_mlp_norm, post_mlp_norm) = if post_norms {
@@ -242,6 +261,7 @@ pub fn build(mut args: ModelArgs, mut t: Tensors, spec: Spec) -> Result<Transfor
                 kv_heads: kv,
                 scale: attention_scale,
                 window: layer.window,
+                sinks,
             },
             mlp: ffn,
             input_norm,

@@ -12,7 +12,7 @@ use crate::{
     config::ModelArgs,
     error::Result,
     fused::Projections,
-    layers::{swiglu, Embedding, Linear, RmsNorm},
+    layers::{swiglu, swiglu_clamped, Embedding, Linear, RmsNorm},
     mask::{self, Mask},
     moe::Moe,
     rope::{Rope, Rotation},
@@ -26,6 +26,8 @@ pub enum Activation {
     SwiGlu,
     /// `gelu_tanh(gate) * up` (Gemma).
     GeluTanh,
+    /// gpt-oss's clamped SwiGLU (`layers::swiglu_clamped`).
+    SwiGluClamped,
 }
 
 impl Activation {
@@ -34,6 +36,7 @@ impl Activation {
         Ok(match self {
             Activation::SwiGlu => swiglu(gate, up)?,
             Activation::GeluTanh => ops::multiply(&mlx_rs::nn::gelu_approximate(gate)?, up)?,
+            Activation::SwiGluClamped => swiglu_clamped(gate, up)?,
         })
     }
 }
@@ -58,6 +61,9 @@ pub struct Attention {
     pub scale: f32,
     /// Sliding window, for local layers.
     pub window: Option<i32>,
+    /// A learned logit per query head that joins every softmax and contributes no value
+    /// (gpt-oss's attention sinks), `[heads]`.
+    pub sinks: Option<Array>,
 }
 
 impl Attention {
@@ -106,20 +112,19 @@ impl Attention {
         let (q, k, v) = self.project(x, rotation)?;
         let view = cache.update_and_fetch(&k, &v)?;
         let m = mask::build(l, view.start, cache.offset, self.window, padding)?;
+        let (keys, values, sinks) = (&view.keys, &view.values, self.sinks.as_ref());
         let out = match &m {
-            Mask::None => {
-                scaled_dot_product_attention(&q, &view.keys, &view.values, self.scale, None, None)?
-            }
+            Mask::None => scaled_dot_product_attention(&q, keys, values, self.scale, None, sinks)?,
             Mask::Causal => scaled_dot_product_attention(
                 &q,
-                &view.keys,
-                &view.values,
+                keys,
+                values,
                 self.scale,
                 ScaledDotProductAttentionMask::Causal,
-                None,
+                sinks,
             )?,
             Mask::Explicit(a) => {
-                scaled_dot_product_attention(&q, &view.keys, &view.values, self.scale, a, None)?
+                scaled_dot_product_attention(&q, keys, values, self.scale, a, sinks)?
             }
         };
         let out = out.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
@@ -375,6 +380,7 @@ impl Transformer {
             {
                 v.push(&n.weight);
             }
+            v.extend(&b.attn.sinks);
             groups.push(v);
         }
         groups
@@ -383,6 +389,17 @@ impl Transformer {
     /// Bytes of weights held.
     pub fn weight_bytes(&self) -> usize {
         self.arrays().iter().map(|a| a.nbytes()).sum()
+    }
+
+    /// Elements of every weight matrix once dense (embeddings, output layer, projections,
+    /// routers and stacked experts; norms and biases left out).
+    pub fn dense_elements(&self) -> u64 {
+        let mut layers = vec![&self.embed.table];
+        layers.extend(&self.lm_head);
+        for b in &self.blocks {
+            layers.extend(b.linears());
+        }
+        layers.iter().map(|l| l.dense_elements()).sum()
     }
 
     /// Converts quantized layers to dense compute-dtype weights (see `LoadOptions`).
@@ -402,17 +419,6 @@ impl Transformer {
             embed: Embedding {
                 table: self.embed.table.dequantized()?,
             },
-    /// Elements of every weight matrix once dense (embeddings, output layer, projections,
-    /// routers and stacked experts; norms and biases left out).
-    pub fn dense_elements(&self) -> u64 {
-        let mut layers = vec![&self.embed.table];
-        layers.extend(&self.lm_head);
-        for b in &self.blocks {
-            layers.extend(b.linears());
-        }
-        layers.iter().map(|l| l.dense_elements()).sum()
-    }
-
             lm_head: self.lm_head.map(Linear::dequantized).transpose()?,
             blocks: self
                 .blocks
