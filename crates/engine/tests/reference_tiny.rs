@@ -99,41 +99,44 @@ fn turn(
 
 #[test]
 fn sliding_window_chat_turns_reuse_the_cache_and_match_fresh_runs() {
-    use minibar_engine::generate::Conversation;
     let Some(python) = python() else { return };
-    // Gemma 3 with a window of 8 on every other layer.
-    let model = load(
-        &tiny_models(&python).join("gemma3"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    let fresh = |prompt: &[u32]| turn(&model, &mut Conversation::new(&model.model, 4096), prompt).0;
+    // Gemma 3 and gpt-oss, each with a window of 8 on every other layer.
+    for name in ["gemma3", "gpt_oss"] {
+        let model = load(&tiny_models(&python).join(name), &LoadOptions::default()).unwrap();
+        chat_turns_reuse_the_cache(&model);
+    }
+}
+
+/// Greedy turns in one conversation against fresh runs, with the cached counts each reuses.
+fn chat_turns_reuse_the_cache(model: &minibar_engine::LoadedModel) {
+    use minibar_engine::generate::Conversation;
+    let fresh = |prompt: &[u32]| turn(model, &mut Conversation::new(&model.model, 4096), prompt).0;
     let mut conv = Conversation::new(&model.model, 4096);
     // 250 tokens, and a reply that crosses 256 positions, where the sliding layers' storage
     // grows and drops what no later token can see.
     let p1: Vec<u32> = (0..250u32).map(|i| (i * 37 + 11) % 256).collect();
-    let (r1, cached) = turn(&model, &mut conv, &p1);
+    let (r1, cached) = turn(model, &mut conv, &p1);
     assert_eq!((&r1, cached), (&fresh(&p1), 0));
 
     // Regenerating the reply: the sliding layers cannot rewind before position 256, so the
     // turn restarts from the checkpoint before the prompt's last token.
-    let (again, cached) = turn(&model, &mut conv, &p1);
+    let (again, cached) = turn(model, &mut conv, &p1);
     assert_eq!((&again, cached), (&r1, p1.len() - 1));
 
     // A follow-up turn reuses everything the conversation holds.
     let p2: Vec<u32> = [&p1[..], &r1[..], &[5, 6, 7]].concat();
-    let (r2, cached) = turn(&model, &mut conv, &p2);
+    let (r2, cached) = turn(model, &mut conv, &p2);
     assert_eq!((&r2, cached), (&fresh(&p2), p1.len() + r1.len() - 1));
 
     // Editing the end of the last message: within what every layer can rewind.
     let mut p3 = p2.clone();
     let n = p3.len();
     p3[n - 2..].copy_from_slice(&[9, 9]);
-    let (r3, cached) = turn(&model, &mut conv, &p3);
+    let (r3, cached) = turn(model, &mut conv, &p3);
     assert_eq!((&r3, cached), (&fresh(&p3), n - 2));
 
     // Diverging before both the layers' reach and the checkpoint: prefilled from the start.
     let p4: Vec<u32> = [&p1[..100], &[1, 2, 3]].concat();
-    let (r4, cached) = turn(&model, &mut conv, &p4);
+    let (r4, cached) = turn(model, &mut conv, &p4);
     assert_eq!((&r4, cached), (&fresh(&p4), 0));
 }
