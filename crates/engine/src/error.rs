@@ -74,7 +74,7 @@ pub enum EngineError {
         actual: Vec<i32>,
     },
     /// A GGUF tensor type we cannot map onto MLX.
-    #[error("{path}: tensor `{name}` uses GGUF type {kind}, which Minibar cannot load (supported: F32, F16, Q4_0, Q4_1, Q8_0)")]
+    #[error("{path}: tensor `{name}` uses GGUF type {kind}, which Minibar cannot load (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)")]
     UnsupportedTensorType {
         /// The file.
         path: PathBuf,

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use minibar_engine::convert::{import_gguf, ImportOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use minibar_engine::convert::{import_gguf_with_progress, ImportOptions};
 
 /// Arguments of `minibar import`.
 #[derive(clap::Args)]
@@ -52,13 +53,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let report = import_gguf(
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("converting [{bar:30}] {bytes}/{total_bytes} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = import_gguf_with_progress(
         &args.file,
         &dest,
         &ImportOptions {
             dequantize: args.dequantize,
         },
-    )?;
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    );
+    bar.finish_and_clear();
+    let report = report?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -70,6 +86,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             report.weight_bytes as f64 / 1e6,
             report.bits_per_weight
         );
+        let types: Vec<String> = report
+            .source_types
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect();
+        println!("GGUF tensors: {}", types.join(", "));
     }
     Ok(())
 }

@@ -1,8 +1,13 @@
-//! `minibar import`: a GGUF file becomes an mlx-lm folder. Q4_0/Q4_1/Q8_0 tensors stay as the
-//! MLX group-32 quantization they load as (no re-quantization), Q/K rows are un-permuted, and
-//! the tokenizer and chat template are written as tokenizer.json / tokenizer_config.json.
+//! `minibar import`: a GGUF file becomes an mlx-lm folder. Each tensor takes the MLX form its
+//! GGUF type maps to (see `weights::gguf`: most keep their codes, Q2_K/Q3_K/Q6_K are
+//! requantized), Q/K rows are un-permuted, Llama 3's `rope_freqs` become config.json's
+//! `rope_scaling`, and the tokenizer and chat template are written as tokenizer.json /
+//! tokenizer_config.json.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use minibar_text::{GgufMetadata, TextModel};
 use mlx_rs::ops;
@@ -33,17 +38,34 @@ pub struct ImportReport {
     pub parameters: u64,
     /// Average bits per weight on disk.
     pub bits_per_weight: f64,
+    /// How many tensors of each GGUF type the file held.
+    pub source_types: BTreeMap<String, usize>,
 }
 
 /// Converts the GGUF file `src` into an mlx-lm folder at `dest`.
 pub fn import_gguf(src: &Path, dest: &Path, options: &ImportOptions) -> Result<ImportReport> {
-    let model = gguf::load(src)?;
-    if model.tensors.contains_key("rope_freqs") {
-        return Err(EngineError::BadConfigValue {
-            path: src.to_owned(),
-            key: "rope_freqs".into(),
-            detail: "this GGUF stores rope scaling as per-frequency factors, which config.json cannot express; run it directly from the .gguf file instead".into(),
-        });
+    import_gguf_with_progress(src, dest, options, &mut |_, _| {})
+}
+
+/// [`import_gguf`], calling `progress(bytes_read, bytes_total)` as the tensors are converted.
+pub fn import_gguf_with_progress(
+    src: &Path,
+    dest: &Path,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ImportReport> {
+    let mut model = gguf::load_with_progress(src, progress)?;
+    if let Some(factors) = model.tensors.remove("rope_freqs") {
+        let args = ModelArgs::from_value(model.config.clone(), src)?;
+        let values = factors.as_dtype(mlx_rs::Dtype::Float32)?;
+        values.eval()?;
+        let scaling = gguf::llama3_scaling(values.as_slice::<f32>(), args.head_dim(), args.rope_theta)
+            .ok_or_else(|| EngineError::BadConfigValue {
+                path: src.to_owned(),
+                key: "rope_freqs".into(),
+                detail: "this GGUF's per-frequency rope factors are not Llama 3's, which config.json cannot express; run it directly from the .gguf file instead".into(),
+            })?;
+        model.config["rope_scaling"] = scaling;
     }
     let meta = GgufMetadata::open(src).map_err(|e| EngineError::CorruptFile {
         path: src.to_owned(),
@@ -51,6 +73,11 @@ pub fn import_gguf(src: &Path, dest: &Path, options: &ImportOptions) -> Result<I
         detail: e.to_string(),
     })?;
     let text = TextModel::from_gguf(&meta)?;
+    let source_types = model
+        .tensor_types
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect();
     let mut config = model.config;
     let mut tensors = model.tensors;
     if options.dequantize {
@@ -93,9 +120,8 @@ pub fn import_gguf(src: &Path, dest: &Path, options: &ImportOptions) -> Result<I
         );
         obj.insert(
             "architectures".into(),
-            Value::from(vec![format!(
-                "{}ForCausalLM",
-                capitalized(obj["model_type"].as_str().unwrap_or("Llama"))
+            Value::from(vec![hf_class(
+                obj["model_type"].as_str().unwrap_or("llama"),
             )]),
         );
         if let Some(q) = obj.get("quantization").cloned() {
@@ -112,14 +138,21 @@ pub fn import_gguf(src: &Path, dest: &Path, options: &ImportOptions) -> Result<I
         weight_bytes,
         parameters,
         bits_per_weight: weight_bytes as f64 * 8.0 / parameters.max(1) as f64,
+        source_types,
     })
 }
 
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+/// The Hugging Face class name config.json gives the architecture.
+fn hf_class(model_type: &str) -> String {
+    let name = match model_type {
+        "gemma3_text" => "Gemma3",
+        "phi3" => "Phi3",
+        "qwen2" => "Qwen2",
+        "qwen3" => "Qwen3",
+        "mistral" => "Mistral",
+        _ => "Llama",
+    };
+    format!("{name}ForCausalLM")
 }
 
 /// Parameters of a Llama-like model, for bits-per-weight reports.
