@@ -15,7 +15,6 @@ pub mod engine_worker;
 pub mod generation;
 pub mod history;
 pub mod keychain;
-pub mod local_server;
 pub mod models;
 pub mod recover;
 pub mod settings_store;
@@ -129,7 +128,6 @@ pub fn configure<R: Runtime>(
                 });
             // What a quantization killed with the app left in the store (no job runs yet).
             models::quantize::remove_leftovers(&library.store);
-            app.manage(local_server::LocalServer::default());
             app.manage(AppState {
                 history: Arc::new(history),
                 engine: EngineWorker::spawn(engine)?,
@@ -142,13 +140,10 @@ pub fn configure<R: Runtime>(
                 data_dir: dir,
                 notices,
             });
-            let then = match then {
+            match then {
                 Some(then) => then(app),
                 None => Ok(()),
-            };
-            // After the desktop chrome, so the tray is there to show it.
-            local_server::restore(app.handle());
-            then
+            }
         })
 }
 
@@ -228,20 +223,12 @@ pub fn run() {
         then: Some(desktop),
         ..AppOptions::default()
     };
-    let app = match configure(builder, specta_builder!(tauri::Wry), options)
-        .build(tauri::generate_context!())
+    if let Err(e) =
+        configure(builder, specta_builder!(tauri::Wry), options).run(tauri::generate_context!())
     {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("minibar: {e}");
-            std::process::exit(1);
-        }
-    };
-    app.run(|app, event| {
-        if let tauri::RunEvent::Exit = event {
-            local_server::shutdown(app);
-        }
-    });
+        eprintln!("minibar: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn register_shortcut<R: Runtime>(

@@ -70,7 +70,6 @@ fn quantized_arrays_equal_mlx_lms() {
                 &LoadOptions {
                     dequantize: Dequantize::Never,
                     dtype: None,
-                    ..Default::default()
                 },
             )
             .unwrap();
@@ -207,7 +206,6 @@ fn assert_logits_match(
             &LoadOptions {
                 dequantize,
                 dtype: None,
-                ..Default::default()
             },
         )
         .unwrap();
