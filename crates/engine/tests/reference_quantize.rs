@@ -439,3 +439,51 @@ fn mixture_of_experts_quantizes_like_mlx_lm() {
         .expect("a bad mode is refused");
     assert!(e.to_string().contains("quantization"), "{e}");
 }
+
+#[test]
+fn gpt_oss_quantizes_like_mlx_lm() {
+    let Some(python) = python() else { return };
+    let src = tiny_models(&python).join("gpt_oss");
+    let tmp = tempfile::tempdir().unwrap();
+    let prompt: Vec<u32> = vec![3, 17, 42, 7, 99, 128, 5, 64, 200, 11];
+    // Stacked experts with biases, sinks and biased attention: mlx-lm quantizes the linear
+    // layers (experts included) and keeps the router at 8 bits in groups of 64.
+    for (what, target) in [
+        (
+            "affine",
+            Target::Affine {
+                bits: 4,
+                group_size: 32,
+            },
+        ),
+        (
+            "mxfp4",
+            Target::Quantized(QuantParams {
+                group_size: 32,
+                bits: 4,
+                mode: QuantMode::Mxfp4,
+            }),
+        ),
+    ] {
+        let name = format!("gpt_oss-{what}-{}", Key::default().dir(&src).short());
+        let group = if what == "affine" { 32 } else { 0 };
+        let theirs = mlx_lm_quantized(&python, &src, &name, what, group);
+        let ours = tmp.path().join(&name);
+        let report = quantize_folder(&src, &ours, target, |_, _| true).unwrap();
+        // mlx-lm's figure counts each layer's YaRN frequencies (8 f32) among the weights'
+        // bytes and leaves the sinks (4 per layer, parameters of a module with children) out
+        // of the parameter count; ours counts what the folder holds.
+        let (layers, rope_bytes, sinks) = (4, 8 * 4, 4);
+        let mlx_lm_bpw = (report.weight_bytes + layers * rope_bytes) as f64 * 8.0
+            / (report.parameters - (layers * sinks) as u64) as f64;
+        assert_same_as_mlx_lm(&name, &ours, &theirs, mlx_lm_bpw);
+        let config = read_json(&ours.join("config.json"));
+        assert_eq!(
+            config["quantization"]["model.layers.0.mlp.router"],
+            serde_json::json!({"group_size": 64, "bits": 8}),
+            "{name}"
+        );
+        assert!(arrays(&ours).contains_key("model.layers.0.mlp.experts.down_proj.scales"));
+        assert_logits_match(&name, &python, &ours, &prompt, tmp.path());
+    }
+}
