@@ -38,6 +38,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Benchmark this machine: pp512, tg128, batch scaling; history and export.
     Bench(commands::bench::Args),
+    /// Run one model across several processes or Macs (layers split among them).
+    Cluster(commands::cluster::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,5 +56,6 @@ fn main() -> anyhow::Result<()> {
         Command::Rm(args) => commands::rm::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Cluster(args) => commands::cluster::run(args),
     }
 }

@@ -1,6 +1,6 @@
 //! `make bench-cluster`: the default model split over 1, 2 and 3 ranks on this machine's
 //! loopback: time to first token, decode tokens/s, bytes sent per token and the time per
-//! token no rank spent computing (transfer, latency, waiting).
+//! token the ranks spent sending and receiving.
 //!
 //! `cargo bench -p minibar-cluster --bench cluster [-- MODEL [PROMPT_TOKENS [TOKENS]]]`; the
 //! model defaults to `MINIBAR_DEFAULT_GGUF`. On one machine the ranks share its cores, so

@@ -109,8 +109,11 @@ pub struct NodePlan {
 /// One rank's measured share of the decode phase.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RankFigures {
-    /// Milliseconds per token spent computing (and handing bytes to the socket).
+    /// Milliseconds per token spent computing.
     pub compute_ms_per_token: f64,
+    /// Milliseconds per token spent sending and receiving (after the sender rang, so not
+    /// waiting for another rank's compute).
+    pub comm_ms_per_token: f64,
     /// Bytes it sent per token.
     pub bytes_per_token: f64,
 }
@@ -132,7 +135,7 @@ pub struct Report {
     pub decode_tps: f64,
     /// Bytes all ranks sent per generated token.
     pub bytes_per_token: f64,
-    /// Milliseconds per token no rank spent computing: transfer, latency and waiting.
+    /// Milliseconds per token all ranks spent sending and receiving.
     pub comm_ms_per_token: f64,
     /// Each rank's figures, rank 0 first.
     pub ranks: Vec<RankFigures>,
@@ -340,6 +343,7 @@ pub fn run(job: &Job) -> Result<()> {
         stall,
         dtype,
         figures: Figures::default(),
+        step_comm: Default::default(),
     };
     if rank == 0 {
         let text = text.ok_or_else(|| ClusterError::Job("rank 0 has no tokenizer".into()))?;
@@ -369,6 +373,7 @@ struct Figures {
     samples: usize,
     decode_steps: usize,
     decode_compute: Duration,
+    decode_comm: Duration,
     decode_bytes: u64,
 }
 
@@ -383,6 +388,8 @@ struct Pipeline<'a> {
     stall: Duration,
     dtype: Dtype,
     figures: Figures,
+    /// Time spent communicating in the step under way.
+    step_comm: std::cell::Cell<Duration>,
 }
 
 fn header(kind: i32, len: usize, ids: &[u32]) -> Array {
@@ -406,6 +413,14 @@ impl Pipeline<'_> {
     fn eval_waiting(&self, arrays: Vec<&Array>, what: String) -> Result<()> {
         let _w = self.dog.wait(self.stall, what);
         mlx_rs::transforms::eval(arrays)?;
+        Ok(())
+    }
+
+    /// `eval_waiting` for a transfer, timed as communication.
+    fn eval_comm(&self, arrays: Vec<&Array>, what: String) -> Result<()> {
+        let t = Instant::now();
+        self.eval_waiting(arrays, what)?;
+        self.step_comm.set(self.step_comm.get() + t.elapsed());
         Ok(())
     }
 
@@ -443,20 +458,22 @@ impl Pipeline<'_> {
             if i + 1 == arrays.len() {
                 ev.extend(with.take().unwrap_or_default());
             }
-            self.eval_waiting(ev, format!("{} {what}", self.names[dst]))?;
+            self.eval_comm(ev, format!("{} {what}", self.names[dst]))?;
         }
         Ok(arrays.iter().map(|a| a.nbytes()).sum())
     }
 
-    /// Counts a step's compute time and bytes sent, in the decode phase only.
+    /// Counts a step's compute and communication time and bytes sent, in the decode phase.
     fn account(&mut self, kind: i32, started: Instant, bytes: usize) {
+        let comm = self.step_comm.take();
         if kind != SAMPLE {
             return;
         }
         self.figures.samples += 1;
         if self.figures.samples > 1 {
             self.figures.decode_steps += 1;
-            self.figures.decode_compute += started.elapsed();
+            self.figures.decode_compute += started.elapsed().saturating_sub(comm);
+            self.figures.decode_comm += comm;
             self.figures.decode_bytes += bytes as u64;
         }
     }
@@ -499,7 +516,7 @@ impl Pipeline<'_> {
         let last = self.size - 1;
         self.wait_for("the next token")?;
         let token = self.group().recv(&[1], Dtype::Int32, last)?;
-        self.eval_waiting(
+        self.eval_comm(
             vec![&token],
             format!(
                 "no token from {} (it, or a node before it in the pipeline, stopped)",
@@ -599,9 +616,6 @@ impl Pipeline<'_> {
         }
         let ranks = self.exchange_figures()?;
         let steps = tokens.len().saturating_sub(1);
-        let per = |x: f64| if steps == 0 { 0.0 } else { x / steps as f64 };
-        let compute_ms: f64 = ranks.iter().map(|r| r.compute_ms_per_token).sum();
-        let decode_ms = per(decode_time.as_secs_f64() * 1e3);
         let text_out = text.decode(&tokens, true)?;
         Ok(Report {
             text: text_out,
@@ -614,11 +628,7 @@ impl Pipeline<'_> {
                 steps as f64 / decode_time.as_secs_f64()
             },
             bytes_per_token: ranks.iter().map(|r| r.bytes_per_token).sum(),
-            comm_ms_per_token: if self.size == 1 {
-                0.0
-            } else {
-                (decode_ms - compute_ms).max(0.0)
-            },
+            comm_ms_per_token: ranks.iter().map(|r| r.comm_ms_per_token).sum(),
             ranks,
             tokens,
         })
@@ -636,28 +646,30 @@ impl Pipeline<'_> {
         };
         let mine = [
             per(f.decode_compute.as_secs_f64() * 1e3) as f32,
+            per(f.decode_comm.as_secs_f64() * 1e3) as f32,
             per(f.decode_bytes as f64) as f32,
         ];
-        let rows: Vec<[f32; 2]> = match &self.group {
+        let rows: Vec<[f32; 3]> = match &self.group {
             None => vec![mine],
             Some(g) => {
-                let mut flat = vec![0f32; self.size * 2];
-                flat[self.rank * 2..self.rank * 2 + 2].copy_from_slice(&mine);
+                let mut flat = vec![0f32; self.size * 3];
+                flat[self.rank * 3..self.rank * 3 + 3].copy_from_slice(&mine);
                 let sum = g.all_sum(&Array::from_slice(&flat, &[flat.len() as i32]))?;
                 self.eval_waiting(
                     vec![&sum],
                     "exchanging the figures at the end (a node stopped)".into(),
                 )?;
                 sum.as_slice::<f32>()
-                    .chunks(2)
-                    .map(|c| [c[0], c[1]])
+                    .chunks(3)
+                    .map(|c| [c[0], c[1], c[2]])
                     .collect()
             }
         };
         Ok(rows
             .into_iter()
-            .map(|[c, b]| RankFigures {
+            .map(|[c, m, b]| RankFigures {
                 compute_ms_per_token: c as f64,
+                comm_ms_per_token: m as f64,
                 bytes_per_token: b as f64,
             })
             .collect())
@@ -673,7 +685,7 @@ impl Pipeline<'_> {
         loop {
             self.wait_for("the next step")?;
             let hdr = self.group().recv(&[HEADER as i32], Dtype::Int32, prev)?;
-            self.eval_waiting(vec![&hdr], from_prev.clone())?;
+            self.eval_comm(vec![&hdr], from_prev.clone())?;
             let words: Vec<i32> = hdr.as_slice::<i32>().to_vec();
             let (kind, len) = (words[0], words[1]);
             let bad = |what: &str| {

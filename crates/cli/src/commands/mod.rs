@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod cluster;
 pub mod fit;
 pub mod generate;
 pub mod import;

@@ -1,0 +1,252 @@
+//! `minibar cluster`: one model across several processes or machines, layers split among
+//! them (pipeline parallelism over MLX's ring backend; see minibar-cluster).
+
+use std::{ffi::OsString, io::Write, path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+use minibar_cluster::{Event, Finished, Job, Launcher, NodePlan, Prompt};
+
+use super::{model_arg, sampling::SamplingArgs};
+
+/// Arguments of `minibar cluster`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    /// Reply to one prompt with the model split over several ranks on this machine.
+    Generate(GenerateArgs),
+    /// Start the ranks, check they hold the same model, and show the nodes and layer split.
+    Status(StatusArgs),
+    /// Run one rank: what `generate` starts for each; on several Macs, start one per Mac
+    /// with the same --hostfile and each its own --rank.
+    Rank(RankArgs),
+}
+
+/// Flags every way of starting ranks shares.
+#[derive(clap::Args)]
+struct Common {
+    /// Model path or name in the store (default: the embedded default model).
+    #[arg(long, short)]
+    model: Option<String>,
+    /// Ranks to start on this machine's loopback.
+    #[arg(long, default_value_t = 2)]
+    ranks: usize,
+    /// Seconds a rank waits for another before it gives up and names it.
+    #[arg(long, default_value_t = 20.0)]
+    stall_timeout: f64,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// What to ask.
+    #[arg(long, short)]
+    prompt: String,
+    /// A system prompt.
+    #[arg(long)]
+    system: Option<String>,
+    /// Continue the prompt as raw text, without the chat template.
+    #[arg(long)]
+    raw: bool,
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Print the reply, the plan and the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct RankArgs {
+    /// The job as JSON (how `generate` and `status` start their ranks).
+    #[arg(long, conflicts_with_all = ["hostfile", "rank", "model", "prompt"])]
+    job: Option<String>,
+    /// The ranks' addresses in MLX's format: `[["ip:port"], ["ip:port"], ...]`, rank 0 first.
+    #[arg(long)]
+    hostfile: Option<PathBuf>,
+    /// This node's rank.
+    #[arg(long)]
+    rank: Option<usize>,
+    /// Model path or name in the store (the same model on every node).
+    #[arg(long, short)]
+    model: Option<String>,
+    /// What to ask (rank 0 only).
+    #[arg(long, short)]
+    prompt: Option<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Seconds a rank waits for another before it gives up and names it.
+    #[arg(long, default_value_t = 20.0)]
+    stall_timeout: f64,
+}
+
+/// Runs `minibar cluster`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Sub::Generate(a) => generate(a),
+        Sub::Status(a) => status(a),
+        Sub::Rank(a) => rank(a),
+    }
+}
+
+fn launcher() -> anyhow::Result<Launcher> {
+    Ok(Launcher {
+        program: std::env::current_exe().context("finding the minibar executable")?,
+        args: vec![OsString::from("cluster"), OsString::from("rank")],
+        grace: Duration::ZERO,
+    })
+}
+
+fn base_job(common: &Common) -> anyhow::Result<Job> {
+    if common.ranks < 2 {
+        bail!("a cluster needs at least 2 ranks (for one, use `minibar generate`)");
+    }
+    Ok(Job {
+        model: model_arg::resolve(common.model.as_deref())?,
+        stall_timeout: common.stall_timeout,
+        ..Job::default()
+    })
+}
+
+fn sampled_job(mut job: Job, sampling: &SamplingArgs) -> anyhow::Result<Job> {
+    if !sampling.stop.is_empty() {
+        bail!("--stop is not supported by `minibar cluster` yet");
+    }
+    let params = sampling.params();
+    job.sampling = params.sampling;
+    job.max_tokens = params.max_tokens;
+    Ok(job)
+}
+
+fn print_plan(plan: &[NodePlan]) {
+    println!(
+        "{:<6} {:<28} {:>10} {:>8}",
+        "rank", "node", "memory", "layers"
+    );
+    for n in plan {
+        println!(
+            "{:<6} {:<28} {:>7.1} GB {:>3}..{}",
+            n.rank,
+            n.node,
+            n.budget as f64 / 1e9,
+            n.layers[0],
+            n.layers[1]
+        );
+    }
+}
+
+fn generate(a: GenerateArgs) -> anyhow::Result<()> {
+    let prompt = if a.raw {
+        Prompt::Raw(a.prompt)
+    } else {
+        Prompt::Chat {
+            system: a.system,
+            user: a.prompt,
+        }
+    };
+    let job = sampled_job(
+        Job {
+            prompt,
+            ..base_job(&a.common)?
+        },
+        &a.sampling,
+    )?;
+    let json = a.json;
+    let mut out = std::io::stdout();
+    let done: Finished = launcher()?
+        .start(&vec![job; a.common.ranks])?
+        .wait(|rank, e| {
+            if let (0, Event::Token { text, .. }, false) = (rank, e, json) {
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+        })?;
+    let report = done.report.context("rank 0 ended without a report")?;
+    if json {
+        let v = serde_json::json!({ "plan": done.plan, "report": report });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!();
+    let split: Vec<String> = done
+        .plan
+        .iter()
+        .map(|n| format!("{}..{}", n.layers[0], n.layers[1]))
+        .collect();
+    eprintln!(
+        "{} ranks (layers {}): {} prompt tokens, first token {:.2} s, {:.1} tok/s, {:.0} bytes/token sent, {:.2} ms/token in communication",
+        done.plan.len(),
+        split.join(", "),
+        report.prompt_tokens,
+        report.ttft_s,
+        report.decode_tps,
+        report.bytes_per_token,
+        report.comm_ms_per_token
+    );
+    Ok(())
+}
+
+fn status(a: StatusArgs) -> anyhow::Result<()> {
+    let job = Job {
+        check_only: true,
+        ..base_job(&a.common)?
+    };
+    let done = launcher()?
+        .start(&vec![job; a.common.ranks])?
+        .wait(|_, _| {})?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&done.plan)?);
+    } else {
+        print_plan(&done.plan);
+        println!("every rank holds the same model; ready to generate");
+    }
+    Ok(())
+}
+
+fn rank(a: RankArgs) -> anyhow::Result<()> {
+    let job: Job = match &a.job {
+        Some(json) => serde_json::from_str(json).context("--job is not a valid job")?,
+        None => {
+            let (Some(hostfile), Some(rank)) = (&a.hostfile, a.rank) else {
+                bail!("give --hostfile and --rank (or --job)");
+            };
+            // MLX reads its place from the environment, before any thread starts.
+            std::env::set_var("MLX_HOSTFILE", hostfile);
+            std::env::set_var("MLX_RANK", rank.to_string());
+            let prompt = match (&a.prompt, rank) {
+                (Some(p), _) => Prompt::Chat {
+                    system: None,
+                    user: p.clone(),
+                },
+                (None, 0) => bail!("rank 0 needs --prompt"),
+                (None, _) => Prompt::Tokens(Vec::new()),
+            };
+            sampled_job(
+                Job {
+                    model: model_arg::resolve(a.model.as_deref())?,
+                    prompt,
+                    stall_timeout: a.stall_timeout,
+                    ..Job::default()
+                },
+                &a.sampling,
+            )?
+        }
+    };
+    // Events go to standard output as JSON lines (a launcher reads them; by hand, rank 0's
+    // `token` lines are the reply); an error is one of them, and the exit status says so.
+    minibar_cluster::rank::run_and_report(&job)?;
+    Ok(())
+}
