@@ -38,6 +38,8 @@ const COMMANDS: &[&str] = &[
     "set_hub_token",
     "has_hub_token",
     "set_launch_at_login",
+    "set_local_server",
+    "local_server_status",
     "settings_changed",
     "hide_window",
     "open_view",

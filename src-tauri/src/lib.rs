@@ -15,6 +15,7 @@ pub mod engine_worker;
 pub mod generation;
 pub mod history;
 pub mod keychain;
+pub mod local_server;
 pub mod models;
 pub mod recover;
 pub mod settings_store;
@@ -128,6 +129,7 @@ pub fn configure<R: Runtime>(
                 });
             // What a quantization killed with the app left in the store (no job runs yet).
             models::quantize::remove_leftovers(&library.store);
+            app.manage(local_server::LocalServer::default());
             app.manage(AppState {
                 history: Arc::new(history),
                 engine: EngineWorker::spawn(engine)?,
@@ -140,10 +142,13 @@ pub fn configure<R: Runtime>(
                 data_dir: dir,
                 notices,
             });
-            match then {
+            let then = match then {
                 Some(then) => then(app),
                 None => Ok(()),
-            }
+            };
+            // After the desktop chrome, so the tray is there to show it.
+            local_server::restore(app.handle());
+            then
         })
 }
 
@@ -223,12 +228,20 @@ pub fn run() {
         then: Some(desktop),
         ..AppOptions::default()
     };
-    if let Err(e) =
-        configure(builder, specta_builder!(tauri::Wry), options).run(tauri::generate_context!())
+    let app = match configure(builder, specta_builder!(tauri::Wry), options)
+        .build(tauri::generate_context!())
     {
-        eprintln!("minibar: {e}");
-        std::process::exit(1);
-    }
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("minibar: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            local_server::shutdown(app);
+        }
+    });
 }
 
 fn register_shortcut<R: Runtime>(

@@ -3,12 +3,12 @@
 //! first item opens the chat.
 
 use tauri::image::Image;
-use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
+use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Runtime};
+use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_positioner::{Position, WindowExt};
 
-use crate::types::View;
+use crate::types::{LocalServerStatus, View};
 use crate::windows;
 
 /// The tray glyph: black on transparent, so macOS can tint it as a template image.
@@ -21,6 +21,10 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
         "models" => windows::show_large(app, View::Models),
         "bench" => windows::show_large(app, View::Bench),
         "settings" => windows::show_large(app, View::Settings),
+        "local_server" => {
+            toggle_local_server(app);
+            Ok(())
+        }
         "quit" => {
             app.exit(0);
             Ok(())
@@ -30,6 +34,43 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
     if let Err(e) = result {
         eprintln!("minibar: tray menu: {}", e.message);
     }
+}
+
+/// The tray's "Local server" item, kept to show the server's state.
+struct LocalServerItem<R: Runtime>(CheckMenuItem<R>);
+
+/// The item's text: whether the server is on, and where.
+fn local_server_label(status: &LocalServerStatus) -> String {
+    match (&status.url, status.running) {
+        (Some(url), true) => format!("Local server: on ({url})"),
+        _ => "Local server: off".into(),
+    }
+}
+
+/// Shows the local server's state in the tray menu (nothing without a tray).
+pub fn show_local_server<R: Runtime>(app: &AppHandle<R>, status: &LocalServerStatus) {
+    if let Some(item) = app.try_state::<LocalServerItem<R>>() {
+        let _ = item.0.set_checked(status.running);
+        let _ = item.0.set_text(local_server_label(status));
+    }
+}
+
+/// The menu item turns the server on or off, on the saved port.
+fn toggle_local_server<R: Runtime>(app: &AppHandle<R>) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let running = app
+            .state::<crate::local_server::LocalServer>()
+            .status()
+            .await
+            .running;
+        let port = crate::settings_store::load(&app)
+            .map(|s| s.local_server_port)
+            .unwrap_or(11434);
+        if let Err(e) = crate::local_server::set(&app, !running, port).await {
+            eprintln!("minibar: {}", e.message);
+        }
+    });
 }
 
 fn on_click<R: Runtime>(tray: &TrayIcon<R>, event: TrayIconEvent) {
@@ -55,6 +96,19 @@ fn on_click<R: Runtime>(tray: &TrayIcon<R>, event: TrayIconEvent) {
 /// Builds the tray icon. Failing to build it (no tray host at all) is reported, not fatal: the
 /// global shortcut and a second launch still open the chat.
 pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
+    let off = LocalServerStatus {
+        running: false,
+        url: None,
+        error: None,
+    };
+    let server = CheckMenuItem::with_id(
+        app,
+        "local_server",
+        local_server_label(&off),
+        true,
+        false,
+        None::<&str>,
+    )?;
     let menu = Menu::with_items(
         app,
         &[
@@ -64,6 +118,8 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
             &MenuItem::with_id(app, "models", "Models…", true, None::<&str>)?,
             &MenuItem::with_id(app, "bench", "Benchmark…", true, None::<&str>)?,
             &MenuItem::with_id(app, "settings", "Settings…", true, None::<&str>)?,
+            &PredefinedMenuItem::separator(app)?,
+            &server,
             &PredefinedMenuItem::separator(app)?,
             &MenuItem::with_id(app, "quit", "Quit Minibar", true, None::<&str>)?,
         ],
@@ -78,5 +134,31 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
         .on_tray_icon_event(on_click);
     #[cfg(target_os = "macos")]
     let builder = builder.icon_as_template(true);
-    builder.build(app)
+    let tray = builder.build(app)?;
+    app.manage(LocalServerItem(server));
+    Ok(tray)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tray_says_whether_the_server_is_on_and_where() {
+        let on = LocalServerStatus {
+            running: true,
+            url: Some("http://127.0.0.1:11434".into()),
+            error: None,
+        };
+        assert_eq!(
+            local_server_label(&on),
+            "Local server: on (http://127.0.0.1:11434)"
+        );
+        let failed = LocalServerStatus {
+            running: false,
+            url: None,
+            error: Some("port taken".into()),
+        };
+        assert_eq!(local_server_label(&failed), "Local server: off");
+    }
 }

@@ -586,3 +586,57 @@ fn committed_bindings_match_the_rust_types() {
         "ui/src/lib/bindings.ts is stale: run this test with MINIBAR_UPDATE_BINDINGS=1"
     );
 }
+
+/// A GET on loopback, as a client of the local server would send it; the body.
+fn http_get(url: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = std::net::TcpStream::connect(host)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+#[test]
+fn the_local_server_switch_serves_the_installed_model_and_is_saved() {
+    let t = app();
+    let off = t.call("local_server_status", json!({})).unwrap();
+    assert_eq!(off["running"], false);
+    // Port 0: any free port (the UI asks for 1..65535; tests must not collide).
+    let on = t
+        .call("set_local_server", json!({ "enabled": true, "port": 0 }))
+        .unwrap();
+    assert_eq!(on["running"], true, "{on}");
+    let url = on["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let models = http_get(&format!("{url}/v1/models")).unwrap();
+    assert!(models.starts_with("HTTP/1.1 200"), "{models}");
+    // The installed model (MINIBAR_DEFAULT_MODEL), not loaded: no model loads until asked.
+    assert!(models.contains("SmolLM2-135M-Instruct.Q4_1"), "{models}");
+    assert_eq!(t.call("local_server_status", json!({})).unwrap(), on);
+    let rid = t
+        .call("plugin:store|get_store", json!({ "path": "settings.json" }))
+        .unwrap();
+    let saved = t
+        .call("plugin:store|get", json!({ "rid": rid, "key": "settings" }))
+        .unwrap();
+    assert_eq!(saved[0]["localServer"], true, "{saved}");
+
+    let stopped = t
+        .call("set_local_server", json!({ "enabled": false, "port": 0 }))
+        .unwrap();
+    assert_eq!(stopped["running"], false);
+    assert!(
+        http_get(&format!("{url}/v1/models")).is_err(),
+        "still answering"
+    );
+    let saved = t
+        .call("plugin:store|get", json!({ "rid": rid, "key": "settings" }))
+        .unwrap();
+    assert_eq!(saved[0]["localServer"], false, "{saved}");
+}

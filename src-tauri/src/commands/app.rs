@@ -4,7 +4,7 @@ use tauri::{AppHandle, Runtime, State, WebviewWindow};
 
 use crate::state::AppState;
 
-use crate::types::{AppError, AppInfo, AppResult, ComputeBackend, View};
+use crate::types::{AppError, AppInfo, AppResult, ComputeBackend, LocalServerStatus, View};
 use crate::{keychain, windows};
 
 /// Versions and platform.
@@ -57,6 +57,27 @@ pub async fn set_launch_at_login<R: Runtime>(app: AppHandle<R>, enabled: bool) -
         manager.disable()
     };
     result.map_err(|e| AppError::io(format!("cannot change launch at login: {e}")))
+}
+
+/// Turns the local server (the OpenAI and Ollama APIs on loopback) on at `port` or off;
+/// the choice is saved and restored at launch.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_local_server<R: Runtime>(
+    app: AppHandle<R>,
+    enabled: bool,
+    port: u16,
+) -> AppResult<LocalServerStatus> {
+    crate::local_server::set(&app, enabled, port).await
+}
+
+/// Whether the local server runs, and its address.
+#[tauri::command]
+#[specta::specta]
+pub async fn local_server_status(
+    server: State<'_, crate::local_server::LocalServer>,
+) -> AppResult<LocalServerStatus> {
+    Ok(server.status().await)
 }
 
 /// The UI saved settings: read them again so the next request uses them, and move the model

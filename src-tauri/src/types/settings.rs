@@ -32,6 +32,22 @@ pub struct Settings {
     pub hf_endpoint: String,
     /// Start Minibar at login.
     pub launch_at_login: bool,
+    /// Serve the OpenAI and Ollama APIs on this machine (loopback) while the app runs.
+    pub local_server: bool,
+    /// The local server's port (Ollama's by default, so Ollama's clients find it).
+    pub local_server_port: u16,
+}
+
+/// The local server, as Settings and the tray show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalServerStatus {
+    /// Serving now.
+    pub running: bool,
+    /// Its address while running (`http://127.0.0.1:11434`), for clients' base URL.
+    pub url: Option<String>,
+    /// Why the last start failed (the port is taken, no model is installed), if it did.
+    pub error: Option<String>,
 }
 
 /// The model folders in use, and what an empty setting stands for.
@@ -61,6 +77,8 @@ impl Default for Settings {
             hf_cache_folder: String::new(),
             hf_endpoint: "https://huggingface.co".into(),
             launch_at_login: false,
+            local_server: false,
+            local_server_port: 11434,
         }
     }
 }

@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { mkdtempSync, mkdirSync, existsSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -366,5 +367,55 @@ test("a hub search shows each result's fit before download, and a result downloa
       async () => (await row.$('[data-testid="hub-download-progress"]').isExisting()) || (await row.$(".installed").isExisting()),
       { timeout: 60_000, timeoutMsg: `the download did not start; app log:\n${logs.join("")}` },
     );
+  });
+});
+
+/** A TCP port nothing listens on now. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.on("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+test("the local server switch serves the API, is restored after a restart, and stops", { skip: !MODEL && "MINIBAR_DEFAULT_MODEL is not set" }, async () => {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const openSettings = async (b) => {
+    await (await b.$('nav[aria-label="Views"]')).waitForExist();
+    await b.execute(() => (location.hash = "#/settings"));
+    const toggle = await b.$('[data-testid="local-server"]');
+    await toggle.waitForExist({ timeoutMsg: `no Local server switch; app log:\n${logs.join("")}` });
+    // Above the sticky Save footer, so the click reaches the switch.
+    await toggle.scrollIntoView({ block: "center" });
+    return toggle;
+  };
+  await withApp(async (b) => {
+    const toggle = await openSettings(b);
+    await (await b.$('[data-testid="local-server-port"]')).setValue(String(port));
+    await toggle.click();
+    const url = await b.$('[data-testid="local-server-url"]');
+    await url.waitForExist({ timeout: 30_000, timeoutMsg: `no server URL shown; app log:\n${logs.join("")}` });
+    assert.equal(await url.getText(), base);
+    assert.ok(await (await b.$('[data-testid="copy-server-url"]')).isExisting(), "a copy button");
+    // The test is the client: the OpenAI API lists the installed model.
+    const models = await (await fetch(`${base}/v1/models`)).json();
+    assert.ok(models.data.length >= 1, JSON.stringify(models));
+  });
+  await withApp(async (b) => {
+    // Saved in the settings store: on again after a restart, on the same port.
+    const toggle = await openSettings(b);
+    const url = await b.$('[data-testid="local-server-url"]');
+    await url.waitForExist({ timeout: 30_000, timeoutMsg: `the server was not restored; app log:\n${logs.join("")}` });
+    assert.equal(await url.getText(), base);
+    assert.equal((await fetch(`${base}/api/version`)).status, 200);
+    await toggle.scrollIntoView({ block: "center" });
+    await toggle.click();
+    await url.waitForExist({ reverse: true, timeout: 30_000, timeoutMsg: "the server did not stop" });
+    await assert.rejects(fetch(`${base}/v1/models`), "nothing listens after it is turned off");
   });
 });

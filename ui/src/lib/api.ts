@@ -22,6 +22,7 @@ import {
   type ChatSession,
   type DiskUsage,
   type LibraryFolders,
+  type LocalServerStatus,
   type DownloadProgress,
   type Events,
   type GenerationStarted,
@@ -107,6 +108,9 @@ export interface Backend {
   setHubToken(token: string | null): Promise<void>;
   hasHubToken(): Promise<boolean>;
   setLaunchAtLogin(enabled: boolean): Promise<void>;
+  /** Turns the local server (OpenAI and Ollama APIs on loopback) on at `port`, or off; saved. */
+  setLocalServer(enabled: boolean, port: number): Promise<LocalServerStatus>;
+  localServerStatus(): Promise<LocalServerStatus>;
   hideWindow(): Promise<void>;
   openView(view: View): Promise<void>;
   openExternal(url: string): Promise<void>;
@@ -194,6 +198,8 @@ export function tauriBackend(): Backend {
     setHubToken: (token) => nothing(commands.setHubToken(token)),
     hasHubToken: async () => unwrap(await commands.hasHubToken()),
     setLaunchAtLogin: (enabled) => nothing(commands.setLaunchAtLogin(enabled)),
+    setLocalServer: async (enabled, port) => unwrap(await commands.setLocalServer(enabled, port)),
+    localServerStatus: async () => unwrap(await commands.localServerStatus()),
     hideWindow: () => nothing(commands.hideWindow()),
     openView: (view) => nothing(commands.openView(view)),
     openExternal: (url) => nothing(commands.openExternal(url)),

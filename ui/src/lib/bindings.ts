@@ -411,6 +411,29 @@ async setLaunchAtLogin(enabled: boolean) : Promise<Result<null, AppError>> {
 }
 },
 /**
+ * Turns the local server (the OpenAI and Ollama APIs on loopback) on at `port` or off;
+ * the choice is saved and restored at launch.
+ */
+async setLocalServer(enabled: boolean, port: number) : Promise<Result<LocalServerStatus, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("set_local_server", { enabled, port }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Whether the local server runs, and its address.
+ */
+async localServerStatus() : Promise<Result<LocalServerStatus, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("local_server_status") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * The UI saved settings: read them again so the next request uses them, and move the model
  * library to the chosen folders (what is already running keeps its folders).
  */
@@ -1276,6 +1299,22 @@ defaultModelsFolder: string;
  */
 defaultHfCacheFolder: string }
 /**
+ * The local server, as Settings and the tray show it.
+ */
+export type LocalServerStatus = { 
+/**
+ * Serving now.
+ */
+running: boolean; 
+/**
+ * Its address while running (`http://127.0.0.1:11434`), for clients' base URL.
+ */
+url: string | null; 
+/**
+ * Why the last start failed (the port is taken, no model is installed), if it did.
+ */
+error: string | null }
+/**
  * This machine's memory, sent every second as `memory-update` and by `memory_status`.
  */
 export type MachineMemory = { 
@@ -1691,7 +1730,15 @@ hfEndpoint: string;
 /**
  * Start Minibar at login.
  */
-launchAtLogin: boolean }
+launchAtLogin: boolean; 
+/**
+ * Serve the OpenAI and Ollama APIs on this machine (loopback) while the app runs.
+ */
+localServer: boolean; 
+/**
+ * The local server's port (Ollama's by default, so Ollama's clients find it).
+ */
+localServerPort: number }
 /**
  * Mean ± standard deviation over `n` repetitions.
  */

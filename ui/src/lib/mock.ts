@@ -27,6 +27,7 @@ import type {
   ChatSession,
   DiskUsage,
   LibraryFolders,
+  LocalServerStatus,
   DownloadProgress,
   Events,
   FitReport,
@@ -1005,4 +1006,17 @@ export class MockBackend implements Backend {
   }
 
   async setLaunchAtLogin(_enabled: boolean): Promise<void> {}
+
+  async setLocalServer(enabled: boolean, port: number): Promise<LocalServerStatus> {
+    // The real backend starts minibar-serve; the mock has no server and says so when asked to
+    // start one, rather than showing an address nothing answers on.
+    if (enabled) throw new ApiError({ kind: "io", message: "The local server needs the Minibar app (this is the browser mock)." });
+    const saved = this.readSettings();
+    if (saved) localStorage.setItem(SETTINGS_KEY, JSON.stringify({ ...saved, localServer: false, localServerPort: port }));
+    return { running: false, url: null, error: null };
+  }
+
+  async localServerStatus(): Promise<LocalServerStatus> {
+    return { running: false, url: null, error: null };
+  }
 }

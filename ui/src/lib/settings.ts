@@ -24,6 +24,9 @@ export const DEFAULT_SETTINGS: Settings = {
   hfCacheFolder: "",
   hfEndpoint: "https://huggingface.co",
   launchAtLogin: false,
+  // The local server (OpenAI and Ollama APIs on loopback), on Ollama's port by default.
+  localServer: false,
+  localServerPort: 11434,
 };
 
 /** Saved settings completed with defaults for fields an older version did not save. */
@@ -61,6 +64,7 @@ export function validateSettings(s: Settings): Record<string, string> {
   if (p.seed !== null) range("sampling.seed", p.seed, 0, 2 ** 32 - 1, true);
   range("contextLength", s.contextLength, 256, 1_048_576, true);
   range("memoryHeadroomBytes", s.memoryHeadroomBytes, 0, 64e9);
+  range("localServerPort", s.localServerPort, 1, 65535, true);
   if (!isFolder(s.modelsFolder)) errors.modelsFolder = FOLDER_HINT;
   if (!isFolder(s.hfCacheFolder)) errors.hfCacheFolder = FOLDER_HINT;
   try {

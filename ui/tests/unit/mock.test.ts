@@ -104,4 +104,9 @@ describe("mock backend", () => {
     expect(await mock.hasHubToken()).toBe(true);
     expect(JSON.stringify(localStorage)).not.toContain("hf_secret");
   });
+  test("the local server needs the app: the mock refuses to start one and reports it off", async () => {
+    await expect(mock.setLocalServer(true, 11434)).rejects.toMatchObject({ kind: "io", message: expect.stringMatching(/needs the Minibar app/) });
+    expect(await mock.localServerStatus()).toEqual({ running: false, url: null, error: null });
+    expect(await mock.setLocalServer(false, 8080)).toEqual({ running: false, url: null, error: null });
+  });
 });

@@ -32,6 +32,13 @@ describe("settings", () => {
     for (const bad of ["models", "./models", "~user/models"]) expect(folder(bad)).toMatch(/full path/);
     expect(validateSettings({ ...DEFAULT_SETTINGS, hfCacheFolder: "hub" }).hfCacheFolder).toMatch(/full path/);
   });
+  test("the local server's port is a whole number in 1..65535, Ollama's by default", () => {
+    expect(DEFAULT_SETTINGS.localServerPort).toBe(11434);
+    expect(DEFAULT_SETTINGS.localServer).toBe(false);
+    const port = (localServerPort: number) => validateSettings({ ...DEFAULT_SETTINGS, localServerPort }).localServerPort;
+    for (const ok of [1, 8080, 65535]) expect(port(ok)).toBeUndefined();
+    for (const bad of [0, 65536, 80.5, NaN]) expect(port(bad)).toMatch(/Between 1 and 65535/);
+  });
   test("the settings type has no field for the hub token", () => {
     expect(Object.keys(DEFAULT_SETTINGS).some((k) => /token/i.test(k))).toBe(false);
   });
