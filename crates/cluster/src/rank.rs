@@ -241,10 +241,11 @@ pub fn run(job: &Job) -> Result<()> {
 
     let snapshot = minibar_fit::snapshot();
     let budget = minibar_fit::Budget::this_machine(&snapshot, 0, None).usable;
-    let text = if rank == 0 && !job.check_only {
-        Some(text_model(&job.model)?)
-    } else {
-        None
+    // Rank 0 tokenizes and detokenizes; token prompts run without a tokenizer if there is none.
+    let text = match (&job.prompt, rank == 0 && !job.check_only) {
+        (_, false) => None,
+        (Prompt::Tokens(_), true) => text_model(&job.model).ok(),
+        (_, true) => Some(text_model(&job.model)?),
     };
     let loaded = {
         let _w = dog.wait(startup, "loading the model");
@@ -346,8 +347,7 @@ pub fn run(job: &Job) -> Result<()> {
         step_comm: Default::default(),
     };
     if rank == 0 {
-        let text = text.ok_or_else(|| ClusterError::Job("rank 0 has no tokenizer".into()))?;
-        let report = pipe.drive(job, &text, context)?;
+        let report = pipe.drive(job, text.as_ref(), context)?;
         emit(&Event::Done(report));
     } else {
         pipe.serve()?;
@@ -527,7 +527,12 @@ impl Pipeline<'_> {
     }
 
     /// Rank 0: prefill the prompt, then generate until a stop condition, streaming tokens.
-    fn drive(&mut self, job: &Job, text: &TextModel, context: usize) -> Result<Report> {
+    fn drive(&mut self, job: &Job, text: Option<&TextModel>, context: usize) -> Result<Report> {
+        let tokenizer = || {
+            text.ok_or_else(|| {
+                ClusterError::Job("the model has no tokenizer to read a text prompt".into())
+            })
+        };
         let prompt = match &job.prompt {
             Prompt::Tokens(t) => t.clone(),
             Prompt::Chat { system, user } => {
@@ -536,9 +541,9 @@ impl Pipeline<'_> {
                     m.push(Message::system(s.clone()));
                 }
                 m.push(Message::user(user.clone()));
-                text.encode_chat(&m, true)?
+                tokenizer()?.encode_chat(&m, true)?
             }
-            Prompt::Raw(s) => text.encode(s, true)?,
+            Prompt::Raw(s) => tokenizer()?.encode(s, true)?,
         };
         if prompt.is_empty() {
             return Err(ClusterError::Job("the prompt is empty".into()));
@@ -573,8 +578,10 @@ impl Pipeline<'_> {
             token = self.step(kind, chunk, &mut local)?;
         }
         let mut token = token.ok_or_else(|| ClusterError::Job("no first token".into()))?;
-        let eos: Vec<u32> = text.eos.iter().copied().collect();
-        let mut decoder = text.stream_decoder(true);
+        let eos: Vec<u32> = text
+            .map(|t| t.eos.iter().copied().collect())
+            .unwrap_or_default();
+        let mut decoder = text.map(|t| t.stream_decoder(true));
         let mut tokens = Vec::new();
         let mut cached = prompt.len();
         let (mut ttft, mut first_at) = (Duration::ZERO, None);
@@ -593,7 +600,10 @@ impl Pipeline<'_> {
             if !job.ignore_eos && eos.contains(&token) {
                 break "eos";
             }
-            let piece = decoder.push(token)?.unwrap_or_default();
+            let piece = match decoder.as_mut() {
+                Some(d) => d.push(token)?.unwrap_or_default(),
+                None => String::new(),
+            };
             emit(&Event::Token {
                 id: token,
                 text: piece,
@@ -616,7 +626,10 @@ impl Pipeline<'_> {
         }
         let ranks = self.exchange_figures()?;
         let steps = tokens.len().saturating_sub(1);
-        let text_out = text.decode(&tokens, true)?;
+        let text_out = match text {
+            Some(t) => t.decode(&tokens, true)?,
+            None => String::new(),
+        };
         Ok(Report {
             text: text_out,
             finish: finish.into(),

@@ -188,3 +188,30 @@ fn a_rank_with_other_weights_is_refused_with_the_reason() {
     assert!(err.contains("rank 1 (127.0.0.1:"), "{err}");
     assert!(err.contains("model files differ"), "{err}");
 }
+
+#[test]
+fn every_architecture_splits_into_three_ranks_with_one_process_tokens() {
+    let Some(python) = minibar_testkit::reference_python() else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The engine tests' tiny random-weight models (3 layers each: one per rank), built by
+    // mlx-lm once and cached.
+    let tiny = minibar_testkit::script_fixture("tiny-models", "tiny_models.py", |dir| {
+        minibar_testkit::run_python(
+            &python,
+            &[minibar_testkit::script("tiny_models.py").as_path(), dir],
+        );
+    });
+    let ids: Vec<u32> = vec![1, 17, 42, 99, 5, 23, 64, 8];
+    for arch in ["llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3"] {
+        let model = tiny.join(arch);
+        let expected = one_process(&model, &ids, 8);
+        let done = launcher(Duration::ZERO)
+            .start(&vec![job(&model, ids.clone(), 8); 3])
+            .unwrap()
+            .wait(|_, _| {})
+            .unwrap_or_else(|e| panic!("{arch}: {e}"));
+        assert_eq!(done.report.unwrap().tokens, expected, "{arch}");
+    }
+}
