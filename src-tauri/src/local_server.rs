@@ -2,7 +2,8 @@
 //! inside the app process, on loopback only (no API key needed there). Turning it on serves
 //! the OpenAI and Ollama APIs on the chosen port with the default model (the saved one, else
 //! the smallest installed), loaded on the first request rather than at once, so a server
-//! nobody calls holds no model; other installed models load when a request names them. The
+//! nobody calls holds no model; other installed models (in the folders chosen in Settings)
+//! load when a request names them. The
 //! choice is saved in the settings store (`localServer`, `localServerPort`) and restored at
 //! launch; the tray's menu shows whether it is on.
 
@@ -84,6 +85,7 @@ async fn start<R: Runtime>(app: &AppHandle<R>, port: u16) -> AppResult<LocalServ
             model_path: model.path.clone(),
             preload: false,
             model_name: name,
+            library: state.library(),
             context: usize::try_from(settings.context_length).ok(),
             limits: minibar_serve::Limits {
                 max_seqs: 8,

@@ -129,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
                 preload: true,
                 model_path: gguf.into(),
                 model_name: s.model.clone(),
+                library: minibar_serve::LibraryPaths::from_env(),
                 context: Some(2048),
                 limits: Limits {
                     max_seqs: s.max_seqs,

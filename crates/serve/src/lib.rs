@@ -40,6 +40,7 @@ mod sequence;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 pub use errors::ApiError;
+pub use minibar_hub::library::LibraryPaths;
 pub use scheduler::{Limits, ModelInfo, ModelTarget};
 
 /// How long a model stays loaded without requests, unless configured otherwise (Ollama's).
@@ -60,6 +61,9 @@ pub struct ServeConfig {
     pub preload: bool,
     /// The name clients use for it.
     pub model_name: String,
+    /// Where the other models requests may name are installed (the CLI:
+    /// `LibraryPaths::from_env()`; the app: the folders chosen in Settings).
+    pub library: LibraryPaths,
     /// Context window in tokens (default: the model's, at most 8192).
     pub context: Option<usize>,
     /// Concurrency and queue bounds.
@@ -159,6 +163,7 @@ impl Server {
             scheduler,
             api_key: config.api_key.filter(|k| !k.is_empty()),
             body_limit: config.body_limit,
+            library: config.library,
         });
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel();

@@ -31,12 +31,15 @@ pub struct ModelTarget {
 /// library's model of that name, else, for a catalog id (`qwen3-4b`), the installed model
 /// that entry describes (the default model first, then the most recently used). A name
 /// never becomes a path unless the library lists it.
-pub(crate) fn resolve(default: &ModelTarget, name: &str) -> Result<ModelTarget, ApiError> {
+pub(crate) fn resolve(
+    paths: &LibraryPaths,
+    default: &ModelTarget,
+    name: &str,
+) -> Result<ModelTarget, ApiError> {
     if name.eq_ignore_ascii_case(&default.name) || Path::new(name) == default.path {
         return Ok(default.clone());
     }
-    let paths = LibraryPaths::from_env();
-    if let Some(found) = find_model(&paths, name).ok().filter(|m| m.complete) {
+    if let Some(found) = find_model(paths, name).ok().filter(|m| m.complete) {
         return Ok(ModelTarget {
             name: found.name,
             path: loadable(&found.path),
@@ -54,7 +57,7 @@ pub(crate) fn resolve(default: &ModelTarget, name: &str) -> Result<ModelTarget, 
     if is_entry(&default.name) || default_file.is_some_and(|f| is_entry(&f)) {
         return Ok(default.clone());
     }
-    let mut installed: Vec<_> = crate::library::installed()
+    let mut installed: Vec<_> = crate::library::installed(paths)
         .into_iter()
         .filter(|m| is_entry(&m.name))
         .collect();

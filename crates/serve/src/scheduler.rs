@@ -214,8 +214,12 @@ impl Scheduler {
     }
 
     /// The model a request names: the default one (by name or path) or one in the library.
-    pub fn resolve(&self, name: &str) -> Result<ModelTarget, ApiError> {
-        lifecycle::resolve(&self.default, name)
+    pub fn resolve(
+        &self,
+        library: &minibar_hub::library::LibraryPaths,
+        name: &str,
+    ) -> Result<ModelTarget, ApiError> {
+        lifecycle::resolve(library, &self.default, name)
     }
 
     /// Live counts of active and waiting requests.

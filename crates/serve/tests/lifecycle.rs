@@ -76,6 +76,7 @@ async fn models_load_on_request_and_unload_when_idle() {
         preload: true,
         model_path: gguf,
         model_name: "smollm2".into(),
+        library: minibar_serve::LibraryPaths::from_env(),
         context: Some(256),
         limits: Limits {
             max_seqs: 2,
@@ -200,6 +201,7 @@ async fn an_idle_model_is_unloaded_under_critical_memory_pressure() {
         preload: true,
         model_path: gguf,
         model_name: "smollm2".into(),
+        library: minibar_serve::LibraryPaths::from_env(),
         context: Some(256),
         limits: Limits {
             max_seqs: 1,

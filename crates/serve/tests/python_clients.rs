@@ -23,6 +23,7 @@ async fn openai_and_ollama_python_clients() {
         preload: true,
         model_path: gguf.clone(),
         model_name: MODEL.into(),
+        library: minibar_serve::LibraryPaths::from_env(),
         context: Some(512),
         limits: Limits {
             max_seqs: 4,

@@ -18,6 +18,7 @@ async fn serve(gguf: &std::path::Path, limits: Limits) -> Server {
         preload: true,
         model_path: gguf.to_owned(),
         model_name: MODEL.into(),
+        library: minibar_serve::LibraryPaths::from_env(),
         context: Some(512),
         limits,
         api_key: None,
@@ -536,6 +537,7 @@ async fn a_taken_port_is_refused_at_once_naming_who_holds_it() {
         preload: true,
         model_path: "no-such-model.gguf".into(),
         model_name: MODEL.into(),
+        library: minibar_serve::LibraryPaths::from_env(),
         context: None,
         limits: Limits {
             max_seqs: 1,
@@ -576,6 +578,7 @@ async fn off_loopback_a_key_is_required() {
         preload: true,
         model_path: gguf,
         model_name: MODEL.into(),
+        library: minibar_serve::LibraryPaths::from_env(),
         context: Some(256),
         limits: Limits {
             max_seqs: 1,
@@ -640,6 +643,7 @@ async fn a_model_that_cannot_fit_is_refused_before_loading() {
         preload: true,
         model_path: dir.clone(),
         model_name: "huge".into(),
+        library: minibar_serve::LibraryPaths::from_env(),
         context: None,
         limits: Limits {
             max_seqs: 1,

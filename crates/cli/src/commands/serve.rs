@@ -78,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model_path: path,
         preload: true,
         model_name: name,
+        library: minibar_serve::LibraryPaths::from_env(),
         context: args.context,
         limits: Limits {
             max_seqs: args.max_seqs.max(1),

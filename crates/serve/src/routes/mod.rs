@@ -30,6 +30,8 @@ pub(crate) struct AppState {
     pub api_key: Option<String>,
     /// The largest body accepted, in bytes.
     pub body_limit: usize,
+    /// Where the models requests may name are installed.
+    pub library: minibar_hub::library::LibraryPaths,
 }
 
 /// Shared state handle.
@@ -93,7 +95,7 @@ pub(crate) fn parse<T: DeserializeOwned>(
 
 /// The model a request names, or a 404.
 pub(crate) fn check_model(state: &AppState, model: &str) -> Result<ModelTarget, ApiError> {
-    state.scheduler.resolve(model)
+    state.scheduler.resolve(&state.library, model)
 }
 
 /// Sequences decoding and requests waiting, as JSON.

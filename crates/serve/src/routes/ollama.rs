@@ -473,8 +473,8 @@ fn details(format: &str) -> Value {
 }
 
 /// `GET /api/tags`: the local library.
-pub(crate) async fn tags() -> Json<Value> {
-    let models: Vec<Value> = crate::library::installed()
+pub(crate) async fn tags(State(state): State<Shared>) -> Json<Value> {
+    let models: Vec<Value> = crate::library::installed(&state.library)
         .into_iter()
         .map(|m| {
             let modified = m

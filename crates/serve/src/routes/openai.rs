@@ -534,7 +534,7 @@ pub(crate) async fn models(State(state): State<Shared>) -> Json<Value> {
     let served = state.scheduler.default_model().name.clone();
     let mut names = vec![served.clone()];
     names.extend(
-        crate::library::installed()
+        crate::library::installed(&state.library)
             .into_iter()
             .map(|m| m.name)
             .filter(|n| !n.eq_ignore_ascii_case(&served)),
