@@ -8,7 +8,7 @@ use std::thread;
 
 pub use minibar_engine::generate::CancelToken;
 
-use crate::types::{AppError, GenerationStats, Role, SamplingParams, StopReason};
+use crate::types::{AppError, AppErrorKind, GenerationStats, Role, SamplingParams, StopReason};
 
 /// One turn to generate.
 pub struct ChatJob {
@@ -24,6 +24,12 @@ pub struct ChatJob {
     pub context_length: u64,
     /// Set by `stop_generation`.
     pub cancel: CancelToken,
+    /// What minibar-fit's gate is asked before loading: whether the user forced the model,
+    /// and the headroom to keep (the context is the job's).
+    pub memory: minibar_fit::LoadRequest,
+    /// The library whose "in use" lock the loaded model holds (so it cannot be deleted
+    /// while loaded); `None` holds nothing.
+    pub library: Option<minibar_hub::library::LibraryPaths>,
 }
 
 /// What the engine reports as a job runs; called on the engine thread.
@@ -140,6 +146,15 @@ impl EngineWorker {
             .map_err(|_| AppError::engine("the engine thread has stopped"))
     }
 
+    /// Queues work that needs the machine to itself (the benchmark, quantization): the chat
+    /// model is unloaded first, so its memory is free and nothing else runs MLX meanwhile.
+    pub fn run_exclusive(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), AppError> {
+        self.run_task(Box::new(move |engine: &mut dyn ChatEngine| {
+            engine.unload();
+            work();
+        }))
+    }
+
     /// The loaded model's variant id and bytes, as of the last job.
     pub fn loaded(&self) -> Option<(String, u64)> {
         self.loaded.lock().ok().and_then(|l| l.clone())
@@ -158,10 +173,26 @@ struct Loaded {
     path: PathBuf,
     context: usize,
     session: minibar_engine::Session,
+    /// Held while loaded: deleting the model is refused meanwhile.
+    _in_use: Option<minibar_hub::library::ModelInUse>,
 }
 
 fn engine_error(e: minibar_engine::EngineError) -> AppError {
     AppError::engine(e.to_string())
+}
+
+/// Why a model did not load; a refusal by the memory gate says how to load it anyway.
+fn load_error(model_id: &str, e: minibar_engine::EngineError) -> AppError {
+    match e {
+        minibar_engine::EngineError::WontFit(refusal) => AppError::new(
+            AppErrorKind::ModelTooLarge,
+            format!(
+                "{model_id} won't fit: {}. \"Use anyway\" loads it regardless: it may swap, and MLX's memory limit still applies.",
+                refusal.verdict.reason
+            ),
+        ),
+        other => AppError::engine(format!("cannot load {model_id}: {other}")),
+    }
 }
 
 /// The sampling the UI chose, in the engine's types.
@@ -205,17 +236,25 @@ impl MlxEngine {
         if !same {
             // Free the old weights before loading the new ones.
             self.session = None;
-            let session = minibar_engine::Session::open(
-                &job.model_path,
-                &minibar_engine::LoadOptions::default(),
-                Some(context),
-            )
-            .map_err(|e| AppError::engine(format!("cannot load {}: {e}", job.model_id)))?;
+            let in_use = job.library.as_ref().and_then(|library| {
+                use minibar_hub::library::{ModelInUse, Use};
+                ModelInUse::for_path(library, &job.model_path, Use::Chat).unwrap_or_else(|e| {
+                    eprintln!("minibar: cannot mark {} in use: {e}", job.model_id);
+                    None
+                })
+            });
+            let options = minibar_engine::LoadOptions {
+                memory: job.memory.clone(),
+                ..Default::default()
+            };
+            let session = minibar_engine::Session::open(&job.model_path, &options, Some(context))
+                .map_err(|e| load_error(&job.model_id, e))?;
             self.session = Some(Loaded {
                 model_id: job.model_id.clone(),
                 path: job.model_path.clone(),
                 context,
                 session,
+                _in_use: in_use,
             });
         }
         Ok(&mut self.session.as_mut().expect("just opened").session)
@@ -257,5 +296,108 @@ impl ChatEngine for MlxEngine {
             let bytes = l.session.model.weight_bytes() + l.session.cache_bytes();
             (l.model_id.clone(), bytes as u64)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job for the default model (`MINIBAR_DEFAULT_GGUF`) judged against `usable` bytes.
+    fn job(gguf: &std::path::Path, usable: u64, force: bool) -> ChatJob {
+        ChatJob {
+            model_id: "smollm2".into(),
+            model_path: gguf.to_owned(),
+            messages: vec![(Role::User, "Say hi.".into())],
+            params: SamplingParams {
+                max_tokens: 2,
+                ..SamplingParams::default()
+            },
+            context_length: 256,
+            cancel: CancelToken::new(),
+            library: None,
+            memory: minibar_fit::LoadRequest {
+                force,
+                budget: Some(minibar_fit::Budget {
+                    total: 4 * usable,
+                    gpu_limit: None,
+                    available: Some(usable),
+                    held_by_minibar: 0,
+                    usable,
+                    source: minibar_fit::BudgetSource::ThisMachine,
+                }),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Holds a "model" until unloaded; reports each step to the test.
+    struct Recorder(std::sync::mpsc::Sender<&'static str>, bool);
+
+    impl ChatEngine for Recorder {
+        fn chat(
+            &mut self,
+            _: &ChatJob,
+            _: &mut dyn FnMut(&str),
+        ) -> Result<GenerationStats, AppError> {
+            unreachable!("no chat in this test")
+        }
+        fn loaded(&self) -> Option<(String, u64)> {
+            self.1.then(|| ("m".to_string(), 1))
+        }
+        fn unload(&mut self) {
+            self.1 = false;
+            let _ = self.0.send("unloaded");
+        }
+    }
+
+    #[test]
+    fn exclusive_work_runs_after_the_chat_model_is_unloaded() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let engine_tx = tx.clone();
+        let worker =
+            EngineWorker::spawn(Box::new(move || Box::new(Recorder(engine_tx, true)))).unwrap();
+        worker
+            .run_exclusive(Box::new(move || {
+                let _ = tx.send("work");
+            }))
+            .unwrap();
+        let order: Vec<&str> = rx.iter().take(2).collect();
+        assert_eq!(order, ["unloaded", "work"]);
+        // The worker's record of the loaded model follows once the task is done.
+        for _ in 0..200 {
+            if worker.loaded().is_none() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("the model still counts as loaded");
+    }
+
+    #[test]
+    fn a_model_that_wont_fit_is_refused_until_the_user_forces_it() {
+        let Some(gguf) = std::env::var_os("MINIBAR_DEFAULT_GGUF").map(PathBuf::from) else {
+            eprintln!("SKIPPED: MINIBAR_DEFAULT_GGUF is not set; `make test` sets it");
+            return;
+        };
+        let small = std::fs::metadata(&gguf).unwrap().len() / 2;
+        let mut engine = MlxEngine::default();
+        let err = engine
+            .chat(&job(&gguf, small, false), &mut |_| {})
+            .unwrap_err();
+        assert_eq!(err.kind, AppErrorKind::ModelTooLarge, "{}", err.message);
+        assert!(err.message.contains("Use anyway"), "{}", err.message);
+        assert!(engine.loaded().is_none());
+
+        let mut text = String::new();
+        engine
+            .chat(&job(&gguf, small, true), &mut |t| text.push_str(t))
+            .unwrap();
+        assert!(engine.loaded().is_some());
+        assert_eq!(
+            minibar_engine::memory::memory_limit().unwrap(),
+            small,
+            "a forced model is still held to the budget"
+        );
     }
 }

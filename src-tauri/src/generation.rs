@@ -197,7 +197,8 @@ pub fn job_for(
     Ok(messages)
 }
 
-/// Fills a job's fixed parts.
+/// Fills a job's fixed parts (one argument per field: a constructor, not a decision).
+#[allow(clippy::too_many_arguments)]
 pub fn chat_job(
     model_id: &str,
     model_path: std::path::PathBuf,
@@ -205,6 +206,8 @@ pub fn chat_job(
     params: crate::types::SamplingParams,
     context_length: u64,
     cancel: CancelToken,
+    memory: minibar_fit::LoadRequest,
+    library: minibar_hub::library::LibraryPaths,
 ) -> ChatJob {
     ChatJob {
         model_id: model_id.to_string(),
@@ -213,5 +216,7 @@ pub fn chat_job(
         params,
         context_length,
         cancel,
+        memory,
+        library: Some(library),
     }
 }

@@ -62,6 +62,9 @@ pub struct SuiteConfig {
     pub bandwidth_elements: usize,
     /// Seed of the synthetic prompts.
     pub seed: u64,
+    /// Models the user chose to load although minibar-fit says they won't fit; MLX's
+    /// limits still hold them to the budget.
+    pub forced: Vec<PathBuf>,
 }
 
 impl SuiteConfig {
@@ -83,6 +86,7 @@ impl SuiteConfig {
             // against 29 GB/s at 24 MiB, same machine and minute).
             bandwidth_elements: 6 << 20,
             seed: 0,
+            forced: Vec::new(),
         }
     }
 
@@ -235,21 +239,27 @@ pub fn run_suite(
     for (i, path) in config.models.iter().enumerate() {
         check_cancel(cancel)?;
         let name = model_name(path);
+        // Called after the loading step began: it counted one of the model's steps.
         let skip = |steps: &mut Steps, run: &mut BenchRun, reason: String| {
-            steps.done += per_model + if i == 0 { config.batch_sizes.len() } else { 0 };
+            steps.done += per_model - 1 + if i == 0 { config.batch_sizes.len() } else { 0 };
             steps.emit(Progress::Skipped {
                 model: name.clone(),
                 reason: reason.clone(),
             });
             run.skipped.push(format!("{name}: {reason}"));
         };
-        if let Err(e) = check_fits(path, &name, config) {
-            skip(&mut steps, &mut run, e.to_string());
-            continue;
-        }
         steps.begin(format!("loading {name}"));
-        let loaded = match minibar_engine::load(path, &LoadOptions::default()) {
+        let loaded = match minibar_engine::load(path, &load_options(path, config)) {
             Ok(m) => m,
+            Err(EngineError::WontFit(refusal)) => {
+                let e = BenchError::WontFit {
+                    model: name.clone(),
+                    needed_gb: refusal.verdict.needed as f64 / 1e9,
+                    available_gb: refusal.verdict.usable as f64 / 1e9,
+                };
+                skip(&mut steps, &mut run, e.to_string());
+                continue;
+            }
             Err(e) => {
                 skip(&mut steps, &mut run, e.to_string());
                 continue;
@@ -309,48 +319,17 @@ fn file_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Refuses a model minibar-fit's verdict says won't fit in the memory available now, at the
-/// longest test's context. A folder is judged by its config.json (so the engine's CPU
-/// expansion of small quantized models is counted); a bare GGUF file, whose shape only the
-/// engine can read, by its size.
-fn check_fits(path: &Path, name: &str, config: &SuiteConfig) -> Result<()> {
-    let on_disk = file_bytes(path);
-    if on_disk == 0 {
-        return Err(BenchError::Invalid(format!(
-            "{} holds no weights",
-            path.display()
-        )));
+/// How a model loads for the suite: minibar-fit's gate judges it at the longest test's
+/// context, and lets it past a "won't fit" only when the user forced it.
+fn load_options(path: &Path, config: &SuiteConfig) -> LoadOptions {
+    LoadOptions {
+        memory: minibar_fit::LoadRequest {
+            context: Some((config.n_depth.max(config.n_prompt) + config.n_gen) as u64),
+            force: config.forced.iter().any(|f| f == path),
+            ..Default::default()
+        },
+        ..LoadOptions::default()
     }
-    let context = (config.n_depth.max(config.n_prompt) + config.n_gen) as u64;
-    let budget = minibar_fit::Budget::this_machine(&minibar_fit::snapshot(), 0, None);
-    let thresholds = minibar_fit::Thresholds::default();
-    let model = std::fs::read_to_string(path.join("config.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|c| minibar_fit::model_from_config(&c).ok());
-    let verdict = match model {
-        Some((shape, quant)) => {
-            minibar_fit::assess(
-                &shape,
-                &quant,
-                &minibar_fit::Workload::with_context(context),
-                &minibar_fit::Runtime::native(),
-                &budget,
-                &thresholds,
-            )
-            .map_err(|e| BenchError::Invalid(format!("{}: {e}", path.display())))?
-            .verdict
-        }
-        None => minibar_fit::assess_bytes(on_disk, &budget, &thresholds),
-    };
-    if verdict.level == minibar_fit::FitLevel::WontFit {
-        return Err(BenchError::WontFit {
-            model: name.into(),
-            needed_gb: verdict.needed as f64 / 1e9,
-            available_gb: verdict.usable as f64 / 1e9,
-        });
-    }
-    Ok(())
 }
 
 /// Parameters of the model: dense weights by element, quantized ones unpacked.

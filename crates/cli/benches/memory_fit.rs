@@ -207,6 +207,7 @@ fn measure(
         &LoadOptions {
             dequantize,
             dtype: None,
+            ..Default::default()
         },
     )?;
     let model = &loaded.model;

@@ -106,6 +106,9 @@ pub enum EngineError {
     /// A request the engine cannot carry out as asked.
     #[error("{0}")]
     InvalidRequest(String),
+    /// minibar-fit's gate refused the model: it won't fit the memory, by the numbers given.
+    #[error(transparent)]
+    WontFit(#[from] minibar_fit::Refusal),
 }
 
 impl From<mlx_rs::error::Exception> for EngineError {

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod layers;
 pub mod load;
 pub mod mask;
+pub mod memory;
 pub mod models;
 pub mod moe;
 pub mod quant_ops;

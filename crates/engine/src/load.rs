@@ -32,6 +32,9 @@ pub struct LoadOptions {
     pub dequantize: Dequantize,
     /// Force a compute dtype (default: the backend's policy).
     pub dtype: Option<Dtype>,
+    /// What minibar-fit's gate is asked before loading: the context, whether the user forced
+    /// the model, the budget (default: this machine now) and the thresholds.
+    pub memory: minibar_fit::LoadRequest,
 }
 
 /// The on-disk format a model came from.
@@ -55,6 +58,8 @@ pub struct LoadedModel {
     pub backend: Backend,
     /// Whether quantized weights were expanded for speed.
     pub dequantized: bool,
+    /// The gate's verdict and the MLX limits set for this model.
+    pub admission: minibar_fit::Admission,
 }
 
 impl LoadedModel {
@@ -69,11 +74,17 @@ impl LoadedModel {
     }
 }
 
-/// Loads a model from a `.gguf` file or a model folder.
+/// Loads a model from a `.gguf` file or a model folder, once minibar-fit's gate admits it:
+/// a model that won't fit is refused ([`EngineError::WontFit`]) unless forced, and MLX's
+/// memory limits are set from the verdict before any weight is read.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     #[cfg(target_os = "linux")]
     crate::gemv_forward::ensure_linked();
     let backend = Backend::detect();
+    // Buffers a model just dropped left in MLX's cache are free memory for the verdict.
+    mlx_rs::memory::clear_cache()?;
+    let admission = minibar_fit::admit(path, &options.memory)?;
+    crate::memory::apply(&admission.limits)?;
     let (args, map, format) = if path.is_file() {
         let g = gguf::load(path)?;
         let args = ModelArgs::from_value(g.config, path)?;
@@ -128,6 +139,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         format,
         backend,
         dequantized: dequantize,
+        admission,
     })
 }
 

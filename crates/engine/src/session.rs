@@ -60,8 +60,13 @@ pub struct Session {
 impl Session {
     /// Loads the model at `path` (a `.gguf` file or a model folder) with a context window of
     /// `context` tokens (default: the model's trained length, at most 8192).
+    /// minibar-fit's gate judges the model at that context (or its default workload's).
     pub fn open(path: &Path, options: &LoadOptions, context: Option<usize>) -> Result<Self> {
-        let model = load(path, options)?;
+        let mut options = options.clone();
+        if options.memory.context.is_none() {
+            options.memory.context = context.map(|c| c as u64);
+        }
+        let model = load(path, &options)?;
         let text = if path.is_file() {
             let meta = GgufMetadata::open(path).map_err(|e| EngineError::CorruptFile {
                 path: path.to_owned(),

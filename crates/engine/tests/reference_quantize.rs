@@ -70,6 +70,7 @@ fn quantized_arrays_equal_mlx_lms() {
                 &LoadOptions {
                     dequantize: Dequantize::Never,
                     dtype: None,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -206,6 +207,7 @@ fn assert_logits_match(
             &LoadOptions {
                 dequantize,
                 dtype: None,
+                ..Default::default()
             },
         )
         .unwrap();

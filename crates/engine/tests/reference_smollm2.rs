@@ -31,6 +31,7 @@ fn open(path: &Path, dequantize: Dequantize) -> LoadedModel {
         &LoadOptions {
             dequantize,
             dtype: None,
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()))

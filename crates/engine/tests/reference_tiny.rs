@@ -57,6 +57,7 @@ fn every_architecture_matches_mlx_lm() {
             &LoadOptions {
                 dequantize: Dequantize::Never,
                 dtype: None,
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -50,6 +50,7 @@ fn tables_and_kernel_rotate_alike() {
             &LoadOptions {
                 dequantize: Dequantize::Never,
                 dtype: None,
+                ..Default::default()
             },
         )
         .unwrap();

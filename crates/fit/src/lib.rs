@@ -3,14 +3,18 @@
 //! measured memory and the GPU limit in, and the same numbers serve the CLI and the app.
 //!
 //! Map: [`assess`] is the one verdict (fits / tight / won't fit, largest context, thresholds);
+//! [`admit`] is the gate before every load (refuse, or admit with MLX's memory limits), and
+//! [`ForcedModels`] the models a user loads anyway;
 //! [`estimate`] predicts a peak from a [`ModelShape`], a [`Quantization`], a [`Workload`] and a
 //! [`Runtime`]; [`engine`] holds the engine's load decisions both sides share; [`Budget`] is
 //! what a model may use here or on a what-if Mac; [`fit_table`] and [`what_if_table`] judge
 //! many candidates at once.
 
+pub mod admit;
 pub mod assess;
 pub mod engine;
 pub mod estimate;
+pub mod forced;
 pub mod hf_config;
 pub mod machine;
 pub mod quant;
@@ -22,10 +26,12 @@ pub mod verdict;
 pub mod watch;
 pub mod what_if;
 
+pub use admit::{admit, Admission, LoadRequest, MemoryLimits, Refusal};
 pub use assess::{assess, assess_bytes, Assessment, Thresholds, Verdict, COMFORT_MARGIN};
 pub use estimate::{
     estimate, max_context, Estimate, KvBreakdown, KvFormat, Runtime, WeightBreakdown, Workload,
 };
+pub use forced::{model_key, ForcedModels};
 pub use hf_config::model_from_config;
 pub use machine::{default_gpu_working_set, snapshot, MemorySampler, MemorySnapshot, Pressure};
 pub use quant::{Dtype, MixedRecipe, PathOverride, QuantMode, QuantSpec, Quantization};

@@ -98,6 +98,49 @@ fn shorten(value: &str) -> String {
     }
 }
 
+/// Deletes one partial download (`<cache>/models--org--name/blobs/<etag>.incomplete`, as a
+/// pull's `FileStarted` event names it) unless a download is writing it now (it holds the
+/// blob's lock); returns whether it was deleted. Anything else is left alone.
+pub fn discard_partial(partial: &Path) -> Result<bool> {
+    let etag = partial
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(INCOMPLETE_SUFFIX))
+        .filter(|e| is_blob_name(e));
+    let blobs = partial.parent();
+    let root = blobs.and_then(Path::parent);
+    let (Some(etag), Some(blobs), Some(root)) = (etag, blobs, root) else {
+        return Ok(false);
+    };
+    let (Some(folder), Some(cache_dir)) = (root.file_name(), root.parent()) else {
+        return Ok(false);
+    };
+    if blobs.file_name().is_none_or(|b| b != "blobs") {
+        return Ok(false);
+    }
+    let lock = cache_dir
+        .join(".locks")
+        .join(folder)
+        .join(format!("{etag}.lock"));
+    let held = match std::fs::OpenOptions::new().write(true).open(&lock) {
+        Ok(f) => match fs4::fs_std::FileExt::try_lock_exclusive(&f) {
+            Ok(true) => Some(f),
+            Ok(false) => return Ok(false),
+            Err(e) => return Err(HubError::io(&lock, e)),
+        },
+        // Never locked: no download writes it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(HubError::io(&lock, e)),
+    };
+    let removed = match std::fs::remove_file(partial) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(HubError::io(partial, e)),
+    };
+    drop(held);
+    Ok(removed)
+}
+
 impl RepoCache {
     /// The cache paths of `repo_id` under the hub cache folder `cache_dir`.
     pub fn new(cache_dir: &Path, repo_id: &str) -> Self {
@@ -303,5 +346,33 @@ mod tests {
             0,
             "nothing was created"
         );
+    }
+
+    #[test]
+    fn a_partial_is_discarded_only_when_no_download_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RepoCache::new(dir.path(), "org/model");
+        std::fs::create_dir_all(cache.root().join("blobs")).unwrap();
+        std::fs::create_dir_all(&cache.locks).unwrap();
+        let (mine, theirs) = ("a".repeat(64), "b".repeat(64));
+        for etag in [&mine, &theirs] {
+            std::fs::write(cache.incomplete(etag), b"half").unwrap();
+        }
+        // Another download is writing `theirs`: it holds the blob's lock.
+        let lock = std::fs::File::create(cache.lock(&theirs)).unwrap();
+        assert!(fs4::fs_std::FileExt::try_lock_exclusive(&lock).unwrap());
+
+        assert!(discard_partial(&cache.incomplete(&mine)).unwrap());
+        assert!(!cache.incomplete(&mine).exists());
+        assert!(!discard_partial(&cache.incomplete(&theirs)).unwrap());
+        assert!(
+            cache.incomplete(&theirs).exists(),
+            "a running download's file was deleted"
+        );
+        // Not a partial download: left alone.
+        let blob = cache.blob(&mine);
+        std::fs::write(&blob, b"whole").unwrap();
+        assert!(!discard_partial(&blob).unwrap());
+        assert!(blob.exists());
     }
 }

@@ -196,9 +196,15 @@ pub enum HubError {
     #[error("no model named `{0}` in the local library (see `minibar list`)")]
     ModelNotFound(String),
 
-    /// The model is loaded by a running engine, so it cannot be removed.
-    #[error("`{0}` is in use by a running Minibar (a chat or server has it loaded); unload it and retry")]
-    ModelInUse(String),
+    /// The model is in use (loaded, benchmarked, quantized or downloaded), so it cannot be
+    /// removed.
+    #[error("`{name}` is in use by {by}; stop that (or unload the model) and retry")]
+    ModelInUse {
+        /// The model.
+        name: String,
+        /// What holds it: "a chat", "a download and a benchmark".
+        by: String,
+    },
 
     /// A filesystem operation failed.
     #[error("{}: {source}", .path.display())]

@@ -183,6 +183,7 @@ async fn transfer(
             path: file.path.clone(),
             size: file.size,
             resume_from: start,
+            partial: partial.to_path_buf(),
         });
         let (back, outcome) = attempt(ctx, file, s).await;
         let Some(s) = back else {

@@ -31,7 +31,8 @@ mod search;
 mod verify;
 
 pub use cache_layout::{
-    is_blob_name, is_safe_repo_path, repo_folder_name, RepoCache, INCOMPLETE_SUFFIX,
+    discard_partial, is_blob_name, is_safe_repo_path, repo_folder_name, RepoCache,
+    INCOMPLETE_SUFFIX,
 };
 pub use config::{
     hf_home, hub_cache_dir, resolve_token, validate_endpoint, HubConfig, DEFAULT_ENDPOINT,
@@ -43,7 +44,9 @@ pub use filter::FileFilter;
 pub use hub::Hub;
 pub use model_ref::{is_commit_hash, ModelRef, DEFAULT_REVISION};
 pub use plan::{DownloadPlan, PlannedFile};
-pub use preflight::{available_space, Concern, FitCheck, FitQuery, FitVerdict, Preflight};
+pub use preflight::{
+    available_space, memory_check, Concern, FitCheck, FitQuery, FitVerdict, Preflight,
+};
 pub use progress::{FileAnnounce, PullEvent, Rate};
 pub use pull::{PullOptions, PullOutcome};
 pub use search::{SearchHit, MLX_COMMUNITY};

@@ -37,8 +37,39 @@ pub struct FitQuery<'a> {
     pub total_bytes: u64,
 }
 
-/// The memory-fit hook: the CLI and the app pass a closure over `minibar-fit`.
+/// The memory-fit hook: the CLI and the app pass [`memory_check`].
 pub type FitCheck = Arc<dyn Fn(&FitQuery<'_>) -> FitVerdict + Send + Sync>;
+
+/// The memory check `minibar pull` and the app's downloads both run: minibar-fit's one
+/// verdict for config.json's shape and quantization, the default workload, this machine's
+/// memory now and `thresholds`. Unknown when the repository has no config.json the
+/// estimator reads.
+pub fn memory_check(thresholds: minibar_fit::Thresholds) -> FitCheck {
+    Arc::new(move |q: &FitQuery<'_>| {
+        let Some(config) = q.config else {
+            return FitVerdict::Unknown;
+        };
+        let Ok((shape, quant)) = minibar_fit::model_from_config(config) else {
+            return FitVerdict::Unknown;
+        };
+        let budget = minibar_fit::Budget::this_machine(&minibar_fit::snapshot(), 0, None);
+        let Ok(a) = minibar_fit::assess(
+            &shape,
+            &quant,
+            &minibar_fit::Workload::default(),
+            &minibar_fit::Runtime::native(),
+            &budget,
+            &thresholds,
+        ) else {
+            return FitVerdict::Unknown;
+        };
+        match a.verdict.level {
+            minibar_fit::FitLevel::Fits => FitVerdict::Fits,
+            minibar_fit::FitLevel::Tight => FitVerdict::Tight(a.verdict.reason),
+            minibar_fit::FitLevel::WontFit => FitVerdict::WontFit(a.verdict.reason),
+        }
+    })
+}
 
 /// A reason to ask the user before downloading.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -141,4 +172,37 @@ pub fn available_space(path: &Path) -> Option<u64> {
         p = dir.parent();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(config: Option<&serde_json::Value>) -> FitQuery<'_> {
+        FitQuery {
+            repo_id: "org/model",
+            config,
+            weight_bytes: 1,
+            total_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn the_memory_check_is_minibar_fits_verdict() {
+        let check = memory_check(minibar_fit::Thresholds::default());
+        // Llama 3.1 405B in bf16: ~800 GB.
+        let huge = serde_json::json!({"model_type": "llama", "hidden_size": 16384,
+            "intermediate_size": 53248, "num_hidden_layers": 126, "num_attention_heads": 128,
+            "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 131072,
+            "torch_dtype": "bfloat16"});
+        match check(&query(Some(&huge))) {
+            FitVerdict::WontFit(reason) => assert!(reason.contains("GB"), "{reason}"),
+            other => panic!("405B judged {other:?}"),
+        }
+        let tiny = serde_json::json!({"model_type": "llama", "hidden_size": 64,
+            "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "vocab_size": 256});
+        assert_eq!(check(&query(Some(&tiny))), FitVerdict::Fits);
+        assert_eq!(check(&query(None)), FitVerdict::Unknown);
+    }
 }

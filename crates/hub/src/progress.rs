@@ -60,6 +60,9 @@ pub enum PullEvent {
         size: u64,
         /// Offset the transfer starts at.
         resume_from: u64,
+        /// The partial file it writes (`blobs/<etag>.incomplete`), so a caller that discards
+        /// this download deletes its own partial files and no other's.
+        partial: PathBuf,
     },
     /// Bytes arrived.
     Progress {

@@ -4,7 +4,7 @@ mod support;
 
 use std::path::Path;
 
-use minibar_hub::library::{self, LibraryPaths, ModelFormat, ModelInUse, ModelSource};
+use minibar_hub::library::{self, LibraryPaths, ModelFormat, ModelInUse, ModelSource, Use};
 use minibar_hub::{HubError, PullOptions};
 use support::hubserver::{expected_files, model_repo, safetensors_bytes, TestHub};
 
@@ -124,16 +124,36 @@ async fn rm_refuses_a_model_in_use_and_frees_the_space_otherwise() {
     let before = library::list_models(&paths).unwrap().total_bytes;
     library::touch_last_used(&paths, REPO).unwrap();
 
-    let guard = ModelInUse::acquire(&paths, REPO).unwrap();
+    // Held by path (a file inside the snapshot), as the engines and converters take it.
+    let model = library::find_model(&paths, REPO).unwrap();
+    let inside = std::fs::read_dir(&model.path)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let chat = ModelInUse::for_path(&paths, &inside, Use::Chat)
+        .unwrap()
+        .expect("the library has it");
+    assert_eq!(chat.name(), REPO);
+    let download = ModelInUse::acquire(&paths, REPO, Use::Download).unwrap();
     assert!(library::find_model(&paths, REPO).unwrap().in_use);
     let e = library::remove_model(&paths, REPO).unwrap_err();
     assert!(
-        matches!(e, HubError::ModelInUse(ref n) if n == REPO),
+        matches!(e, HubError::ModelInUse { ref name, .. } if name == REPO),
         "{e:?}"
     );
-    assert!(e.to_string().contains("in use"));
+    let why = e.to_string();
+    assert!(why.contains("in use by a chat and a download"), "{why}");
     assert!(library::find_model(&paths, REPO).is_ok(), "nothing deleted");
-    drop(guard);
+    drop(chat);
+    let e = library::remove_model(&paths, REPO).unwrap_err();
+    assert!(e.to_string().contains("in use by a download;"), "{e}");
+    drop(download);
+    // A path outside the library holds nothing.
+    assert!(ModelInUse::for_path(&paths, _dir.path(), Use::Chat)
+        .unwrap()
+        .is_none());
 
     let removal = library::remove_model(&paths, REPO).unwrap();
     assert_eq!(removal.freed_bytes, pulled);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use minibar_bench::{run_suite, CancelToken, History, Progress, SuiteConfig};
+use minibar_hub::library::Use;
 use tauri::{AppHandle, Runtime};
 use tauri_specta::Event;
 
@@ -249,7 +250,10 @@ pub fn start<R: Runtime>(
     let catalog = state.catalog.clone();
     let suite = config(mode, ladder.iter().map(|i| i.path.clone()).collect());
     let id = run_id.clone();
+    // Held until the run ends: deleting a model it runs is refused with the reason.
+    let in_use = crate::models::library::hold(&state.library(), &suite.models, Use::Benchmark);
     let task = Box::new(move |engine: &mut dyn crate::engine_worker::ChatEngine| {
+        let _in_use = in_use;
         // The chat model's memory and threads would skew every figure.
         engine.unload();
         let mut reporter = Reporter {

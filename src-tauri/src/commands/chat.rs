@@ -10,7 +10,7 @@ use crate::settings_store;
 use crate::state::AppState;
 use crate::types::{
     AppError, AppErrorKind, AppResult, ChatSession, GenerationStarted, MarkdownExport,
-    MessageStatus, Role, SamplingParams, SearchHit, SendRequest, SessionSummary,
+    MessageStatus, Role, SamplingParams, SearchHit, SendRequest, SessionSummary, Settings,
 };
 
 /// Every session, newest first.
@@ -88,6 +88,16 @@ fn model_path(state: &AppState, variant_id: &str) -> AppResult<std::path::PathBu
         })
 }
 
+/// What the memory gate is asked before `model` loads for a chat: the headroom setting, and
+/// whether the user chose "Use anyway" for it.
+pub(crate) fn load_request(settings: &Settings, model: &str) -> minibar_fit::LoadRequest {
+    minibar_fit::LoadRequest {
+        force: settings.forced_models.iter().any(|m| m == model),
+        thresholds: minibar_fit::Thresholds::with_headroom(settings.memory_headroom_bytes),
+        ..Default::default()
+    }
+}
+
 /// Starts a reply into a fresh assistant message after the session's last message.
 fn start_reply<R: Runtime>(
     app: &AppHandle<R>,
@@ -125,6 +135,7 @@ fn start_reply<R: Runtime>(
         model,
         cancel.clone(),
     );
+    let memory = load_request(&settings, model);
     let job = chat_job(
         model,
         path,
@@ -132,6 +143,8 @@ fn start_reply<R: Runtime>(
         params.unwrap_or(settings.sampling),
         settings.context_length,
         cancel,
+        memory,
+        state.library(),
     );
     state.engine.submit(job, Box::new(sink))?;
     Ok(GenerationStarted {
@@ -240,5 +253,23 @@ pub async fn stop_generation(state: State<'_, AppState>, request_id: String) -> 
         }
         // Already finished: nothing to stop.
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chat_load_is_forced_only_for_models_the_user_forced() {
+        let settings = Settings {
+            forced_models: vec!["big@q4".into()],
+            memory_headroom_bytes: 3_000_000_000,
+            ..Settings::default()
+        };
+        let forced = load_request(&settings, "big@q4");
+        assert!(forced.force);
+        assert_eq!(forced.thresholds.headroom, 3_000_000_000);
+        assert!(!load_request(&settings, "other@q4").force);
     }
 }

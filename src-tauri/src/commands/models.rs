@@ -3,7 +3,7 @@
 use tauri::{AppHandle, Runtime, State};
 
 use crate::keychain;
-use crate::models::downloads::HubTarget;
+use crate::models::downloads::{Checks, HubTarget};
 use crate::models::{catalog, folders, hub_search, library, memory, quantize, what_if};
 use crate::settings_store;
 use crate::state::AppState;
@@ -97,17 +97,37 @@ fn hub_target<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> AppResult<Hub
     })
 }
 
-/// Queues a variant; progress arrives as `download-progress`.
+/// The checks a download runs first, as `minibar pull` does (memory with the headroom
+/// setting, disk); `confirmed` goes ahead despite what they find.
+fn checks<R: Runtime>(
+    app: &AppHandle<R>,
+    state: &AppState,
+    confirmed: Option<bool>,
+) -> AppResult<Checks> {
+    let settings = settings_store::load(app)?;
+    Ok(Checks::new(
+        settings.memory_headroom_bytes,
+        confirmed.unwrap_or(false),
+        state.library(),
+    ))
+}
+
+/// Queues a variant; progress arrives as `download-progress`. A model that won't fit or a
+/// disk too full stops it with `needs_confirmation` unless `confirmed`.
 #[tauri::command]
 #[specta::specta]
 pub async fn start_download<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     variant_id: String,
+    confirmed: Option<bool>,
 ) -> AppResult<DownloadProgress> {
     let repo = catalog::repo_of(&state.catalog, &variant_id)?;
     let target = hub_target(&app, &state)?;
-    state.downloads.start(app, &variant_id, repo, target)
+    let checks = checks(&app, &state, confirmed)?;
+    state
+        .downloads
+        .start(app, &variant_id, repo, target, checks)
 }
 
 /// Models on the hub matching `query` (mlx-community's first), each with its fit on this
@@ -142,12 +162,14 @@ pub async fn download_repo<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     repo_id: String,
+    confirmed: Option<bool>,
 ) -> AppResult<DownloadProgress> {
     let target = hub_target(&app, &state)?;
     hub_search::check_runnable(&target, &state.catalog, &repo_id).await?;
+    let checks = checks(&app, &state, confirmed)?;
     state
         .downloads
-        .start(app, &repo_id, repo_id.clone(), target)
+        .start(app, &repo_id, repo_id.clone(), target, checks)
 }
 
 /// Keeps the partial file for a later resume.
@@ -166,16 +188,17 @@ pub async fn resume_download<R: Runtime>(
     variant_id: String,
 ) -> AppResult<()> {
     let target = hub_target(&app, &state)?;
-    state.downloads.resume(app, &variant_id, target)
+    let headroom = settings_store::load(&app)?.memory_headroom_bytes;
+    state
+        .downloads
+        .resume(app, &variant_id, target, headroom, state.library())
 }
 
 /// Stops and deletes the partial file.
 #[tauri::command]
 #[specta::specta]
 pub async fn cancel_download(state: State<'_, AppState>, variant_id: String) -> AppResult<()> {
-    state
-        .downloads
-        .cancel(&variant_id, &state.library().hf_cache)
+    state.downloads.cancel(&variant_id)
 }
 
 /// Removes an installed variant from disk.

@@ -1,12 +1,17 @@
 //! Downloads through minibar-hub: one pull per variant, its progress re-sent as
-//! `download-progress` events (at most every 250 ms), pause / resume / cancel.
+//! `download-progress` events (at most every 250 ms), pause / resume / cancel. Each runs the
+//! same checks as `minibar pull` first (memory fit, disk space); a concern stops it with
+//! `needs_confirmation` until the user says "Download anyway".
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use minibar_hub::{Hub, HubConfig, HubError, ModelRef, PullControl, PullEvent, PullOptions};
+use minibar_hub::library::{LibraryPaths, ModelInUse, Use};
+use minibar_hub::{
+    FitCheck, Hub, HubConfig, HubError, ModelRef, PullControl, PullEvent, PullOptions,
+};
 use tauri::{AppHandle, Runtime};
 use tauri_specta::Event;
 
@@ -19,6 +24,35 @@ struct Active {
     control: PullControl,
     progress: DownloadProgress,
     repo: String,
+    confirmed: bool,
+    /// The partial files this download wrote (from its `FileStarted` events): cancelling
+    /// deletes these and no other download's.
+    partials: BTreeSet<PathBuf>,
+    /// Cancelled by the user: its partial files go once the pull has stopped.
+    discard: bool,
+}
+
+/// The checks a download runs before it starts, as `minibar pull` does, and the library
+/// whose "in use" lock it holds while it runs (so the model cannot be deleted under it).
+#[derive(Clone)]
+pub struct Checks {
+    /// The memory check (minibar-hub's [`minibar_hub::memory_check`] with the headroom setting).
+    pub fit: FitCheck,
+    /// The user confirmed: download despite the concerns the checks find.
+    pub confirmed: bool,
+    /// The library the model goes into.
+    pub library: LibraryPaths,
+}
+
+impl Checks {
+    /// minibar-fit's memory check keeping `headroom` bytes free, as the catalog judges.
+    pub fn new(headroom: u64, confirmed: bool, library: LibraryPaths) -> Checks {
+        Checks {
+            fit: minibar_hub::memory_check(minibar_fit::Thresholds::with_headroom(headroom)),
+            confirmed,
+            library,
+        }
+    }
 }
 
 /// Where downloads go and which hub they come from. `Debug` says whether a token is set,
@@ -81,9 +115,13 @@ impl Downloads {
         variant_id: &str,
         repo: String,
         target: HubTarget,
+        checks: Checks,
     ) -> AppResult<DownloadProgress> {
         let model = ModelRef::new(&repo, None)
             .map_err(|e| AppError::invalid(format!("bad repository {repo}: {e}")))?;
+        // Held until the pull ends: deleting the model meanwhile is refused with the reason.
+        let in_use = ModelInUse::acquire(&checks.library, &repo, Use::Download)
+            .map_err(|e| AppError::io(format!("cannot mark {repo} in use: {e}")))?;
         let control = PullControl::new();
         let progress = fresh(variant_id, DownloadState::Queued);
         {
@@ -96,18 +134,27 @@ impl Downloads {
                     return Ok(a.progress.clone());
                 }
             }
+            // A restart keeps the record of the partial files the earlier tries wrote.
+            let partials = map
+                .get(variant_id)
+                .map(|a| a.partials.clone())
+                .unwrap_or_default();
             map.insert(
                 variant_id.to_string(),
                 Active {
                     control: control.clone(),
                     progress: progress.clone(),
                     repo: repo.clone(),
+                    confirmed: checks.confirmed,
+                    partials,
+                    discard: false,
                 },
             );
         }
         let this = self.clone();
         let id = variant_id.to_string();
         tauri::async_runtime::spawn(async move {
+            let _in_use = in_use;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let mut config = HubConfig::from_env().with_token(target.token);
             if let Some(e) = target.endpoint {
@@ -117,8 +164,8 @@ impl Downloads {
                 config = config.with_cache_dir(d);
             }
             let options = PullOptions {
-                assume_yes: true,
-                fit: None,
+                assume_yes: checks.confirmed,
+                fit: Some(checks.fit),
                 control: control.clone(),
                 events: Some(tx),
             };
@@ -175,6 +222,9 @@ impl Downloads {
                 p.eta_seconds = None;
             }
             PullEvent::Resumed => p.state = DownloadState::Downloading,
+            PullEvent::FileStarted { partial, .. } => {
+                a.partials.insert(partial.clone());
+            }
             PullEvent::Done { .. } => {
                 p.state = DownloadState::Verifying;
             }
@@ -193,7 +243,23 @@ impl Downloads {
                 p.state = DownloadState::Done;
                 p.downloaded_bytes = p.total_bytes.max(p.downloaded_bytes);
             }
-            Err(HubError::Cancelled) => p.state = DownloadState::Cancelled,
+            Err(HubError::Cancelled) => {
+                p.state = DownloadState::Cancelled;
+                if a.discard {
+                    discard(std::mem::take(&mut a.partials));
+                }
+            }
+            Err(HubError::NeedsConfirmation { concerns }) => {
+                p.state = DownloadState::Failed;
+                let found: Vec<String> = concerns.iter().map(|c| c.to_string()).collect();
+                p.error = Some(AppError::new(
+                    AppErrorKind::NeedsConfirmation,
+                    format!(
+                        "{}. Nothing was downloaded; \"Download anyway\" goes ahead.",
+                        found.join("; ")
+                    ),
+                ));
+            }
             Err(e) => {
                 p.state = DownloadState::Failed;
                 p.error = Some(AppError::new(AppErrorKind::Download, e.to_string()));
@@ -209,10 +275,13 @@ impl Downloads {
         }
     }
 
-    fn control(&self, id: &str) -> AppResult<(PullControl, String, DownloadState)> {
+    fn control(&self, id: &str) -> AppResult<(PullControl, String, DownloadState, bool)> {
         self.lock()
             .get(id)
-            .map(|a| (a.control.clone(), a.repo.clone(), a.progress.state))
+            .map(|a| {
+                let p = &a.progress;
+                (a.control.clone(), a.repo.clone(), p.state, a.confirmed)
+            })
             .ok_or_else(|| AppError::not_found(format!("no download of {id}")))
     }
 
@@ -222,18 +291,27 @@ impl Downloads {
         Ok(())
     }
 
-    /// Resumes a paused download, or restarts a failed one from its partial files.
+    /// Resumes a paused download, or restarts a failed one from its partial files (with the
+    /// checks it was started with: a confirmed download stays confirmed).
     pub fn resume<R: Runtime>(
         &self,
         app: AppHandle<R>,
         id: &str,
         target: HubTarget,
+        headroom: u64,
+        library: LibraryPaths,
     ) -> AppResult<()> {
-        let (control, repo, state) = self.control(id)?;
+        let (control, repo, state, confirmed) = self.control(id)?;
         match state {
-            DownloadState::Failed | DownloadState::Cancelled => {
-                self.start(app, id, repo, target).map(|_| ())
-            }
+            DownloadState::Failed | DownloadState::Cancelled => self
+                .start(
+                    app,
+                    id,
+                    repo,
+                    target,
+                    Checks::new(headroom, confirmed, library),
+                )
+                .map(|_| ()),
             _ => {
                 control.resume();
                 Ok(())
@@ -241,30 +319,83 @@ impl Downloads {
         }
     }
 
-    /// Cancels a download and deletes its partial files from the hub cache.
-    pub fn cancel(&self, id: &str, cache_dir: &std::path::Path) -> AppResult<()> {
-        let (control, repo, _) = self.control(id)?;
-        control.cancel();
-        let blobs = cache_dir
-            .join(minibar_hub::repo_folder_name(&repo))
-            .join("blobs");
-        if let Ok(entries) = std::fs::read_dir(&blobs) {
-            for e in entries.flatten() {
-                if e.file_name()
-                    .to_string_lossy()
-                    .ends_with(minibar_hub::INCOMPLETE_SUFFIX)
-                {
-                    let _ = std::fs::remove_file(e.path());
-                }
+    /// Cancels a download and deletes its own partial files: at once when it is not running,
+    /// else once its pull has stopped (it holds them until then). Another download's partial
+    /// files, of the same repository or not, stay.
+    pub fn cancel(&self, id: &str) -> AppResult<()> {
+        let mut map = self.lock();
+        let a = map
+            .get_mut(id)
+            .ok_or_else(|| AppError::not_found(format!("no download of {id}")))?;
+        match a.progress.state {
+            DownloadState::Queued
+            | DownloadState::Downloading
+            | DownloadState::Paused
+            | DownloadState::Verifying => {
+                a.discard = true;
+                a.control.cancel();
             }
+            _ => discard(std::mem::take(&mut a.partials)),
         }
         Ok(())
+    }
+}
+
+/// Deletes partial files no running download writes (minibar-hub checks each one's lock).
+fn discard(partials: BTreeSet<PathBuf>) {
+    for p in partials {
+        if let Err(e) = minibar_hub::discard_partial(&p) {
+            eprintln!(
+                "minibar: cannot delete the partial download {}: {e}",
+                p.display()
+            );
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cancelling_a_download_deletes_only_its_own_partial_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = minibar_hub::RepoCache::new(dir.path(), "org/model");
+        std::fs::create_dir_all(cache.root().join("blobs")).unwrap();
+        let downloads = Downloads::default();
+        // Two downloads of the same repository (two variants), both stopped by a failure.
+        let mut files = Vec::new();
+        for (id, etag) in [("a", "a".repeat(64)), ("b", "b".repeat(64))] {
+            let partial = cache.incomplete(&etag);
+            std::fs::write(&partial, b"half").unwrap();
+            downloads.lock().insert(
+                id.into(),
+                Active {
+                    control: PullControl::new(),
+                    progress: fresh(id, DownloadState::Failed),
+                    repo: "org/model".into(),
+                    confirmed: false,
+                    partials: BTreeSet::from([partial.clone()]),
+                    discard: false,
+                },
+            );
+            files.push(partial);
+        }
+        downloads.cancel("a").unwrap();
+        assert!(!files[0].exists(), "its own partial file stays");
+        assert!(
+            files[1].exists(),
+            "the other download's partial file was deleted"
+        );
+
+        // A running one keeps its file until its pull stops, then deletes it.
+        downloads.lock().get_mut("b").unwrap().progress.state = DownloadState::Downloading;
+        downloads.cancel("b").unwrap();
+        assert!(files[1].exists());
+        downloads.finish("b", Err(HubError::Cancelled));
+        assert!(!files[1].exists());
+        assert_eq!(downloads.snapshot()["b"].state, DownloadState::Cancelled);
+    }
 
     #[test]
     fn debug_never_prints_the_token() {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use minibar_catalog::Catalog;
-use minibar_hub::library::{self, LibraryPaths, ModelSource};
+use minibar_hub::library::{self, LibraryPaths, ModelInUse, ModelSource, Use};
 
 use crate::types::{AppError, AppResult};
 
@@ -185,6 +185,22 @@ pub fn installed(catalog: &Catalog, paths: &LibraryPaths) -> AppResult<Vec<Insta
         }
     }
     Ok(out)
+}
+
+/// Marks the library models at `paths` in use for `what` until the guards drop, so deleting
+/// one meanwhile is refused with the reason. A path outside the library, or a lock that
+/// cannot be taken, holds nothing: the work itself goes on.
+pub fn hold(library: &LibraryPaths, paths: &[PathBuf], what: Use) -> Vec<ModelInUse> {
+    paths
+        .iter()
+        .filter_map(|p| match ModelInUse::for_path(library, p, what) {
+            Ok(held) => held,
+            Err(e) => {
+                eprintln!("minibar: cannot mark {} in use: {e}", p.display());
+                None
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use minibar_engine::{CancelToken, EngineError};
 use tauri::{AppHandle, Runtime};
 use tauri_specta::Event;
 
+use minibar_hub::library::Use;
+
 use super::library::{self, quant_label, Installed};
 use crate::state::AppState;
 use crate::types::{
@@ -205,7 +207,15 @@ pub fn start<R: Runtime>(
     }
     let jobs = state.quantizations.clone();
     let (id, from) = (variant_id.clone(), req.source_variant_id.clone());
-    let task = Box::new(move |_: &mut dyn crate::engine_worker::ChatEngine| {
+    // Held until the job ends: deleting the source meanwhile is refused with the reason.
+    let in_use = library::hold(
+        &state.library(),
+        std::slice::from_ref(&plan.source),
+        Use::Quantization,
+    );
+    // Unloads the chat model first: quantizing a model needs its memory and the machine.
+    let task = Box::new(move || {
+        let _in_use = in_use;
         let emit = |state, fraction, step: &str, error| {
             let _ = QuantizeProgress {
                 variant_id: id.clone(),
@@ -233,7 +243,7 @@ pub fn start<R: Runtime>(
             Err(e) => emit(QuantizeState::Failed, 0.0, "failed", Some(e)),
         }
     });
-    if let Err(e) = state.engine.run_task(task) {
+    if let Err(e) = state.engine.run_exclusive(task) {
         state.quantizations.remove(&variant_id);
         return Err(e);
     }

@@ -15,6 +15,9 @@ pub enum AppErrorKind {
     Engine,
     /// Network, disk or checksum failure while downloading.
     Download,
+    /// A check before downloading (memory fit, disk space) found a concern: nothing was
+    /// downloaded, and the user may go ahead anyway.
+    NeedsConfirmation,
     /// An id (session, run, model) that does not exist.
     NotFound,
     /// A bad argument.

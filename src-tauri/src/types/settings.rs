@@ -36,6 +36,9 @@ pub struct Settings {
     pub local_server: bool,
     /// The local server's port (Ollama's by default, so Ollama's clients find it).
     pub local_server_port: u16,
+    /// Variant ids the user chose to load although they won't fit ("Use anyway"); MLX's
+    /// memory limit still holds them to the budget.
+    pub forced_models: Vec<String>,
 }
 
 /// The local server, as Settings and the tray show it.
@@ -79,6 +82,7 @@ impl Default for Settings {
             launch_at_login: false,
             local_server: false,
             local_server_port: 11434,
+            forced_models: Vec::new(),
         }
     }
 }

@@ -84,11 +84,12 @@ export interface Backend {
   diskUsage(): Promise<DiskUsage>;
   /** The model folders in use and their defaults. */
   libraryFolders(): Promise<LibraryFolders>;
-  startDownload(variantId: string): Promise<DownloadProgress>;
+  /** `confirmed` goes ahead despite the backend's pre-download concerns (memory, disk). */
+  startDownload(variantId: string, confirmed?: boolean): Promise<DownloadProgress>;
   /** Models on the hub matching `query`, each judged in Rust before any download. */
   searchHub(query: string): Promise<HubModel[]>;
   /** Downloads a hub repository found by `searchHub`; its id is the download's id. */
-  downloadRepo(repoId: string): Promise<DownloadProgress>;
+  downloadRepo(repoId: string, confirmed?: boolean): Promise<DownloadProgress>;
   pauseDownload(variantId: string): Promise<void>;
   resumeDownload(variantId: string): Promise<void>;
   cancelDownload(variantId: string): Promise<void>;
@@ -173,9 +174,9 @@ export function tauriBackend(): Backend {
     memoryStatus: async () => unwrap(await commands.memoryStatus()),
     diskUsage: async () => unwrap(await commands.diskUsage()),
     libraryFolders: async () => unwrap(await commands.libraryFolders()),
-    startDownload: async (id) => unwrap(await commands.startDownload(id)),
+    startDownload: async (id, confirmed) => unwrap(await commands.startDownload(id, confirmed ?? null)),
     searchHub: async (query) => unwrap(await commands.searchHub(query)),
-    downloadRepo: async (repoId) => unwrap(await commands.downloadRepo(repoId)),
+    downloadRepo: async (repoId, confirmed) => unwrap(await commands.downloadRepo(repoId, confirmed ?? null)),
     pauseDownload: (id) => nothing(commands.pauseDownload(id)),
     resumeDownload: (id) => nothing(commands.resumeDownload(id)),
     cancelDownload: (id) => nothing(commands.cancelDownload(id)),

@@ -192,9 +192,9 @@ async searchHub(query: string) : Promise<Result<HubModel[], AppError>> {
  * Downloads a repository found by `search_hub`; its id is the download's id. Refused, with
  * the reason, when the engine does not run its model_type.
  */
-async downloadRepo(repoId: string) : Promise<Result<DownloadProgress, AppError>> {
+async downloadRepo(repoId: string, confirmed: boolean | null) : Promise<Result<DownloadProgress, AppError>> {
     try {
-    return { status: "ok", data: await TAURI_INVOKE("download_repo", { repoId }) };
+    return { status: "ok", data: await TAURI_INVOKE("download_repo", { repoId, confirmed }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
@@ -234,11 +234,12 @@ async libraryFolders() : Promise<Result<LibraryFolders, AppError>> {
 }
 },
 /**
- * Queues a variant; progress arrives as `download-progress`.
+ * Queues a variant; progress arrives as `download-progress`. A model that won't fit or a
+ * disk too full stops it with `needs_confirmation` unless `confirmed`.
  */
-async startDownload(variantId: string) : Promise<Result<DownloadProgress, AppError>> {
+async startDownload(variantId: string, confirmed: boolean | null) : Promise<Result<DownloadProgress, AppError>> {
     try {
-    return { status: "ok", data: await TAURI_INVOKE("start_download", { variantId }) };
+    return { status: "ok", data: await TAURI_INVOKE("start_download", { variantId, confirmed }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
@@ -537,6 +538,11 @@ export type AppErrorKind =
  * Network, disk or checksum failure while downloading.
  */
 "download" | 
+/**
+ * A check before downloading (memory fit, disk space) found a concern: nothing was
+ * downloaded, and the user may go ahead anyway.
+ */
+"needs_confirmation" | 
 /**
  * An id (session, run, model) that does not exist.
  */
@@ -1738,7 +1744,12 @@ localServer: boolean;
 /**
  * The local server's port (Ollama's by default, so Ollama's clients find it).
  */
-localServerPort: number }
+localServerPort: number; 
+/**
+ * Variant ids the user chose to load although they won't fit ("Use anyway"); MLX's
+ * memory limit still holds them to the budget.
+ */
+forcedModels: string[] }
 /**
  * Mean ± standard deviation over `n` repetitions.
  */

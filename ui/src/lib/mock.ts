@@ -746,25 +746,34 @@ export class MockBackend implements Backend {
     );
   }
 
-  async downloadRepo(repoId: string): Promise<DownloadProgress> {
+  async downloadRepo(repoId: string, confirmed?: boolean): Promise<DownloadProgress> {
     const found = SPECS.flatMap((spec) => spec.variants.map((v) => ({ spec, v }))).find(({ spec, v }) => `mlx-community/${spec.id}-${v.quant}` === repoId);
     if (!found) throw err("not_found", `No such repository ${repoId}`);
     if (found.spec.notYet) throw err("invalid_input", `${repoId} is not supported yet: ${found.spec.notYet}`);
-    const d = { variantId: repoId, state: "queued" as const, downloadedBytes: 0, totalBytes: found.v.size, bytesPerSecond: 0, etaSeconds: null, error: null, timer: null };
-    this.downloads.set(repoId, d);
-    this.runDownload(repoId);
-    return this.progressOf(d);
+    return this.queueDownload(repoId, found.spec, found.v.size, confirmed);
   }
 
-  async startDownload(variantId: string): Promise<DownloadProgress> {
+  async startDownload(variantId: string, confirmed?: boolean): Promise<DownloadProgress> {
     const size = this.variantSize(variantId);
     if (!size) throw err("not_found", `Unknown model ${variantId}`);
     const spec = SPECS.find((s) => s.id === variantId.split("@")[0]);
     if (spec?.notYet) throw err("invalid_input", `${spec.name} is not supported yet: ${spec.notYet}`);
     if (this.installed.has(variantId)) throw err("invalid_input", "Already installed");
-    const d = { variantId, state: "queued" as const, downloadedBytes: 0, totalBytes: size, bytesPerSecond: 0, etaSeconds: null, error: null, timer: null };
-    this.downloads.set(variantId, d);
-    this.runDownload(variantId);
+    return this.queueDownload(variantId, spec, size, confirmed);
+  }
+
+  /** As the backend: a model that won't fit stops before downloading until the user confirms. */
+  private queueDownload(id: string, spec: ModelSpec | undefined, size: number, confirmed?: boolean): DownloadProgress {
+    const d: DownloadProgress & { timer: ReturnType<typeof setInterval> | null } = { variantId: id, state: "queued", downloadedBytes: 0, totalBytes: size, bytesPerSecond: 0, etaSeconds: null, error: null, timer: null };
+    this.downloads.set(id, d);
+    const fit = spec ? this.fitFor(spec, size) : null;
+    if (!confirmed && fit?.verdict === "wont_fit") {
+      d.state = "failed";
+      d.error = { kind: "needs_confirmation", message: `the model will not fit in memory: ${fit.reason}. Nothing was downloaded; "Download anyway" goes ahead.` };
+      setTimeout(() => this.emit("downloadProgress", this.progressOf(d)), 0);
+      return this.progressOf(d);
+    }
+    this.runDownload(id);
     return this.progressOf(d);
   }
 

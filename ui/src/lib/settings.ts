@@ -27,6 +27,8 @@ export const DEFAULT_SETTINGS: Settings = {
   // The local server (OpenAI and Ollama APIs on loopback), on Ollama's port by default.
   localServer: false,
   localServerPort: 11434,
+  // Models loaded although they won't fit ("Use anyway"); the backend still limits their memory.
+  forcedModels: [],
 };
 
 /** Saved settings completed with defaults for fields an older version did not save. */

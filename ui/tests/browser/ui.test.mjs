@@ -174,6 +174,11 @@ describe("chat in the popover", () => {
     const row = page.locator('tr[data-variant="llama-3.3-70b@4bit-g64"]');
     assert.equal(await row.locator("[data-verdict]").getAttribute("data-verdict"), "wont_fit");
     await row.getByRole("button", { name: "Download" }).click();
+    // As `minibar pull`: nothing is downloaded until the user confirms.
+    const confirm = row.locator('[data-testid="download-confirm"]');
+    await confirm.waitFor();
+    assert.match(await confirm.innerText(), /will not fit in memory/);
+    await confirm.getByRole("button", { name: "Download anyway" }).click();
     await row.getByText("Installed").waitFor({ timeout: 30_000 });
     await page.locator("[data-view=chat]").click();
     await page.keyboard.press("Control+K");
@@ -186,6 +191,9 @@ describe("chat in the popover", () => {
     await warning.getByRole("button", { name: "Use anyway" }).click();
     await warning.waitFor({ state: "detached" });
     assert.equal(await page.locator('[data-testid="send"]').isDisabled(), false);
+    // The choice is the model's, saved in the settings the backend reads before loading.
+    const saved = await page.evaluate(() => Object.values(localStorage).join("\n"));
+    assert.match(saved, /"forcedModels":\["llama-3.3-70b@4bit-g64"\]/);
   });
 
   test("an engine error shows in the reply with a retry", async () => {

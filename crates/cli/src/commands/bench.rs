@@ -9,7 +9,7 @@ use minibar_bench::{
     Progress, SuiteConfig,
 };
 
-use super::model_arg;
+use super::{force, model_arg};
 
 /// Export formats.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -39,6 +39,10 @@ pub struct Args {
     /// skipped).
     #[arg(long, short)]
     pub model: Vec<String>,
+    /// Load the named models even if they won't fit in memory (remembered per model; MLX's
+    /// memory limit still applies).
+    #[arg(long, requires = "model")]
+    pub force: bool,
     /// Timed runs per test (overrides the mode's).
     #[arg(long)]
     pub repetitions: Option<usize>,
@@ -141,11 +145,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|m| model_arg::resolve(Some(m)))
             .collect::<anyhow::Result<_>>()?
     };
+    let mut forced = Vec::new();
+    let mut in_use = Vec::new();
+    for m in &models {
+        if force::forced(m, args.force)? {
+            forced.push(m.clone());
+        }
+        in_use.extend(force::hold(m, minibar_hub::library::Use::Benchmark)?);
+    }
     let mut config = if args.full {
         SuiteConfig::full(models)
     } else {
         SuiteConfig::quick(models)
     };
+    config.forced = forced;
     if let Some(r) = args.repetitions {
         config.repetitions = r;
     }

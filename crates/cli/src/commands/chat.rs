@@ -3,9 +3,9 @@
 
 use std::io::{BufRead, Write};
 
-use minibar_engine::{CancelToken, LoadOptions, Message, Session};
+use minibar_engine::{CancelToken, Message, Session};
 
-use super::{model_arg, report, sampling::SamplingArgs};
+use super::{force, model_arg, report, sampling::SamplingArgs};
 
 /// Arguments of `minibar chat`.
 #[derive(clap::Args)]
@@ -19,6 +19,10 @@ pub struct Args {
     /// Context window in tokens (default: the model's, at most 8192).
     #[arg(long)]
     pub context: Option<usize>,
+    /// Load the model even if it won't fit in memory (remembered for this model; MLX's
+    /// memory limit still applies).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     /// Sampling.
     pub sampling: SamplingArgs,
@@ -30,7 +34,13 @@ const HELP: &str = "Type a message and press Enter. /reset starts over, /exit (o
 pub fn run(args: Args) -> anyhow::Result<()> {
     let path = model_arg::resolve(args.model.as_deref())?;
     eprintln!("loading {} ...", path.display());
-    let mut session = Session::open(&path, &LoadOptions::default(), args.context)?;
+    let _in_use = force::hold(&path, minibar_hub::library::Use::Chat)?;
+    let mut session = Session::open(
+        &path,
+        &force::load_options(&path, args.force)?,
+        args.context,
+    )
+    .map_err(force::explain)?;
     eprintln!(
         "{} ready ({} backend, {:.0} MB of weights, context {} tokens). {HELP}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),

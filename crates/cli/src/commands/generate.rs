@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use minibar_engine::{CancelToken, LoadOptions, Message, Session};
+use minibar_engine::{CancelToken, Message, Session};
 
-use super::{model_arg, report, sampling::SamplingArgs};
+use super::{force, model_arg, report, sampling::SamplingArgs};
 
 /// Arguments of `minibar generate`.
 #[derive(clap::Args)]
@@ -24,6 +24,10 @@ pub struct Args {
     /// Context window in tokens (default: the model's, at most 8192).
     #[arg(long)]
     pub context: Option<usize>,
+    /// Load the model even if it won't fit in memory (remembered for this model; MLX's
+    /// memory limit still applies).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     /// Sampling.
     pub sampling: SamplingArgs,
@@ -35,7 +39,13 @@ pub struct Args {
 /// Runs `minibar generate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let path = model_arg::resolve(args.model.as_deref())?;
-    let mut session = Session::open(&path, &LoadOptions::default(), args.context)?;
+    let _in_use = force::hold(&path, minibar_hub::library::Use::Chat)?;
+    let mut session = Session::open(
+        &path,
+        &force::load_options(&path, args.force)?,
+        args.context,
+    )
+    .map_err(force::explain)?;
     let params = args.sampling.params();
     let cancel = CancelToken::new();
     super::interrupt::cancel_on_ctrl_c(&cancel);

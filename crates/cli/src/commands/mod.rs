@@ -4,6 +4,7 @@ pub mod bench;
 pub mod chat;
 pub mod cluster;
 pub mod fit;
+mod force;
 pub mod generate;
 pub mod import;
 mod interrupt;

@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use minibar_hub::{
-    FileFilter, FitQuery, FitVerdict, Hub, HubConfig, HubError, ModelRef, PullControl, PullEvent,
-    PullOptions, PullOutcome,
+    FileFilter, Hub, HubConfig, HubError, ModelRef, PullControl, PullEvent, PullOptions,
+    PullOutcome,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -92,35 +91,6 @@ fn resolve_model(spec: &str, quant: Option<&str>) -> anyhow::Result<ModelRef> {
     Ok(ModelRef::new(&repo, revision)?)
 }
 
-/// The memory-fit check: minibar-fit's one verdict for config.json's shape and quantization,
-/// the default workload, this machine's budget and the default thresholds.
-fn fit_check() -> minibar_hub::FitCheck {
-    Arc::new(|q: &FitQuery<'_>| {
-        let Some(config) = q.config else {
-            return FitVerdict::Unknown;
-        };
-        let Ok((shape, quant)) = minibar_fit::model_from_config(config) else {
-            return FitVerdict::Unknown;
-        };
-        let budget = minibar_fit::Budget::this_machine(&minibar_fit::snapshot(), 0, None);
-        let Ok(a) = minibar_fit::assess(
-            &shape,
-            &quant,
-            &minibar_fit::Workload::default(),
-            &minibar_fit::Runtime::native(),
-            &budget,
-            &minibar_fit::Thresholds::default(),
-        ) else {
-            return FitVerdict::Unknown;
-        };
-        match a.verdict.level {
-            minibar_fit::FitLevel::Fits => FitVerdict::Fits,
-            minibar_fit::FitLevel::Tight => FitVerdict::Tight(a.verdict.reason),
-            minibar_fit::FitLevel::WontFit => FitVerdict::WontFit(a.verdict.reason),
-        }
-    })
-}
-
 /// Refuses, before anything is downloaded, a repository whose config.json names a model_type
 /// the engine's table does not run. A repository the hub cannot plan is left to the pull,
 /// which reports why (or falls back to the cache).
@@ -137,8 +107,10 @@ async fn refuse_unsupported(hub: &Hub, model: &ModelRef) -> anyhow::Result<()> {
         return Ok(());
     };
     let catalog = minibar_catalog::Catalog::load(None)?;
-    let support =
-        catalog.support_of_type(model_type, minibar_engine::config::SUPPORTED_ARCHITECTURES);
+    let support = catalog.support_of_type(
+        model_type,
+        minibar_engine::models::supported_architectures(),
+    );
     if let Some(reason) = support.reason() {
         anyhow::bail!(
             "{} is not supported yet: {reason}; nothing was downloaded",
@@ -150,6 +122,12 @@ async fn refuse_unsupported(hub: &Hub, model: &ModelRef) -> anyhow::Result<()> {
 
 async fn pull(hub: &Hub, model: &ModelRef, args: &Args) -> anyhow::Result<()> {
     refuse_unsupported(hub, model).await?;
+    // Held while downloading: `minibar rm` (or the app) refuses to delete it meanwhile.
+    let _in_use = minibar_hub::library::ModelInUse::acquire(
+        &minibar_hub::library::LibraryPaths::from_env(),
+        &model.repo_id,
+        minibar_hub::library::Use::Download,
+    )?;
     let control = PullControl::new();
     {
         // Ctrl-C stops cleanly; the partial files stay for the next pull.
@@ -165,7 +143,7 @@ async fn pull(hub: &Hub, model: &ModelRef, args: &Args) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let options = PullOptions {
             assume_yes,
-            fit: Some(fit_check()),
+            fit: Some(minibar_hub::memory_check(minibar_fit::Thresholds::default())),
             control: control.clone(),
             events: Some(tx),
         };
@@ -293,6 +271,7 @@ async fn render_bars(mut rx: UnboundedReceiver<PullEvent>) {
                 path,
                 size,
                 resume_from,
+                ..
             } => {
                 let bar = bars.entry(path.clone()).or_insert_with(|| {
                     multi.add(

@@ -114,6 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.set_message(suffix);
     let cancel = minibar_engine::CancelToken::new();
     super::interrupt::cancel_on_ctrl_c(&cancel);
+    let _in_use = super::force::hold(&src, minibar_hub::library::Use::Quantization)?;
     let report = quantize_folder(&src, &dest, target, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

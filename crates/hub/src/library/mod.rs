@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use format::{ModelFormat, Quantization};
-pub use in_use::{is_in_use, ModelInUse};
+pub use in_use::{is_in_use, ModelInUse, Use};
 pub use last_used::{read_last_used, touch_last_used, LastUsed};
 pub use paths::{minibar_home, LibraryPaths};
 
@@ -138,7 +138,11 @@ pub fn remove_model(paths: &LibraryPaths, name: &str) -> Result<Removal> {
     let model = find_model(paths, name)?;
     // Held while deleting, so an engine cannot start loading a half-deleted folder.
     let Some(_lock) = in_use::exclusive(paths, &model.name)? else {
-        return Err(HubError::ModelInUse(model.name));
+        let by = in_use::holders(paths, &model.name);
+        return Err(HubError::ModelInUse {
+            name: model.name,
+            by,
+        });
     };
     let folder = match &model.source {
         ModelSource::HfCache { repo_id, .. } => {
