@@ -171,15 +171,13 @@ pub fn quantize_folder(
         Target::Dense(dtype) => dtype,
         _ => Dtype::Float32,
     };
-    let total = names.len();
+    // This loop only builds MLX's lazy graph (no tensor is computed yet): the progress and
+    // the cancellation are the writer's, below.
     let mut out: HashMap<String, Array> = HashMap::new();
     let mut layers = Map::new();
     let mut converted = 0;
     let mut parameters = 0u64;
-    for (i, name) in names.iter().enumerate() {
-        if !progress(i, total) {
-            return Err(EngineError::Cancelled);
-        }
+    for name in &names {
         let packed_part = name.ends_with(".scales") || name.ends_with(".biases");
         if packed_part && matches!(target, Target::Dense(_)) {
             // Consumed together with their `.weight`.
@@ -221,10 +219,8 @@ pub fn quantize_folder(
                     None => global,
                 },
             };
+            // Lazy: the writer evaluates one tensor at a time (see `stream_weights`).
             let packed = quant_ops::quantize(&w, p.mode, p.group_size, p.bits)?;
-            let mut arrays = vec![&packed.weight, &packed.scales];
-            arrays.extend(packed.biases.as_ref());
-            mlx_rs::transforms::eval(arrays)?;
             out.insert(format!("{base}.scales"), packed.scales);
             if let Some(b) = packed.biases {
                 out.insert(format!("{base}.biases"), b);
@@ -308,7 +304,8 @@ pub fn quantize_folder(
     }
     let folder = PendingFolder::new(dest)?;
     folder.write_config(&config)?;
-    let weight_bytes = folder.write_weights(&out)?;
+    // The work happens here, a tensor at a time: the progress counts tensors written.
+    let weight_bytes = folder.stream_weights(out, &mut progress)?;
     let entries = std::fs::read_dir(src).map_err(|source| EngineError::Io {
         path: src.to_owned(),
         source,
@@ -320,7 +317,6 @@ pub fn quantize_folder(
             std::fs::copy(e.path(), &to).map_err(|source| EngineError::Io { path: to, source })?;
         }
     }
-    progress(total, total);
     let path = folder.commit()?;
     Ok(QuantizeReport {
         path,

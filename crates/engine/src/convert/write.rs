@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use mlx_rs::Array;
+use mlx_rs::{Array, Dtype};
 use serde_json::{json, Value};
 
 use crate::error::{EngineError, Result};
@@ -94,6 +94,79 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// safetensors' name for an MLX dtype.
+fn dtype_name(dtype: Dtype) -> &'static str {
+    match dtype {
+        Dtype::Bool => "BOOL",
+        Dtype::Uint8 => "U8",
+        Dtype::Uint16 => "U16",
+        Dtype::Uint32 => "U32",
+        Dtype::Uint64 => "U64",
+        Dtype::Int8 => "I8",
+        Dtype::Int16 => "I16",
+        Dtype::Int32 => "I32",
+        Dtype::Int64 => "I64",
+        Dtype::Float16 => "F16",
+        Dtype::Bfloat16 => "BF16",
+        Dtype::Float32 => "F32",
+        Dtype::Float64 => "F64",
+        Dtype::Complex64 => "C64",
+    }
+}
+
+/// Writes one safetensors file holding `names` (taken out of `tensors` as they are written):
+/// the header with every tensor's dtype, shape and byte range (padded to 8 bytes, as the
+/// format allows), then each tensor's bytes in the same order.
+fn write_shard(
+    path: &Path,
+    names: &[String],
+    tensors: &mut HashMap<String, Array>,
+    done: &mut (usize, usize),
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<()> {
+    use std::io::Write;
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), json!({"format": "mlx"}));
+    let mut offset = 0usize;
+    for n in names {
+        let a = &tensors[n];
+        let end = offset + a.nbytes();
+        header.insert(
+            n.clone(),
+            json!({"dtype": dtype_name(a.dtype()), "shape": a.shape(), "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut text = serde_json::to_vec(&header).map_err(|e| EngineError::Mlx(e.to_string()))?;
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let file = std::fs::File::create(path).map_err(io(path))?;
+    let mut out = std::io::BufWriter::new(file);
+    out.write_all(&(text.len() as u64).to_le_bytes())
+        .and_then(|()| out.write_all(&text))
+        .map_err(io(path))?;
+    for n in names {
+        if !progress(done.0, done.1) {
+            return Err(EngineError::Cancelled);
+        }
+        done.0 += 1;
+        let Some(a) = tensors.remove(n) else { continue };
+        if a.nbytes() == 0 {
+            continue;
+        }
+        let bytes = a.contiguous()?.view::<u8>()?;
+        bytes.eval()?;
+        let data = bytes
+            .try_as_slice::<u8>()
+            .map_err(|e| EngineError::Mlx(format!("{n}: {e}")))?;
+        out.write_all(data).map_err(io(path))?;
+        drop((bytes, a));
+        // Freed buffers would otherwise stay in MLX's cache, and the process's memory would
+        // grow to the whole model after all.
+        mlx_rs::memory::clear_cache()?;
+    }
+    out.flush().map_err(io(path))
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
     move |source| EngineError::Io {
         path: path.to_owned(),
@@ -164,24 +237,41 @@ impl PendingFolder {
         std::fs::write(&path, text).map_err(io(&path))
     }
 
-    /// Writes the weights as `model.safetensors`, or as shards with an index when large.
+    /// Writes the weights as `model.safetensors`, or as shards with an index when large (see
+    /// [`PendingFolder::stream_weights`]; arrays the caller still holds keep their memory).
     pub fn write_weights(&self, tensors: &HashMap<String, Array>) -> Result<usize> {
-        let mut names: Vec<&String> = tensors.keys().collect();
+        self.stream_weights(tensors.clone(), &mut |_, _| true)
+    }
+
+    /// Writes the weights as `model.safetensors`, or as shards with an index when large, one
+    /// tensor at a time: each (lazy) array is evaluated, its bytes written, and the array
+    /// dropped before the next, so the memory a conversion needs is about its largest tensor,
+    /// not the whole model. Each shard's header is written first, from the arrays' shapes and
+    /// dtypes, which MLX knows before evaluating them. `progress(written, total)` is called
+    /// before each tensor and returns false to cancel.
+    pub fn stream_weights(
+        &self,
+        mut tensors: HashMap<String, Array>,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<usize> {
+        let mut names: Vec<String> = tensors.keys().cloned().collect();
+        let mut done = (0, names.len());
         names.sort();
-        let mut shards: Vec<Vec<&String>> = vec![Vec::new()];
+        let mut shards: Vec<Vec<String>> = vec![Vec::new()];
         let mut size = 0;
         let mut total = 0;
         for n in names {
-            let bytes = tensors[n].nbytes();
-            if size + bytes > MAX_SHARD_BYTES && !shards.last().unwrap().is_empty() {
+            let bytes = tensors[&n].nbytes();
+            if size + bytes > MAX_SHARD_BYTES && !shards.last().is_some_and(Vec::is_empty) {
                 shards.push(Vec::new());
                 size = 0;
             }
             size += bytes;
             total += bytes;
-            shards.last_mut().unwrap().push(n);
+            if let Some(last) = shards.last_mut() {
+                last.push(n);
+            }
         }
-        let metadata = HashMap::from([("format".to_owned(), "mlx".to_owned())]);
         let count = shards.len();
         let mut weight_map = BTreeMap::new();
         for (i, shard) in shards.iter().enumerate() {
@@ -190,16 +280,18 @@ impl PendingFolder {
             } else {
                 format!("model-{:05}-of-{:05}.safetensors", i + 1, count)
             };
-            let path = self.tmp.join(&file);
-            let arrays = shard.iter().map(|n| (n.as_str(), &tensors[*n]));
-            Array::save_safetensors(arrays, &metadata, &path).map_err(|e| EngineError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            write_shard(
+                &self.tmp.join(&file),
+                shard,
+                &mut tensors,
+                &mut done,
+                progress,
+            )?;
             for n in shard {
-                weight_map.insert((*n).clone(), file.clone());
+                weight_map.insert(n.clone(), file.clone());
             }
         }
+        progress(done.1, done.1);
         if count > 1 {
             let path = self.tmp.join("model.safetensors.index.json");
             let index = json!({"metadata": {"total_size": total}, "weight_map": weight_map});
