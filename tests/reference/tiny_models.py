@@ -14,7 +14,7 @@ import mlx_compat  # noqa: F401  (before mlx-lm runs a model)
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 from mlx_lm.models.cache import make_prompt_cache
-from mlx_lm.utils import _get_classes, quantize_model
+from mlx_lm.utils import _get_classes, load_model, quantize_model
 
 BASE = dict(
     hidden_size=64,
@@ -141,6 +141,10 @@ UNSTACKED = {"qwen3_moe-hf": "qwen3_moe"}
 # gpt-oss as mlx-community publishes it: experts in mxfp4, the router 8-bit in groups of 64
 # (the model's quant_predicate), everything else affine 8-bit.
 MXFP4_EXPERTS = {"gpt_oss-mxfp4": "gpt_oss"}
+# gpt-oss as OpenAI releases it: mxfp4 experts (the rest dense) stored as bytes, gate and up
+# interleaved row by row in one gate_up_proj (mlx-lm's sanitize undoes both).
+OPENAI_LAYOUT = {"gpt_oss-hf": "gpt_oss"}
+MXFP4 = {"group_size": 32, "bits": 4, "mode": "mxfp4"}
 PROMPT = [3, 17, 42, 7, 99, 128, 5, 64, 200, 11, 31, 250, 77, 8, 19, 144, 90, 2, 61, 33]
 GREEDY = 64
 
@@ -207,6 +211,56 @@ def mxfp4_experts(path, module):
     return True
 
 
+def openai_layout(weights):
+    """mlx-lm's gpt-oss weights in the layout of OpenAI's checkpoints."""
+
+    def blocks(w):  # u32 [.., out, in / 8] -> u8 [.., out, in / 32, 16]
+        return w.view(mx.uint8).reshape(*w.shape[:-1], -1, 16)
+
+    def interleave(gate, up, axis):
+        both = mx.stack([gate, up], axis=axis)
+        shape = list(gate.shape)
+        shape[axis] *= 2
+        return both.reshape(shape)
+
+    out = {}
+    for k, v in weights.items():
+        if ".experts.up_proj." in k:
+            continue
+        if ".experts.gate_proj." in k:
+            up = weights[k.replace("gate_proj", "up_proj")]
+            base = k.replace("gate_proj", "gate_up_proj").rsplit(".", 1)[0]
+            kind = k.rsplit(".", 1)[1]
+            if kind == "bias":
+                out[base + "_bias"] = interleave(v, up, -1)
+            elif kind == "scales":
+                out[base + "_scales"] = interleave(v, up, -2)
+            else:
+                out[base + "_blocks"] = blocks(interleave(v, up, -2))
+        elif ".experts.down_proj." in k:
+            base, kind = k.rsplit(".", 1)
+            suffix = {"bias": "_bias", "scales": "_scales", "weight": "_blocks"}[kind]
+            out[base + suffix] = blocks(v) if kind == "weight" else v
+        else:
+            out[k] = v
+    return out
+
+
+def save_openai_layout(model, config, out):
+    out.mkdir(parents=True, exist_ok=True)
+    weights = openai_layout(dict(tree_flatten(model.parameters())))
+    mx.save_safetensors(str(out / "model.safetensors"), weights)
+    config = {k: v for k, v in config.items() if k != "quantization"}
+    config["quantization_config"] = {"quant_method": "mxfp4"}
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    expected = reference(model)
+    # mlx-lm itself reads the folder back (through its sanitize) to the same logits.
+    loaded, _ = load_model(out)
+    logits = loaded(mx.array(PROMPT)[None], cache=make_prompt_cache(loaded))[0, -1]
+    assert mx.allclose(logits, mx.array(expected["logits"]), atol=1e-5), "layout round trip"
+    (out / "reference.json").write_text(json.dumps(expected))
+
+
 def main(root):
     root = Path(root)
     for name, spec in CONFIGS.items():
@@ -225,6 +279,13 @@ def main(root):
         model, config = build(base, CONFIGS[base])
         model, config = quantize_model(model, config, 32, 8, quant_predicate=mxfp4_experts)
         save(model, config, root / name)
+    for name, base in OPENAI_LAYOUT.items():
+        model, config = build(base, CONFIGS[base])
+        nn.quantize(
+            model,
+            class_predicate=lambda p, m: hasattr(m, "to_quantized") and ".experts." in p and MXFP4,
+        )
+        save_openai_layout(model, config, root / name)
     for name, base in UNSTACKED.items():
         model, config = build(base, CONFIGS[base])
         save(model, config, root / name, unstacked=True)

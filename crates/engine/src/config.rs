@@ -183,6 +183,21 @@ impl ModelArgs {
             if let Some(q) = obj.remove("quantization_config") {
                 obj.entry("quantization").or_insert(q);
             }
+            // Hugging Face's formats that are MLX's, as mlx-lm's load_model reads them (OpenAI
+            // ships gpt-oss's experts in mxfp4; the layers without scales stay dense).
+            if let Some(q) = obj.get_mut("quantization") {
+                let mode = match q.get("quant_method").and_then(Value::as_str) {
+                    Some("mxfp4") => Some(QuantMode::Mxfp4),
+                    Some("mxfp8") => Some(QuantMode::Mxfp8),
+                    _ => None,
+                };
+                if let Some(mode) = mode.filter(|_| q.get("bits").is_none()) {
+                    let (group_size, bits) = mode.defaults();
+                    *q = serde_json::json!({
+                        "group_size": group_size, "bits": bits, "mode": mode.name()
+                    });
+                }
+            }
         }
         let model_type = value["model_type"].as_str().unwrap_or_default().to_owned();
         let args: ModelArgs = serde_json::from_value(value).map_err(|e| {

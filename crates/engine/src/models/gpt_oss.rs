@@ -8,11 +8,14 @@ use super::{
     spec::{ExpertsSpec, MlpKind, Spec},
     transformer::Activation,
 };
+use mlx_rs::ops::indexing::{Ellipsis, IndexOp, IntoStrideBy};
+
 use crate::{
     config::ModelArgs,
     error::{EngineError, Result},
     layers::QuantParams,
     moe::Routing,
+    weights::Tensors,
 };
 
 /// Every layer routed; sliding and full attention alternate as `layer_types` says (by
@@ -50,6 +53,58 @@ pub fn spec(args: &ModelArgs) -> Result<Spec> {
         layer.mlp = MlpKind::Experts(experts);
     }
     Ok(spec)
+}
+
+/// OpenAI's checkpoints (as on Hugging Face) store each layer's expert gate and up projections
+/// interleaved row by row in one `gate_up_proj`, mxfp4 experts as `_blocks` (bytes, 16 per
+/// group of 32) and `_scales`, and biases as `_bias`; mlx-lm's `sanitize` splits and renames
+/// them to `gate_proj`, `up_proj` and `down_proj` with `.weight` (u32), `.scales`, `.bias`.
+pub fn sanitize(_: &ModelArgs, t: &mut Tensors) -> Result<()> {
+    let names = t.remaining();
+    if names.iter().any(|k| k.contains("gate_proj.weight")) {
+        return Ok(());
+    }
+    for k in names {
+        let gate_up = k.contains("gate_up_proj");
+        if !gate_up && !k.contains("down_proj") {
+            continue;
+        }
+        let mut v = t.take_raw(&k)?;
+        let name = if let Some(base) = k.strip_suffix("_blocks") {
+            v = v.view::<u32>()?.flatten(-2, -1)?;
+            format!("{base}.weight")
+        } else if let Some(base) = k.strip_suffix("_scales") {
+            format!("{base}.scales")
+        } else if let Some(base) = k.strip_suffix("_bias") {
+            format!("{base}.bias")
+        } else if k.ends_with("_proj") {
+            format!("{k}.weight")
+        } else {
+            k.clone()
+        };
+        if !gate_up {
+            t.insert(&name, v);
+            continue;
+        }
+        // Rows (or bias entries) alternate gate, up, gate, up...
+        let (gate, up) = if name.ends_with(".bias") {
+            (
+                v.index((Ellipsis, (0..).stride_by(2))),
+                v.index((Ellipsis, (1..).stride_by(2))),
+            )
+        } else {
+            (
+                v.index((Ellipsis, (0..).stride_by(2), ..)),
+                v.index((Ellipsis, (1..).stride_by(2), ..)),
+            )
+        };
+        t.insert(
+            &name.replace("gate_up_proj", "gate_proj"),
+            gate.contiguous()?,
+        );
+        t.insert(&name.replace("gate_up_proj", "up_proj"), up.contiguous()?);
+    }
+    Ok(())
 }
 
 /// mlx-lm's `quant_predicate`: the router keeps 8 bits in groups of 64.

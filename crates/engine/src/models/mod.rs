@@ -75,7 +75,7 @@ pub static ARCHITECTURES: &[Architecture] = &[
     Architecture {
         model_types: &["gpt_oss"],
         spec: gpt_oss::spec,
-        sanitize: None,
+        sanitize: Some(gpt_oss::sanitize),
         quant_override: Some(gpt_oss::quant_override),
     },
     Architecture {

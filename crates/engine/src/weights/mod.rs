@@ -192,6 +192,11 @@ impl Tensors {
         v
     }
 
+    /// Adds (or replaces) a tensor, as stored: what a `sanitize` rewrote.
+    pub fn insert(&mut self, name: &str, a: Array) {
+        self.map.insert(name.to_owned(), a);
+    }
+
     /// Drops tensors whose names match `pred` (checkpoint leftovers such as rotary caches).
     pub fn discard(&mut self, pred: impl Fn(&str) -> bool) {
         self.map.retain(|k, _| !pred(k));
