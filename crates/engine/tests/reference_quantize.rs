@@ -341,8 +341,6 @@ fn mixed_recipes_equal_mlx_lms() {
 }
 
 #[test]
-fn unsupported_settings_are_refused_before_writing() {
-#[test]
 fn mixture_of_experts_quantizes_like_mlx_lm() {
     let Some(python) = python() else { return };
     let tiny = tiny_models(&python);
@@ -385,6 +383,8 @@ fn mixture_of_experts_quantizes_like_mlx_lm() {
     }
 }
 
+#[test]
+fn unsupported_settings_are_refused_before_writing() {
     let (Some(python), Some(gguf)) = (python(), default_gguf()) else {
         return;
     };
