@@ -178,17 +178,23 @@ pub fn restore<R: Runtime>(app: &AppHandle<R>) {
     }
 }
 
-/// Stops the server as the app exits, so its engine thread unloads before MLX's statics go.
+/// Stops the server as the app exits, so its engine thread unloads before MLX's statics go;
+/// a client still streaming holds the exit for a few seconds at most. Waits on a channel, not
+/// `block_on`, so it is safe from whichever thread the exit event comes on.
 pub fn shutdown<R: Runtime>(app: &AppHandle<R>) {
-    let Some(local) = app.try_state::<LocalServer>() else {
+    if app.try_state::<LocalServer>().is_none() {
         return;
-    };
-    let running = tauri::async_runtime::block_on(async { local.server.lock().await.take() });
-    if let Some(server) = running {
-        // A client still streaming does not hold the app open for long.
-        let stop = tokio::time::timeout(std::time::Duration::from_secs(5), server.stop());
-        let _ = tauri::async_runtime::block_on(stop);
     }
+    let (done, stopped) = std::sync::mpsc::channel();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let running = app.state::<LocalServer>().server.lock().await.take();
+        if let Some(server) = running {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server.stop()).await;
+        }
+        let _ = done.send(());
+    });
+    let _ = stopped.recv_timeout(std::time::Duration::from_secs(6));
 }
 
 #[cfg(test)]

@@ -639,4 +639,21 @@ fn the_local_server_switch_serves_the_installed_model_and_is_saved() {
         .call("plugin:store|get", json!({ "rid": rid, "key": "settings" }))
         .unwrap();
     assert_eq!(saved[0]["localServer"], false, "{saved}");
+
+    // Quitting with the server on stops it (the app's exit hook), without hanging.
+    let on = t
+        .call("set_local_server", json!({ "enabled": true, "port": 0 }))
+        .unwrap();
+    let url = on["url"].as_str().unwrap().to_string();
+    minibar_app::local_server::shutdown(t.app.handle());
+    assert!(
+        http_get(&format!("{url}/v1/models")).is_err(),
+        "still answering"
+    );
+    assert_eq!(
+        t.call("local_server_status", json!({})).unwrap()["running"],
+        false
+    );
+    t.call("set_local_server", json!({ "enabled": false, "port": 0 }))
+        .unwrap();
 }
