@@ -410,10 +410,11 @@ impl Pipeline<'_> {
     }
 
     /// Evaluates `arrays`, bounded by the watchdog as a wait for `what`.
+    /// An error of MLX's (a lost connection) is reported as `what`, which names the node.
     fn eval_waiting(&self, arrays: Vec<&Array>, what: String) -> Result<()> {
-        let _w = self.dog.wait(self.stall, what);
-        mlx_rs::transforms::eval(arrays)?;
-        Ok(())
+        let _w = self.dog.wait(self.stall, what.clone());
+        mlx_rs::transforms::eval(arrays)
+            .map_err(|e| ClusterError::Node(format!("{what} (MLX: {})", e.what())))
     }
 
     /// `eval_waiting` for a transfer, timed as communication.

@@ -141,6 +141,7 @@ fn a_killed_rank_is_named_and_the_others_end_within_the_bound() {
         .to_string();
     let killed_at = killed_at.expect("generation started before the kill");
     let took = killed_at.elapsed();
+    eprintln!("rank 1 killed; the launcher returned after {took:?}: {err}");
     assert!(took < Duration::from_secs(10), "took {took:?}: {err}");
     assert!(err.starts_with(&format!("{name} was killed")), "{err}");
     assert!(err.contains("SIGKILL"), "{err}");
@@ -150,6 +151,13 @@ fn a_killed_rank_is_named_and_the_others_end_within_the_bound() {
         "{err}"
     );
     assert!(err.contains("; then rank 0 (127.0.0.1:"), "{err}");
+    // Every process has ended (its memory freed); a cluster formed again serves.
+    let done = launcher(Duration::ZERO)
+        .start(&vec![job(&model, vec![1, 2, 3, 4], 4); 2])
+        .unwrap()
+        .wait(|_, _| {})
+        .unwrap();
+    assert_eq!(done.report.unwrap().tokens.len(), 4);
 }
 
 #[test]
