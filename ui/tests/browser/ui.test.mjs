@@ -463,6 +463,23 @@ describe("settings", () => {
   });
 });
 
+describe("local server", () => {
+  test("the switch asks the backend and shows why it could not start", async () => {
+    const page = await start("#/settings", { viewport: WINDOW });
+    const toggle = page.locator('[data-testid="local-server"]');
+    assert.equal(await page.locator('[data-testid="local-server-port"]').inputValue(), "11434");
+    // The browser mock has no server: it refuses, and the UI says so and stays off.
+    await toggle.click();
+    await page.locator('[data-testid="local-server-error"]', { hasText: "needs the Minibar app" }).waitFor();
+    assert.equal(await toggle.isChecked(), false);
+    assert.equal(await page.locator('[data-testid="local-server-url"]').count(), 0);
+    // A port out of range cannot be used.
+    await page.locator('[data-testid="local-server-port"]').fill("70000");
+    await page.getByText("Between 1 and 65535").waitFor();
+    assert.equal(await toggle.isDisabled(), true);
+  });
+});
+
 describe("screenshots", () => {
   for (const colorScheme of /** @type {const} */ (["light", "dark"])) {
     test(`every view in ${colorScheme}`, async () => {
