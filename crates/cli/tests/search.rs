@@ -9,7 +9,7 @@ mod hubserver;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use hubserver::{model_repo, moe_repo, TestHub};
+use hubserver::{model_repo, unsupported_repo, TestHub};
 use serde_json::Value;
 
 fn minibar(home: &Path, endpoint: &str, args: &[&str]) -> Output {
@@ -27,11 +27,11 @@ fn minibar(home: &Path, endpoint: &str, args: &[&str]) -> Output {
 #[test]
 fn search_judges_each_result_before_download_and_a_hit_pulls() {
     let hub = TestHub::start(vec![
-        moe_repo(),
+        unsupported_repo(),
         model_repo("mlx-community/Qwen3-tiny-4bit", &[4096]),
     ]);
     let home = tempfile::tempdir().unwrap();
-    let out = minibar(home.path(), &hub.endpoint(), &["search", "qwen3", "--json"]);
+    let out = minibar(home.path(), &hub.endpoint(), &["search", "tiny", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -44,47 +44,37 @@ fn search_judges_each_result_before_download_and_a_hit_pulls() {
         .collect();
     assert_eq!(
         ids,
-        ["mlx-community/Qwen3-tiny-4bit", "acme/Qwen3-MoE-tiny"]
+        ["mlx-community/Qwen3-tiny-4bit", "acme/DeepSeek-V3-tiny"]
     );
     let mlx = &rows[0];
     assert_eq!(mlx["support"]["state"], "runs");
     assert_eq!(mlx["fit"]["verdict"]["level"], "fits");
     assert!(mlx["weight_bytes"].as_u64().unwrap() > 0);
-    let moe = &rows[1];
-    assert_eq!(moe["model_type"], "qwen3_moe");
-    // Whatever the engine's table says today: runs, or not yet with the catalog's reason.
-    let engine_runs_moe = minibar_engine::models::supported_architectures().contains(&"qwen3_moe");
-    if engine_runs_moe {
-        assert_eq!(moe["support"]["state"], "runs");
-    } else {
-        assert_eq!(moe["support"]["state"], "not_yet");
-        assert!(moe["support"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("mixture-of-experts"));
-    }
+    let other = &rows[1];
+    assert_eq!(other["model_type"], "deepseek_v3");
+    assert_eq!(other["support"]["state"], "not_yet");
+    assert!(other["support"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("DeepSeek-V3"));
     // A repository whose model the engine does not run is refused before download.
     let refused = minibar(
         home.path(),
         &hub.endpoint(),
-        &["pull", "acme/Qwen3-MoE-tiny", "--yes"],
+        &["pull", "acme/DeepSeek-V3-tiny", "--yes"],
     );
-    if engine_runs_moe {
-        assert!(refused.status.success());
-    } else {
-        assert!(!refused.status.success());
-        let err = String::from_utf8_lossy(&refused.stderr);
-        assert!(
-            err.contains("not supported yet") && err.contains("nothing was downloaded"),
-            "{err}"
-        );
-        assert!(!home
-            .path()
-            .join("hf")
-            .join("models--acme--Qwen3-MoE-tiny")
-            .join("snapshots")
-            .exists());
-    }
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("not supported yet") && err.contains("nothing was downloaded"),
+        "{err}"
+    );
+    assert!(!home
+        .path()
+        .join("hf")
+        .join("models--acme--DeepSeek-V3-tiny")
+        .join("snapshots")
+        .exists());
     // Nothing was downloaded by searching.
     assert!(!home
         .path()

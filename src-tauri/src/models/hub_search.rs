@@ -115,7 +115,7 @@ mod hubserver;
 mod tests {
     use std::collections::HashMap;
 
-    use super::hubserver::{model_repo, moe_repo, TestHub};
+    use super::hubserver::{model_repo, unsupported_repo, TestHub};
 
     use super::*;
     use crate::types::Settings;
@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn results_are_judged_before_download_and_unsupported_ones_refused() {
         let server = TestHub::start(vec![
-            moe_repo(),
+            unsupported_repo(),
             model_repo("mlx-community/Qwen3-tiny-4bit", &[4096]),
         ]);
         let cache = tempfile::tempdir().unwrap();
@@ -144,29 +144,24 @@ mod tests {
             downloads: &downloads,
         };
         let found =
-            tauri::async_runtime::block_on(search(&target, &catalog, &ctx, "qwen3")).unwrap();
+            tauri::async_runtime::block_on(search(&target, &catalog, &ctx, "tiny")).unwrap();
         let ids: Vec<&str> = found.iter().map(|m| m.repo_id.as_str()).collect();
         assert_eq!(
             ids,
-            ["mlx-community/Qwen3-tiny-4bit", "acme/Qwen3-MoE-tiny"]
+            ["mlx-community/Qwen3-tiny-4bit", "acme/DeepSeek-V3-tiny"]
         );
         assert!(found[0].support.runs);
         let fit = found[0].fit.as_ref().expect("the llama repo is sized");
         assert!(fit.needed_bytes > 0 && fit.usable_bytes > 0);
-        assert_eq!(found[1].model_type.as_deref(), Some("qwen3_moe"));
-        let runs_moe = minibar_engine::models::supported_architectures().contains(&"qwen3_moe");
-        assert_eq!(found[1].support.runs, runs_moe);
-        let check = tauri::async_runtime::block_on(check_runnable(
+        assert_eq!(found[1].model_type.as_deref(), Some("deepseek_v3"));
+        assert!(!found[1].support.runs);
+        let e = tauri::async_runtime::block_on(check_runnable(
             &target,
             &catalog,
-            "acme/Qwen3-MoE-tiny",
-        ));
-        if runs_moe {
-            check.unwrap();
-        } else {
-            let e = check.unwrap_err();
-            assert!(e.message.contains("not supported yet"), "{}", e.message);
-        }
+            "acme/DeepSeek-V3-tiny",
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("not supported yet"), "{}", e.message);
         tauri::async_runtime::block_on(check_runnable(
             &target,
             &catalog,

@@ -927,17 +927,18 @@ pub fn expected_files(repo: &ServedRepo) -> Vec<String> {
     v
 }
 
-/// A tiny mixture-of-experts repository (`qwen3_moe`): a model the engine's table may not run,
-/// for tests that an unsupported architecture is shown and refused before download.
-pub fn moe_repo() -> ServedRepo {
+/// A tiny DeepSeek-V3 repository: an architecture the engine does not run (catalog `[not_yet]`),
+/// for tests that such a model is shown with the reason and refused before download.
+pub fn unsupported_repo() -> ServedRepo {
     let config = serde_json::json!({
-        "model_type": "qwen3_moe", "hidden_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-        "intermediate_size": 128, "moe_intermediate_size": 32, "num_experts": 4,
-        "num_experts_per_tok": 2, "vocab_size": 256, "max_position_embeddings": 4096,
+        "model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 4, "intermediate_size": 128,
+        "moe_intermediate_size": 32, "n_routed_experts": 4, "num_experts_per_tok": 2,
+        "kv_lora_rank": 16, "q_lora_rank": 24, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8,
+        "v_head_dim": 16, "vocab_size": 256, "max_position_embeddings": 4096,
     });
     ServedRepo::new(
-        "acme/Qwen3-MoE-tiny",
+        "acme/DeepSeek-V3-tiny",
         vec![
             ServedFile::new("config.json", serde_json::to_vec(&config).unwrap(), false),
             ServedFile::new("model.safetensors", vec![0u8; 4096], true),
