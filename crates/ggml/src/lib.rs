@@ -174,6 +174,24 @@ impl GgmlType {
     }
 }
 
+impl GgmlType {
+    /// Bits per weight the type takes in memory once mapped to MLX (affine forms carry an f16
+    /// scale and bias per 32 weights): what a memory estimate of a GGUF should use, since a
+    /// requantized type takes more than in the file.
+    pub fn mlx_bits_per_weight(self) -> f64 {
+        match self.mapping() {
+            Mapping::Dense => (self.block().1 * 8) as f64,
+            Mapping::Affine { bits } | Mapping::Requantize { bits } => f64::from(bits) + 1.0,
+        }
+    }
+
+    /// Bits per weight the type takes in a GGUF file.
+    pub fn file_bits_per_weight(self) -> f64 {
+        let (n, b) = self.block();
+        (b * 8) as f64 / n as f64
+    }
+}
+
 fn f16_at(b: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }
@@ -539,6 +557,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn any_bytes_decode_without_panicking() {
+        // Blocks from an untrusted file: NaN or infinite scales decode to NaN or infinity, and
+        // a trailing partial block is left out, never read past.
+        for ty in ALL.into_iter().filter(|t| t.block().0 > 1) {
+            let (n, b) = ty.block();
+            for seed in 1..50 {
+                let raw = bytes(3 * b + seed as usize % b, seed);
+                assert_eq!(dequantize(ty, &raw).len(), 3 * n, "{}", ty.name());
+                if let Mapping::Affine { bits } = ty.mapping() {
+                    let a = affine(ty, &raw, bits as u32);
+                    assert_eq!(a.words.len(), 3 * n * bits as usize / 32);
+                    assert_eq!(a.scales.len(), 3 * n / 32);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn memory_bits_follow_the_mapping() {
+        assert_eq!(GgmlType::Q4_K.file_bits_per_weight(), 4.5);
+        assert_eq!(GgmlType::Q4_K.mlx_bits_per_weight(), 5.0);
+        assert_eq!(GgmlType::Q2_K.file_bits_per_weight(), 2.625);
+        assert_eq!(GgmlType::Q2_K.mlx_bits_per_weight(), 7.0);
+        assert_eq!(GgmlType::BF16.mlx_bits_per_weight(), 16.0);
     }
 
     #[test]
