@@ -95,10 +95,20 @@ pub(crate) async fn fetch_file(ctx: &FetchCtx, file: &PlannedFile) -> Result<Fil
         reused: false,
     };
     let blob = ctx.cache.blob(&file.etag);
-    if std::fs::metadata(&blob)
-        .map(|m| m.len() == file.size)
-        .unwrap_or(false)
-    {
+    let complete = || {
+        std::fs::metadata(&blob)
+            .map(|m| m.len() == file.size)
+            .unwrap_or(false)
+    };
+    // Another pull writing the same blob (this process or another) is waited for; once it
+    // is done the blob is shared rather than fetched twice.
+    let lock = if complete() {
+        None
+    } else {
+        Some(lock_blob(ctx, file).await?)
+    };
+    if complete() {
+        drop(lock);
         report.reused = true;
         ctx.tracker.set_done(&file.path, file.size);
         if ctx.link {
@@ -110,7 +120,6 @@ pub(crate) async fn fetch_file(ctx: &FetchCtx, file: &PlannedFile) -> Result<Fil
         });
         return Ok(report);
     }
-    let _lock = lock_blob(ctx, file)?;
     let partial = ctx.cache.incomplete(&file.etag);
     if let Some(dir) = partial.parent() {
         std::fs::create_dir_all(dir).map_err(|e| HubError::io(dir, e))?;
@@ -551,8 +560,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Takes the per-blob lock so two processes never write the same partial file.
-fn lock_blob(ctx: &FetchCtx, file: &PlannedFile) -> Result<File> {
+/// Takes the per-blob lock so two pulls never write the same partial file, waiting while
+/// another pull holds it (and stopping if this one is cancelled meanwhile).
+async fn lock_blob(ctx: &FetchCtx, file: &PlannedFile) -> Result<File> {
+    loop {
+        match try_lock_blob(ctx, file) {
+            Err(HubError::Busy { .. }) => {
+                tokio::select! {
+                    _ = ctx.control.cancelled() => return Err(HubError::Cancelled),
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The per-blob lock if nobody holds it.
+fn try_lock_blob(ctx: &FetchCtx, file: &PlannedFile) -> Result<File> {
     let path = ctx.cache.lock(&file.etag);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| HubError::io(dir, e))?;

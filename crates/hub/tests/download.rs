@@ -958,3 +958,33 @@ async fn hf_hub_offline_never_touches_the_network() {
     assert!(outcome.offline);
     assert_eq!(server.total_requests(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pulls_of_the_same_file_at_once_both_end_with_the_correct_file() {
+    let served = repo();
+    let server = TestHub::start(vec![served.clone()]);
+    // Slow enough that the second pull asks while the first still writes the shard.
+    server.set_persistent_fault(
+        SHARD1,
+        Some(Fault::Slow {
+            chunk: 256 << 10,
+            pause_ms: 20,
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Two hubs over one cache: as two processes (the app and `minibar pull`) would be.
+    let (a, b) = (
+        support::hub(&server.endpoint(), dir.path()),
+        support::hub(&server.endpoint(), dir.path()),
+    );
+    let (first, second) = tokio::join!(pull_with(&a, REPO, yes()), pull_with(&b, REPO, yes()));
+    let (first, second) = (first.0.unwrap(), second.0.unwrap());
+    assert_eq!(first.commit, second.commit);
+    assert_cache_sound(dir.path(), &served, &first.commit, true);
+    // The shard was written once: the later pull waited for the blob and shared it.
+    let reused = |o: &PullOutcome| o.files.iter().any(|f| f.path == SHARD1 && f.reused);
+    assert!(
+        reused(&first) ^ reused(&second),
+        "exactly one pull reused the shard"
+    );
+}
