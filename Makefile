@@ -11,7 +11,7 @@ VENV := $(MINIBAR_CACHE)/venv
 MINIBAR_DEBUG := $(CARGO_TARGET_DIR)/debug/minibar
 MINIBAR_RELEASE := $(CARGO_TARGET_DIR)/release/minibar
 
-.PHONY: help setup setup-run run chat bench bench-memory bench-mlx-lm bench-serve bench-app test lint check-macos fmt
+.PHONY: help setup setup-run run chat bench bench-memory bench-mlx-lm bench-serve bench-cluster bench-app test lint check-macos fmt
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ bench-serve: setup-run ## the local server: tokens/s and time to first token at 
 	@cargo build --release -q -p minibar
 	@MINIBAR_DEFAULT_GGUF=$$(scripts/install-default-model.sh $(MINIBAR_RELEASE)) \
 	  cargo bench -q -p minibar-serve --bench serve -- $(BENCH_ARGS)
+
+# One model over 1, 2 and 3 ranks on loopback through MLX's ring backend (issue #16).
+bench-cluster: setup-run ## one model over 1-3 ranks on loopback: TTFT, tok/s, bytes and comm per token
+	@cargo build --release -q -p minibar
+	@MINIBAR_DEFAULT_GGUF=$$(scripts/install-default-model.sh $(MINIBAR_RELEASE)) \
+	  cargo bench -q -p minibar-cluster --bench cluster -- $(BENCH_ARGS)
 
 # The app's idle budget: launch to tray, idle memory and CPU, frame time while streaming.
 bench-app: setup ## the app: launch to tray, idle memory and CPU, frame time while streaming
