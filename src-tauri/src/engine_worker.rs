@@ -303,7 +303,7 @@ impl ChatEngine for MlxEngine {
 mod tests {
     use super::*;
 
-    /// A job for the default model (`MINIBAR_DEFAULT_GGUF`) judged against `usable` bytes.
+    /// A job for the model at `gguf` (a file or folder) judged against `usable` bytes.
     fn job(gguf: &std::path::Path, usable: u64, force: bool) -> ChatJob {
         ChatJob {
             model_id: "smollm2".into(),
@@ -372,6 +372,28 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         panic!("the model still counts as loaded");
+    }
+
+    #[test]
+    fn the_app_chats_with_the_mixture_of_experts_architectures() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = MlxEngine::default();
+        for name in ["qwen3_moe", "gpt_oss-mxfp4"] {
+            let Some(model) = minibar_testkit::tiny_chat_model(name, dir.path()) else {
+                return;
+            };
+            let mut chat = job(&model, 1 << 40, false);
+            chat.model_id = name.into();
+            chat.params.max_tokens = 8;
+            let mut pieces = 0;
+            let stats = engine
+                .chat(&chat, &mut |t| pieces += usize::from(!t.is_empty()))
+                .unwrap_or_else(|e| panic!("{name}: {}", e.message));
+            assert_eq!(stats.generated_tokens, 8, "{name}");
+            assert_eq!(stats.stop_reason, StopReason::MaxTokens, "{name}");
+            assert!(pieces > 0, "{name}: no text reached the UI");
+            assert_eq!(engine.loaded().unwrap().0, name);
+        }
     }
 
     #[test]
