@@ -188,3 +188,53 @@ fn models_the_engine_does_not_run_are_hidden_and_refused_with_the_reason() {
     assert!(err.contains("not supported yet"), "{err}");
     assert!(err.contains(&reason), "{err}");
 }
+
+#[test]
+fn a_gguf_is_judged_by_its_weights_as_loaded_not_its_file_size() {
+    let Some(gguf) = minibar_testkit::default_gguf() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let path = gguf.to_str().unwrap();
+    let run = |runtime: &str| {
+        json(&minibar(
+            home.path(),
+            &[
+                "fit",
+                "--model",
+                path,
+                "--ram",
+                "16GB",
+                "--runtime",
+                runtime,
+                "--json",
+            ],
+        ))
+    };
+    // The CPU engine expands SmolLM2's Q4_1 weights to f32: 538 MB of matrices and the norms,
+    // five times the file; the gate and the app ask the same function.
+    let cpu = run("cpu");
+    let file = cpu["load"]["file_bytes"].as_u64().unwrap();
+    let loaded = cpu["load"]["loaded_bytes"].as_u64().unwrap();
+    assert_eq!(cpu["load"]["dequantized"], true, "{cpu}");
+    assert!(
+        (538_060_032..538_060_032 + 1_000_000).contains(&loaded),
+        "{cpu}"
+    );
+    assert!(loaded > 4 * file, "{cpu}");
+    assert_eq!(cpu["verdict"]["needed"].as_u64(), Some(loaded));
+    let weights = minibar_fit::GgufWeights::open(&gguf).unwrap();
+    assert_eq!(
+        loaded,
+        weights
+            .load(&minibar_fit::Runtime::cpu(), true)
+            .loaded_bytes
+    );
+    // Metal keeps Q4_1's codes (4 bits and an f16 scale and bias per 32: its file's 5 bits).
+    let metal = run("metal");
+    assert_eq!(metal["load"]["dequantized"], false, "{metal}");
+    assert!(
+        metal["load"]["loaded_bytes"].as_u64().unwrap() < loaded / 3,
+        "{metal}"
+    );
+}

@@ -16,7 +16,9 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dequantize {
     /// Decide per model and backend: on the CPU, small models run faster from dense f32
-    /// weights (MLX's CPU quantized kernels are single-threaded), so dequantize those.
+    /// weights (MLX's CPU quantized kernels are single-threaded), so dequantize those, unless
+    /// only the quantized form fits the budget. minibar-fit's gate decides it
+    /// ([`minibar_fit::Admission::dequantize`]), so the memory it predicted is what loads.
     #[default]
     Auto,
     /// Always expand to dense weights.
@@ -112,15 +114,13 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         .unwrap_or_else(|| backend.compute_dtype(stored));
     let model = models::build(args, Tensors::new(map, path, dtype))?;
     let quantized = model.args.quantization.is_some();
-    let dense_bytes = dense_size(&model, dtype);
     let dequantize = quantized
         && match options.dequantize {
             Dequantize::Always => true,
             Dequantize::Never => false,
-            // The rule minibar-fit's estimate models: one function for both.
-            Dequantize::Auto => {
-                backend == Backend::Cpu && minibar_fit::engine::cpu_dequantizes(dense_bytes)
-            }
+            // The gate predicted the memory with its own decision (minibar_fit::engine:
+            // small enough dense, and still fitting the budget dense): the engine keeps to it.
+            Dequantize::Auto => backend == Backend::Cpu && admission.dequantize,
         };
     let model = if dequantize {
         model.dequantize()?
@@ -141,16 +141,4 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         dequantized: dequantize,
         admission,
     })
-}
-
-/// Bytes the weights would take as dense `dtype` arrays.
-fn dense_size(model: &Transformer, dtype: Dtype) -> u64 {
-    model.dense_elements() * dtype_bytes(dtype)
-}
-
-fn dtype_bytes(dtype: Dtype) -> u64 {
-    match dtype {
-        Dtype::Float16 | Dtype::Bfloat16 => 2,
-        _ => 4,
-    }
 }

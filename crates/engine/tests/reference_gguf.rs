@@ -243,6 +243,20 @@ fn gguf_logits_match_llama_cpp() {
         };
         let started = std::time::Instant::now();
         let model = open(&path);
+        // minibar-fit predicts what the load holds from the tensor table alone: each GGUF
+        // type in its MLX form (Q2_K/Q3_K at 6 bits, Q6_K at 8), scales in f32 on the CPU.
+        let predicted = minibar_fit::GgufWeights::open(&path)
+            .unwrap()
+            .load(&minibar_fit::Runtime::mlx_cpu(), false)
+            .loaded_bytes;
+        let held = model.weight_bytes() as u64;
+        eprintln!("({stem}: {held} bytes held, {predicted} predicted)");
+        // Llama 3's `rope_freqs` (a few hundred bytes) is held beside the weights, not in them.
+        if model.backend == minibar_engine::Backend::Cpu && held.abs_diff(predicted) > 4096 {
+            failures.push(format!(
+                "{stem}: holds {held} bytes of weights, minibar-fit predicts {predicted}"
+            ));
+        }
         let a = against_llama_cpp(&model, entry, &dir);
         eprintln!("({stem}: {:.1} s)", started.elapsed().as_secs_f32());
         let share = a.same as f32 / a.positions as f32;

@@ -11,8 +11,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::assess::{assess, assess_bytes, Thresholds, Verdict};
+use crate::assess::{assess, assess_bytes, assess_gguf, Thresholds, Verdict};
 use crate::estimate::{Runtime, Workload};
+use crate::gguf::GgufWeights;
 use crate::machine::snapshot;
 use crate::verdict::{Budget, FitLevel};
 
@@ -52,6 +53,9 @@ pub struct Admission {
     pub forced: bool,
     /// The limits the engine sets before loading.
     pub limits: MemoryLimits,
+    /// Whether the engine expands the quantized weights to dense ones on the CPU: the
+    /// prediction assumed it, so the engine's `Dequantize::Auto` does what this says.
+    pub dequantize: bool,
 }
 
 /// A model refused because it won't fit; says by how much.
@@ -66,8 +70,9 @@ pub struct Refusal {
 
 /// Decides whether the model at `path` (a GGUF file or a model folder) may load. A folder is
 /// judged by its config.json's shape (so the engine's CPU expansion of small quantized models
-/// counts); a GGUF file, or a folder whose config the estimator does not know, by the bytes
-/// of its weights.
+/// counts); a GGUF file by its tensor table (each type as the engine maps it, expanded or
+/// not: [`assess_gguf`]); anything else (a folder whose config the estimator does not know,
+/// a file that is not a GGUF) by the bytes of its weights.
 pub fn admit(path: &Path, request: &LoadRequest) -> Result<Admission, Refusal> {
     let budget = request
         .budget
@@ -76,7 +81,7 @@ pub fn admit(path: &Path, request: &LoadRequest) -> Result<Admission, Refusal> {
     let work = request
         .context
         .map_or_else(Workload::default, Workload::with_context);
-    let verdict = judge(path, &work, &budget, &request.thresholds);
+    let (verdict, dequantize) = judge(path, &work, &budget, &request.thresholds);
     if verdict.level == FitLevel::WontFit && !request.force {
         return Err(Refusal {
             model: model_name(path),
@@ -87,20 +92,30 @@ pub fn admit(path: &Path, request: &LoadRequest) -> Result<Admission, Refusal> {
         limits: limits(&verdict, &budget),
         forced: verdict.level == FitLevel::WontFit,
         verdict,
+        dequantize,
     })
 }
 
-fn judge(path: &Path, work: &Workload, budget: &Budget, thresholds: &Thresholds) -> Verdict {
-    let by_bytes = || assess_bytes(weight_bytes(path), budget, thresholds);
-    match folder_model(path) {
-        Some((shape, quant)) => {
-            match assess(&shape, &quant, work, &Runtime::native(), budget, thresholds) {
-                Ok(a) => a.verdict,
-                Err(_) => by_bytes(),
-            }
+/// The verdict, and whether the engine should expand the weights on the CPU.
+fn judge(
+    path: &Path,
+    work: &Workload,
+    budget: &Budget,
+    thresholds: &Thresholds,
+) -> (Verdict, bool) {
+    let runtime = Runtime::native();
+    if path.is_file() {
+        if let Ok(weights) = GgufWeights::open(path) {
+            let a = assess_gguf(&weights, &runtime, budget, thresholds);
+            return (a.verdict, a.load.dequantized);
         }
-        None => by_bytes(),
     }
+    if let Some((shape, quant)) = folder_model(path) {
+        if let Ok(a) = assess(&shape, &quant, work, &runtime, budget, thresholds) {
+            return (a.verdict, a.estimate.dequantized);
+        }
+    }
+    (assess_bytes(weight_bytes(path), budget, thresholds), false)
 }
 
 fn limits(verdict: &Verdict, budget: &Budget) -> MemoryLimits {

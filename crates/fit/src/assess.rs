@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::keep_expansion;
 use crate::estimate::{estimate, max_context, Estimate, Runtime, Workload};
+use crate::gguf::{GgufLoad, GgufWeights};
 use crate::quant::Quantization;
 use crate::shape::ModelShape;
 use crate::verdict::{gb, Budget, BudgetSource, FitLevel};
@@ -92,13 +94,57 @@ pub fn assess(
     budget: &Budget,
     thresholds: &Thresholds,
 ) -> Result<Assessment, FitError> {
-    let estimate = estimate(shape, quant, work, runtime)?;
-    let max_context = max_context(shape, quant, work, runtime, budget.usable)?;
+    let mut runtime = *runtime;
+    let mut estimate = estimate(shape, quant, work, &runtime)?;
+    if estimate.dequantized {
+        let kept = Runtime {
+            cpu_dequantize: false,
+            ..runtime
+        };
+        let quantized = crate::estimate::estimate(shape, quant, work, &kept)?;
+        let level = |e: &Estimate| judge(e.total, budget, thresholds).level;
+        if !keep_expansion(level(&estimate), level(&quantized)) {
+            (runtime, estimate) = (kept, quantized);
+        }
+    }
+    let max_context = max_context(shape, quant, work, &runtime, budget.usable)?;
     Ok(Assessment {
         verdict: judge(estimate.total, budget, thresholds),
         max_context,
         estimate,
     })
+}
+
+/// A GGUF file judged by its weights as the engine will hold them (see [`crate::gguf`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GgufAssessment {
+    /// Fits, tight or won't fit, and why.
+    pub verdict: Verdict,
+    /// The weights in the file and once loaded.
+    pub load: GgufLoad,
+}
+
+/// Judges a GGUF file by its tensor table: the bytes its weights take once loaded on
+/// `runtime`, expanded or not by the same rule as [`assess`].
+pub fn assess_gguf(
+    weights: &GgufWeights,
+    runtime: &Runtime,
+    budget: &Budget,
+    thresholds: &Thresholds,
+) -> GgufAssessment {
+    let expanded = weights.load(runtime, true);
+    let mut load = expanded;
+    if expanded.dequantized {
+        let quantized = weights.load(runtime, false);
+        let level = |l: &GgufLoad| judge(l.loaded_bytes, budget, thresholds).level;
+        if !keep_expansion(level(&expanded), level(&quantized)) {
+            load = quantized;
+        }
+    }
+    GgufAssessment {
+        verdict: judge(load.loaded_bytes, budget, thresholds),
+        load,
+    }
 }
 
 /// Judges a need known only in bytes: a model whose shape is unknown, by its weight files.

@@ -19,9 +19,30 @@ pub fn cpu_dequantizes(dense_bytes: u64) -> bool {
     dense_bytes <= CPU_DEQUANTIZE_LIMIT
 }
 
+/// Whether a model [`cpu_dequantizes`] allows to expand is expanded, given the verdicts of the
+/// expanded and the kept-quantized forms against the budget: speed is not worth a model that
+/// no longer fits, so a model that fits only quantized stays quantized. [`crate::assess`]
+/// applies it, and the engine loads as the gate's [`crate::Admission::dequantize`] says.
+pub fn keep_expansion(expanded: FitLevel, quantized: FitLevel) -> bool {
+    expanded != FitLevel::WontFit || quantized == FitLevel::WontFit
+}
+
+use crate::verdict::FitLevel;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expansion_that_would_not_fit_is_dropped() {
+        use FitLevel::*;
+        assert!(keep_expansion(Fits, Fits));
+        assert!(keep_expansion(Tight, Fits));
+        assert!(!keep_expansion(WontFit, Tight));
+        assert!(!keep_expansion(WontFit, Fits));
+        // Neither fits: the engine's speed rule stands (a forced load behaves as before).
+        assert!(keep_expansion(WontFit, WontFit));
+    }
 
     #[test]
     fn the_limit_is_inclusive_at_one_gibibyte() {

@@ -5,6 +5,7 @@
 //! Map: [`assess`] is the one verdict (fits / tight / won't fit, largest context, thresholds);
 //! [`admit`] is the gate before every load (refuse, or admit with MLX's memory limits), and
 //! [`ForcedModels`] the models a user loads anyway;
+//! [`gguf`] reads what a GGUF's weights take once loaded from its tensor table;
 //! [`estimate`] predicts a peak from a [`ModelShape`], a [`Quantization`], a [`Workload`] and a
 //! [`Runtime`]; [`engine`] holds the engine's load decisions both sides share; [`Budget`] is
 //! what a model may use here or on a what-if Mac; [`fit_table`] and [`what_if_table`] judge
@@ -15,6 +16,7 @@ pub mod assess;
 pub mod engine;
 pub mod estimate;
 pub mod forced;
+pub mod gguf;
 pub mod hf_config;
 pub mod machine;
 pub mod quant;
@@ -27,11 +29,15 @@ pub mod watch;
 pub mod what_if;
 
 pub use admit::{admit, Admission, LoadRequest, MemoryLimits, Refusal};
-pub use assess::{assess, assess_bytes, Assessment, Thresholds, Verdict, COMFORT_MARGIN};
+pub use assess::{
+    assess, assess_bytes, assess_gguf, Assessment, GgufAssessment, Thresholds, Verdict,
+    COMFORT_MARGIN,
+};
 pub use estimate::{
     estimate, max_context, Estimate, KvBreakdown, KvFormat, Runtime, WeightBreakdown, Workload,
 };
 pub use forced::{model_key, ForcedModels};
+pub use gguf::{GgufLoad, GgufWeights};
 pub use hf_config::model_from_config;
 pub use machine::{default_gpu_working_set, snapshot, MemorySampler, MemorySnapshot, Pressure};
 pub use quant::{Dtype, MixedRecipe, PathOverride, QuantMode, QuantSpec, Quantization};

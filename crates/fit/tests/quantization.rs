@@ -353,3 +353,63 @@ fn the_cpu_runtime_expands_small_quantized_models_as_the_engine_does() {
     assert!(!e.dequantized, "{} dense", 4 * e.params.total);
     assert!(4 * e.params.total > minibar_fit::engine::CPU_DEQUANTIZE_LIMIT);
 }
+
+#[test]
+fn the_cpu_keeps_a_small_model_quantized_where_only_that_fits() {
+    let shape = smollm2_135m();
+    let q4 = Quantization::uniform(QuantSpec::affine(4, 32));
+    let work = Workload::with_context(640);
+    let budget = |usable: u64| minibar_fit::Budget {
+        total: usable,
+        gpu_limit: None,
+        available: Some(usable),
+        held_by_minibar: 0,
+        usable,
+        source: minibar_fit::BudgetSource::WhatIf,
+    };
+    let t = minibar_fit::Thresholds::default();
+    let judge = |usable| {
+        minibar_fit::assess(&shape, &q4, &work, &Runtime::cpu(), &budget(usable), &t).unwrap()
+    };
+    let roomy = judge(4_000_000_000);
+    assert!(roomy.estimate.dequantized);
+    let kept = estimate(&shape, &q4, &work, &Runtime::mlx_cpu()).unwrap();
+    // 300 MB: the f32 expansion (~590 MB) won't fit, the 4-bit codes (~130 MB) do.
+    let tight = judge(300_000_000);
+    assert!(!tight.estimate.dequantized);
+    assert_eq!(tight.estimate.total, kept.total);
+    assert_eq!(tight.verdict.level, minibar_fit::FitLevel::Fits);
+    assert_eq!(
+        tight.max_context,
+        minibar_fit::max_context(&shape, &q4, &work, &Runtime::mlx_cpu(), 300_000_000).unwrap()
+    );
+}
+
+#[test]
+fn a_mixture_of_experts_is_expanded_by_all_its_experts_not_the_active_ones() {
+    // 64 experts of 512 × 512 in 8 layers: 400 M expert parameters (1.6 GB in f32), while
+    // everything else, and the experts a token reads, would be well under the 1 GiB limit.
+    let moe: ModelShape = toml::from_str(
+        r#"
+        model_type = "qwen3_moe"
+        layers = 8
+        hidden = 512
+        intermediate = 1536
+        heads = 8
+        kv_heads = 4
+        vocab = 32000
+        max_context = 4096
+        qk_norm = true
+        [moe]
+        experts = 64
+        experts_per_token = 8
+        moe_intermediate = 512
+        "#,
+    )
+    .unwrap();
+    let q4 = Quantization::uniform(QuantSpec::affine(4, 64));
+    let e = estimate(&moe, &q4, &Workload::default(), &Runtime::cpu()).unwrap();
+    assert!(4 * e.params.active < minibar_fit::engine::CPU_DEQUANTIZE_LIMIT);
+    assert!(4 * e.params.total > minibar_fit::engine::CPU_DEQUANTIZE_LIMIT);
+    assert!(!e.dequantized, "{} dense", 4 * e.params.total);
+}

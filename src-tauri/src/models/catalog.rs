@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use minibar_catalog::{Catalog, CatalogEntry};
 use minibar_fit::{
-    assess, assess_bytes, model_from_config, Assessment, Budget, Candidate, FitLevel,
-    MemorySnapshot, Runtime, Thresholds, Verdict, Workload,
+    assess, assess_bytes, assess_gguf, model_from_config, Assessment, Budget, Candidate, FitLevel,
+    GgufWeights, MemorySnapshot, Runtime, Thresholds, Verdict, Workload,
 };
 
 use super::library::Installed;
@@ -136,8 +136,15 @@ pub fn config_fit(config: &serde_json::Value, ctx: &Context<'_>) -> Option<FitRe
 }
 
 /// An installed model judged as it is stored: its folder's config.json (shape and
-/// quantization) when it has one, else weights only by its size on disk.
+/// quantization) when it has one, a GGUF file by its weights as the engine loads them (the
+/// load gate's rule), else weights only by its size on disk.
 fn installed_fit(i: &Installed, ctx: &Context<'_>, budget: &Budget) -> FitReport {
+    if let Ok(weights) = GgufWeights::open(&i.path) {
+        let a = assess_gguf(&weights, &Runtime::native(), budget, &ctx.thresholds());
+        let mut v = a.verdict;
+        v.reason = format!("{} (weights only, as loaded)", v.reason);
+        return report(v, None, a.load.loaded_bytes, (0, 0), ctx.memory);
+    }
     let from_config = std::fs::read_to_string(i.path.join("config.json"))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())

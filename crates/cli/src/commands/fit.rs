@@ -8,9 +8,10 @@ use anyhow::{bail, Context, Result};
 use minibar_catalog::{Catalog, CatalogEntry, Support};
 use minibar_engine::models::supported_architectures;
 use minibar_fit::{
-    assess, assess_bytes, estimate, fit_table, gb, model_from_config, snapshot, watch, Budget,
-    BudgetSource, Candidate, Estimate, FitLevel, FitRow, KvFormat, MemorySnapshot, ModelShape,
-    Pressure, Quantization, Runtime, Thresholds, Verdict, WhatIfRow, Workload, MAC_MEMORY_SIZES_GB,
+    assess, assess_bytes, assess_gguf, estimate, fit_table, gb, model_from_config, snapshot, watch,
+    Budget, BudgetSource, Candidate, Estimate, FitLevel, FitRow, GgufWeights, KvFormat,
+    MemorySnapshot, ModelShape, Pressure, Quantization, Runtime, Thresholds, Verdict, WhatIfRow,
+    Workload, MAC_MEMORY_SIZES_GB,
 };
 use serde::Serialize;
 
@@ -46,8 +47,8 @@ pub struct Args {
     /// 512GB; GB as Apple counts RAM, 2^30 bytes).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     ram: Option<u64>,
-    /// Show one model's breakdown: a catalog id, or a folder with a config.json.
-    #[arg(long, value_name = "ID|DIR")]
+    /// Show one model's breakdown: a catalog id, a folder with a config.json, or a GGUF file.
+    #[arg(long, value_name = "ID|DIR|FILE")]
     model: Option<String>,
     /// With --model: only this quantization (bf16, 8bit, 4bit-g32, mxfp4, mixed_3_6, ...).
     #[arg(long, value_name = "QUANT", requires = "model")]
@@ -542,6 +543,9 @@ fn detail(
     runtime: &Runtime,
     budget: &Budget,
 ) -> Result<()> {
+    if Path::new(model).is_file() {
+        return gguf_detail(args, Path::new(model), runtime, budget);
+    }
     let s = subject(catalog, model, args.quant.as_deref())?;
     let mut details = Vec::new();
     for (quant, repo) in &s.formats {
@@ -620,6 +624,39 @@ fn detail(
             None => outln!(out, "  not even a one-token context fits"),
         }
     }
+    emit(&out)?;
+    Ok(())
+}
+
+/// A GGUF file judged as the load gate judges it: its weights as the engine holds them.
+fn gguf_detail(args: &Args, path: &Path, runtime: &Runtime, budget: &Budget) -> Result<()> {
+    let weights = GgufWeights::open(path)
+        .with_context(|| format!("`{}` is not a GGUF file", path.display()))?;
+    let a = assess_gguf(&weights, runtime, budget, &thresholds(args));
+    let mut out = String::new();
+    if args.json {
+        outln!(out, "{}", serde_json::to_string_pretty(&a)?);
+        emit(&out)?;
+        return Ok(());
+    }
+    outln!(out, "{} (GGUF)", path.display());
+    outln!(
+        out,
+        "{}",
+        describe_budget(budget, None).replace("What if: ", "Against: ")
+    );
+    outln!(out, "  weights in the file  {:>9}", gb(a.load.file_bytes));
+    outln!(
+        out,
+        "  weights loaded       {:>9}  ({})",
+        gb(a.load.loaded_bytes),
+        if a.load.dequantized {
+            "expanded to dense weights, as the engine does on the CPU"
+        } else {
+            "each GGUF type in its MLX form"
+        }
+    );
+    outln!(out, "  {}: {}", a.verdict.level.label(), a.verdict.reason);
     emit(&out)?;
     Ok(())
 }
