@@ -28,6 +28,18 @@ pub struct LoadRequest {
     pub budget: Option<Budget>,
     /// What must stay free (the app's headroom setting).
     pub thresholds: Thresholds,
+    /// A pipeline rank's part of the model (default: the whole model).
+    pub share: Option<Share>,
+}
+
+/// The decoder blocks one rank of a split model holds: it is judged by that part of the
+/// weights, not the whole model's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Share {
+    /// Blocks this rank holds.
+    pub held: usize,
+    /// Blocks in the model.
+    pub of: usize,
 }
 
 /// MLX's allocator limits for a loaded model, in bytes.
@@ -81,7 +93,27 @@ pub fn admit(path: &Path, request: &LoadRequest) -> Result<Admission, Refusal> {
     let work = request
         .context
         .map_or_else(Workload::default, Workload::with_context);
-    let (verdict, dequantize) = judge(path, &work, &budget, &request.thresholds);
+    let (verdict, dequantize) = match request.share {
+        // A rank holding part of the blocks needs that part of the weights and of the KV
+        // cache: the whole model is judged against the budget scaled up alike (so the
+        // expansion decision is the whole model's), and the share against the real one.
+        Some(share) => {
+            let (of, held) = (share.of.max(1) as u128, share.held.max(1) as u128);
+            let up = |b: u64| (b as u128 * of / held).min(u64::MAX as u128) as u64;
+            let whole_budget = Budget {
+                total: up(budget.total),
+                gpu_limit: budget.gpu_limit.map(up),
+                available: budget.available.map(up),
+                held_by_minibar: up(budget.held_by_minibar),
+                usable: up(budget.usable),
+                source: budget.source,
+            };
+            let (whole, dequantize) = judge(path, &work, &whole_budget, &request.thresholds);
+            let part = (whole.needed as u128 * held / of) as u64;
+            (assess_bytes(part, &budget, &request.thresholds), dequantize)
+        }
+        None => judge(path, &work, &budget, &request.thresholds),
+    };
     if verdict.level == FitLevel::WontFit && !request.force {
         return Err(Refusal {
             model: model_name(path),
@@ -273,5 +305,22 @@ mod tests {
         )
         .unwrap();
         assert!(long.verdict.needed > short.verdict.needed);
+    }
+
+    #[test]
+    fn a_rank_is_judged_by_its_share_of_the_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        // The whole 2 GB model won't fit 1 GB; a third of its layers does.
+        let third = LoadRequest {
+            share: Some(Share { held: 10, of: 30 }),
+            ..request(GB, false)
+        };
+        let a = admit(&model(dir.path()), &third).unwrap();
+        assert_eq!(a.verdict.needed, 2 * GB / 3);
+        let two_thirds = LoadRequest {
+            share: Some(Share { held: 20, of: 30 }),
+            ..request(GB, false)
+        };
+        assert!(admit(&model(dir.path()), &two_thirds).is_err());
     }
 }

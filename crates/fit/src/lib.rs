@@ -4,7 +4,8 @@
 //!
 //! Map: [`assess`] is the one verdict (fits / tight / won't fit, largest context, thresholds);
 //! [`admit`] is the gate before every load (refuse, or admit with MLX's memory limits), and
-//! [`ForcedModels`] the models a user loads anyway;
+//! [`ForcedModels`] the models a user loads anyway; [`fits_across`] judges a model split over
+//! several nodes, by the pipeline's one split rule [`split_layers`];
 //! [`gguf`] reads what a GGUF's weights take once loaded from its tensor table;
 //! [`estimate`] predicts a peak from a [`ModelShape`], a [`Quantization`], a [`Workload`] and a
 //! [`Runtime`]; [`engine`] holds the engine's load decisions both sides share; [`Budget`] is
@@ -13,6 +14,7 @@
 
 pub mod admit;
 pub mod assess;
+pub mod cluster;
 pub mod engine;
 pub mod estimate;
 pub mod forced;
@@ -28,11 +30,12 @@ pub mod verdict;
 pub mod watch;
 pub mod what_if;
 
-pub use admit::{admit, Admission, LoadRequest, MemoryLimits, Refusal};
+pub use admit::{admit, Admission, LoadRequest, MemoryLimits, Refusal, Share};
 pub use assess::{
     assess, assess_bytes, assess_gguf, Assessment, GgufAssessment, Thresholds, Verdict,
     COMFORT_MARGIN,
 };
+pub use cluster::{fits_across, split_layers, ClusterFit};
 pub use estimate::{
     estimate, max_context, Estimate, KvBreakdown, KvFormat, Runtime, WeightBreakdown, Workload,
 };
