@@ -35,6 +35,12 @@ fn status_splits_the_layers_and_generate_answers_as_one_process() {
         .collect();
     // SmolLM2's 30 layers, evenly: the three ranks share one machine.
     assert_eq!(layers, [(0, 10), (10, 20), (20, 30)]);
+    // Each holds a third of the weights, no rank the whole file.
+    let file = std::fs::metadata(&gguf).unwrap().len();
+    for n in plan.as_array().unwrap() {
+        let held = n["held"].as_u64().unwrap();
+        assert!(held > 0 && held <= file / 3, "{n}");
+    }
 
     let question = "What is the capital of France?";
     let one = minibar(&[

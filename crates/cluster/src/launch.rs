@@ -46,6 +46,8 @@ pub struct Running {
 pub struct Finished {
     /// Rank 0's plan: nodes, budgets and layers.
     pub plan: Vec<NodePlan>,
+    /// minibar-fit's verdict on the split ("fits across N nodes: ...").
+    pub verdict: String,
     /// Rank 0's report (absent for a check-only job).
     pub report: Option<Report>,
 }
@@ -149,7 +151,10 @@ impl Running {
                     continue;
                 };
                 match &event {
-                    Event::Plan { nodes } if rank == 0 => finished.plan = nodes.clone(),
+                    Event::Plan { nodes, verdict } if rank == 0 => {
+                        finished.plan = nodes.clone();
+                        finished.verdict = verdict.clone();
+                    }
                     Event::Done(r) if rank == 0 => finished.report = Some(r.clone()),
                     Event::Error { message, .. } => errors.push((rank, message.clone())),
                     _ => {}

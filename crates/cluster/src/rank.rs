@@ -104,6 +104,9 @@ pub struct NodePlan {
     pub budget: u64,
     /// The layers it holds, `[start, end)`.
     pub layers: [usize; 2],
+    /// Bytes of the model's weights it holds (its blocks' share of the files).
+    #[serde(default)]
+    pub held: u64,
 }
 
 /// One rank's measured share of the decode phase.
@@ -149,6 +152,9 @@ pub enum Event {
     Plan {
         /// Every node, rank 0 first.
         nodes: Vec<NodePlan>,
+        /// minibar-fit's verdict on the split ("fits across 3 nodes: ...").
+        #[serde(default)]
+        verdict: String,
     },
     /// A generated token (rank 0).
     Token {
@@ -247,31 +253,19 @@ pub fn run(job: &Job) -> Result<()> {
         (Prompt::Tokens(_), true) => text_model(&job.model).ok(),
         (_, true) => Some(text_model(&job.model)?),
     };
-    let loaded = {
-        let _w = dog.wait(startup, "loading the model");
-        minibar_engine::load(&job.model, &LoadOptions::default())?
-    };
-    let context = job
-        .context
-        .unwrap_or_else(|| (loaded.context_length() as usize).min(8192));
-    let model = loaded.model;
+    // The split comes before the load, so that each node reads only its own layers' weights.
+    let args = minibar_engine::read_args(&job.model)?;
     let (weights, bytes) = handshake::weights_fingerprint(&job.model)?;
     let mine = Announce {
         protocol: handshake::PROTOCOL,
         build: handshake::build_hash(),
-        shape: handshake::shape_hash(&model.args),
+        shape: handshake::shape_hash(&args),
         bytes,
         weights,
         budget,
         doorbell: 0,
     };
-    let layers = model.blocks.len();
-    let top: usize = model
-        .array_groups()
-        .first()
-        .map_or(0, |g| g.iter().map(|a| a.nbytes()).sum());
-    let layer_bytes = (model.weight_bytes().saturating_sub(top) / layers.max(1)) as u64;
-
+    let layers = args.num_hidden_layers.max(0) as usize;
     let (group, announced, bells) = match &hosts {
         Some(h) => {
             let ip = h
@@ -284,7 +278,7 @@ pub fn run(job: &Job) -> Result<()> {
             };
             let _w = dog.wait(
                 startup,
-                "joining the cluster (every node must start, load the model and connect)",
+                "joining the cluster (every node must start and connect)",
             );
             let group = Group::init(Backend::Ring)?;
             let announced = handshake::exchange(&group, &mine, h)?;
@@ -313,25 +307,53 @@ pub fn run(job: &Job) -> Result<()> {
         .collect();
     let budgets: Vec<u64> = announced.iter().map(|a| a.budget).collect();
     let shares = split::shares(&budgets, &machines);
-    let ranges = split::split_layers(layers, &shares, layer_bytes).map_err(ClusterError::Split)?;
+    let fit = minibar_fit::fits_across(layers, bytes, &shares);
+    if !fit.fits {
+        return Err(ClusterError::Split(fit.reason));
+    }
     if rank == 0 {
         emit(&Event::Plan {
-            nodes: ranges
+            nodes: fit
+                .ranges
                 .iter()
+                .zip(&fit.held)
                 .enumerate()
-                .map(|(r, l)| NodePlan {
+                .map(|(r, (l, &held))| NodePlan {
                     rank: r,
                     node: names[r].clone(),
                     budget: shares[r],
                     layers: [l.start, l.end],
+                    held,
                 })
                 .collect(),
+            verdict: fit.reason.clone(),
         });
     }
+    let ranges = fit.ranges;
     if job.check_only {
         return Ok(());
     }
-    let stage = Stage::new(model, ranges[rank].clone());
+    let loaded = {
+        let _w = dog.wait(startup, "loading this node's layers");
+        minibar_engine::load(
+            &job.model,
+            &LoadOptions {
+                layers: Some(ranges[rank].clone()),
+                ..LoadOptions::default()
+            },
+        )?
+    };
+    let context = job
+        .context
+        .unwrap_or_else(|| (loaded.context_length() as usize).min(8192));
+    if let Some(group) = &group {
+        // Every node holds its layers before the first token, so the token timeouts time
+        // tokens, not loads.
+        let _w = dog.wait(startup, "waiting for every node to load its layers");
+        let ready = group.all_sum(&mlx_rs::Array::from_slice(&[1i32], &[1]))?;
+        ready.eval()?;
+    }
+    let stage = Stage::new(loaded.model);
     let dtype = stage.hidden_dtype()?;
     let mut pipe = Pipeline {
         group,

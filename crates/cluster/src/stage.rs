@@ -1,5 +1,6 @@
-//! One rank's share of the model: a contiguous range of decoder blocks and their KV caches,
-//! with the embeddings on the first rank and the final norm and output layer on the last.
+//! One rank's share of the model: a contiguous range of decoder blocks and their KV caches
+//! (only those blocks' weights are loaded); the first rank embeds and the last applies the
+//! final norm and output layer.
 //!
 //! Invariant: a stage computes exactly what the one-process model computes for its blocks
 //! (the same graph as `Transformer::hidden` and `Conversation`'s prefill and decode), so a
@@ -22,12 +23,10 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// Keeps `layers` of `model`'s blocks and drops the others (their memory returns to MLX).
-    /// The embeddings, final norm and output layer stay: a stage on the first or last rank
-    /// uses them, and they are small next to the blocks of a model worth splitting.
-    pub fn new(mut model: Transformer, layers: Range<usize>) -> Stage {
-        let own: Vec<_> = model.blocks.drain(layers.clone()).collect();
-        model.blocks = own;
+    /// A stage of `model`, loaded with its layer range (`LoadOptions::layers`): it holds those
+    /// blocks' weights only.
+    pub fn new(model: Transformer) -> Stage {
+        let layers = model.layers.clone();
         let caches = model.make_caches();
         Stage {
             model,
@@ -44,10 +43,7 @@ impl Stage {
 
     /// The dtype of the hidden states between stages (the embeddings').
     pub fn hidden_dtype(&self) -> Result<Dtype> {
-        Ok(self
-            .model
-            .embed_tokens(&Array::from_slice(&[0u32], &[1, 1]))?
-            .dtype())
+        Ok(self.model.hidden_dtype()?)
     }
 
     /// Embeds `ids` (first stage only).

@@ -110,7 +110,14 @@ fn main() {
     let blocks: f64 = per_kind.iter().sum::<f64>() * layers;
     let head = match &model.lm_head {
         Some(h) => time_linear(h, 10),
-        None => time_linear(&model.embed.table, 10),
+        None => time_linear(
+            &model
+                .embed
+                .as_ref()
+                .expect("a whole model has embeddings")
+                .table,
+            10,
+        ),
     };
     let ms = |s: f64| s * 1e3;
     println!(

@@ -27,6 +27,6 @@ pub mod weights;
 pub use backend::Backend;
 pub use error::{EngineError, Result};
 pub use generate::{CancelToken, FinishReason, GenerationStats};
-pub use load::{load, Dequantize, LoadOptions, LoadedModel};
+pub use load::{layer_count, load, read_args, Dequantize, LoadOptions, LoadedModel};
 pub use minibar_text::Message;
 pub use session::{ChatOutcome, ChatParams, Session};

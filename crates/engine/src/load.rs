@@ -1,6 +1,9 @@
 //! Loading a model from a GGUF file or a Hugging Face / mlx-lm folder into memory.
 
-use std::path::{Path, PathBuf};
+use std::{
+    ops::Range,
+    path::{Path, PathBuf},
+};
 
 use mlx_rs::Dtype;
 
@@ -37,6 +40,9 @@ pub struct LoadOptions {
     /// What minibar-fit's gate is asked before loading: the context, whether the user forced
     /// the model, the budget (default: this machine now) and the thresholds.
     pub memory: minibar_fit::LoadRequest,
+    /// The decoder blocks to load (a pipeline rank's share); `None`: all of them. The other
+    /// blocks' weights are never read, and the memory gate judges this share alone.
+    pub layers: Option<Range<usize>>,
 }
 
 /// The on-disk format a model came from.
@@ -85,15 +91,33 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let backend = Backend::detect();
     // Buffers a model just dropped left in MLX's cache are free memory for the verdict.
     mlx_rs::memory::clear_cache()?;
-    let admission = minibar_fit::admit(path, &options.memory)?;
+    let (layers, admission) = match &options.layers {
+        Some(range) => {
+            let request = minibar_fit::LoadRequest {
+                share: Some(minibar_fit::Share {
+                    held: range.len(),
+                    of: layer_count(path)?,
+                }),
+                ..options.memory.clone()
+            };
+            (Some(range.clone()), minibar_fit::admit(path, &request)?)
+        }
+        None => (None, minibar_fit::admit(path, &options.memory)?),
+    };
     crate::memory::apply(&admission.limits)?;
+    // A tensor of a block outside `layers` is dropped unread (safetensors arrays are lazy).
+    let keep = |name: &str| match (&layers, block_index(name)) {
+        (Some(range), Some(i)) => range.contains(&i),
+        _ => true,
+    };
     let (args, map, format) = if path.is_file() {
-        let g = gguf::load(path)?;
+        let g = gguf::load_only(path, &mut |_, _| {}, &keep)?;
         let args = ModelArgs::from_value(g.config, path)?;
         (args, g.tensors, Format::Gguf)
     } else if path.is_dir() {
         let args = ModelArgs::from_file(&path.join("config.json"))?;
-        let map = safetensors::load_dir(path)?;
+        let mut map = safetensors::load_dir(path)?;
+        map.retain(|name, _| keep(name));
         (args, map, Format::Safetensors)
     } else {
         return Err(EngineError::Io {
@@ -112,7 +136,8 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let dtype = options
         .dtype
         .unwrap_or_else(|| backend.compute_dtype(stored));
-    let model = models::build(args, Tensors::new(map, path, dtype))?;
+    let all = 0..args.num_hidden_layers.max(0) as usize;
+    let model = models::build_layers(args, Tensors::new(map, path, dtype), layers.unwrap_or(all))?;
     let quantized = model.args.quantization.is_some();
     let dequantize = quantized
         && match options.dequantize {
@@ -141,4 +166,47 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         dequantized: dequantize,
         admission,
     })
+}
+
+/// The hyperparameters of the model at `path` (a GGUF file's metadata or a folder's
+/// config.json), without reading a weight.
+pub fn read_args(path: &Path) -> Result<ModelArgs> {
+    if path.is_file() {
+        ModelArgs::from_value(gguf::config(path)?, path)
+    } else {
+        ModelArgs::from_file(&path.join("config.json"))
+    }
+}
+
+/// The number of decoder blocks of the model at `path`, from its config alone.
+pub fn layer_count(path: &Path) -> Result<usize> {
+    Ok(read_args(path)?.num_hidden_layers.max(0) as usize)
+}
+
+/// The decoder block a tensor belongs to, by its Hugging Face (`model.layers.N.`, also under
+/// a prefix such as Gemma 3's `language_model.`) or GGUF (`blk.N.`) name.
+fn block_index(name: &str) -> Option<usize> {
+    let rest = match name.find("model.layers.") {
+        Some(at) => &name[at + "model.layers.".len()..],
+        None => name.strip_prefix("blk.")?,
+    };
+    rest.split('.').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_index;
+
+    #[test]
+    fn block_tensors_are_known_by_either_naming() {
+        assert_eq!(block_index("model.layers.12.mlp.up_proj.weight"), Some(12));
+        assert_eq!(
+            block_index("language_model.model.layers.3.input_layernorm.weight"),
+            Some(3)
+        );
+        assert_eq!(block_index("blk.7.attn_q.weight"), Some(7));
+        assert_eq!(block_index("model.embed_tokens.weight"), None);
+        assert_eq!(block_index("token_embd.weight"), None);
+        assert_eq!(block_index("model.layers.x.bad"), None);
+    }
 }

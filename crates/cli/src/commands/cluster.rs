@@ -133,15 +133,16 @@ fn sampled_job(mut job: Job, sampling: &SamplingArgs) -> anyhow::Result<Job> {
 
 fn print_plan(plan: &[NodePlan]) {
     println!(
-        "{:<6} {:<28} {:>10} {:>8}",
-        "rank", "node", "memory", "layers"
+        "{:<6} {:<28} {:>10} {:>10} {:>8}",
+        "rank", "node", "memory", "weights", "layers"
     );
     for n in plan {
         println!(
-            "{:<6} {:<28} {:>7.1} GB {:>3}..{}",
+            "{:<6} {:<28} {:>7.1} GB {:>7.2} GB {:>3}..{}",
             n.rank,
             n.node,
             n.budget as f64 / 1e9,
+            n.held as f64 / 1e9,
             n.layers[0],
             n.layers[1]
         );
@@ -211,6 +212,7 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&done.plan)?);
     } else {
         print_plan(&done.plan);
+        println!("{}", done.verdict);
         println!("every rank holds the same model; ready to generate");
     }
     Ok(())

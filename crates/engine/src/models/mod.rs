@@ -123,14 +123,25 @@ pub fn sanitize(args: &ModelArgs, tensors: &mut Tensors) -> Result<()> {
 }
 
 /// Builds the model `args.model_type` names from its weights.
-pub fn build(args: ModelArgs, mut tensors: Tensors) -> Result<Transformer> {
+pub fn build(args: ModelArgs, tensors: Tensors) -> Result<Transformer> {
+    let all = 0..args.num_hidden_layers.max(0) as usize;
+    build_layers(args, tensors, all)
+}
+
+/// Builds only the decoder blocks `layers` (a pipeline rank's share); `tensors` need not hold
+/// the other blocks' weights.
+pub fn build_layers(
+    args: ModelArgs,
+    mut tensors: Tensors,
+    layers: std::ops::Range<usize>,
+) -> Result<Transformer> {
     let arch =
         architecture(&args.model_type).ok_or_else(|| unsupported(&tensors, &args.model_type))?;
     if let Some(f) = arch.sanitize {
         f(&args, &mut tensors)?;
     }
     let spec = (arch.spec)(&args)?;
-    spec::build(args, tensors, spec)
+    spec::build(args, tensors, spec, layers)
 }
 
 #[cfg(test)]

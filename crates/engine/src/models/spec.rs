@@ -6,6 +6,8 @@
 //! which norms, which activation, which rotary embeddings, which scales, and whether a layer's
 //! MLP is dense or routed experts. Tensor names are mlx-lm's (after its `sanitize`).
 
+use std::ops::Range;
+
 use mlx_rs::{ops, Array};
 
 use super::transformer::{Activation, Attention, Block, Ffn, Mlp, Transformer};
@@ -134,8 +136,14 @@ impl Spec {
     }
 }
 
-/// Builds the decoder `spec` describes from `t` (already sanitized).
-pub fn build(mut args: ModelArgs, mut t: Tensors, spec: Spec) -> Result<Transformer> {
+/// Builds the decoder `spec` describes from `t` (already sanitized), with the blocks `range`
+/// only (all of them but on a pipeline rank).
+pub fn build(
+    mut args: ModelArgs,
+    mut t: Tensors,
+    spec: Spec,
+    range: Range<usize>,
+) -> Result<Transformer> {
     let Spec {
         norm,
         qk_norm,
@@ -164,7 +172,7 @@ pub fn build(mut args: ModelArgs, mut t: Tensors, spec: Spec) -> Result<Transfor
         ropes.insert(0, first.with_factors(&f, args.rope_theta)?);
     }
     if fused_projections {
-        split_fused(&mut args, &mut t, layers.len())?;
+        split_fused(&mut args, &mut t, range.clone())?;
     }
     let norm_of = |t: &mut Tensors, name: &str, dim: i32| -> Result<RmsNorm> {
         let n = t.rms_norm(name, dim, eps)?;
@@ -176,8 +184,22 @@ pub fn build(mut args: ModelArgs, mut t: Tensors, spec: Spec) -> Result<Transfor
             },
         })
     };
-    let mut blocks = Vec::with_capacity(layers.len());
-    for (i, layer) in layers.iter().enumerate() {
+    if range.end > layers.len() || range.is_empty() {
+        return Err(EngineError::InvalidRequest(format!(
+            "{}: layers {}..{} asked of a model with {} layers",
+            t.source().display(),
+            range.start,
+            range.end,
+            layers.len()
+        )));
+    }
+    let mut blocks = Vec::with_capacity(range.len());
+    for (i, layer) in layers
+        .iter()
+        .enumerate()
+        .skip(range.start)
+        .take(range.len())
+    {
         let p = format!("model.layers.{i}");
         let mut lin = |name: &str, out, inp| t.linear(&format!("{p}.{name}"), out, inp, &args);
         let q = lin("self_attn.q_proj", heads * hd, hidden)?;
@@ -270,14 +292,22 @@ pub fn build(mut args: ModelArgs, mut t: Tensors, spec: Spec) -> Result<Transfor
             post_mlp_norm,
         });
     }
-    let embed = t.embedding("model.embed_tokens", args.vocab_size, hidden, &args)?;
     let final_norm = norm_of(&mut t, "model.norm", hidden)?;
     let has_head = t.contains("lm_head.weight");
     let tied = match tied_default {
         Some(default) => args.tied_embeddings(default) || !has_head,
         None => !has_head,
     };
-    let lm_head = if tied {
+    // A pipeline rank holds the embeddings if it embeds (the first) or outputs through them
+    // (the last, tied), and the output layer if it is the last; the rest is never evaluated.
+    let (first, last) = (range.start == 0, range.end == layers.len());
+    let embed = if first || (last && tied) {
+        Some(t.embedding("model.embed_tokens", args.vocab_size, hidden, &args)?)
+    } else {
+        t.discard(|k| k.starts_with("model.embed_tokens."));
+        None
+    };
+    let lm_head = if tied || !last {
         t.discard(|k| k.starts_with("lm_head."));
         None
     } else {
@@ -288,17 +318,20 @@ pub fn build(mut args: ModelArgs, mut t: Tensors, spec: Spec) -> Result<Transfor
         embed,
         embed_scale,
         blocks,
+        layers: range,
         ropes,
         norm: final_norm,
         lm_head,
+        tied,
+        dtype: t.dtype(),
     })
 }
 
 /// Splits Phi-3's fused `qkv_proj` and `gate_up_proj` into the separate projections the
 /// decoder loads; split layers inherit the fused layer's quantization settings.
-fn split_fused(args: &mut ModelArgs, t: &mut Tensors, layers: usize) -> Result<()> {
+fn split_fused(args: &mut ModelArgs, t: &mut Tensors, layers: Range<usize>) -> Result<()> {
     let (heads, kv, hd) = (args.num_attention_heads, args.kv_heads(), args.head_dim());
-    for i in 0..layers {
+    for i in layers {
         let p = format!("model.layers.{i}");
         // Mixed-precision configs name the fused layers; the split ones use their settings.
         let [q, k, v] = ["q_proj", "k_proj", "v_proj"].map(|n| format!("{p}.self_attn.{n}"));

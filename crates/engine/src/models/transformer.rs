@@ -10,7 +10,7 @@ use mlx_rs::{
 use crate::{
     cache::KvCache,
     config::ModelArgs,
-    error::Result,
+    error::{EngineError, Result},
     fused::Projections,
     layers::{swiglu, swiglu_clamped, Embedding, Linear, RmsNorm},
     mask::{self, Mask},
@@ -240,18 +240,27 @@ impl Block {
 pub struct Transformer {
     /// Hyperparameters.
     pub args: ModelArgs,
-    /// Token embeddings.
-    pub embed: Embedding,
+    /// Token embeddings; `None` on a pipeline rank that neither embeds (the first) nor
+    /// outputs through them (the last, when tied).
+    pub embed: Option<Embedding>,
     /// Multiplier applied to embeddings (Gemma: sqrt(hidden) rounded to bf16).
     pub embed_scale: Option<f32>,
-    /// Decoder blocks.
+    /// Decoder blocks: the model's `layers`.
     pub blocks: Vec<Block>,
+    /// Which of the model's decoder blocks `blocks` holds: all of them, except on a pipeline
+    /// rank loaded with a layer range.
+    pub layers: std::ops::Range<usize>,
     /// The rotary embeddings the blocks use (Gemma 3 has a local and a global one).
     pub ropes: Vec<Rope>,
     /// Final norm.
     pub norm: RmsNorm,
-    /// Output projection; `None` when tied to the embeddings.
+    /// Output projection; `None` when tied to the embeddings, or on a pipeline rank before
+    /// the last.
     pub lm_head: Option<Linear>,
+    /// Whether the output projection is the embeddings'.
+    pub tied: bool,
+    /// The compute dtype weights were converted to.
+    pub dtype: mlx_rs::Dtype,
 }
 
 impl Transformer {
@@ -293,7 +302,7 @@ impl Transformer {
 
     /// The embeddings of `ids` (`[B, L]`), as the first block takes them.
     pub fn embed_tokens(&self, ids: &Array) -> Result<Array> {
-        let h = self.embed.forward(ids)?;
+        let h = self.embeddings()?.forward(ids)?;
         Ok(match self.embed_scale {
             Some(s) => ops::multiply(&h, Array::from_f32(s))?,
             None => h,
@@ -331,10 +340,33 @@ impl Transformer {
 
     /// Projects hidden states onto the vocabulary.
     pub fn logits(&self, h: &Array) -> Result<Array> {
-        match &self.lm_head {
-            Some(head) => head.forward(h),
-            None => self.embed.as_linear(h),
+        match (&self.lm_head, self.tied) {
+            (Some(head), _) => head.forward(h),
+            (None, true) => self.embeddings()?.as_linear(h),
+            (None, false) => Err(EngineError::InvalidRequest(format!(
+                "this part of the model (layers {}..{}) holds no output layer",
+                self.layers.start, self.layers.end
+            ))),
         }
+    }
+
+    fn embeddings(&self) -> Result<&Embedding> {
+        self.embed.as_ref().ok_or_else(|| {
+            EngineError::InvalidRequest(format!(
+                "this part of the model (layers {}..{}) holds no embeddings",
+                self.layers.start, self.layers.end
+            ))
+        })
+    }
+
+    /// The dtype of the hidden states between blocks (what the embeddings give), known
+    /// without the embeddings: a pipeline rank that holds none still receives them.
+    pub fn hidden_dtype(&self) -> Result<mlx_rs::Dtype> {
+        let h = Array::from_f32(0.0).as_dtype(self.dtype)?;
+        Ok(match self.embed_scale {
+            Some(s) => ops::multiply(&h, Array::from_f32(s))?.dtype(),
+            None => h.dtype(),
+        })
     }
 
     /// Fresh caches, one per layer, sliding where the layer is local.
@@ -356,7 +388,10 @@ impl Transformer {
     /// The weight arrays grouped by layer (embeddings, final norm and output layer first),
     /// so loading can evaluate one layer at a time.
     pub fn array_groups(&self) -> Vec<Vec<&Array>> {
-        let mut top = self.embed.table.arrays();
+        let mut top = match &self.embed {
+            Some(e) => e.table.arrays(),
+            None => Vec::new(),
+        };
         top.push(&self.norm.weight);
         if let Some(h) = &self.lm_head {
             top.extend(h.arrays());
@@ -394,7 +429,7 @@ impl Transformer {
     /// Elements of every weight matrix once dense (embeddings, output layer, projections,
     /// routers and stacked experts; norms and biases left out).
     pub fn dense_elements(&self) -> u64 {
-        let mut layers = vec![&self.embed.table];
+        let mut layers: Vec<&Linear> = self.embed.iter().map(|e| &e.table).collect();
         layers.extend(&self.lm_head);
         for b in &self.blocks {
             layers.extend(b.linears());
@@ -416,9 +451,14 @@ impl Transformer {
             })
         };
         Ok(Transformer {
-            embed: Embedding {
-                table: self.embed.table.dequantized()?,
-            },
+            embed: self
+                .embed
+                .map(|e| -> Result<Embedding> {
+                    Ok(Embedding {
+                        table: e.table.dequantized()?,
+                    })
+                })
+                .transpose()?,
             lm_head: self.lm_head.map(Linear::dequantized).transpose()?,
             blocks: self
                 .blocks

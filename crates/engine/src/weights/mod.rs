@@ -207,6 +207,11 @@ impl Tensors {
         &self.source
     }
 
+    /// The compute dtype floating-point tensors are converted to.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
     /// The tensors left, as stored.
     pub fn into_map(self) -> HashMap<String, Array> {
         self.map

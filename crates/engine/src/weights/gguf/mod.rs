@@ -60,13 +60,33 @@ pub fn load(path: &Path) -> Result<GgufModel> {
 
 /// Loads a GGUF model file, calling `progress(bytes_done, bytes_total)` after each tensor.
 pub fn load_with_progress(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<GgufModel> {
+    load_only(path, progress, &|_| true)
+}
+
+/// The config.json equivalent of a GGUF file, from its metadata alone.
+pub fn config(path: &Path) -> Result<Value> {
     let meta = GgufMetadata::open(path).map_err(|e| corrupt(path, e))?;
+    arch_of(&meta, path)?.config(&meta, path)
+}
+
+fn arch_of(meta: &GgufMetadata, path: &Path) -> Result<Arch> {
     let name = meta.architecture().map_err(|e| corrupt(path, e))?;
-    let arch = Arch::find(name).ok_or_else(|| EngineError::UnsupportedArchitecture {
+    Arch::find(name).ok_or_else(|| EngineError::UnsupportedArchitecture {
         path: path.to_owned(),
         model_type: name.to_owned(),
         supported: GGUF_ARCHITECTURES.join(", "),
-    })?;
+    })
+}
+
+/// Loads the tensors of a GGUF file whose GGUF names `keep` accepts; the others are neither
+/// read nor decoded (a pipeline rank's foreign blocks).
+pub fn load_only(
+    path: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<GgufModel> {
+    let meta = GgufMetadata::open(path).map_err(|e| corrupt(path, e))?;
+    let arch = arch_of(&meta, path)?;
     let entries = tensors::check(&meta, path)?;
     let mut config = arch.config(&meta, path)?;
     // The same checks as a config.json (head counts that group, widths that fit), before
@@ -86,6 +106,10 @@ pub fn load_with_progress(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Re
     let mut long_rope = serde_json::Map::new();
     for entry in &entries {
         let name = entry.info.name.as_str();
+        if !keep(name) {
+            done += entry.len;
+            continue;
+        }
         let loaded = tensors::load(&mut file, entry, path)?;
         done += entry.len;
         progress(done, total);
