@@ -287,6 +287,61 @@ mod tests {
 
     use super::*;
 
+    /// An installed GGUF's badge is the load gate's judgement of its weights as loaded (on the
+    /// CPU, SmolLM2's Q4_1 expanded to 538 MB of f32), not its size on disk.
+    #[test]
+    fn an_installed_gguf_is_judged_as_the_engine_loads_it() {
+        let Some(gguf) = minibar_testkit::default_gguf() else {
+            return;
+        };
+        let memory = MemorySnapshot {
+            total: 24 << 30,
+            available: 12 << 30,
+            used: 12 << 30,
+            swap_total: 0,
+            swap_used: 0,
+            pressure: Pressure::Normal,
+            gpu_limit: None,
+        };
+        let settings = Settings::default();
+        let downloads = HashMap::new();
+        let ctx = Context {
+            settings: &settings,
+            memory: &memory,
+            held_by_minibar: 0,
+            installed: &[],
+            downloads: &downloads,
+        };
+        let size = std::fs::metadata(&gguf).unwrap().len();
+        let installed = Installed {
+            variant_id: "smollm2@q4_1".into(),
+            model_id: "smollm2".into(),
+            name: "SmolLM2".into(),
+            quant: "q4_1".into(),
+            path: gguf.clone(),
+            size_bytes: size,
+            bits_per_weight: None,
+            library_name: None,
+        };
+        let budget = ctx.budget();
+        let fit = installed_fit(&installed, &ctx, &budget);
+        let gate = assess_gguf(
+            &GgufWeights::open(&gguf).unwrap(),
+            &Runtime::native(),
+            &budget,
+            &ctx.thresholds(),
+        );
+        assert_eq!(fit.needed_bytes, gate.verdict.needed);
+        assert_eq!(fit.breakdown.weights_bytes, gate.load.loaded_bytes);
+        if cfg!(target_os = "linux") {
+            assert!(
+                fit.needed_bytes > 4 * size,
+                "{} of {size}",
+                fit.needed_bytes
+            );
+        }
+    }
+
     /// The badge the app sends and the row `minibar fit` prints come from one call: for every
     /// catalog format, the same verdict, need and largest context on the same machine.
     #[test]
