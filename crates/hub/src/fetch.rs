@@ -233,7 +233,7 @@ async fn transfer(
             });
         }
         let delay = server_delay
-            .unwrap_or_else(|| backoff(&ctx.config, failures_in_a_row))
+            .unwrap_or_else(|| jittered_backoff(&ctx.config, failures_in_a_row))
             .min(ctx.config.max_retry_delay);
         ctx.tracker.emit(PullEvent::Retrying {
             path: file.path.clone(),
@@ -256,6 +256,20 @@ fn backoff(config: &HubConfig, failures: u32) -> Duration {
         .base_retry_delay
         .saturating_mul(factor)
         .min(config.max_retry_delay)
+}
+
+/// [`backoff`] with jitter: a random delay between half and all of it, so many clients
+/// failing together do not retry in lockstep.
+pub(crate) fn jittered_backoff(config: &HubConfig, failures: u32) -> Duration {
+    let full = backoff(config, failures);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // A cheap mix of the clock's low bits; fairness is all that matters here.
+    let r = (nanos as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    let frac = r as f64 / (1u64 << 24) as f64;
+    full / 2 + full.mul_f64(frac / 2.0)
 }
 
 /// One GET from the current length to the end; returns the sink in every case.
@@ -620,5 +634,9 @@ mod tests {
         assert_eq!(backoff(&c, 2), Duration::from_millis(200));
         assert_eq!(backoff(&c, 3), Duration::from_millis(400));
         assert_eq!(backoff(&c, 9), Duration::from_millis(500));
+        for n in 1..5 {
+            let d = jittered_backoff(&c, n);
+            assert!(d >= backoff(&c, n) / 2 && d <= backoff(&c, n), "{d:?}");
+        }
     }
 }

@@ -219,10 +219,27 @@ impl Hub {
                         path: &path,
                     },
                 );
-                match remote::head_file(&self.head, url, self.token.as_deref(), &ctx).await {
-                    Ok(meta) => Ok((path.clone(), meta)),
-                    Err(HeadFailure::Hub(e)) => Err(Failure::Hub(e)),
-                    Err(HeadFailure::Transport(e)) => Err(transport_failure(&e)),
+                // A busy hub (5xx, 429, 408) is asked again after a jittered backoff.
+                let mut failures = 0u32;
+                loop {
+                    match remote::head_file(&self.head, url.clone(), self.token.as_deref(), &ctx)
+                        .await
+                    {
+                        Ok(meta) => return Ok((path.clone(), meta)),
+                        Err(HeadFailure::Hub(HubError::Server { status, .. }))
+                            if (status >= 500 || status == 429 || status == 408)
+                                && failures + 1 < self.config.max_attempts.max(1) =>
+                        {
+                            failures += 1;
+                            tokio::time::sleep(crate::fetch::jittered_backoff(
+                                &self.config,
+                                failures,
+                            ))
+                            .await;
+                        }
+                        Err(HeadFailure::Hub(e)) => return Err(Failure::Hub(e)),
+                        Err(HeadFailure::Transport(e)) => return Err(transport_failure(&e)),
+                    }
                 }
             })
             .buffer_unordered(8)

@@ -141,6 +141,23 @@ pub enum Fault {
     Corrupt,
     /// Ignore the Range header: answer 200 with the whole file.
     IgnoreRange,
+    /// Answer a ranged request with 416 Range Not Satisfiable.
+    RangeNotSatisfiable,
+    /// Answer a ranged request with a `Content-Range` starting this many bytes earlier.
+    WrongContentRange(u64),
+    /// Send this many bytes past the end of the file (and a matching Content-Length).
+    OverLong(u64),
+}
+
+/// Which metadata request a [`MetaFault`] hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetaKind {
+    /// `GET /api/models/<repo>[/revision/<rev>]`.
+    Info,
+    /// `GET /api/models/<repo>/tree/<rev>`.
+    Tree,
+    /// `HEAD` on a file's resolve URL.
+    Head,
 }
 
 /// What one data request got.
@@ -169,6 +186,8 @@ struct Inner {
     repos: HashMap<String, ServedRepo>,
     faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     persistent: Mutex<HashMap<String, Fault>>,
+    /// Statuses to answer the next metadata requests of a kind with, in order.
+    meta_faults: Mutex<HashMap<MetaKind, VecDeque<u16>>>,
     log: Mutex<Log>,
     request_limit: u64,
     addr: Mutex<Option<SocketAddr>>,
@@ -195,6 +214,7 @@ impl TestHub {
         let inner = Arc::new(Inner {
             repos: repos.into_iter().map(|r| (r.repo_id.clone(), r)).collect(),
             faults: Mutex::new(HashMap::new()),
+            meta_faults: Mutex::new(HashMap::new()),
             persistent: Mutex::new(HashMap::new()),
             log: Mutex::new(Log::default()),
             request_limit: 5000,
@@ -245,6 +265,23 @@ impl TestHub {
     pub fn push_faults(&self, path: &str, faults: impl IntoIterator<Item = Fault>) {
         let mut f = self.inner.faults.lock().unwrap();
         f.entry(path.to_string()).or_default().extend(faults);
+    }
+
+    /// Queues error statuses for the next metadata requests of a kind, in order.
+    pub fn push_meta_faults(&self, kind: MetaKind, statuses: impl IntoIterator<Item = u16>) {
+        let mut f = self.inner.meta_faults.lock().unwrap();
+        f.entry(kind).or_default().extend(statuses);
+    }
+
+    /// Metadata faults still queued.
+    pub fn pending_meta_faults(&self) -> usize {
+        self.inner
+            .meta_faults
+            .lock()
+            .unwrap()
+            .values()
+            .map(VecDeque::len)
+            .sum()
     }
 
     /// Applies a fault to every data request of a file until cleared.
@@ -349,6 +386,21 @@ fn count(state: &Inner, kind: &str) -> bool {
         return false;
     }
     true
+}
+
+/// The next queued metadata fault of a kind, as an error response.
+fn meta_fault(state: &Inner, kind: MetaKind) -> Option<Response> {
+    let code = state
+        .meta_faults
+        .lock()
+        .unwrap()
+        .get_mut(&kind)?
+        .pop_front()?;
+    Some(error(
+        StatusCode::from_u16(code).unwrap(),
+        None,
+        "injected metadata failure",
+    ))
 }
 
 fn error(status: StatusCode, code: Option<&str>, message: &str) -> Response {
@@ -503,6 +555,9 @@ fn info_response(state: &Inner, repo_id: &str, rev: &str, headers: &HeaderMap) -
     if !count(state, "api") {
         return over_limit();
     }
+    if let Some(r) = meta_fault(state, MetaKind::Info) {
+        return r;
+    }
     let repo = match authorize(state, repo_id, headers) {
         Ok(r) => r,
         Err(resp) => return resp,
@@ -543,6 +598,9 @@ async fn api_tree(
 ) -> Response {
     if !count(&state, "api") {
         return over_limit();
+    }
+    if let Some(r) = meta_fault(&state, MetaKind::Tree) {
+        return r;
     }
     let repo_id = format!("{org}/{name}");
     let repo = match authorize(&state, &repo_id, &headers) {
@@ -588,6 +646,11 @@ async fn resolve(
     let is_head = method == Method::HEAD;
     if !count(&state, if is_head { "head" } else { "resolve" }) {
         return over_limit();
+    }
+    if is_head {
+        if let Some(r) = meta_fault(&state, MetaKind::Head) {
+            return r;
+        }
     }
     let repo_id = format!("{org}/{name}");
     let repo = match authorize(&state, &repo_id, &headers) {
@@ -718,6 +781,15 @@ fn serve_data(
     }
     let start = match (range_start, &fault) {
         (Some(_), Some(Fault::IgnoreRange)) | (None, _) => 0,
+        (Some(_), Some(Fault::RangeNotSatisfiable)) => {
+            record.status = 416;
+            state.log.lock().unwrap().data.push(record);
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{total}"))
+                .body(Body::empty())
+                .unwrap();
+        }
         (Some(s), _) if s >= total && total > 0 => {
             record.status = 416;
             state.log.lock().unwrap().data.push(record);
@@ -737,6 +809,11 @@ fn serve_data(
         }
         data = Bytes::from(v);
     }
+    if let Some(Fault::OverLong(extra)) = fault {
+        let mut v = data.to_vec();
+        v.extend(pseudo_random(extra, extra as usize));
+        data = Bytes::from(v);
+    }
     let partial = start > 0;
     record.status = if partial { 206 } else { 200 };
     state.log.lock().unwrap().data.push(record);
@@ -748,9 +825,13 @@ fn serve_data(
         })
         .header(header::CONTENT_LENGTH, data.len().to_string());
     if partial {
+        let claimed = match fault {
+            Some(Fault::WrongContentRange(back)) => start.saturating_sub(back.max(1)),
+            _ => start,
+        };
         builder = builder.header(
             header::CONTENT_RANGE,
-            format!("bytes {start}-{}/{total}", total - 1),
+            format!("bytes {claimed}-{}/{total}", total - 1),
         );
     }
     builder
