@@ -238,7 +238,7 @@ pub fn run_suite(
 
     for (i, path) in config.models.iter().enumerate() {
         check_cancel(cancel)?;
-        let name = model_name(path);
+        let name = minibar_fit::model_name(path);
         // Called after the loading step began: it counted one of the model's steps.
         let skip = |steps: &mut Steps, run: &mut BenchRun, reason: String| {
             steps.done += per_model - 1 + if i == 0 { config.batch_sizes.len() } else { 0 };
@@ -290,17 +290,6 @@ fn check_cancel(cancel: &CancelToken) -> Result<()> {
     } else {
         Ok(())
     }
-}
-
-/// A display name: the file stem or folder name.
-fn model_name(path: &Path) -> String {
-    let stem = if path.is_file() {
-        path.file_stem()
-    } else {
-        path.file_name()
-    };
-    stem.map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Bytes of the model on disk (the GGUF, or the folder's safetensors).

@@ -186,8 +186,8 @@ fn weight_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The file stem or folder name.
-fn model_name(path: &Path) -> String {
+/// A model's display name: the file stem or folder name.
+pub fn model_name(path: &Path) -> String {
     let stem = if path.is_file() {
         path.file_stem()
     } else {

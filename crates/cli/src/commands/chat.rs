@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, Write};
 
-use minibar_engine::{CancelToken, Message, Session};
+use minibar_engine::{CancelToken, Message};
 
 use super::{force, model_arg, report, sampling::SamplingArgs};
 
@@ -34,13 +34,7 @@ const HELP: &str = "Type a message and press Enter. /reset starts over, /exit (o
 pub fn run(args: Args) -> anyhow::Result<()> {
     let path = model_arg::resolve(args.model.as_deref())?;
     eprintln!("loading {} ...", path.display());
-    let _in_use = force::hold(&path, minibar_hub::library::Use::Chat)?;
-    let mut session = Session::open(
-        &path,
-        &force::load_options(&path, args.force)?,
-        args.context,
-    )
-    .map_err(force::explain)?;
+    let (_in_use, mut session) = force::open_session(&path, args.force, args.context)?;
     eprintln!(
         "{} ready ({} backend, {:.0} MB of weights, context {} tokens). {HELP}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),

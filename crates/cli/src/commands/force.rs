@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use minibar_engine::{EngineError, LoadOptions};
+use minibar_engine::{EngineError, LoadOptions, Session};
 use minibar_fit::{model_key, ForcedModels, LoadRequest};
 use minibar_hub::library::{LibraryPaths, ModelInUse, Use};
 
@@ -55,4 +55,17 @@ pub fn explain(e: EngineError) -> anyhow::Error {
         ),
         other => other.into(),
     }
+}
+
+/// Opens a chat session on `model` as `chat` and `generate` do: marked in use (the guard must
+/// live as long as the session), past a remembered or given `--force`, with the refusal
+/// explained.
+pub fn open_session(
+    model: &Path,
+    flag: bool,
+    context: Option<usize>,
+) -> anyhow::Result<(Option<ModelInUse>, Session)> {
+    let in_use = hold(model, Use::Chat)?;
+    let session = Session::open(model, &load_options(model, flag)?, context).map_err(explain)?;
+    Ok((in_use, session))
 }

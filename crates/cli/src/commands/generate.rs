@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use minibar_engine::{CancelToken, Message, Session};
+use minibar_engine::{CancelToken, Message};
 
 use super::{force, model_arg, report, sampling::SamplingArgs};
 
@@ -39,13 +39,7 @@ pub struct Args {
 /// Runs `minibar generate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let path = model_arg::resolve(args.model.as_deref())?;
-    let _in_use = force::hold(&path, minibar_hub::library::Use::Chat)?;
-    let mut session = Session::open(
-        &path,
-        &force::load_options(&path, args.force)?,
-        args.context,
-    )
-    .map_err(force::explain)?;
+    let (_in_use, mut session) = force::open_session(&path, args.force, args.context)?;
     let params = args.sampling.params();
     let cancel = CancelToken::new();
     super::interrupt::cancel_on_ctrl_c(&cancel);
