@@ -2,8 +2,11 @@
 //! weights are never read, the blocks it holds are exactly the whole model's, the embeddings
 //! and output layer stay only where they are used, and the memory gate judges its share. One test in its own binary: the gate sets MLX's limits process-wide.
 
+mod support;
+
 use minibar_engine::{EngineError, LoadOptions, LoadedModel};
-use minibar_fit::{Budget, BudgetSource, LoadRequest};
+use minibar_fit::{Budget, LoadRequest};
+use support::budget;
 
 /// Bytes of each decoder block (the groups after the embeddings, norm and output layer).
 fn block_bytes(model: &LoadedModel) -> Vec<usize> {
@@ -76,14 +79,6 @@ fn each_rank_holds_its_share_of_the_blocks_and_is_gated_on_it() {
     // A budget the whole model exceeds but a third of it fits (three fifths of its file):
     // the whole is refused; a rank's share is admitted, judged as its part of what the whole
     // model needs on a budget scaled up alike.
-    let budget = |usable: u64| Budget {
-        total: usable * 4,
-        gpu_limit: None,
-        available: Some(usable),
-        held_by_minibar: 0,
-        usable,
-        source: BudgetSource::ThisMachine,
-    };
     let small = std::fs::metadata(&path).unwrap().len() * 3 / 5;
     let refused = minibar_engine::load(&path, &with_layers(None, Some(budget(small))));
     assert!(

@@ -6,18 +6,8 @@
 mod support;
 
 use minibar_engine::{EngineError, LoadOptions};
-use minibar_fit::{Budget, BudgetSource, FitLevel, LoadRequest};
-
-fn budget(usable: u64) -> Budget {
-    Budget {
-        total: usable * 4,
-        gpu_limit: None,
-        available: Some(usable),
-        held_by_minibar: 0,
-        usable,
-        source: BudgetSource::ThisMachine,
-    }
-}
+use minibar_fit::{FitLevel, LoadRequest};
+use support::budget;
 
 fn options(usable: u64, force: bool) -> LoadOptions {
     LoadOptions {

@@ -17,6 +17,18 @@ use minibar_engine::{
 
 pub use minibar_testkit::{default_gguf, fixture, run_python, script, script_fixture, Key};
 
+/// A memory budget of `usable` bytes on this machine, for the memory gate's tests.
+pub fn budget(usable: u64) -> minibar_fit::Budget {
+    minibar_fit::Budget {
+        total: usable * 4,
+        gpu_limit: None,
+        available: Some(usable),
+        held_by_minibar: 0,
+        usable,
+        source: minibar_fit::BudgetSource::ThisMachine,
+    }
+}
+
 /// The reference Python (with mlx-lm), or a skip.
 pub fn python() -> Option<PathBuf> {
     minibar_testkit::reference_python()
