@@ -810,28 +810,6 @@ async fn a_model_that_will_not_fit_asks_before_downloading() {
     ));
 }
 
-/// Mounts a tmpfs of `size` at `dir` (needs root); false if this machine does not allow it.
-fn mount_tmpfs(dir: &Path, size: &str, remount: bool) -> bool {
-    let mut cmd = std::process::Command::new("mount");
-    cmd.args(["-t", "tmpfs", "-o"]);
-    cmd.arg(if remount {
-        format!("remount,size={size}")
-    } else {
-        format!("size={size}")
-    });
-    cmd.arg("tmpfs").arg(dir);
-    cmd.stderr(std::process::Stdio::null());
-    cmd.status().map(|s| s.success()).unwrap_or(false)
-}
-
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_cleanly_and_the_next_run_resumes() {
     let served = repo();
@@ -839,13 +817,13 @@ async fn a_full_disk_stops_cleanly_and_the_next_run_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small-disk");
     std::fs::create_dir_all(&mnt).unwrap();
-    if !mount_tmpfs(&mnt, "3m", false) {
+    if !support::mount_tmpfs(&mnt, "3m", false) {
         panic!(
             "this test needs a size-limited filesystem: it mounts a 3 MiB tmpfs, which needs root \
              (run the tests as root, as the dev and CI containers do)"
         );
     }
-    let _unmount = Unmount(mnt.clone());
+    let _unmount = support::Unmount(mnt.clone());
     let cache = mnt.join("hub");
     let hub = support::hub(&server.endpoint(), &cache);
 
@@ -886,7 +864,7 @@ async fn a_full_disk_stops_cleanly_and_the_next_run_resumes() {
     assert_cache_sound(&cache, &served, &served.commit, false);
 
     // More room, and the next run finishes from the kept bytes.
-    assert!(mount_tmpfs(&mnt, "20m", true), "remount bigger");
+    assert!(support::mount_tmpfs(&mnt, "20m", true), "remount bigger");
     let before = server.data_requests_for(&file.path).len();
     hub.pull(&model(REPO), yes()).await.unwrap();
     assert_cache_sound(&cache, &served, &served.commit, true);

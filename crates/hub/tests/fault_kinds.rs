@@ -1,7 +1,8 @@
 //! One pull per injected fault, cycling through the kinds the random soak does not cover:
 //! 401/403/404 in the middle of a repository, 416 and a wrong `Content-Range` on a resumed
 //! range, a body longer than the file, failing metadata requests (repository info, tree
-//! listing, HEAD), and two pulls of the same model at once. Every run ends in a verified
+//! listing, HEAD), a disk that fills mid-transfer (a size-limited tmpfs, so root), and two
+//! pulls of the same model at once. Every run ends in a verified
 //! snapshot or a clear error; no blob is ever a wrong copy; and a pull after the fault
 //! completes. Seeded, so a failure reproduces; prints the count per fault kind.
 
@@ -13,7 +14,7 @@ use minibar_hub::{HubError, ModelRef, PullOptions, RepoCache};
 use support::hubserver::{expected_files, model_repo, Fault, MetaKind, ServedRepo, TestHub};
 
 /// Pulls per fault kind.
-const ROUNDS: usize = 21;
+const ROUNDS: usize = 19;
 
 struct Rng(u64);
 
@@ -82,6 +83,16 @@ async fn every_fault_kind_ends_verified_or_clear_and_a_retry_completes() {
         .cloned()
         .collect();
     let repo_dir = dir.path().join("models--kinds--model");
+    // A small disk for the disk-full case, grown again for the pull after it.
+    let mnt = dir.path().join("small-disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    assert!(
+        support::mount_tmpfs(&mnt, "8m", false),
+        "this test needs a size-limited filesystem: it mounts a tmpfs, which needs root \
+         (run the tests as root, as the dev and CI containers do)"
+    );
+    let _unmount = support::Unmount(mnt.clone());
+    let small_cache = mnt.join("hub");
     let mut rng = Rng(0x5eed_4b1d_0002);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     let mut clear_errors = 0;
@@ -97,6 +108,7 @@ async fn every_fault_kind_ends_verified_or_clear_and_a_retry_completes() {
         "metadata: tree 5xx",
         "metadata: head 5xx",
         "two pulls at once",
+        "disk full mid-transfer",
     ];
     let mut requests = 0;
     for round in 0..ROUNDS {
@@ -105,7 +117,12 @@ async fn every_fault_kind_ends_verified_or_clear_and_a_retry_completes() {
         let mut config = support::config(&server.endpoint(), dir.path());
         config.max_attempts = 4;
         config.stall_timeout = std::time::Duration::from_millis(800);
-        let hub = minibar_hub::Hub::new(config).unwrap();
+        let hub = minibar_hub::Hub::new(config.clone()).unwrap();
+        let small_hub = minibar_hub::Hub::new(minibar_hub::HubConfig {
+            cache_dir: Some(small_cache.clone()),
+            ..config
+        })
+        .unwrap();
         for kind in kinds {
             let what = format!("round {round}, {kind}");
             let file = shards[rng.below(shards.len() as u64) as usize].clone();
@@ -160,6 +177,39 @@ async fn every_fault_kind_ends_verified_or_clear_and_a_retry_completes() {
                 "metadata: head 5xx" => {
                     let n = 1 + rng.below(2);
                     server.push_meta_faults(MetaKind::Head, (0..n).map(|_| status_code));
+                    Some(hub.pull(&model, opts()).await)
+                }
+                "disk full mid-transfer" => {
+                    let room = 64 + rng.below(200);
+                    assert!(support::mount_tmpfs(&mnt, &format!("{room}k"), true));
+                    let e = small_hub.pull(&model, opts()).await.expect_err(&what);
+                    let HubError::DiskFull { path, kept_bytes } = &e else {
+                        panic!("{what}: expected disk full, got {e:?}");
+                    };
+                    assert!(e.to_string().contains("free some space"), "{what}: {e}");
+                    assert_eq!(
+                        std::fs::metadata(path).unwrap().len(),
+                        *kept_bytes,
+                        "{what}: the partial file is consistent"
+                    );
+                    let etag = path.file_name().unwrap().to_string_lossy();
+                    let etag = etag.trim_end_matches(".incomplete");
+                    let f = served.files.iter().find(|f| f.etag() == etag).unwrap();
+                    assert!(
+                        std::fs::read(path).unwrap() == f.data[..*kept_bytes as usize],
+                        "{what}: the partial file is a true prefix"
+                    );
+                    assert_blobs_verified(&small_cache, &served);
+                    assert!(support::mount_tmpfs(&mnt, "8m", true), "remount bigger");
+                    let outcome = small_hub
+                        .pull(&model, opts())
+                        .await
+                        .unwrap_or_else(|e| panic!("{what}: pull with room again: {e}"));
+                    assert_snapshot(&outcome.snapshot, &served, &wanted, &what);
+                    assert_blobs_verified(&small_cache, &served);
+                    std::fs::remove_dir_all(&small_cache).unwrap();
+                    clear_errors += 1;
+                    // Nothing in the main cache this time: download it there too.
                     Some(hub.pull(&model, opts()).await)
                 }
                 _ => {

@@ -50,3 +50,26 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Mounts a tmpfs of `size` at `dir` (needs root); false if this machine does not allow it.
+pub fn mount_tmpfs(dir: &Path, size: &str, remount: bool) -> bool {
+    let mut cmd = std::process::Command::new("mount");
+    cmd.args(["-t", "tmpfs", "-o"]);
+    cmd.arg(if remount {
+        format!("remount,size={size}")
+    } else {
+        format!("size={size}")
+    });
+    cmd.arg("tmpfs").arg(dir);
+    cmd.stderr(std::process::Stdio::null());
+    cmd.status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// Unmounts the folder when dropped.
+pub struct Unmount(pub std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
