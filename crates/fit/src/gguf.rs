@@ -152,11 +152,6 @@ mod tests {
     /// Elements of each matrix: 256 × 64.
     const N: u64 = 256 * 64;
 
-    fn string(out: &mut Vec<u8>, s: &str) {
-        out.extend((s.len() as u64).to_le_bytes());
-        out.extend(s.as_bytes());
-    }
-
     /// A GGUF v3 file with a Q3_K and a Q6_K matrix and an f32 norm, data zeroed.
     fn k_quant_file(dir: &Path) -> std::path::PathBuf {
         let tensors: [(&str, &[u64], u32); 3] = [
@@ -164,26 +159,14 @@ mod tests {
             ("blk.0.ffn_down.weight", &[256, 64], Q6_K),
             ("blk.0.attn_norm.weight", &[256], F32),
         ];
-        let mut out = b"GGUF".to_vec();
-        out.extend(3u32.to_le_bytes());
-        out.extend((tensors.len() as u64).to_le_bytes());
-        out.extend(0u64.to_le_bytes());
+        let mut file = minibar_testkit::GgufWriter::default();
         let mut offset = 0u64;
         for (name, dims, ty) in tensors {
-            string(&mut out, name);
-            out.extend((dims.len() as u32).to_le_bytes());
-            for d in dims {
-                out.extend(d.to_le_bytes());
-            }
-            out.extend(ty.to_le_bytes());
-            out.extend(offset.to_le_bytes());
+            file.tensor(name, dims, ty, offset);
             let (block, bytes) = minibar_text::gguf::ggml_block_size(ty).unwrap();
             offset += (dims.iter().product::<u64>() / block * bytes).div_ceil(32) * 32;
         }
-        while !out.len().is_multiple_of(32) {
-            out.push(0);
-        }
-        out.resize(out.len() + offset as usize, 0);
+        let out = file.bytes(offset as usize);
         let path = dir.join("tiny-Q3_K_M.gguf");
         std::fs::write(&path, out).unwrap();
         path

@@ -9,6 +9,7 @@
 //!   something that changed: a fixture by the script that builds it and the pinned versions, a
 //!   reference output by its script, its arguments and every byte of its inputs.
 //! - [`run_python`]: a reference script's standard output, or a panic with its errors.
+//! - [`GgufWriter`]: GGUF files of a precise small shape, for the readers' tests.
 //! - [`tiny_chat_model`]: one of mlx-lm's tiny reference models with a byte-level tokenizer,
 //!   for the CLI's and the app's tests that chat with every architecture.
 
@@ -16,8 +17,10 @@
 
 mod cache;
 mod env;
+mod gguf;
 mod tiny;
 
 pub use cache::{cached, fixture, script_fixture, Key};
 pub use env::{default_gguf, reference_python, repo_root, required, run_python, script};
+pub use gguf::{gguf_string, GgufWriter};
 pub use tiny::tiny_chat_model;

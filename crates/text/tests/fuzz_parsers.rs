@@ -6,9 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{string, Writer};
 use minibar_fuzz::proptest::prelude::*;
 use minibar_fuzz::{byte_mutations, fuzz, json_mutations, spliced_text};
+use minibar_testkit::{gguf_string as string, GgufWriter as Writer};
 use minibar_text::{ChatTemplate, GgufMetadata, Message, RenderOptions, TextModel};
 use serde_json::json;
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{string, Writer};
+use minibar_testkit::{gguf_string as string, GgufWriter as Writer};
 use minibar_text::{GgufError, GgufMetadata, GgufValue};
 use serde_json::Value;
 
