@@ -14,6 +14,10 @@ use crate::model_ref::is_commit_hash;
 /// Suffix of a blob that is still being downloaded (huggingface_hub's convention).
 pub const INCOMPLETE_SUFFIX: &str = ".incomplete";
 
+/// Suffix of the empty marker beside a blob accepted on its size alone (the hub gave no hash
+/// to check it against), so the library can say which files were never checked.
+pub const UNVERIFIED_SUFFIX: &str = ".unverified";
+
 /// Paths of one model repository in the hub cache.
 #[derive(Clone, Debug)]
 pub struct RepoCache {
@@ -166,6 +170,13 @@ impl RepoCache {
         self.root
             .join("blobs")
             .join(format!("{etag}{INCOMPLETE_SUFFIX}"))
+    }
+
+    /// The marker saying a blob was accepted on its size alone.
+    pub fn unverified(&self, etag: &str) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(format!("{etag}{UNVERIFIED_SUFFIX}"))
     }
 
     /// Lock file that keeps two processes from writing the same blob.

@@ -148,6 +148,13 @@ pub(crate) async fn fetch_file(ctx: &FetchCtx, file: &PlannedFile) -> Result<Fil
             }
         }
     }
+    // Written before the blob appears, so no listing sees a size-only blob as checked.
+    let marker = ctx.cache.unverified(&file.etag);
+    if file.check == Check::Size {
+        std::fs::write(&marker, b"").map_err(|e| HubError::io(&marker, e))?;
+    } else if marker.exists() {
+        std::fs::remove_file(&marker).map_err(|e| HubError::io(&marker, e))?;
+    }
     std::fs::rename(&partial, &blob).map_err(|e| HubError::io(&blob, e))?;
     if ctx.link {
         ctx.cache.link(&ctx.commit, &file.path, &file.etag)?;

@@ -186,3 +186,35 @@ async fn an_interrupted_pull_is_listed_as_incomplete() {
     let m = library::find_model(&paths, REPO).unwrap();
     assert!(!m.complete);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_the_hub_gave_no_hash_for_are_listed_as_unverified() {
+    // An ETag of hash shape but no hash Minibar can check (32 hex digits): size only.
+    let mut served = model_repo(REPO, &[60_000]);
+    for f in &mut served.files {
+        if f.path == "tokenizer_config.json" {
+            *f = f
+                .clone()
+                .with_served_etag("0123456789abcdef0123456789abcdef");
+        }
+    }
+    let server = TestHub::start(vec![served.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let paths = LibraryPaths::new(dir.path().join("hub"), dir.path().join("minibar"));
+    let hub = support::hub(&server.endpoint(), &paths.hf_cache);
+    hub.pull(
+        &REPO.parse().unwrap(),
+        PullOptions {
+            assume_yes: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let lib = library::list_models(&paths).unwrap();
+    let m = lib.models.iter().find(|m| m.name == REPO).unwrap();
+    assert!(m.complete);
+    assert_eq!(m.unverified, vec!["tokenizer_config.json".to_string()]);
+    let json = serde_json::to_value(m).unwrap();
+    assert_eq!(json["unverified"][0], "tokenizer_config.json");
+}

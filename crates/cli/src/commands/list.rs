@@ -50,10 +50,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| "-".into());
         let mut status = Vec::new();
         if m.in_use {
-            status.push("in use");
+            status.push("in use".to_string());
         }
         if !m.complete {
-            status.push("incomplete");
+            status.push("incomplete".to_string());
+        }
+        if !m.unverified.is_empty() {
+            // Which files: `minibar list --json` names them.
+            status.push(format!("{} unverified files", m.unverified.len()));
         }
         println!(
             "{:width$}  {:8}  {:11}  {:>5}  {:>9}  {:13}  {}",

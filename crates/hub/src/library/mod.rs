@@ -16,7 +16,7 @@ pub use in_use::{is_in_use, ModelInUse, Use};
 pub use last_used::{read_last_used, touch_last_used, LastUsed};
 pub use paths::{minibar_home, LibraryPaths};
 
-use crate::cache_layout::{self, INCOMPLETE_SUFFIX};
+use crate::cache_layout::{self, INCOMPLETE_SUFFIX, UNVERIFIED_SUFFIX};
 use crate::error::{HubError, Result};
 
 /// Where a local model came from.
@@ -57,6 +57,8 @@ pub struct LocalModel {
     pub in_use: bool,
     /// Every file is present (no partial download, every index shard there).
     pub complete: bool,
+    /// Files accepted on their size alone, with no hash from the hub to check them against.
+    pub unverified: Vec<String>,
 }
 
 /// All local models and the disk they use.
@@ -108,6 +110,7 @@ pub fn list_models(paths: &LibraryPaths) -> Result<Library> {
                 last_used: last_used.get(&name).copied(),
                 in_use: is_in_use(paths, &name),
                 complete: snapshot_complete(&dir),
+                unverified: Vec::new(),
                 source: ModelSource::Store,
                 path: dir,
                 format,
@@ -206,6 +209,7 @@ fn describe_cache_repo(
         last_used: last_used.get(repo_id).copied(),
         in_use: is_in_use(paths, repo_id),
         complete: !partial && snapshot_complete(&snapshot),
+        unverified: unverified_files(&snapshot, &root.join("blobs")),
         path: snapshot,
         format,
         quantization,
@@ -275,6 +279,24 @@ pub(crate) fn snapshot_complete(dir: &Path) -> bool {
         }
     }
     gguf || files.iter().any(|f| f.ends_with(".safetensors"))
+}
+
+/// Snapshot files whose blob carries the size-only marker the download left beside it.
+fn unverified_files(snapshot: &Path, blobs: &Path) -> Vec<String> {
+    snapshot_files(snapshot)
+        .into_iter()
+        .filter(|(rel, _)| {
+            std::fs::canonicalize(snapshot.join(rel))
+                .ok()
+                .and_then(|blob| blob.file_name().map(|n| n.to_os_string()))
+                .is_some_and(|name| {
+                    let mut marker = name;
+                    marker.push(UNVERIFIED_SUFFIX);
+                    blobs.join(marker).exists()
+                })
+        })
+        .map(|(rel, _)| rel)
+        .collect()
 }
 
 fn has_partial(blobs: &Path) -> bool {
