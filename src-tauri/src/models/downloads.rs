@@ -88,7 +88,7 @@ fn fresh(variant_id: &str, state: DownloadState) -> DownloadProgress {
         variant_id: variant_id.to_string(),
         state,
         downloaded_bytes: 0,
-        total_bytes: 0,
+        total_bytes: None,
         bytes_per_second: 0.0,
         eta_seconds: None,
         error: None,
@@ -204,7 +204,7 @@ impl Downloads {
                 ..
             } => {
                 p.state = DownloadState::Downloading;
-                p.total_bytes = *total_bytes;
+                p.total_bytes = Some(*total_bytes);
                 p.downloaded_bytes = *cached_bytes;
             }
             PullEvent::Progress { overall, .. } => {
@@ -212,7 +212,7 @@ impl Downloads {
                     p.state = DownloadState::Downloading;
                 }
                 p.downloaded_bytes = overall.done;
-                p.total_bytes = overall.total;
+                p.total_bytes = Some(overall.total);
                 p.bytes_per_second = overall.bytes_per_sec;
                 p.eta_seconds = overall.eta_secs;
             }
@@ -241,7 +241,9 @@ impl Downloads {
         match result {
             Ok(()) => {
                 p.state = DownloadState::Done;
-                p.downloaded_bytes = p.total_bytes.max(p.downloaded_bytes);
+                if let Some(total) = p.total_bytes {
+                    p.downloaded_bytes = total.max(p.downloaded_bytes);
+                }
             }
             Err(HubError::Cancelled) => {
                 p.state = DownloadState::Cancelled;
@@ -356,6 +358,38 @@ fn discard(partials: BTreeSet<PathBuf>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_total_is_unknown_until_the_plan_gives_it() {
+        let downloads = Downloads::default();
+        downloads.lock().insert(
+            "a".into(),
+            Active {
+                control: PullControl::new(),
+                progress: fresh("a", DownloadState::Queued),
+                repo: "org/model".into(),
+                confirmed: false,
+                partials: BTreeSet::new(),
+                discard: false,
+            },
+        );
+        let total = |d: &Downloads| d.lock()["a"].progress.total_bytes;
+        assert_eq!(total(&downloads), None, "not a made-up 0");
+        let json = serde_json::to_value(&downloads.lock()["a"].progress).unwrap();
+        assert!(json["totalBytes"].is_null());
+        downloads.apply(
+            "a",
+            &PullEvent::Planned {
+                repo_id: "org/model".into(),
+                revision: "main".into(),
+                commit: "c".repeat(40),
+                files: Vec::new(),
+                total_bytes: 1234,
+                cached_bytes: 0,
+            },
+        );
+        assert_eq!(total(&downloads), Some(1234));
+    }
 
     #[test]
     fn cancelling_a_download_deletes_only_its_own_partial_files() {

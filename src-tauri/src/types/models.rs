@@ -139,8 +139,8 @@ pub struct DownloadProgress {
     pub state: DownloadState,
     /// Bytes on disk.
     pub downloaded_bytes: u64,
-    /// Bytes in all.
-    pub total_bytes: u64,
+    /// Bytes in all; null until the hub has said (never a made-up 0).
+    pub total_bytes: Option<u64>,
     /// Smoothed over the last few seconds; 0 when paused.
     pub bytes_per_second: f64,
     /// null when unknown (paused, stalled, just started).

@@ -1084,9 +1084,9 @@ state: DownloadState;
  */
 downloadedBytes: number; 
 /**
- * Bytes in all.
+ * Bytes in all; null until the hub has said (never a made-up 0).
  */
-totalBytes: number; 
+totalBytes: number | null; 
 /**
  * Smoothed over the last few seconds; 0 when paused.
  */

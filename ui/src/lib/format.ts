@@ -69,6 +69,16 @@ export function formatPercent(fraction: number): string {
   return `${Math.round(fraction * 100)}%`;
 }
 
+/** A download's total, or "unknown size" while the hub has not said (null): never a made-up 0. */
+export function formatTotal(total: number | null): string {
+  return total == null ? "unknown size" : formatBytes(total);
+}
+
+/** A download's share done, or "size unknown" while its total is unknown (null) or 0. */
+export function formatDownloadPercent(done: number, total: number | null): string {
+  return total ? formatPercent(done / total) : "size unknown";
+}
+
 /** Parameter count in billions → "135M", "7B", "1.5B". */
 export function formatParams(billions: number): string {
   if (billions < 1) return `${Math.round(billions * 1000)}M`;

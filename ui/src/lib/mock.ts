@@ -250,7 +250,7 @@ export class MockBackend implements Backend {
   private sessions = new Map<string, ChatSession>();
   private generations = new Map<string, Generation>();
   private installed = new Set<string>();
-  private downloads = new Map<string, DownloadProgress & { timer: ReturnType<typeof setInterval> | null; failedOnce?: boolean }>();
+  private downloads = new Map<string, DownloadProgress & { size: number; timer: ReturnType<typeof setInterval> | null; failedOnce?: boolean }>();
   private quantized = new Map<string, { spec: ModelSpec; quant: string; bits: number; size: number }>();
   private benchRuns: BenchRun[] = [];
   private activeBench: { id: string; cancel: () => void } | null = null;
@@ -702,13 +702,15 @@ export class MockBackend implements Backend {
     d.error = null;
     const tickMs = 200;
     // Scaled so any size finishes in about eight seconds: the point is the progress, not the wait.
-    const base = d.totalBytes / 8;
+    const total = d.size;
+    d.totalBytes = total;
+    const base = total / 8;
     d.timer = setInterval(() => {
       const speed = base * (0.85 + this.random() * 0.3);
       d.bytesPerSecond = speed;
-      d.downloadedBytes = Math.min(d.totalBytes, d.downloadedBytes + (speed * tickMs) / 1000);
-      d.etaSeconds = (d.totalBytes - d.downloadedBytes) / speed;
-      if (variantId === "gemma-3-12b@4bit" && !d.failedOnce && d.downloadedBytes >= 0.6 * d.totalBytes) {
+      d.downloadedBytes = Math.min(total, d.downloadedBytes + (speed * tickMs) / 1000);
+      d.etaSeconds = (total - d.downloadedBytes) / speed;
+      if (variantId === "gemma-3-12b@4bit" && !d.failedOnce && d.downloadedBytes >= 0.6 * total) {
         d.failedOnce = true;
         clearInterval(d.timer!);
         d.timer = null;
@@ -716,7 +718,7 @@ export class MockBackend implements Backend {
         d.bytesPerSecond = 0;
         d.etaSeconds = null;
         d.error = { kind: "download", message: "Checksum mismatch in model-00002-of-00002.safetensors (mock)" };
-      } else if (d.downloadedBytes >= d.totalBytes) {
+      } else if (d.downloadedBytes >= total) {
         clearInterval(d.timer!);
         d.timer = null;
         d.state = "done";
@@ -764,7 +766,8 @@ export class MockBackend implements Backend {
 
   /** As the backend: a model that won't fit stops before downloading until the user confirms. */
   private queueDownload(id: string, spec: ModelSpec | undefined, size: number, confirmed?: boolean): DownloadProgress {
-    const d: DownloadProgress & { timer: ReturnType<typeof setInterval> | null } = { variantId: id, state: "queued", downloadedBytes: 0, totalBytes: size, bytesPerSecond: 0, etaSeconds: null, error: null, timer: null };
+    // As the backend: the total is unknown (null) until the download is planned.
+    const d: DownloadProgress & { size: number; timer: ReturnType<typeof setInterval> | null } = { variantId: id, state: "queued", downloadedBytes: 0, totalBytes: null, bytesPerSecond: 0, etaSeconds: null, error: null, size, timer: null };
     this.downloads.set(id, d);
     const fit = spec ? this.fitFor(spec, size) : null;
     if (!confirmed && fit?.verdict === "wont_fit") {

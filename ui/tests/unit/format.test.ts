@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { etaSeconds, formatBytes, formatEta, formatMs, formatParams, formatPercent, formatRate, formatTps, plainPreview } from "../../src/lib/format";
+import { etaSeconds, formatBytes, formatDownloadPercent, formatTotal, formatEta, formatMs, formatParams, formatPercent, formatRate, formatTps, plainPreview } from "../../src/lib/format";
 
 describe("formatBytes", () => {
   test("uses decimal units with one decimal below 100", () => {
@@ -61,5 +61,15 @@ describe("rates and durations", () => {
     expect(formatParams(0.135)).toBe("135M");
     expect(formatParams(70.6)).toBe("70.6B");
     expect(formatParams(8)).toBe("8B");
+  });
+});
+
+describe("download totals", () => {
+  test("an unknown total reads as unknown, never as 0", () => {
+    expect(formatTotal(null)).toBe("unknown size");
+    expect(formatTotal(1_500_000)).toBe(formatBytes(1_500_000));
+    expect(formatDownloadPercent(300, null)).toBe("size unknown");
+    expect(formatDownloadPercent(300, 0)).toBe("size unknown");
+    expect(formatDownloadPercent(250, 1000)).toBe("25%");
   });
 });

@@ -58,6 +58,7 @@ describe("mock backend", () => {
     await vi.advanceTimersByTimeAsync(20_000);
     expect(seen[0].state).toBe("downloading");
     expect(seen[seen.length - 1].state).toBe("done");
+    expect(seen.every((d) => d.totalBytes != null && d.totalBytes > 0)).toBe(true);
     const downloaded = seen.map((d) => d.downloadedBytes);
     expect([...downloaded].sort((a, b) => a - b)).toEqual(downloaded);
     const catalog = await mock.listCatalog();

@@ -234,6 +234,16 @@ async fn render(mut rx: UnboundedReceiver<PullEvent>, json: bool) {
     }
 }
 
+/// The total bar before the plan gives the size: a spinner that says so, never "0 B/0 B".
+fn unsized_total() -> ProgressBar {
+    let bar = ProgressBar::no_length().with_prefix("total").with_style(
+        ProgressStyle::with_template("{prefix:>12} {spinner} {bytes} of an unknown size")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 async fn render_bars(mut rx: UnboundedReceiver<PullEvent>) {
     let multi = MultiProgress::new();
     let overall_style = ProgressStyle::with_template(
@@ -245,11 +255,7 @@ async fn render_bars(mut rx: UnboundedReceiver<PullEvent>) {
         ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
-    let overall = multi.add(
-        ProgressBar::new(0)
-            .with_style(overall_style)
-            .with_prefix("total"),
-    );
+    let overall = multi.add(unsized_total());
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     while let Some(e) = rx.recv().await {
         match e {
@@ -264,6 +270,7 @@ async fn render_bars(mut rx: UnboundedReceiver<PullEvent>) {
                     "pulling {repo_id} at {}",
                     &commit[..commit.len().min(12)]
                 ));
+                overall.set_style(overall_style.clone());
                 overall.set_length(total_bytes);
                 overall.set_position(cached_bytes);
             }
@@ -408,5 +415,17 @@ fn short(path: &str) -> String {
             .rev()
             .collect();
         format!("…{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_total_has_no_length_until_the_plan_says() {
+        let bar = unsized_total();
+        assert_eq!(bar.length(), None);
+        bar.finish_and_clear();
     }
 }
