@@ -211,6 +211,7 @@ mod tests {
             size_bytes: size,
             bits_per_weight: None,
             library_name: None,
+            unverified: Vec::new(),
         }
     }
 

@@ -336,6 +336,7 @@ mod tests {
             size_bytes: size,
             bits_per_weight: None,
             library_name: None,
+            unverified: Vec::new(),
         }
     }
 

@@ -106,14 +106,15 @@ fn variant(
     .ok()?;
     let quant = c.quant.to_string();
     let id = format!("{}@{quant}", entry.id);
-    let installed = ctx.installed.iter().any(|i| i.variant_id == id);
+    let on_disk = ctx.installed.iter().find(|i| i.variant_id == id);
     Some(ModelVariant {
         model_id: entry.id.clone(),
         quant,
         bits_per_weight: a.estimate.bits_per_weight,
         size_bytes: a.estimate.weights.total,
         fit: assessed(a, ctx.memory),
-        installed,
+        installed: on_disk.is_some(),
+        unverified_files: on_disk.map(|i| i.unverified.clone()).unwrap_or_default(),
         download: ctx.downloads.get(&id).cloned(),
         id,
     })
@@ -177,6 +178,7 @@ fn local_variant(
         size_bytes: i.size_bytes,
         fit: installed_fit(i, ctx, budget),
         installed: true,
+        unverified_files: i.unverified.clone(),
         download: None,
     }
 }
@@ -235,6 +237,7 @@ pub fn list(catalog: &Catalog, ctx: &Context<'_>) -> Vec<CatalogModel> {
                 size_bytes: i.size_bytes,
                 fit: installed_fit(i, ctx, &budget),
                 installed: true,
+                unverified_files: i.unverified.clone(),
                 download: None,
             }],
         });
@@ -322,6 +325,7 @@ mod tests {
             size_bytes: size,
             bits_per_weight: None,
             library_name: None,
+            unverified: Vec::new(),
         };
         let budget = ctx.budget();
         let fit = installed_fit(&installed, &ctx, &budget);

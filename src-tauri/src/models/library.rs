@@ -30,6 +30,8 @@ pub struct Installed {
     pub bits_per_weight: Option<f64>,
     /// The library name (`org/name` or store folder), to delete it; None for the override.
     pub library_name: Option<String>,
+    /// Files accepted on their size alone (the hub gave no hash to check them against).
+    pub unverified: Vec<String>,
 }
 
 /// Lowercase letters and digits only, to compare names across spellings.
@@ -118,6 +120,7 @@ fn describe_local(
         size_bytes: size,
         bits_per_weight: bits,
         library_name: None,
+        unverified: Vec::new(),
     }
 }
 
@@ -156,6 +159,7 @@ pub fn installed(catalog: &Catalog, paths: &LibraryPaths) -> AppResult<Vec<Insta
                         size_bytes: m.size_bytes,
                         bits_per_weight: m.bits_per_weight,
                         library_name: None,
+                        unverified: Vec::new(),
                     },
                     None => describe_local(
                         catalog,
@@ -177,6 +181,7 @@ pub fn installed(catalog: &Catalog, paths: &LibraryPaths) -> AppResult<Vec<Insta
             ),
         };
         item.library_name = Some(m.name.clone());
+        item.unverified = m.unverified;
         if !out
             .iter()
             .any(|o: &Installed| o.variant_id == item.variant_id)
@@ -244,5 +249,35 @@ mod tests {
         let name = "SmolLM2-135M-Instruct.Q4_1-4bit";
         let m = describe_local(&catalog, name, dir.path(), 10, None, Some((4, 64)));
         assert_eq!(m.variant_id, "smollm2-135m@4bit");
+    }
+
+    #[test]
+    fn files_checked_by_size_alone_are_named_in_the_installed_info() {
+        let catalog = Catalog::builtin().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let paths = LibraryPaths::new(dir.path().join("hub"), dir.path().join("minibar"));
+        let root = paths.hf_cache.join("models--org--tiny");
+        let commit = "c".repeat(40);
+        let snapshot = root.join("snapshots").join(&commit);
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::create_dir_all(root.join("blobs")).unwrap();
+        std::fs::create_dir_all(root.join("refs")).unwrap();
+        std::fs::write(root.join("refs").join("main"), &commit).unwrap();
+        for (file, etag, checked) in [
+            ("config.json", "a".repeat(40), true),
+            ("model.safetensors", "b".repeat(32), false),
+        ] {
+            std::fs::write(root.join("blobs").join(&etag), b"{}").unwrap();
+            if !checked {
+                std::fs::write(root.join("blobs").join(format!("{etag}.unverified")), b"").unwrap();
+            }
+            std::os::unix::fs::symlink(format!("../../blobs/{etag}"), snapshot.join(file)).unwrap();
+        }
+        let all = installed(&catalog, &paths).unwrap();
+        let m = all
+            .iter()
+            .find(|m| m.library_name.as_deref() == Some("org/tiny"))
+            .expect("listed");
+        assert_eq!(m.unverified, vec!["model.safetensors".to_string()]);
     }
 }

@@ -343,6 +343,7 @@ mod tests {
             size_bytes: 1,
             bits_per_weight: None,
             library_name: library_name.map(str::to_owned),
+            unverified: Vec::new(),
         }
     }
 

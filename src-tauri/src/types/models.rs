@@ -167,6 +167,9 @@ pub struct ModelVariant {
     pub fit: FitReport,
     /// Whether it is on disk.
     pub installed: bool,
+    /// Installed files accepted on their size alone (the hub gave no hash to check them
+    /// against); empty when every file was hash-checked or nothing is installed.
+    pub unverified_files: Vec<String>,
     /// The running or last download of this variant; null when none.
     pub download: Option<DownloadProgress>,
 }

@@ -1482,6 +1482,11 @@ fit: FitReport;
  */
 installed: boolean; 
 /**
+ * Installed files accepted on their size alone (the hub gave no hash to check them
+ * against); empty when every file was hash-checked or nothing is installed.
+ */
+unverifiedFiles: string[]; 
+/**
  * The running or last download of this variant; null when none.
  */
 download: DownloadProgress | null }

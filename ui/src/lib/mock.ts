@@ -637,6 +637,7 @@ export class MockBackend implements Backend {
           sizeBytes: v.size,
           fit: this.fitFor(spec, v.size),
           installed: this.installed.has(vid),
+          unverifiedFiles: [],
           download: d ? this.progressOf(d) : null,
         };
       });
@@ -650,6 +651,7 @@ export class MockBackend implements Backend {
           sizeBytes: q.size,
           fit: this.fitFor(spec, q.size),
           installed: this.installed.has(vid),
+          unverifiedFiles: [],
           download: null,
         });
       }
