@@ -289,6 +289,20 @@ impl Hub {
             ),
             None => None,
         };
+        // A file of unknown size would be taken for an empty one: refuse it with the reason.
+        if let Some((path, _)) = metas
+            .iter()
+            .find(|(p, m)| m.size.or(sizes.get(p).copied()).is_none())
+        {
+            return Err(HubError::Protocol {
+                url: remote::resolve_url(&self.endpoint, &model.repo_id, &commit, path)?
+                    .to_string(),
+                detail: "the hub gave no size for this file (no X-Linked-Size, Content-Length \
+                         or tree entry)"
+                    .into(),
+            }
+            .into());
+        }
         let mut files: Vec<PlannedFile> = metas
             .into_iter()
             .map(|(path, meta)| {
@@ -481,7 +495,8 @@ fn planned_file(
     meta: &remote::FileMeta,
     listed_size: Option<u64>,
 ) -> PlannedFile {
-    let size = meta.size.or(listed_size).unwrap_or(0);
+    // `finish_plan` refused files of unknown size before this.
+    let size = meta.size.or(listed_size).unwrap_or_default();
     let etag = meta.etag.clone();
     let check = Check::from_etag(&meta.etag, meta.lfs);
     let blob_len = std::fs::metadata(cache.blob(&etag)).map(|m| m.len()).ok();

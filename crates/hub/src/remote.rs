@@ -197,7 +197,8 @@ fn meta_from_headers(h: &HeaderMap) -> Option<FileMeta> {
         .trim_matches('"')
         .to_string();
     let size = header(h, "x-linked-size")
-        .or_else(|| header(h, "content-length"))
+        // An LFS answer is a redirect: its Content-Length is that of the redirect, not the file.
+        .or_else(|| (!lfs).then(|| header(h, "content-length")).flatten())
         .and_then(|v| v.parse().ok());
     Some(FileMeta { etag, size, lfs })
 }

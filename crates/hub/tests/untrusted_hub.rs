@@ -163,3 +163,20 @@ fn an_endpoint_a_token_must_not_go_to_is_refused() {
     // Plain http on this machine stays allowed (local mirrors, this test suite's own hub).
     assert!(minibar_hub::Hub::new(support::config("http://127.0.0.1:9", dir.path())).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_unknown_size_is_refused_not_taken_for_empty() {
+    // An LFS redirect without X-Linked-Size (its own Content-Length is 0) and no tree entry.
+    let mut repo = model_repo(REPO, &[100_000]);
+    let shard = "model-00001-of-00001.safetensors";
+    repo.files
+        .iter_mut()
+        .find(|f| f.path == shard)
+        .unwrap()
+        .hide_size = true;
+    let (e, outside) = refused(repo).await;
+    assert!(matches!(e, HubError::Protocol { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("no size") && msg.contains(shard), "{msg}");
+    assert!(outside.is_empty(), "{outside:?}");
+}

@@ -31,6 +31,8 @@ pub struct ServedFile {
     pub lfs: bool,
     /// An ETag to send instead of the real hash (a misbehaving or malicious mirror).
     pub served_etag: Option<String>,
+    /// Say nothing of its size: no tree entry, no `X-Linked-Size` (a broken mirror).
+    pub hide_size: bool,
 }
 
 impl ServedFile {
@@ -40,6 +42,7 @@ impl ServedFile {
             data: data.into(),
             lfs,
             served_etag: None,
+            hide_size: false,
         }
     }
 
@@ -613,6 +616,7 @@ async fn api_tree(
     let entries: Vec<_> = repo
         .files
         .iter()
+        .filter(|f| !f.hide_size)
         .map(|f| {
             let mut e = serde_json::json!({
                 "type": "file",
@@ -686,7 +690,14 @@ async fn resolve(
                 "x-linked-etag",
                 format!("\"{}\"", served_etag.unwrap_or_else(|| f.sha256())),
             )
-            .header("x-linked-size", f.data.len().to_string())
+            .header(
+                if f.hide_size {
+                    "x-hidden-size"
+                } else {
+                    "x-linked-size"
+                },
+                f.data.len().to_string(),
+            )
             .header(header::CONTENT_LENGTH, "0")
             .body(Body::empty())
             .unwrap();
