@@ -116,12 +116,28 @@ async function launch() {
   throw lastError;
 }
 
+/** Waits until no instance of the app is left: the app is single-instance, so a launch while
+ * the last one is still exiting (a reply still streaming on its engine thread) only hands
+ * over to it, and the driver then waits two minutes for a window that never comes. */
+async function untilExited() {
+  for (let waited = 0; waited < 30_000; waited += 200) {
+    try {
+      execFileSync("pgrep", ["-f", APP], { stdio: "ignore" });
+    } catch {
+      return; // pgrep exits 1 when nothing matches
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error("the last app instance did not exit within 30 s of its session's end");
+}
+
 async function withApp(fn) {
   const browser = await launch();
   try {
     await fn(browser);
   } finally {
     await browser.deleteSession();
+    await untilExited();
   }
 }
 
