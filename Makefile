@@ -41,7 +41,8 @@ bench: setup-run ## the benchmark, headless (BENCH_ARGS=--full for depth and bat
 bench-memory: setup ## the memory gauge's predicted peaks against the engine's measured ones
 	@cargo build --release -q -p minibar
 	@MINIBAR_DEFAULT_GGUF=$$(scripts/install-default-model.sh $(MINIBAR_RELEASE)) \
-	  MINIBAR_TEST_FIXTURES=$(MINIBAR_CACHE)/fixtures cargo bench -q -p minibar --bench memory_fit -- $(BENCH_ARGS)
+	  MINIBAR_TEST_FIXTURES=$(MINIBAR_CACHE)/fixtures MINIBAR_REFERENCE_PYTHON=$(ROOT)/scripts/reference-python \
+	  cargo bench -q -p minibar --bench memory_fit -- $(BENCH_ARGS)
 
 # Minibar against mlx-lm (stock and with OpenBLAS) and llama.cpp on the same weights.
 bench-mlx-lm: setup ## Minibar against mlx-lm and llama.cpp on the same weights

@@ -8,7 +8,7 @@
 //!
 //! usage: cargo bench -p minibar --bench memory_fit [-- --contexts 512,2048 --gen 16 --only stored]
 //! The default model comes from MINIBAR_DEFAULT_GGUF (or the model store's copy); the tiny
-//! models from MINIBAR_TEST_FIXTURES/tiny-models-v2, which `make test` writes.
+//! models from the reference tests' fixture (built by mlx-lm through MINIBAR_REFERENCE_PYTHON).
 
 use std::path::{Path, PathBuf};
 
@@ -147,13 +147,17 @@ fn default_model_folders() -> anyhow::Result<Vec<Row>> {
 }
 
 fn tiny_model_folders() -> Vec<Row> {
-    let Some(root) = std::env::var_os("MINIBAR_TEST_FIXTURES")
-        .map(|p| PathBuf::from(p).join("tiny-models-v2"))
-        .filter(|p| p.is_dir())
-    else {
-        eprintln!("no tiny models (MINIBAR_TEST_FIXTURES/tiny-models-v2; `make test` writes them): skipped");
+    // The same fixture the engine's reference tests build (same script, same key), so every
+    // architecture in the engine's table has rows, the mixture-of-experts ones included.
+    let Some(python) = minibar_testkit::reference_python() else {
         return Vec::new();
     };
+    let root = minibar_testkit::script_fixture("tiny-models", "tiny_models.py", |dir| {
+        minibar_testkit::run_python(
+            &python,
+            &[minibar_testkit::script("tiny_models.py").as_path(), dir],
+        );
+    });
     let mut v: Vec<_> = std::fs::read_dir(&root)
         .into_iter()
         .flatten()
