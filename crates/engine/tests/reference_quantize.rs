@@ -340,15 +340,20 @@ fn mixed_recipes_equal_mlx_lms() {
     }
 }
 
-#[test]
-fn mixture_of_experts_quantizes_like_mlx_lm() {
-    let Some(python) = python() else { return };
-    let tiny = tiny_models(&python);
+/// A mixture-of-experts model quantized by us and by mlx-lm, in affine 4-bit and mxfp4 (groups
+/// of 32): the same arrays and config.json, the router at 8 bits in groups of 64 (`router`
+/// names its layer), the stacked experts quantized (`expert_scales` names one of their
+/// arrays), and the same logits. `bits_per_weight` is the figure mlx-lm reports for a report.
+fn experts_quantize_like_mlx_lm(
+    python: &std::path::Path,
+    src: &std::path::Path,
+    name: impl Fn(&str) -> String,
+    router: &str,
+    expert_scales: &str,
+    bits_per_weight: impl Fn(&minibar_engine::convert::QuantizeReport) -> f64,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let prompt: Vec<u32> = vec![3, 17, 42, 7, 99, 128, 5, 64, 200, 11];
-    // Experts stored one matrix each, as Hugging Face checkpoints hold them: both sides stack
-    // them (sanitize) and quantize them stacked; the router keeps 8 bits in groups of 64.
-    let src = tiny.join("qwen3_moe-hf");
     for (what, target) in [
         (
             "affine",
@@ -366,21 +371,37 @@ fn mixture_of_experts_quantizes_like_mlx_lm() {
             }),
         ),
     ] {
-        let name = format!("qwen3_moe-{what}");
+        let name = name(what);
         let group = if what == "affine" { 32 } else { 0 };
-        let theirs = mlx_lm_quantized(&python, &src, &name, what, group);
+        let theirs = mlx_lm_quantized(python, src, &name, what, group);
         let ours = tmp.path().join(&name);
-        let report = quantize_folder(&src, &ours, target, |_, _| true).unwrap();
-        assert_same_as_mlx_lm(&name, &ours, &theirs, report.bits_per_weight);
+        let report = quantize_folder(src, &ours, target, |_, _| true).unwrap();
+        assert_same_as_mlx_lm(&name, &ours, &theirs, bits_per_weight(&report));
         let config = read_json(&ours.join("config.json"));
         assert_eq!(
-            config["quantization"]["model.layers.0.mlp.gate"],
+            config["quantization"][router],
             serde_json::json!({"group_size": 64, "bits": 8}),
             "{name}"
         );
-        assert!(arrays(&ours).contains_key("model.layers.0.mlp.switch_mlp.down_proj.scales"));
-        assert_logits_match(&name, &python, &ours, &prompt, tmp.path());
+        assert!(arrays(&ours).contains_key(expert_scales), "{name}");
+        assert_logits_match(&name, python, &ours, &prompt, tmp.path());
     }
+}
+
+#[test]
+fn mixture_of_experts_quantizes_like_mlx_lm() {
+    let Some(python) = python() else { return };
+    // Experts stored one matrix each, as Hugging Face checkpoints hold them: both sides stack
+    // them (sanitize) and quantize them stacked.
+    let src = tiny_models(&python).join("qwen3_moe-hf");
+    experts_quantize_like_mlx_lm(
+        &python,
+        &src,
+        |what| format!("qwen3_moe-{what}"),
+        "model.layers.0.mlp.gate",
+        "model.layers.0.mlp.switch_mlp.down_proj.scales",
+        |report| report.bits_per_weight,
+    );
 }
 
 #[test]
@@ -446,46 +467,22 @@ fn unsupported_settings_are_refused_before_writing() {
 fn gpt_oss_quantizes_like_mlx_lm() {
     let Some(python) = python() else { return };
     let src = tiny_models(&python).join("gpt_oss");
-    let tmp = tempfile::tempdir().unwrap();
-    let prompt: Vec<u32> = vec![3, 17, 42, 7, 99, 128, 5, 64, 200, 11];
     // Stacked experts with biases, sinks and biased attention: mlx-lm quantizes the linear
-    // layers (experts included) and keeps the router at 8 bits in groups of 64.
-    for (what, target) in [
-        (
-            "affine",
-            Target::Affine {
-                bits: 4,
-                group_size: 32,
-            },
-        ),
-        (
-            "mxfp4",
-            Target::Quantized(QuantParams {
-                group_size: 32,
-                bits: 4,
-                mode: QuantMode::Mxfp4,
-            }),
-        ),
-    ] {
-        let name = format!("gpt_oss-{what}-{}", Key::default().dir(&src).short());
-        let group = if what == "affine" { 32 } else { 0 };
-        let theirs = mlx_lm_quantized(&python, &src, &name, what, group);
-        let ours = tmp.path().join(&name);
-        let report = quantize_folder(&src, &ours, target, |_, _| true).unwrap();
-        // mlx-lm's figure counts each layer's YaRN frequencies (8 f32) among the weights'
-        // bytes and leaves the sinks (4 per layer, parameters of a module with children) out
-        // of the parameter count; ours counts what the folder holds.
-        let (layers, rope_bytes, sinks) = (4, 8 * 4, 4);
-        let mlx_lm_bpw = (report.weight_bytes + layers * rope_bytes) as f64 * 8.0
-            / (report.parameters - (layers * sinks) as u64) as f64;
-        assert_same_as_mlx_lm(&name, &ours, &theirs, mlx_lm_bpw);
-        let config = read_json(&ours.join("config.json"));
-        assert_eq!(
-            config["quantization"]["model.layers.0.mlp.router"],
-            serde_json::json!({"group_size": 64, "bits": 8}),
-            "{name}"
-        );
-        assert!(arrays(&ours).contains_key("model.layers.0.mlp.experts.down_proj.scales"));
-        assert_logits_match(&name, &python, &ours, &prompt, tmp.path());
-    }
+    // layers (experts included).
+    let key = Key::default().dir(&src).short();
+    experts_quantize_like_mlx_lm(
+        &python,
+        &src,
+        |what| format!("gpt_oss-{what}-{key}"),
+        "model.layers.0.mlp.router",
+        "model.layers.0.mlp.experts.down_proj.scales",
+        |report| {
+            // mlx-lm's figure counts each layer's YaRN frequencies (8 f32) among the weights'
+            // bytes and leaves the sinks (4 per layer, parameters of a module with children)
+            // out of the parameter count; ours counts what the folder holds.
+            let (layers, rope_bytes, sinks) = (4, 8 * 4, 4);
+            (report.weight_bytes + layers * rope_bytes) as f64 * 8.0
+                / (report.parameters - (layers * sinks) as u64) as f64
+        },
+    );
 }
