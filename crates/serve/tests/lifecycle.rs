@@ -11,17 +11,7 @@ use serde_json::{json, Value};
 async fn chat(base: &str, model: &str) -> (u16, Value) {
     let body = json!({"model": model, "temperature": 0, "max_tokens": 12,
                       "messages": [{"role": "user", "content": "Name a colour."}]});
-    let r = reqwest::Client::new()
-        .post(format!("{base}/v1/chat/completions"))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&r.text().await.unwrap()).unwrap(),
-    )
+    post(base, "/v1/chat/completions", body).await
 }
 
 async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
