@@ -292,12 +292,9 @@ mod tests {
 
     /// An installed GGUF's badge is the load gate's judgement of its weights as loaded (on the
     /// CPU, SmolLM2's Q4_1 expanded to 538 MB of f32), not its size on disk.
-    #[test]
-    fn an_installed_gguf_is_judged_as_the_engine_loads_it() {
-        let Some(gguf) = minibar_testkit::default_gguf() else {
-            return;
-        };
-        let memory = MemorySnapshot {
+    /// A 24 GB machine with half its memory in use.
+    fn half_used_24gb() -> MemorySnapshot {
+        MemorySnapshot {
             total: 24 << 30,
             available: 12 << 30,
             used: 12 << 30,
@@ -305,7 +302,15 @@ mod tests {
             swap_used: 0,
             pressure: Pressure::Normal,
             gpu_limit: None,
+        }
+    }
+
+    #[test]
+    fn an_installed_gguf_is_judged_as_the_engine_loads_it() {
+        let Some(gguf) = minibar_testkit::default_gguf() else {
+            return;
         };
+        let memory = half_used_24gb();
         let settings = Settings::default();
         let downloads = HashMap::new();
         let ctx = Context {
@@ -350,17 +355,8 @@ mod tests {
     /// catalog format, the same verdict, need and largest context on the same machine.
     #[test]
     fn the_app_and_minibar_fit_agree_on_every_catalog_format() {
-        const GIB: u64 = 1 << 30;
         let catalog = Catalog::builtin().unwrap();
-        let memory = MemorySnapshot {
-            total: 24 * GIB,
-            available: 12 * GIB,
-            used: 12 * GIB,
-            swap_total: 0,
-            swap_used: 0,
-            pressure: Pressure::Normal,
-            gpu_limit: None,
-        };
+        let memory = half_used_24gb();
         let settings = Settings::default();
         let downloads = HashMap::new();
         let ctx = Context {
