@@ -6,7 +6,7 @@ use std::path::Path;
 
 use minibar_hub::library::{self, LibraryPaths, ModelFormat, ModelInUse, ModelSource, Use};
 use minibar_hub::{HubError, PullOptions};
-use support::hubserver::{expected_files, model_repo, safetensors_bytes, TestHub};
+use support::hubserver::{expected_files, model_repo, safetensors_bytes, ServedRepo, TestHub};
 
 const REPO: &str = "test-org/tiny-model";
 
@@ -15,11 +15,9 @@ fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// A library with one pulled model, one quantized store folder, one GGUF folder, and clutter
-/// that is not a model.
-async fn populated() -> (tempfile::TempDir, LibraryPaths, u64) {
-    let served = model_repo(REPO, &[600_000, 400_000]);
-    let server = TestHub::start(vec![served.clone()]);
+/// A fresh library in a temporary folder with `served` pulled into its hub cache.
+async fn pulled_library(served: ServedRepo) -> (tempfile::TempDir, LibraryPaths) {
+    let server = TestHub::start(vec![served]);
     let dir = tempfile::tempdir().unwrap();
     let paths = LibraryPaths::new(dir.path().join("hub"), dir.path().join("minibar"));
     let hub = support::hub(&server.endpoint(), &paths.hf_cache);
@@ -32,6 +30,14 @@ async fn populated() -> (tempfile::TempDir, LibraryPaths, u64) {
     )
     .await
     .unwrap();
+    (dir, paths)
+}
+
+/// A library with one pulled model, one quantized store folder, one GGUF folder, and clutter
+/// that is not a model.
+async fn populated() -> (tempfile::TempDir, LibraryPaths, u64) {
+    let served = model_repo(REPO, &[600_000, 400_000]);
+    let (dir, paths) = pulled_library(served.clone()).await;
     // Blobs plus the 40-byte refs/main file.
     let pulled: u64 = expected_files(&served)
         .iter()
@@ -198,19 +204,7 @@ async fn files_the_hub_gave_no_hash_for_are_listed_as_unverified() {
                 .with_served_etag("0123456789abcdef0123456789abcdef");
         }
     }
-    let server = TestHub::start(vec![served.clone()]);
-    let dir = tempfile::tempdir().unwrap();
-    let paths = LibraryPaths::new(dir.path().join("hub"), dir.path().join("minibar"));
-    let hub = support::hub(&server.endpoint(), &paths.hf_cache);
-    hub.pull(
-        &REPO.parse().unwrap(),
-        PullOptions {
-            assume_yes: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (_dir, paths) = pulled_library(served).await;
     let lib = library::list_models(&paths).unwrap();
     let m = lib.models.iter().find(|m| m.name == REPO).unwrap();
     assert!(m.complete);
