@@ -147,6 +147,7 @@ impl Server {
             name: config.model_name.clone(),
             path: config.model_path.clone(),
         };
+        let library = config.library.clone();
         let (context, limits, keep_alive, pressure, preload) = (
             config.context,
             config.limits,
@@ -155,7 +156,14 @@ impl Server {
             config.preload,
         );
         let (scheduler, engine) = tokio::task::spawn_blocking(move || {
-            scheduler::Scheduler::spawn(default, context, limits, (keep_alive, pressure), preload)
+            scheduler::Scheduler::spawn(
+                default,
+                library,
+                context,
+                limits,
+                (keep_alive, pressure),
+                preload,
+            )
         })
         .await
         .map_err(|e| ServeError::Load(e.to_string()))??;

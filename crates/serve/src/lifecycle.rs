@@ -1,7 +1,9 @@
 //! Which model is loaded: a request naming a model of the library loads it (once the running
 //! requests end), the memory-fit verdict runs before every load, and a model without
 //! requests for the keep-alive time, or idle when memory pressure turns critical, is
-//! unloaded, giving its memory back.
+//! unloaded, giving its memory back. A loaded library model is held in use
+//! ([`ModelInUse`], as the local server) until it is unloaded, so it cannot be deleted under
+//! the engine.
 
 use std::{
     collections::VecDeque,
@@ -11,7 +13,7 @@ use std::{
 };
 
 use minibar_engine::{LoadOptions, Session};
-use minibar_hub::library::{find_model, LibraryPaths};
+use minibar_hub::library::{find_model, LibraryPaths, ModelInUse, Use};
 
 use crate::{
     errors::ApiError,
@@ -85,9 +87,19 @@ fn loadable(dir: &Path) -> PathBuf {
     gguf.unwrap_or_else(|| dir.to_owned())
 }
 
+/// A model loaded on the engine thread. Fields drop in order: the weights go before the
+/// in-use hold, so the files stay until nothing reads them.
+pub(crate) struct Opened {
+    pub session: Session,
+    /// `None` for a model outside the library (a loose file).
+    _in_use: Option<ModelInUse>,
+}
+
 /// The engine thread: one model loaded at a time, or none.
 pub(crate) struct EngineThread {
     pub jobs: mpsc::Receiver<Request>,
+    /// The library whose models are held in use while loaded.
+    pub library: LibraryPaths,
     pub load: Arc<Load>,
     pub loaded: Arc<RwLock<Option<ModelInfo>>>,
     pub limits: Limits,
@@ -97,8 +109,11 @@ pub(crate) struct EngineThread {
 }
 
 impl EngineThread {
-    /// Checks the fit and loads `target`, publishing it as the loaded model.
-    pub fn open(&self, target: &ModelTarget) -> Result<Session, ApiError> {
+    /// Holds `target` in use, checks the fit and loads it, publishing it as the loaded model.
+    pub fn open(&self, target: &ModelTarget) -> Result<Opened, ApiError> {
+        // Held before loading, so a deletion cannot start under a half-loaded model.
+        let in_use = ModelInUse::for_path(&self.library, &target.path, Use::Server)
+            .map_err(|e| ApiError::Unavailable(format!("cannot load {}: {e}", target.name)))?;
         crate::fit::check(&target.path, self.context)
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         let session = Session::open(&target.path, &LoadOptions::default(), self.context)
@@ -109,7 +124,10 @@ impl EngineThread {
             context: session.context(),
             weight_bytes: session.model.weight_bytes(),
         }));
-        Ok(session)
+        Ok(Opened {
+            session,
+            _in_use: in_use,
+        })
     }
 
     fn publish(&self, info: Option<ModelInfo>) {
@@ -120,13 +138,13 @@ impl EngineThread {
 
     /// Serves with `current` loaded (if any), then whatever requests ask for, until the
     /// server is gone.
-    pub fn run(self, current: Option<(ModelTarget, Session)>) {
+    pub fn run(self, current: Option<(ModelTarget, Opened)>) {
         let mut current = current;
         let mut waiting = VecDeque::new();
         loop {
-            if let Some((target, session)) = &current {
+            if let Some((target, opened)) = &current {
                 let mut engine = Engine::new(
-                    session,
+                    &opened.session,
                     target.name.clone(),
                     &self.load,
                     self.limits.max_seqs,
@@ -139,7 +157,8 @@ impl EngineThread {
                 if matches!(exit, Exit::Closed) {
                     return;
                 }
-                // Idle or another model asked for: unload first, so both never share memory.
+                // Idle or another model asked for: unload (and release the model) first, so
+                // both never share memory.
                 current = None;
                 self.publish(None);
                 continue;
@@ -156,8 +175,8 @@ impl EngineThread {
                 continue;
             }
             match self.open(&request.model) {
-                Ok(session) => {
-                    current = Some((request.model.clone(), session));
+                Ok(opened) => {
+                    current = Some((request.model.clone(), opened));
                     waiting.push_front(request);
                 }
                 Err(e) => {

@@ -224,3 +224,60 @@ async fn an_idle_model_is_unloaded_under_critical_memory_pressure() {
     assert_eq!(status, 200, "{v}");
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_the_server_has_loaded_cannot_be_deleted_until_unloaded() {
+    let Some(gguf) = default_gguf() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let folder = home.path().join("models/served");
+    std::fs::create_dir_all(&folder).unwrap();
+    let model = folder.join("model.gguf");
+    std::fs::hard_link(&gguf, &model)
+        .or_else(|_| std::fs::copy(&gguf, &model).map(|_| ()))
+        .unwrap();
+    let library = minibar_serve::LibraryPaths::new(home.path().join("hub"), home.path());
+    let server = Server::start(ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        preload: true,
+        model_path: model.clone(),
+        model_name: "served".into(),
+        library: library.clone(),
+        context: Some(256),
+        limits: Limits {
+            max_seqs: 1,
+            queue: 4,
+        },
+        api_key: None,
+        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
+        keep_alive: Duration::from_secs(3600),
+        pressure: minibar_serve::system_pressure,
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr());
+
+    // What `minibar rm` and the app's delete call.
+    let refused = minibar_hub::library::remove_model(&library, "served").unwrap_err();
+    assert!(
+        refused.to_string().contains("in use by the local server"),
+        "{refused}"
+    );
+    assert!(model.is_file());
+
+    let (status, v) = post(
+        &base,
+        "/api/generate",
+        json!({"model": "served", "keep_alive": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let mut waited = 0;
+    while !loaded(&base).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 100, "keep_alive 0 never unloaded the model");
+    }
+    minibar_hub::library::remove_model(&library, "served").unwrap();
+    assert!(!folder.exists());
+    server.stop().await.unwrap();
+}
