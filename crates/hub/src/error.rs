@@ -19,12 +19,15 @@ pub enum HubError {
 
     /// 401: the hub wants a token, or rejected the one we sent.
     #[error(
-        "{endpoint} refused access to {repo_id} (401): {}. Create a read token at {endpoint}/settings/tokens and set it with `export HF_TOKEN=hf_...` (or save it in Minibar's settings), then retry",
+        "{endpoint} refused access to {repo_id}{} (401): {}. Create a read token at {endpoint}/settings/tokens and set it with `export HF_TOKEN=hf_...` (or save it in Minibar's settings), then retry",
+        .file.as_ref().map(|f| format!(" (file `{f}`)")).unwrap_or_default(),
         if *.token_sent { "the token that was sent is wrong or expired" } else { "no token was sent" }
     )]
     Unauthorized {
         /// Repository asked for.
         repo_id: String,
+        /// The file whose request was refused, when it was one file's.
+        file: Option<String>,
         /// Hub base URL.
         endpoint: String,
         /// Whether a token was sent with the request.

@@ -82,6 +82,10 @@ pub(crate) fn status_error(
     match status.as_u16() {
         401 => HubError::Unauthorized {
             repo_id: ctx.repo_id.to_string(),
+            file: match ctx.subject {
+                Subject::File { path, .. } => Some(path.to_string()),
+                Subject::Revision(_) => None,
+            },
             endpoint: ctx.endpoint.to_string(),
             token_sent: ctx.token_sent,
         },
@@ -293,5 +297,23 @@ mod tests {
         assert!(matches!(e, HubError::RepoNotFound { .. }));
         let e = status_error(&ctx, StatusCode::UNAUTHORIZED, None, "", "u");
         assert!(e.to_string().contains("HF_TOKEN"));
+    }
+
+    #[test]
+    fn a_401_on_a_file_names_the_file() {
+        let ctx = ErrorContext {
+            endpoint: "https://huggingface.co",
+            repo_id: "org/model",
+            token_sent: true,
+            subject: Subject::File {
+                revision: "main",
+                path: "model-00002-of-00002.safetensors",
+            },
+        };
+        let e = status_error(&ctx, StatusCode::UNAUTHORIZED, None, "", "u").to_string();
+        assert!(
+            e.contains("org/model (file `model-00002-of-00002.safetensors`) (401)"),
+            "{e}"
+        );
     }
 }

@@ -293,6 +293,18 @@ async fn a_burst_of_server_errors_is_retried_with_backoff() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_in_the_middle_of_a_pull_names_the_file() {
+    let server = TestHub::start(vec![repo()]);
+    server.push_faults(SHARD2, [Fault::Status(401)]);
+    let dir = tempfile::tempdir().unwrap();
+    let hub = support::hub(&server.endpoint(), dir.path());
+    let e = hub.pull(&model(REPO), yes()).await.unwrap_err();
+    assert!(matches!(e, HubError::Unauthorized { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains(REPO) && msg.contains(SHARD2), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_keeps_failing_gives_a_clear_error_and_the_next_run_completes() {
     let served = repo();
     let server = TestHub::start(vec![served.clone()]);

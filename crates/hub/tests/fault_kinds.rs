@@ -140,7 +140,8 @@ async fn every_fault_kind_ends_verified_or_clear_and_a_retry_completes() {
                     match code {
                         401 => assert!(
                             matches!(e, HubError::Unauthorized { .. })
-                                && msg.contains("kinds/model"),
+                                && msg.contains("kinds/model")
+                                && msg.contains(&file),
                             "{what}: {e:?}"
                         ),
                         403 => assert!(msg.contains(&file), "{what}: names the file: {msg}"),
