@@ -50,12 +50,14 @@ bench-mlx-lm: setup ## Minibar against mlx-lm and llama.cpp on the same weights
 	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
 	@$(VENV)/bin/python benches/compare_mlx_lm.py --minibar $(MINIBAR_RELEASE) $(BENCH_ARGS)
 
-# The local server's throughput and time to first token at 1-32 streaming clients; pass
-# BENCH_ARGS="--url http://127.0.0.1:8080 --model NAME" to measure mlx_lm.server the same way.
-bench-serve: setup-run ## the local server: tokens/s and time to first token at 1-32 clients
+# The local server against mlx_lm.server on the same f32 weights and OpenBLAS, in one run:
+# tokens/s and time to first token at 1-32 streaming clients, the ratios and the targets.
+bench-serve: setup ## the local server against mlx_lm.server: tokens/s and TTFT at 1-32 clients
 	@cargo build --release -q -p minibar
-	@MINIBAR_DEFAULT_GGUF=$$(scripts/install-default-model.sh $(MINIBAR_RELEASE)) \
-	  cargo bench -q -p minibar-serve --bench serve -- $(BENCH_ARGS)
+	@scripts/install-default-model.sh $(MINIBAR_RELEASE) >/dev/null
+	@cargo bench -q -p minibar-serve --bench serve --no-run
+	@$(VENV)/bin/python benches/serve_vs_mlx_lm.py --minibar $(MINIBAR_RELEASE) \
+	  --bench "cargo bench -q -p minibar-serve --bench serve --" $(BENCH_ARGS)
 
 # One model over 1, 2 and 3 ranks on loopback through MLX's ring backend (issue #16).
 bench-cluster: setup-run ## one model over 1-3 ranks on loopback: TTFT, tok/s, bytes and comm per token

@@ -14,6 +14,12 @@
 //! A long prompt need not stall the others: [`DecodeBatch::begin_join`] plans its positions
 //! for the number of decode steps its remaining chunks will be interleaved with, and
 //! [`Joiner::prefill_chunk`] runs one chunk between steps.
+//!
+//! Newcomers that arrive together need not be prefilled one by one either:
+//! [`DecodeBatch::join_many`] prefills them in one pass, left-padded to the longest of them,
+//! which is the same invariant again (each row ends at the batch's offset and is masked
+//! before its own start), so a server answering many clients at once pays one prefill per
+//! group instead of one per client.
 
 use mlx_rs::{ops::indexing::IndexOp, Array};
 
@@ -76,6 +82,71 @@ impl DecodeBatch {
             joiner.prefill_chunk(model)?;
         }
         self.finish_join(joiner)
+    }
+
+    /// Prefills `prompts` together as new last rows, in order (left-padded to the longest,
+    /// in chunks of [`PREFILL_CHUNK`] positions); returns each one's last position's logits
+    /// (`[vocab]`, evaluated). Several prompts need a model that [`DecodeBatch::can_batch`].
+    pub fn join_many(&mut self, model: &Transformer, prompts: &[Vec<u32>]) -> Result<Vec<Array>> {
+        if prompts.iter().any(Vec::is_empty) {
+            return Err(EngineError::EmptyPrompt);
+        }
+        match prompts {
+            [] => return Ok(Vec::new()),
+            [one] => return Ok(vec![self.join(model, one, &CancelToken::new())?]),
+            _ if !Self::can_batch(model) => {
+                return Err(EngineError::InvalidRequest(
+                    "sliding-window models decode one sequence at a time".into(),
+                ))
+            }
+            _ => {}
+        }
+        let rows = prompts.len() as i32;
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let end = if self.is_empty() {
+            longest as i32
+        } else {
+            self.caches[0].offset
+        };
+        let start = end - longest as i32;
+        let mut caches: Vec<KvCache> = (0..self.caches.len())
+            .map(|_| KvCache::starting_at(start))
+            .collect();
+        let mut ids = Vec::with_capacity(prompts.len() * longest);
+        let mut starts = Vec::with_capacity(prompts.len());
+        for p in prompts {
+            let pad = longest - p.len();
+            starts.push(start + pad as i32);
+            ids.extend(std::iter::repeat_n(0u32, pad));
+            ids.extend_from_slice(p);
+        }
+        let ids = Array::from_slice(&ids, &[rows, longest as i32]);
+        let starts_array = Array::from_slice(&starts, &[rows]);
+        let padded = starts.iter().any(|&s| s > start);
+        let mut logits = None;
+        for from in (0..longest).step_by(PREFILL_CHUNK) {
+            let to = (from + PREFILL_CHUNK).min(longest);
+            let chunk = ids.index((.., from as i32..to as i32));
+            let h = model.hidden(&chunk, &mut caches, padded.then_some(&starts_array))?;
+            let mut eval: Vec<&Array> = caches.iter().flat_map(KvCache::arrays).collect();
+            let last = (to == longest).then(|| model.logits(&h.index((.., -1.., ..))));
+            let last = last.transpose()?;
+            eval.extend(last.as_ref());
+            mlx_rs::transforms::eval(eval)?;
+            logits = last;
+        }
+        let logits = logits
+            .ok_or(EngineError::EmptyPrompt)?
+            .reshape(&[rows, -1])?;
+        if self.is_empty() {
+            self.caches = caches;
+        } else {
+            for (cache, new) in self.caches.iter_mut().zip(&caches) {
+                cache.append_rows(new)?;
+            }
+        }
+        self.starts.extend(starts);
+        Ok((0..rows).map(|r| logits.index(r)).collect())
     }
 
     /// Starts prefilling `prompt` apart from the batch, to join it after `steps_ahead` more

@@ -173,3 +173,74 @@ fn a_long_prompt_prefilled_between_steps_joins_with_its_greedy_tokens() {
     early.prefill_chunk(model).unwrap();
     assert!(batch.finish_join(early).is_err());
 }
+
+#[test]
+fn newcomers_prefilled_together_get_their_greedy_tokens() {
+    let Some(gguf) = support::default_gguf() else {
+        return;
+    };
+    let loaded = minibar_engine::load(&gguf, &LoadOptions::default()).unwrap();
+    let model = &loaded.model;
+    let first: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314];
+    // Three lengths, so two of the group are left-padded; the longest is longer than what
+    // the batch has decoded, so the group starts at a negative position.
+    let group: Vec<Vec<u32>> = vec![
+        vec![1, 1780, 429, 6181, 2752, 30],
+        vec![
+            1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 3046, 28, 29, 30,
+        ],
+        vec![1, 504, 30],
+    ];
+    let want_first = alone(model, &first, 8);
+    let want: Vec<Vec<u32>> = group.iter().map(|p| alone(model, p, 5)).collect();
+
+    // Into a running batch, after three steps.
+    let mut batch = DecodeBatch::new(model);
+    let mut got_first =
+        vec![argmax_rows(&batch.join(model, &first, &CancelToken::new()).unwrap())[0]];
+    for _ in 0..3 {
+        let t = argmax_rows(&batch.step(model, &[*got_first.last().unwrap()]).unwrap())[0];
+        got_first.push(t);
+    }
+    let mut got: Vec<Vec<u32>> = batch
+        .join_many(model, &group)
+        .unwrap()
+        .iter()
+        .map(|l| vec![argmax_rows(l)[0]])
+        .collect();
+    assert_eq!(batch.len(), 4);
+    while got_first.len() < 8 {
+        let mut last = vec![*got_first.last().unwrap()];
+        last.extend(got.iter().map(|g| *g.last().unwrap()));
+        let next = argmax_rows(&batch.step(model, &last).unwrap());
+        got_first.push(next[0]);
+        for (g, &t) in got.iter_mut().zip(&next[1..]) {
+            if g.len() < 5 {
+                g.push(t);
+            }
+        }
+    }
+    assert_eq!(got_first, want_first);
+    assert_eq!(got, want);
+
+    // Into an empty batch.
+    let mut batch = DecodeBatch::new(model);
+    let mut got: Vec<Vec<u32>> = batch
+        .join_many(model, &group)
+        .unwrap()
+        .iter()
+        .map(|l| vec![argmax_rows(l)[0]])
+        .collect();
+    while got[0].len() < 5 {
+        let last: Vec<u32> = got.iter().map(|g| *g.last().unwrap()).collect();
+        for (g, t) in got
+            .iter_mut()
+            .zip(argmax_rows(&batch.step(model, &last).unwrap()))
+        {
+            g.push(t);
+        }
+    }
+    assert_eq!(got, want);
+    assert!(batch.join_many(model, &[vec![1], vec![]]).is_err());
+    assert_eq!(batch.len(), 3, "a refused group leaves the batch as it was");
+}

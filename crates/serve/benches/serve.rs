@@ -4,8 +4,10 @@
 //! OpenAI-compatible server (`--url`, e.g. `mlx_lm.server`), so both are measured alike.
 //!
 //! usage: cargo bench -p minibar-serve --bench serve -- [--url URL --model NAME]
-//!        [--levels 1,2,4,8,16,32] [--gen 128] [--max-seqs 32]
-//! Without --url the default model comes from MINIBAR_DEFAULT_GGUF.
+//!        [--model-path PATH] [--levels 1,2,4,8,16,32] [--gen 128] [--max-seqs 32] [--json]
+//! Without --url Minibar serves --model-path (a GGUF file or a model folder; by default
+//! MINIBAR_DEFAULT_GGUF). `--json` prints the rows as one JSON object after the table, for
+//! `benches/serve_vs_mlx_lm.py`, which runs both servers in one run.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,8 @@ use serde_json::{json, Value};
 struct Settings {
     url: Option<String>,
     model: String,
+    model_path: Option<std::path::PathBuf>,
+    json: bool,
     levels: Vec<usize>,
     generated: usize,
     max_seqs: usize,
@@ -25,6 +29,8 @@ fn settings() -> anyhow::Result<Settings> {
     let mut s = Settings {
         url: None,
         model: "default".into(),
+        model_path: std::env::var_os("MINIBAR_DEFAULT_GGUF").map(Into::into),
+        json: false,
         levels: vec![1, 2, 4, 8, 16, 32],
         generated: 128,
         max_seqs: 32,
@@ -35,6 +41,8 @@ fn settings() -> anyhow::Result<Settings> {
         match arg.as_str() {
             "--url" => s.url = Some(value()?),
             "--model" => s.model = value()?,
+            "--model-path" => s.model_path = Some(value()?.into()),
+            "--json" => s.json = true,
             "--levels" => {
                 s.levels = value()?
                     .split(',')
@@ -122,12 +130,14 @@ async fn main() -> anyhow::Result<()> {
     let (url, model, server) = match &s.url {
         Some(url) => (url.trim_end_matches('/').to_owned(), s.model.clone(), None),
         None => {
-            let gguf = std::env::var_os("MINIBAR_DEFAULT_GGUF")
-                .context("set MINIBAR_DEFAULT_GGUF or pass --url")?;
+            let path = s
+                .model_path
+                .clone()
+                .context("pass --model-path, set MINIBAR_DEFAULT_GGUF, or pass --url")?;
             let server = Server::start(ServeConfig {
                 addr: "127.0.0.1:0".parse()?,
                 preload: true,
-                model_path: gguf.into(),
+                model_path: path,
                 model_name: s.model.clone(),
                 library: minibar_serve::LibraryPaths::from_env(),
                 context: Some(2048),
@@ -153,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
     println!("| clients | output tok/s | vs 1 client | p50 TTFT | p95 TTFT | wall |");
     println!("|---:|---:|---:|---:|---:|---:|");
     let mut base = None;
+    let mut rows = Vec::new();
     for &n in &s.levels {
         let start = Instant::now();
         let tasks: Vec<_> = (0..n)
@@ -183,6 +194,12 @@ async fn main() -> anyhow::Result<()> {
             percentile(&ttfts, 0.95).as_secs_f64(),
             wall.as_secs_f64()
         );
+        rows.push(json!({"clients": n, "tokens": tokens, "tok_s": tps,
+            "ttft_p50_s": percentile(&ttfts, 0.5).as_secs_f64(),
+            "ttft_p95_s": percentile(&ttfts, 0.95).as_secs_f64(), "wall_s": wall.as_secs_f64()}));
+    }
+    if s.json {
+        println!("{}", json!({ "rows": rows }));
     }
     if let Some(server) = server {
         server.stop().await?;

@@ -2,9 +2,12 @@
 //!
 //! One thread owns the model (MLX arrays stay on the thread that made them, as the app's
 //! engine worker does). Between decode steps it admits waiting requests, up to the
-//! configured number of concurrent sequences, prefilling each into the shared
-//! [`DecodeBatch`]; a prompt longer than one prefill chunk is prefilled one chunk per step,
-//! so it does not stall the others' streams. Every step then decodes one token for all of
+//! configured number of concurrent sequences: short prompts that arrived together are
+//! prefilled as one group (up to [`PREFILL_GROUP`] of them, one pass, like mlx_lm.server's
+//! prompt concurrency) into the shared [`DecodeBatch`], and the next group waits for the
+//! next step, so newcomers' prefill is interleaved with the others' decoding; a prompt
+//! longer than one prefill chunk is prefilled one chunk per step, so it does not stall the
+//! others' streams either. Every step then decodes one token for all of
 //! them, each with its own sampler; finished sequences, and those whose client went away,
 //! leave before the next step. Requests beyond the concurrent ones wait in a bounded
 //! queue; a full queue is
@@ -265,6 +268,10 @@ impl Scheduler {
     }
 }
 
+/// Short prompts prefilled together between two decode steps at most: more would delay the
+/// running streams' next token by more than a few prompts' prefill.
+pub const PREFILL_GROUP: usize = 8;
+
 /// How often an idle engine asks for the memory pressure.
 const PRESSURE_POLL: Duration = Duration::from_secs(2);
 
@@ -369,24 +376,32 @@ impl<'t> Engine<'t> {
         match result {
             Err(e) => seq.events_failed(e.to_string()),
             Ok(()) if joiner.is_complete() => match self.batch.finish_join(joiner) {
-                Ok(logits) => self.joined(seq, &logits),
+                Ok(logits) => self.joined(vec![(seq, logits)]),
                 Err(e) => seq.events_failed(e.to_string()),
             },
             Ok(()) => self.pending = Some((joiner, seq)),
         }
     }
 
-    /// Takes new requests while there are free slots; blocks (up to `keep_alive`) only when
-    /// there is nothing to decode. Returns why to stop, if it is time to.
+    /// Takes new requests while there are free slots, and prefills the short ones that came
+    /// together as one group; blocks (up to `keep_alive`) only when there is nothing to
+    /// decode. Returns why to stop, if it is time to.
     fn admit(&mut self, jobs: &mpsc::Receiver<Request>) -> Option<Exit> {
         let model = &self.session.model.model;
-        while self.seqs.len() + usize::from(self.pending.is_some()) < self.max_seqs {
-            let idle = self.seqs.is_empty() && self.pending.is_none();
+        let mut group: Vec<(Sequence<'t>, Vec<u32>)> = Vec::new();
+        let mut exit = None;
+        while self.seqs.len() + usize::from(self.pending.is_some()) + group.len() < self.max_seqs
+            && group.len() < PREFILL_GROUP
+        {
+            let idle = self.seqs.is_empty() && self.pending.is_none() && group.is_empty();
             let request = match self.waiting.pop_front() {
                 Some(r) => r,
                 None if idle => match self.wait(jobs) {
                     Ok(r) => r,
-                    Err(exit) => return Some(exit),
+                    Err(e) => {
+                        exit = Some(e);
+                        break;
+                    }
                 },
                 None => match jobs.try_recv() {
                     Ok(r) => r,
@@ -401,7 +416,7 @@ impl<'t> Engine<'t> {
                 // Another model: it loads once the running requests end; those behind it wait.
                 self.waiting.push_front(request);
                 if idle {
-                    return Some(Exit::Switch);
+                    exit = Some(Exit::Switch);
                 }
                 break;
             }
@@ -430,14 +445,18 @@ impl<'t> Engine<'t> {
                 }
             };
             let chunks = ids.len().div_ceil(PREFILL_CHUNK);
-            if self.batch.is_empty() || chunks == 1 {
-                // Nothing to interleave with, or a prompt as short as one step's work.
+            if chunks == 1 {
+                // As short as one step's work: prefilled with the others that came with it.
+                self.load.queued.fetch_sub(1, Ordering::SeqCst);
+                group.push((seq, ids));
+            } else if self.batch.is_empty() && group.is_empty() {
+                // Nothing to interleave with.
                 self.load.queued.fetch_sub(1, Ordering::SeqCst);
                 match self.batch.join(model, &ids, &CancelToken::new()) {
-                    Ok(logits) => self.joined(seq, &logits),
+                    Ok(logits) => self.joined(vec![(seq, logits)]),
                     Err(e) => seq.reject(e.into()),
                 }
-            } else if self.pending.is_none() {
+            } else if self.pending.is_none() && !self.batch.is_empty() {
                 self.load.queued.fetch_sub(1, Ordering::SeqCst);
                 let begun = self.batch.begin_join(model, &ids, chunks - 1);
                 match begun.and_then(|mut j| j.prefill_chunk(model).map(|()| j)) {
@@ -445,13 +464,31 @@ impl<'t> Engine<'t> {
                     Err(e) => seq.reject(e.into()),
                 }
             } else {
-                // One long prefill at a time, so each keeps its planned position.
+                // One long prefill at a time, so each keeps its planned position; and one
+                // planned only against a batch that is already decoding.
                 self.waiting.push_front(request);
                 break;
             }
             self.publish();
         }
-        None
+        self.join_group(group);
+        exit
+    }
+
+    /// Prefills the group in one pass and lets each take its first token.
+    fn join_group(&mut self, group: Vec<(Sequence<'t>, Vec<u32>)>) {
+        if group.is_empty() {
+            return;
+        }
+        let (seqs, prompts): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        match self.batch.join_many(&self.session.model.model, &prompts) {
+            Ok(logits) => self.joined(seqs.into_iter().zip(logits).collect()),
+            Err(e) => {
+                for seq in seqs {
+                    seq.reject(ApiError::Engine(e.to_string()));
+                }
+            }
+        }
     }
 
     /// Waits for a request while nothing runs; gives up after the keep-alive time, or at
@@ -478,25 +515,30 @@ impl<'t> Engine<'t> {
         }
     }
 
-    /// A prefilled sequence takes its first token and joins the batch (or ends at once).
-    fn joined(&mut self, mut seq: Sequence<'t>, logits: &mlx_rs::Array) {
-        // Counted before its handler hears of it, so the counts never lag a started stream.
-        let active = self.seqs.len() + usize::from(self.pending.is_some()) + 1;
+    /// Prefilled sequences, the batch's last rows in order, take their first token and stay
+    /// (or end at once and leave).
+    fn joined(&mut self, newcomers: Vec<(Sequence<'t>, mlx_rs::Array)>) {
+        // Counted before their handlers hear of them, so the counts never lag a started stream.
+        let first_row = self.seqs.len();
+        let active = first_row + usize::from(self.pending.is_some()) + newcomers.len();
         self.load.active.store(active, Ordering::SeqCst);
-        seq.started();
-        let finish = seq.advance(logits).unwrap_or_else(|e| {
-            seq.events_failed(e);
-            Some(FinishReason::Cancelled)
-        });
-        match finish {
-            Some(finish) => {
-                seq.finish(finish);
-                let last = self.batch.len() - 1;
-                if let Err(e) = self.batch.leave(&[last]) {
-                    self.fail_all(&e.to_string());
+        let mut ended = Vec::new();
+        for (i, (mut seq, logits)) in newcomers.into_iter().enumerate() {
+            seq.started();
+            let finish = seq.advance(&logits).unwrap_or_else(|e| {
+                seq.events_failed(e);
+                Some(FinishReason::Cancelled)
+            });
+            match finish {
+                Some(finish) => {
+                    seq.finish(finish);
+                    ended.push(first_row + i);
                 }
+                None => self.seqs.push(seq),
             }
-            None => self.seqs.push(seq),
+        }
+        if let Err(e) = self.batch.leave(&ended) {
+            self.fail_all(&e.to_string());
         }
     }
 
