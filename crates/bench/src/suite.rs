@@ -339,8 +339,8 @@ pub fn count_params(model: &Transformer) -> u64 {
             }
         }
     };
-    let mut n =
-        model.embed.as_ref().map_or(0, |e| linear(&e.table)) + model.norm.weight.size() as u64;
+    let mut n = model.embed.as_ref().map_or(0, |e| linear(&e.table))
+        + model.norm.as_ref().map_or(0, |n| n.weight.size() as u64);
     if let Some(h) = &model.lm_head {
         n += linear(h);
     }

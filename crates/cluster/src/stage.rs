@@ -63,7 +63,7 @@ impl Stage {
     /// The logits `[vocab]` of the last position of `h` (last stage only): the final norm,
     /// then the output layer, as the one-process prefill takes them.
     pub fn last_logits(&self, h: &Array) -> Result<Array> {
-        let h = self.model.norm.forward(h)?;
+        let h = self.model.final_norm()?.forward(h)?;
         let last = h.index((.., -1.., ..));
         Ok(self.model.logits(&last)?.reshape(&[-1])?)
     }

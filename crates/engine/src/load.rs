@@ -91,32 +91,44 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
     let backend = Backend::detect();
     // Buffers a model just dropped left in MLX's cache are free memory for the verdict.
     mlx_rs::memory::clear_cache()?;
-    let (layers, admission) = match &options.layers {
+    let (share, admission) = match &options.layers {
         Some(range) => {
+            let of = layer_count(path)?;
             let request = minibar_fit::LoadRequest {
                 share: Some(minibar_fit::Share {
                     held: range.len(),
-                    of: layer_count(path)?,
+                    of,
                 }),
                 ..options.memory.clone()
             };
-            (Some(range.clone()), minibar_fit::admit(path, &request)?)
+            let share = minibar_fit::RankLayers {
+                layers: range.clone(),
+                of,
+            };
+            (Some(share), minibar_fit::admit(path, &request)?)
         }
         None => (None, minibar_fit::admit(path, &options.memory)?),
     };
     crate::memory::apply(&admission.limits)?;
-    // A tensor of a block outside `layers` is dropped unread (safetensors arrays are lazy).
-    let keep = |name: &str| match (&layers, block_index(name)) {
-        (Some(range), Some(i)) => range.contains(&i),
-        _ => true,
+    // A tensor this rank does not use is dropped unread (safetensors arrays are lazy), and a
+    // shard holding none of its tensors is not even opened: a node that pulled only its own
+    // layers' shards (minibar-fit's one rule, which the hub's partial pull follows) loads.
+    // Tied embeddings are what config.json and the index say, else kept for `spec` to decide.
+    let tied = match &share {
+        Some(s) if !s.whole() && path.is_dir() => safetensors::index_names(path)?.and_then(|n| {
+            let config_tie = read_args(path).ok()?.tie_word_embeddings;
+            minibar_fit::embeddings_tied(config_tie, n.iter().map(String::as_str))
+        }),
+        _ => None,
     };
+    let keep = |name: &str| share.as_ref().is_none_or(|s| s.needs(name, tied));
     let (args, map, format) = if path.is_file() {
         let g = gguf::load_only(path, &mut |_, _| {}, &keep)?;
         let args = ModelArgs::from_value(g.config, path)?;
         (args, g.tensors, Format::Gguf)
     } else if path.is_dir() {
         let args = ModelArgs::from_file(&path.join("config.json"))?;
-        let mut map = safetensors::load_dir(path)?;
+        let mut map = safetensors::load_dir_keeping(path, &keep)?;
         map.retain(|name, _| keep(name));
         (args, map, Format::Safetensors)
     } else {
@@ -137,7 +149,8 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         .dtype
         .unwrap_or_else(|| backend.compute_dtype(stored));
     let all = 0..args.num_hidden_layers.max(0) as usize;
-    let model = models::build_layers(args, Tensors::new(map, path, dtype), layers.unwrap_or(all))?;
+    let layers = share.map_or(all, |s| s.layers);
+    let model = models::build_layers(args, Tensors::new(map, path, dtype), layers)?;
     let quantized = model.args.quantization.is_some();
     let dequantize = quantized
         && match options.dequantize {
@@ -181,32 +194,4 @@ pub fn read_args(path: &Path) -> Result<ModelArgs> {
 /// The number of decoder blocks of the model at `path`, from its config alone.
 pub fn layer_count(path: &Path) -> Result<usize> {
     Ok(read_args(path)?.num_hidden_layers.max(0) as usize)
-}
-
-/// The decoder block a tensor belongs to, by its Hugging Face (`model.layers.N.`, also under
-/// a prefix such as Gemma 3's `language_model.`) or GGUF (`blk.N.`) name.
-fn block_index(name: &str) -> Option<usize> {
-    let rest = match name.find("model.layers.") {
-        Some(at) => &name[at + "model.layers.".len()..],
-        None => name.strip_prefix("blk.")?,
-    };
-    rest.split('.').next()?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::block_index;
-
-    #[test]
-    fn block_tensors_are_known_by_either_naming() {
-        assert_eq!(block_index("model.layers.12.mlp.up_proj.weight"), Some(12));
-        assert_eq!(
-            block_index("language_model.model.layers.3.input_layernorm.weight"),
-            Some(3)
-        );
-        assert_eq!(block_index("blk.7.attn_q.weight"), Some(7));
-        assert_eq!(block_index("model.embed_tokens.weight"), None);
-        assert_eq!(block_index("token_embd.weight"), None);
-        assert_eq!(block_index("model.layers.x.bad"), None);
-    }
 }

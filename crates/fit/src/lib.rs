@@ -5,7 +5,8 @@
 //! Map: [`assess`] is the one verdict (fits / tight / won't fit, largest context, thresholds);
 //! [`admit`] is the gate before every load (refuse, or admit with MLX's memory limits), and
 //! [`ForcedModels`] the models a user loads anyway; [`fits_across`] judges a model split over
-//! several nodes, by the pipeline's one split rule [`split_layers`];
+//! several nodes, by the pipeline's one split rule [`split_layers`], and [`RankLayers`] which
+//! tensors (so which shards) one rank of such a split reads;
 //! [`gguf`] reads what a GGUF's weights take once loaded from its tensor table;
 //! [`estimate`] predicts a peak from a [`ModelShape`], a [`Quantization`], a [`Workload`] and a
 //! [`Runtime`]; [`engine`] holds the engine's load decisions both sides share; [`Budget`] is
@@ -22,6 +23,7 @@ pub mod gguf;
 pub mod hf_config;
 pub mod machine;
 pub mod quant;
+pub mod rank_tensors;
 pub mod shape;
 pub mod table;
 pub mod tensors;
@@ -44,6 +46,7 @@ pub use gguf::{GgufLoad, GgufWeights};
 pub use hf_config::model_from_config;
 pub use machine::{default_gpu_working_set, snapshot, MemorySampler, MemorySnapshot, Pressure};
 pub use quant::{Dtype, MixedRecipe, PathOverride, QuantMode, QuantSpec, Quantization};
+pub use rank_tensors::{block_index, embeddings_tied, RankLayers};
 pub use shape::{AttentionBias, LayerType, MlaShape, ModelShape, MoeShape};
 pub use table::{fit_row, fit_table, size_class, Candidate, FitRow};
 pub use tensors::{count_params, tensors, ParamCounts, Tensor, TensorKind};

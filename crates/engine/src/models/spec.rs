@@ -292,7 +292,14 @@ pub fn build(
             post_mlp_norm,
         });
     }
-    let final_norm = norm_of(&mut t, "model.norm", hidden)?;
+    let (first, last) = (range.start == 0, range.end == layers.len());
+    // Only the last rank applies the final norm; the others may not even have its shard.
+    let final_norm = if last {
+        Some(norm_of(&mut t, "model.norm", hidden)?)
+    } else {
+        t.discard(|k| k.starts_with("model.norm."));
+        None
+    };
     let has_head = t.contains("lm_head.weight");
     let tied = match tied_default {
         Some(default) => args.tied_embeddings(default) || !has_head,
@@ -300,7 +307,6 @@ pub fn build(
     };
     // A pipeline rank holds the embeddings if it embeds (the first) or outputs through them
     // (the last, tied), and the output layer if it is the last; the rest is never evaluated.
-    let (first, last) = (range.start == 0, range.end == layers.len());
     let embed = if first || (last && tied) {
         Some(t.embedding("model.embed_tokens", args.vocab_size, hidden, &args)?)
     } else {

@@ -252,8 +252,8 @@ pub struct Transformer {
     pub layers: std::ops::Range<usize>,
     /// The rotary embeddings the blocks use (Gemma 3 has a local and a global one).
     pub ropes: Vec<Rope>,
-    /// Final norm.
-    pub norm: RmsNorm,
+    /// Final norm; `None` on a pipeline rank before the last.
+    pub norm: Option<RmsNorm>,
     /// Output projection; `None` when tied to the embeddings, or on a pipeline rank before
     /// the last.
     pub lm_head: Option<Linear>,
@@ -297,7 +297,17 @@ impl Transformer {
     ) -> Result<Array> {
         let h = self.embed_tokens(ids)?;
         let h = self.run_blocks(h, 0..self.blocks.len(), caches, left_padding, backend)?;
-        self.norm.forward(&h)
+        self.final_norm()?.forward(&h)
+    }
+
+    /// The final norm, held by the last pipeline rank (and a whole model) only.
+    pub fn final_norm(&self) -> Result<&RmsNorm> {
+        self.norm.as_ref().ok_or_else(|| {
+            EngineError::InvalidRequest(format!(
+                "this part of the model (layers {}..{}) holds no final norm",
+                self.layers.start, self.layers.end
+            ))
+        })
     }
 
     /// The embeddings of `ids` (`[B, L]`), as the first block takes them.
@@ -392,7 +402,9 @@ impl Transformer {
             Some(e) => e.table.arrays(),
             None => Vec::new(),
         };
-        top.push(&self.norm.weight);
+        if let Some(n) = &self.norm {
+            top.push(&n.weight);
+        }
         if let Some(h) = &self.lm_head {
             top.extend(h.arrays());
         }

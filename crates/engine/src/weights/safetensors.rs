@@ -11,27 +11,57 @@ use crate::error::{EngineError, Result};
 
 /// The weight files of a model folder: those the index names, else every `*.safetensors`.
 pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    weight_files_holding(dir, &|_| true)
+}
+
+/// The tensor names the folder's index lists, `None` without an index.
+pub fn index_names(dir: &Path) -> Result<Option<Vec<String>>> {
+    Ok(read_index(dir)?.map(|(_, map)| map.into_iter().map(|(name, _)| name).collect()))
+}
+
+/// An index's path and its `weight_map` as (tensor name, file name) pairs.
+type Index = (PathBuf, Vec<(String, String)>);
+
+/// The folder's index, `None` without one.
+fn read_index(dir: &Path) -> Result<Option<Index>> {
     let index = dir.join("model.safetensors.index.json");
-    let mut files: Vec<PathBuf> = if index.exists() {
-        let text = std::fs::read_to_string(&index).map_err(|source| EngineError::Io {
+    if !index.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&index).map_err(|source| EngineError::Io {
+        path: index.clone(),
+        source,
+    })?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| EngineError::CorruptFile {
             path: index.clone(),
-            source,
+            format: "JSON",
+            detail: e.to_string(),
         })?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| EngineError::CorruptFile {
-                path: index.clone(),
-                format: "JSON",
-                detail: e.to_string(),
-            })?;
-        let map = v
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| EngineError::CorruptFile {
-                path: index.clone(),
-                format: "safetensors index",
-                detail: "no `weight_map`".into(),
-            })?;
-        let mut names: Vec<&str> = map.values().filter_map(|f| f.as_str()).collect();
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| EngineError::CorruptFile {
+            path: index.clone(),
+            format: "safetensors index",
+            detail: "no `weight_map`".into(),
+        })?;
+    let map = map
+        .iter()
+        .filter_map(|(t, f)| Some((t.clone(), f.as_str()?.to_owned())))
+        .collect();
+    Ok(Some((index, map)))
+}
+
+/// The weight files of a model folder that hold a tensor `keep` accepts, by the index's
+/// `weight_map`; without an index, every `*.safetensors` (nothing says what each holds).
+fn weight_files_holding(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = if let Some((index, map)) = read_index(dir)? {
+        let mut names: Vec<&str> = map
+            .iter()
+            .filter(|(tensor, _)| keep(tensor))
+            .map(|(_, f)| f.as_str())
+            .collect();
         names.sort_unstable();
         names.dedup();
         names
@@ -79,14 +109,22 @@ fn inside(dir: &Path, name: &str) -> Option<PathBuf> {
 
 /// Loads every tensor of every weight file into one map.
 pub fn load_dir(dir: &Path) -> Result<HashMap<String, Array>> {
+    load_dir_keeping(dir, &|_| true)
+}
+
+/// Loads the weight files that hold a tensor `keep` accepts (all of them without an index):
+/// a folder holding only one pipeline rank's shards loads that rank. The map may hold more
+/// than `keep` accepts (the rest of those files).
+pub fn load_dir_keeping(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<HashMap<String, Array>> {
     let mut all = HashMap::new();
-    for file in weight_files(dir)? {
+    for file in weight_files_holding(dir, keep)? {
         if !file.exists() {
             return Err(EngineError::Io {
                 path: file,
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    "listed in the index but missing",
+                    "listed in the index but missing (a folder pulled with `--layers` holds \
+                     only those layers' shards: pull the layers this node needs)",
                 ),
             });
         }
