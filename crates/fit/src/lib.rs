@@ -46,7 +46,9 @@ pub use gguf::{GgufLoad, GgufWeights};
 pub use hf_config::model_from_config;
 pub use machine::{default_gpu_working_set, snapshot, MemorySampler, MemorySnapshot, Pressure};
 pub use quant::{Dtype, MixedRecipe, PathOverride, QuantMode, QuantSpec, Quantization};
-pub use rank_tensors::{block_index, embeddings_tied, RankLayers};
+pub use rank_tensors::{
+    block_index, embeddings_tied, AbsentFile, LayersHeld, RankLayers, LAYERS_HELD_FILE,
+};
 pub use shape::{AttentionBias, LayerType, MlaShape, ModelShape, MoeShape};
 pub use table::{fit_row, fit_table, size_class, Candidate, FitRow};
 pub use tensors::{count_params, tensors, ParamCounts, Tensor, TensorKind};

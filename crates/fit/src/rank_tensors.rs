@@ -8,7 +8,9 @@
 //! buffers, GGUF's non-block tensors, a vision tower) are kept; the tied embeddings of the
 //! last rank are kept unless the caller knows the model has its own output layer.
 
-use std::ops::Range;
+use std::{ops::Range, path::Path};
+
+use serde::{Deserialize, Serialize};
 
 /// One rank's share of a model's decoder blocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,78 @@ pub fn embeddings_tied<'a>(
         (_, false) => Some(true),
         (Some(false), true) => Some(false),
         _ => None,
+    }
+}
+
+/// The file a partial pull (`minibar pull --layers`) leaves in a model folder: which layers it
+/// holds and the files it lacks, so the library does not show it as a whole model and the
+/// cluster's handshake can fingerprint the whole model from it.
+pub const LAYERS_HELD_FILE: &str = ".minibar-layers.json";
+
+/// What a model folder that holds only some layers' shards holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayersHeld {
+    /// The layer ranges pulled, `[start, end)`, sorted and merged.
+    pub layers: Vec<[usize; 2]>,
+    /// Blocks in the model.
+    pub of: usize,
+    /// The model's files this folder lacks.
+    pub missing: Vec<AbsentFile>,
+}
+
+/// A file of the model that a partial folder lacks, as the hub described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbsentFile {
+    /// Path in the model folder.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of its content (lowercase hex), when the hub gave one.
+    pub sha256: Option<String>,
+}
+
+impl LayersHeld {
+    /// The marker of the folder `dir`, if it has a readable one.
+    pub fn read(dir: &Path) -> Option<LayersHeld> {
+        let text = std::fs::read(dir.join(LAYERS_HELD_FILE)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Writes the marker into `dir`, or removes it when nothing is missing.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let path = dir.join(LAYERS_HELD_FILE);
+        if self.missing.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, json)
+    }
+
+    /// Adds a range to those held, keeping them sorted and merged.
+    pub fn add(&mut self, range: Range<usize>) {
+        self.layers.push([range.start, range.end]);
+        self.layers.sort_unstable();
+        let mut merged: Vec<[usize; 2]> = Vec::new();
+        for r in self.layers.drain(..) {
+            match merged.last_mut() {
+                Some(last) if r[0] <= last[1] => last[1] = last[1].max(r[1]),
+                _ => merged.push(r),
+            }
+        }
+        self.layers = merged;
+    }
+
+    /// "layers 0..12 only", as `minibar list` shows it.
+    pub fn describe(&self) -> String {
+        let ranges: Vec<String> = self
+            .layers
+            .iter()
+            .map(|[a, b]| format!("{a}..{b}"))
+            .collect();
+        format!("layers {} only", ranges.join(", "))
     }
 }
 
@@ -154,6 +228,15 @@ mod tests {
         );
         assert_eq!(embeddings_tied(None, ["lm_head.weight"]), None);
         assert_eq!(embeddings_tied(Some(true), ["lm_head.weight"]), None);
+        let mut held = LayersHeld {
+            layers: vec![[4, 6]],
+            of: 6,
+            missing: Vec::new(),
+        };
+        held.add(0..2);
+        held.add(2..3);
+        assert_eq!(held.layers, [[0, 3], [4, 6]]);
+        assert_eq!(held.describe(), "layers 0..3, 4..6 only");
         let whole = rank(0..6);
         assert!(whole.whole() && whole.needs(embed, Some(false)));
     }

@@ -139,6 +139,15 @@ pub enum HubError {
         last_error: String,
     },
 
+    /// A `--layers` pull that cannot be planned (bad range, no layer count).
+    #[error("cannot pull only some layers of {repo_id}: {detail}")]
+    InvalidLayers {
+        /// Repository.
+        repo_id: String,
+        /// Why.
+        detail: String,
+    },
+
     /// The hub answered with an error we have no better name for.
     #[error("{url} answered {status}: {message}")]
     Server {

@@ -248,27 +248,33 @@ impl Hub {
 
         // A sharded checkpoint's index names its shards; other `*.safetensors` are duplicates
         // (like Mistral's `consolidated.safetensors`) and are left out.
+        let mut weight_map = None;
         if let Some((_, index_meta)) = metas.iter().find(|(p, _)| p == INDEX_FILE) {
             let index = self
                 .small_json(model, &commit, INDEX_FILE, index_meta, &sizes, &cache)
                 .await?;
-            let shards: HashSet<String> = index
+            let map: BTreeMap<String, String> = index
                 .get("weight_map")
                 .and_then(|m| m.as_object())
                 .map(|m| {
-                    m.values()
-                        .filter_map(|v| v.as_str().map(str::to_string))
+                    m.iter()
+                        .filter_map(|(t, v)| Some((t.clone(), v.as_str()?.to_string())))
                         .collect()
                 })
                 .unwrap_or_default();
+            let shards: HashSet<String> = map.values().cloned().collect();
+            weight_map = Some(map);
             let (keep, dropped): (Vec<_>, Vec<_>) = metas.into_iter().partition(|(p, _)| {
                 !p.ends_with(".safetensors") || shards.contains(p) || filter.explicitly_included(p)
             });
             metas = keep;
             skipped.extend(dropped.into_iter().map(|(p, _)| p));
         }
-        self.finish_plan(model, commit, metas, &sizes, skipped, cache)
-            .await
+        let mut plan = self
+            .finish_plan(model, commit, metas, &sizes, skipped, cache)
+            .await?;
+        plan.weight_map = weight_map;
+        Ok(plan)
     }
 
     /// Builds the plan from the files' metadata and what the cache holds.
@@ -320,6 +326,8 @@ impl Hub {
             skipped,
             config,
             offline: false,
+            weight_map: None,
+            layers: None,
         })
     }
 
@@ -455,6 +463,8 @@ impl Hub {
             files: planned,
             skipped: Vec::new(),
             offline: true,
+            weight_map: None,
+            layers: None,
         })
     }
 }

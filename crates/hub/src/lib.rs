@@ -43,7 +43,7 @@ pub use fetch::FileReport;
 pub use filter::FileFilter;
 pub use hub::Hub;
 pub use model_ref::{is_commit_hash, ModelRef, DEFAULT_REVISION};
-pub use plan::{DownloadPlan, PlannedFile};
+pub use plan::{DownloadPlan, LayerPlan, PlannedFile};
 pub use preflight::{
     available_space, memory_check, Concern, FitCheck, FitQuery, FitVerdict, Preflight,
 };

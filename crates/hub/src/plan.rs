@@ -1,11 +1,15 @@
 //! What a pull will fetch: the resolved commit and, per file, its size, its check and what the
 //! cache already holds.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, ops::Range, path::PathBuf};
 
+use minibar_fit::{AbsentFile, LayersHeld, RankLayers};
 use serde::Serialize;
 
-use crate::verify::Check;
+use crate::{
+    error::{HubError, Result},
+    verify::Check,
+};
 
 /// One file of a plan.
 #[derive(Clone, Debug, Serialize)]
@@ -44,6 +48,22 @@ pub struct DownloadPlan {
     pub offline: bool,
     /// Where the snapshot folder is (or will be).
     pub snapshot: PathBuf,
+    /// A sharded checkpoint's index: tensor name to shard file.
+    #[serde(skip)]
+    pub weight_map: Option<BTreeMap<String, String>>,
+    /// The layers this plan is restricted to ([`DownloadPlan::restrict_to_layers`]).
+    pub layers: Option<LayerPlan>,
+}
+
+/// A plan restricted to one pipeline rank's layers.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerPlan {
+    /// The blocks, `[start, end)`.
+    pub layers: Range<usize>,
+    /// Blocks in the model.
+    pub of: usize,
+    /// The shards left out: they hold no tensor these layers read.
+    pub left_out: Vec<PlannedFile>,
 }
 
 impl DownloadPlan {
@@ -74,6 +94,96 @@ impl DownloadPlan {
     /// Whether every file is already verified in the cache.
     pub fn is_complete(&self) -> bool {
         self.files.iter().all(|f| f.complete)
+    }
+
+    /// Keeps only the shards that hold a tensor a pipeline rank of `layers` reads (by
+    /// minibar-fit's one rule, which the engine's load follows too); config, tokenizer, index
+    /// and other files stay. A checkpoint without an index is one file every rank needs.
+    pub fn restrict_to_layers(&mut self, layers: Range<usize>) -> Result<()> {
+        let invalid = |detail: String| HubError::InvalidLayers {
+            repo_id: self.repo_id.clone(),
+            detail,
+        };
+        let config = self.config.as_ref();
+        let of = config
+            .and_then(|c| c.get("num_hidden_layers"))
+            .and_then(|n| n.as_u64())
+            .ok_or_else(|| invalid("its config.json gives no num_hidden_layers".into()))?
+            as usize;
+        if layers.is_empty() || layers.end > of {
+            return Err(invalid(format!(
+                "layers {}..{} asked of a model with {of} layers (0..{of})",
+                layers.start, layers.end
+            )));
+        }
+        let share = RankLayers {
+            layers: layers.clone(),
+            of,
+        };
+        let mut left_out = Vec::new();
+        if let Some(map) = &self.weight_map {
+            let config_tie = config
+                .and_then(|c| c.get("tie_word_embeddings"))
+                .and_then(|t| t.as_bool());
+            let tied = minibar_fit::embeddings_tied(config_tie, map.keys().map(String::as_str));
+            let needed: std::collections::HashSet<&str> = map
+                .iter()
+                .filter(|(tensor, _)| share.needs(tensor, tied))
+                .map(|(_, file)| file.as_str())
+                .collect();
+            let shards: std::collections::HashSet<&str> =
+                map.values().map(String::as_str).collect();
+            let (keep, drop): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.files).into_iter().partition(|f| {
+                    !shards.contains(f.path.as_str()) || needed.contains(f.path.as_str())
+                });
+            self.files = keep;
+            left_out = drop;
+        }
+        self.layers = Some(LayerPlan {
+            layers,
+            of,
+            left_out,
+        });
+        Ok(())
+    }
+
+    /// After this plan was downloaded: a folder that still lacks some of the model's shards is
+    /// marked with the layers it holds ([`LayersHeld`]); a whole model loses any such mark.
+    pub(crate) fn mark_layers_held(&self) -> Result<()> {
+        let io = |e| HubError::io(&self.snapshot, e);
+        let Some(plan) = &self.layers else {
+            let whole = LayersHeld {
+                layers: Vec::new(),
+                of: 0,
+                missing: Vec::new(),
+            };
+            return whole.write(&self.snapshot).map_err(io);
+        };
+        let missing: Vec<AbsentFile> = plan
+            .left_out
+            .iter()
+            .filter(|f| !self.snapshot.join(&f.path).exists())
+            .map(|f| AbsentFile {
+                path: f.path.clone(),
+                size: f.size,
+                sha256: match &f.check {
+                    Check::Sha256(h) => Some(h.clone()),
+                    _ => None,
+                },
+            })
+            .collect();
+        // A folder that was whole before (no mark, nothing missing) stays whole.
+        let mut held = LayersHeld::read(&self.snapshot)
+            .filter(|h| h.of == plan.of)
+            .unwrap_or(LayersHeld {
+                layers: Vec::new(),
+                of: plan.of,
+                missing: Vec::new(),
+            });
+        held.add(plan.layers.clone());
+        held.missing = missing;
+        held.write(&self.snapshot).map_err(io)
     }
 }
 

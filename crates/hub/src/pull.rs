@@ -28,6 +28,9 @@ pub struct PullOptions {
     pub control: PullControl,
     /// Where progress events go.
     pub events: Option<UnboundedSender<PullEvent>>,
+    /// Fetch only the shards these decoder blocks need (`--layers`: a cluster node's share);
+    /// `None`: the whole model.
+    pub layers: Option<std::ops::Range<usize>>,
 }
 
 /// What a finished pull did.
@@ -55,7 +58,10 @@ impl Hub {
     /// Plans, checks (asking for confirmation through [`HubError::NeedsConfirmation`] unless
     /// `assume_yes`), and downloads a model into the cache.
     pub async fn pull(&self, model: &ModelRef, options: PullOptions) -> Result<PullOutcome> {
-        let plan = self.plan(model).await?;
+        let mut plan = self.plan(model).await?;
+        if let (Some(layers), false) = (options.layers.clone(), plan.offline) {
+            plan.restrict_to_layers(layers)?;
+        }
         if plan.offline {
             return Ok(PullOutcome {
                 repo_id: plan.repo_id,
@@ -152,6 +158,7 @@ impl Hub {
         if !plan.revision.eq_ignore_ascii_case(&plan.commit) {
             cache.write_ref(&plan.revision, &plan.commit)?;
         }
+        plan.mark_layers_held()?;
         reports.sort_by(|a, b| a.path.cmp(&b.path));
         let downloaded = tracker.downloaded();
         tracker.emit(PullEvent::Done {

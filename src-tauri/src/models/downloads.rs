@@ -168,6 +168,7 @@ impl Downloads {
                 fit: Some(checks.fit),
                 control: control.clone(),
                 events: Some(tx),
+                layers: None,
             };
             let pull = async {
                 match Hub::new(config) {

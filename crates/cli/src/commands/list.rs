@@ -52,8 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if m.in_use {
             status.push("in use".to_string());
         }
-        if !m.complete {
-            status.push("incomplete".to_string());
+        match &m.layers_held {
+            // A cluster node's share: runs those layers, not the whole model.
+            Some(held) => status.push(held.describe()),
+            None if !m.complete => status.push("incomplete".to_string()),
+            None => {}
         }
         if !m.unverified.is_empty() {
             // Which files: `minibar list --json` names them.

@@ -30,6 +30,31 @@ pub struct Args {
     /// Also fetch files matching this glob (for example '*Q4_0.gguf'); repeatable.
     #[arg(long = "include", value_name = "GLOB")]
     pub include: Vec<String>,
+    /// Only the shards these decoder blocks need, `A..B` or `A-B` (end exclusive): a cluster
+    /// node's share, as `minibar cluster status` shows it. A later pull without it fills in
+    /// the rest.
+    #[arg(long, value_name = "A..B", value_parser = parse_layers)]
+    pub layers: Option<std::ops::Range<usize>>,
+}
+
+/// `A..B` or `A-B` (end exclusive) as a range of layers.
+fn parse_layers(s: &str) -> Result<std::ops::Range<usize>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .or_else(|| s.split_once('-'))
+        .ok_or_else(|| format!("`{s}` is not a layer range: write A..B, for example 0..12"))?;
+    let num = |x: &str| {
+        x.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{s}` is not a layer range: write A..B, for example 0..12"))
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if a >= b {
+        return Err(format!(
+            "`{s}` holds no layer: the end is exclusive, as in 0..12"
+        ));
+    }
+    Ok(a..b)
 }
 
 /// Runs `minibar pull`.
@@ -143,9 +168,15 @@ async fn pull(hub: &Hub, model: &ModelRef, args: &Args) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let options = PullOptions {
             assume_yes,
-            fit: Some(minibar_hub::memory_check(minibar_fit::Thresholds::default())),
+            // The whole model's verdict says nothing of a node's share; the rank's load gate
+            // judges that share when the cluster starts.
+            fit: args
+                .layers
+                .is_none()
+                .then(|| minibar_hub::memory_check(minibar_fit::Thresholds::default())),
             control: control.clone(),
             events: Some(tx),
+            layers: args.layers.clone(),
         };
         let renderer = tokio::spawn(render(rx, args.json));
         let result = hub.pull(model, options).await;
@@ -427,5 +458,14 @@ mod tests {
         let bar = unsized_total();
         assert_eq!(bar.length(), None);
         bar.finish_and_clear();
+    }
+
+    #[test]
+    fn layer_ranges_are_read_either_way() {
+        assert_eq!(parse_layers("0..12"), Ok(0..12));
+        assert_eq!(parse_layers("12-24"), Ok(12..24));
+        assert!(parse_layers("5..5").is_err());
+        assert!(parse_layers("12").is_err());
+        assert!(parse_layers("a..b").is_err());
     }
 }

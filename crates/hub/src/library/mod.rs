@@ -59,6 +59,9 @@ pub struct LocalModel {
     pub complete: bool,
     /// Files accepted on their size alone, with no hash from the hub to check them against.
     pub unverified: Vec<String>,
+    /// Set when the folder holds only some layers' shards (`minibar pull --layers`): not a
+    /// whole model, but a cluster node's share of one.
+    pub layers_held: Option<minibar_fit::LayersHeld>,
 }
 
 /// All local models and the disk they use.
@@ -111,6 +114,7 @@ pub fn list_models(paths: &LibraryPaths) -> Result<Library> {
                 in_use: is_in_use(paths, &name),
                 complete: snapshot_complete(&dir),
                 unverified: Vec::new(),
+                layers_held: minibar_fit::LayersHeld::read(&dir),
                 source: ModelSource::Store,
                 path: dir,
                 format,
@@ -210,6 +214,7 @@ fn describe_cache_repo(
         in_use: is_in_use(paths, repo_id),
         complete: !partial && snapshot_complete(&snapshot),
         unverified: unverified_files(&snapshot, &root.join("blobs")),
+        layers_held: minibar_fit::LayersHeld::read(&snapshot),
         path: snapshot,
         format,
         quantization,
