@@ -51,7 +51,7 @@ impl<R: Runtime> StreamSink<R> {
         }
         let sink = StreamSink {
             app,
-            history,
+            history: history.clone(),
             generations,
             request_id: request_id.clone(),
             session_id: session_id.to_string(),
@@ -59,7 +59,7 @@ impl<R: Runtime> StreamSink<R> {
             model: model.to_string(),
             index: 0,
             started_at: Instant::now(),
-            writer: ReplyWriter::new(message_id),
+            writer: ReplyWriter::new(history.clone(), message_id),
             save_failed: false,
         };
         (request_id, sink)
@@ -112,7 +112,7 @@ impl<R: Runtime> ChatSink for StreamSink<R> {
             return;
         }
         // Batched: what the UI saw survives a kill, but for the last `FLUSH_EVERY` of it.
-        let saved = self.writer.push(&self.history, text);
+        let saved = self.writer.push(text);
         self.saved(saved);
         self.emit(ChatEvent::Token {
             request_id: self.request_id.clone(),
@@ -140,7 +140,10 @@ impl<R: Runtime> ChatSink for StreamSink<R> {
             }),
             other => other,
         };
-        let writer = std::mem::replace(&mut self.writer, ReplyWriter::new(&self.message_id));
+        let writer = std::mem::replace(
+            &mut self.writer,
+            ReplyWriter::new(self.history.clone(), &self.message_id),
+        );
         match outcome {
             Ok(mut stats) => {
                 stats.total_ms = total_ms;
@@ -149,7 +152,7 @@ impl<R: Runtime> ChatSink for StreamSink<R> {
                 } else {
                     MessageStatus::Done
                 };
-                let saved = writer.finish(&self.history, status, Some(&stats), None);
+                let saved = writer.finish(status, Some(&stats), None);
                 self.saved(saved);
                 self.emit(ChatEvent::Done {
                     request_id: self.request_id.clone(),
@@ -159,7 +162,7 @@ impl<R: Runtime> ChatSink for StreamSink<R> {
                 });
             }
             Err(error) => {
-                let saved = writer.finish(&self.history, MessageStatus::Error, None, Some(&error));
+                let saved = writer.finish(MessageStatus::Error, None, Some(&error));
                 self.saved(saved);
                 self.emit(ChatEvent::Error {
                     request_id: self.request_id.clone(),

@@ -59,7 +59,7 @@ fn crash_helper() {
         .append(true)
         .open(dir.join(format!("log-{run}")))
         .unwrap();
-    let h = History::open(&dir.join("history.sqlite3")).unwrap();
+    let h = std::sync::Arc::new(History::open(&dir.join("history.sqlite3")).unwrap());
     let session = h.create_session(None).unwrap().id;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut turn = 0;
@@ -90,15 +90,15 @@ fn crash_helper() {
             )
             .unwrap();
         log(&mut out, &format!("reply {}", reply.id));
-        let mut w = ReplyWriter::new(&reply.id);
+        let mut w = ReplyWriter::new(h.clone(), &reply.id);
         let pieces = rng.usize(10..60);
         for i in 0..pieces {
             let arrived = now_us();
-            w.push(&h, &piece(i)).unwrap();
+            w.push(&piece(i)).unwrap();
             log(&mut out, &format!("piece {} {i} {arrived}", reply.id));
             std::thread::sleep(PIECE_EVERY);
         }
-        w.finish(&h, MessageStatus::Done, None, None).unwrap();
+        w.finish(MessageStatus::Done, None, None).unwrap();
         log(&mut out, &format!("done {} {pieces}", reply.id));
         turn += 1;
     }

@@ -3,8 +3,8 @@
 use super::*;
 use crate::types::{MessageStatus, Role};
 
-fn open(dir: &tempfile::TempDir) -> History {
-    History::open(&dir.path().join("h.sqlite3")).unwrap()
+fn open(dir: &tempfile::TempDir) -> std::sync::Arc<History> {
+    std::sync::Arc::new(History::open(&dir.path().join("h.sqlite3")).unwrap())
 }
 
 fn msg(role: Role, content: &str, status: MessageStatus) -> NewMessage {
@@ -123,14 +123,14 @@ fn streamed_text_is_committed_in_batches_and_at_the_end() {
     let h = open(&dir);
     let (_, id) = streaming_reply(&h);
     // An interval that never passes during the test: nothing is written until the end.
-    let mut w = ReplyWriter::with_interval(&id, Duration::from_secs(3600));
+    let mut w = ReplyWriter::with_interval(h.clone(), &id, Duration::from_secs(3600));
     let before = h.conn().total_changes();
     for i in 0..100 {
-        w.push(&h, &format!("w{i} ")).unwrap();
+        w.push(&format!("w{i} ")).unwrap();
     }
     assert_eq!(h.conn().total_changes(), before, "no write per token");
     assert_eq!(content(&h, &id), "");
-    w.finish(&h, MessageStatus::Done, None, None).unwrap();
+    w.finish(MessageStatus::Done, None, None).unwrap();
     let want: String = (0..100).map(|i| format!("w{i} ")).collect();
     let (_, m) = h.message(&id).unwrap();
     assert_eq!(m.content, want);
@@ -138,10 +138,39 @@ fn streamed_text_is_committed_in_batches_and_at_the_end() {
 
     // An interval already over: each piece is committed as it comes.
     let (_, id) = streaming_reply(&h);
-    let mut w = ReplyWriter::with_interval(&id, Duration::ZERO);
-    w.push(&h, "a").unwrap();
-    w.push(&h, "b").unwrap();
+    let mut w = ReplyWriter::with_interval(h.clone(), &id, Duration::ZERO);
+    w.push("a").unwrap();
+    w.push("b").unwrap();
     assert_eq!(content(&h, &id), "ab");
+}
+
+#[test]
+fn text_is_committed_within_the_bound_when_the_stream_stalls() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(&dir);
+    let (_, id) = streaming_reply(&h);
+    let mut w = ReplyWriter::new(h.clone(), &id);
+    w.push("stalled ").unwrap();
+    w.push("here").unwrap();
+    // No further piece: the timer, not a next token, must commit it. Read as another
+    // process would, through its own connection.
+    let other = rusqlite::Connection::open(dir.path().join("h.sqlite3")).unwrap();
+    let stored = || -> String {
+        other
+            .query_row("SELECT content FROM messages WHERE id = ?1", [&id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    std::thread::sleep(FLUSH_EVERY);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stored().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stored(), "stalled here");
+    w.finish(MessageStatus::Done, None, None).unwrap();
+    assert_eq!(stored(), "stalled here");
 }
 
 #[test]
@@ -152,17 +181,17 @@ fn a_reply_is_searchable_once_it_ends_not_while_it_streams() {
     {
         let h = open(&dir);
         (session, id) = streaming_reply(&h);
-        let mut w = ReplyWriter::with_interval(&id, Duration::ZERO);
-        w.push(&h, "otters ").unwrap();
-        w.push(&h, "hold hands").unwrap();
+        let mut w = ReplyWriter::with_interval(h.clone(), &id, Duration::ZERO);
+        w.push("otters ").unwrap();
+        w.push("hold hands").unwrap();
         assert_eq!(content(&h, &id), "otters hold hands");
         assert!(h.search("otters").unwrap().is_empty(), "indexed per commit");
-        w.finish(&h, MessageStatus::Done, None, None).unwrap();
+        w.finish(MessageStatus::Done, None, None).unwrap();
         assert_eq!(h.search("otters").unwrap()[0].message_id, id);
         // A reply cut off by a kill is indexed when the next start marks it stopped.
         let (_, cut) = streaming_reply(&h);
-        let mut w = ReplyWriter::with_interval(&cut, Duration::ZERO);
-        w.push(&h, "beavers build").unwrap();
+        let mut w = ReplyWriter::with_interval(h.clone(), &cut, Duration::ZERO);
+        w.push("beavers build").unwrap();
         assert!(h.search("beavers").unwrap().is_empty());
     }
     let h = open(&dir);
@@ -185,12 +214,12 @@ fn a_failed_commit_is_reported_and_its_text_kept_for_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let h = open(&dir);
     let (_, id) = streaming_reply(&h);
-    let mut w = ReplyWriter::with_interval(&id, Duration::ZERO);
+    let mut w = ReplyWriter::with_interval(h.clone(), &id, Duration::ZERO);
     h.conn().pragma_update(None, "query_only", true).unwrap();
-    let e = w.push(&h, "lost? ").unwrap_err();
+    let e = w.push("lost? ").unwrap_err();
     assert_eq!(e.kind, crate::types::AppErrorKind::Io);
     h.conn().pragma_update(None, "query_only", false).unwrap();
-    w.push(&h, "no").unwrap();
+    w.push("no").unwrap();
     assert_eq!(content(&h, &id), "lost? no");
 }
 
