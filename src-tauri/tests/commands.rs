@@ -500,6 +500,39 @@ fn models_commands_describe_this_machine() {
 }
 
 #[test]
+fn deleting_a_model_in_use_is_refused_with_the_reason() {
+    use minibar_hub::library::{LibraryPaths, ModelInUse, Use};
+    let t = app();
+    // A library model in a store of this app's own (other tests' apps do not see it).
+    let chosen = tempfile::tempdir().unwrap();
+    let store = chosen.path().join("store");
+    let folder = store.join("SmolLM2-135M-Instruct-held");
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = folder.join("SmolLM2-135M-Instruct.Q8_0.gguf");
+    std::fs::write(&file, b"GGUF").unwrap();
+    save_settings(&t, json!({ "modelsFolder": store.display().to_string() })).unwrap();
+    let variant = json!({ "variantId": "smollm2-135m@q8_0" });
+
+    // Held as the engine holds a model it loads for a chat.
+    let library = LibraryPaths {
+        store: store.clone(),
+        ..LibraryPaths::from_env()
+    };
+    let chat = ModelInUse::for_path(&library, &file, Use::Chat)
+        .unwrap()
+        .expect("the file is in the library");
+    let err = t.call("delete_model", variant.clone()).unwrap_err();
+    let message = err["message"].as_str().unwrap();
+    assert!(message.contains("in use by a chat"), "{err}");
+    assert!(file.is_file(), "a refused delete leaves the files");
+
+    drop(chat);
+    t.call("delete_model", variant).unwrap();
+    assert!(!folder.exists());
+    save_settings(&t, json!({})).unwrap();
+}
+
+#[test]
 fn a_benchmark_of_a_model_that_cannot_load_fails_and_stores_nothing() {
     // The sandbox's installed model is a stand-in file: the suite skips it, and a run with no
     // model is a failure, not a record.
