@@ -92,6 +92,7 @@ async fn start<R: Runtime>(app: &AppHandle<R>, port: u16) -> AppResult<LocalServ
                 queue: 64,
             },
             api_key: None,
+            cors_origins: Vec::new(),
             body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
             keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
             pressure: minibar_serve::system_pressure,

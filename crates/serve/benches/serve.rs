@@ -58,9 +58,10 @@ fn settings() -> anyhow::Result<Settings> {
     Ok(s)
 }
 
-/// A prompt of about 128 tokens, different for each client so no cache is shared.
-fn prompt(client: usize) -> String {
-    let mut p = format!("Story {client}. ");
+/// A prompt of about 128 tokens, different for each client and each round, so no server can
+/// answer from a prompt cache (mlx_lm.server keeps one) what it prefilled for an earlier round.
+fn prompt(round: usize, client: usize) -> String {
+    let mut p = format!("Story {client} of round {round}. ");
     while p.split_whitespace().count() < 100 {
         p.push_str("The river ran past the old mill where the children played every summer, ");
     }
@@ -76,10 +77,10 @@ async fn one(
     client: reqwest::Client,
     url: String,
     model: String,
-    i: usize,
+    (round, i): (usize, usize),
     gen: usize,
 ) -> anyhow::Result<Run> {
-    let body = json!({"model": model, "prompt": prompt(i), "max_tokens": gen, "temperature": 0,
+    let body = json!({"model": model, "prompt": prompt(round, i), "max_tokens": gen, "temperature": 0,
                       "stream": true, "stream_options": {"include_usage": true}});
     let start = Instant::now();
     let mut r = client
@@ -146,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
                     queue: 1024,
                 },
                 api_key: None,
+                cors_origins: Vec::new(),
                 body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
                 keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
                 pressure: minibar_serve::system_pressure,
@@ -159,12 +161,12 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let client = reqwest::Client::new();
-    one(client.clone(), url.clone(), model.clone(), 0, 4).await?; // warm-up
+    one(client.clone(), url.clone(), model.clone(), (0, 0), 4).await?; // warm-up
     println!("| clients | output tok/s | vs 1 client | p50 TTFT | p95 TTFT | wall |");
     println!("|---:|---:|---:|---:|---:|---:|");
     let mut base = None;
     let mut rows = Vec::new();
-    for &n in &s.levels {
+    for (round, &n) in s.levels.iter().enumerate() {
         let start = Instant::now();
         let tasks: Vec<_> = (0..n)
             .map(|i| {
@@ -172,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
                     client.clone(),
                     url.clone(),
                     model.clone(),
-                    i,
+                    (round + 1, i),
                     s.generated,
                 ))
             })

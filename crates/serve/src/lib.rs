@@ -21,11 +21,13 @@
 //!
 //! Security: the server binds to loopback unless told otherwise, and any other address needs
 //! an API key, checked on every request ([`api_key`]: generated on first use and kept in the
-//! OS keychain). No CORS headers are sent. Bodies are size-limited.
+//! OS keychain). No CORS headers are sent unless the user names the origins allowed (`cors`).
+//! Bodies are size-limited.
 
 #![forbid(unsafe_code)]
 
 pub mod api_key;
+mod cors;
 mod errors;
 mod fit;
 mod generation;
@@ -70,6 +72,9 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// The key clients must send; required off loopback.
     pub api_key: Option<String>,
+    /// Web origins allowed to call the server (`scheme://host[:port]`, or `*`); none: no
+    /// CORS headers, so browsers refuse every cross-origin call.
+    pub cors_origins: Vec<String>,
     /// Largest request body in bytes.
     pub body_limit: usize,
     /// How long a model stays loaded without requests.
@@ -107,6 +112,9 @@ pub enum ServeError {
         /// The program listening there, when it could be found.
         holder: Option<String>,
     },
+    /// An allowed origin that is not `scheme://host[:port]` or `*`.
+    #[error("{0:?} is not a web origin: give it as scheme://host[:port], e.g. http://localhost:3000, or * for any")]
+    BadOrigin(String),
     /// Binding or threading failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -129,6 +137,7 @@ impl Server {
         if !config.addr.ip().is_loopback() && config.api_key.as_deref().is_none_or(str::is_empty) {
             return Err(ServeError::KeyRequired(config.addr));
         }
+        let cors = cors::layer(&config.cors_origins)?;
         // Bound before loading, so a taken port is said at once, not after a model loaded.
         let listener = match tokio::net::TcpListener::bind(config.addr).await {
             Ok(l) => l,
@@ -175,7 +184,7 @@ impl Server {
         });
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel();
-        let app = routes::router(state);
+        let app = routes::router(state, cors);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {

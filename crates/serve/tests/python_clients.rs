@@ -30,6 +30,7 @@ async fn openai_and_ollama_python_clients() {
             queue: 16,
         },
         api_key: None,
+        cors_origins: Vec::new(),
         body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
         pressure: minibar_serve::system_pressure,

@@ -22,6 +22,7 @@ async fn serve(gguf: &std::path::Path, limits: Limits) -> Server {
         context: Some(512),
         limits,
         api_key: None,
+        cors_origins: Vec::new(),
         body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
         pressure: minibar_serve::system_pressure,
@@ -544,6 +545,7 @@ async fn a_taken_port_is_refused_at_once_naming_who_holds_it() {
             queue: 1,
         },
         api_key: None,
+        cors_origins: Vec::new(),
         body_limit: 1024,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
         pressure: minibar_serve::system_pressure,
@@ -585,6 +587,7 @@ async fn off_loopback_a_key_is_required() {
             queue: 1,
         },
         api_key: None,
+        cors_origins: Vec::new(),
         body_limit: 1024,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
         pressure: minibar_serve::system_pressure,
@@ -650,6 +653,7 @@ async fn a_model_that_cannot_fit_is_refused_before_loading() {
             queue: 1,
         },
         api_key: None,
+        cors_origins: Vec::new(),
         body_limit: 1024,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
         pressure: minibar_serve::system_pressure,
@@ -694,4 +698,81 @@ async fn a_long_prompt_joins_running_streams_between_steps() {
     assert_eq!(first.await.unwrap(), expected[0]);
     assert_eq!(second, expected[1]);
     server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn cross_origin_calls_only_from_the_origins_allowed() {
+    let Some(gguf) = default_gguf() else { return };
+    let start = |cors_origins: Vec<String>| {
+        Server::start(ServeConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            preload: false,
+            model_path: gguf.clone(),
+            model_name: MODEL.into(),
+            library: minibar_serve::LibraryPaths::from_env(),
+            context: Some(256),
+            limits: Limits {
+                max_seqs: 1,
+                queue: 1,
+            },
+            api_key: None,
+            cors_origins,
+            body_limit: 1024,
+            keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
+            pressure: minibar_serve::system_pressure,
+        })
+    };
+    let client = reqwest::Client::new();
+    // The browser's preflight for a JSON POST, and the simple GET that follows it.
+    let allowed_for = |addr: SocketAddr, origin: &'static str| {
+        let client = client.clone();
+        async move {
+            let preflight = client
+                .request(reqwest::Method::OPTIONS, url(addr, "/v1/chat/completions"))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type")
+                .send()
+                .await
+                .unwrap();
+            let get = client
+                .get(url(addr, "/v1/models"))
+                .header("origin", origin)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(get.status(), 200);
+            let allow = |r: &reqwest::Response| {
+                r.headers()
+                    .get("access-control-allow-origin")
+                    .map(|v| v.to_str().unwrap().to_owned())
+            };
+            (allow(&preflight), allow(&get))
+        }
+    };
+
+    let closed = start(Vec::new()).await.unwrap();
+    assert_eq!(
+        allowed_for(closed.addr(), "http://localhost:3000").await,
+        (None, None),
+        "no origin is allowed unless named"
+    );
+    closed.stop().await.unwrap();
+
+    let open = start(vec!["http://localhost:3000".into()]).await.unwrap();
+    let mine = Some("http://localhost:3000".to_owned());
+    assert_eq!(
+        allowed_for(open.addr(), "http://localhost:3000").await,
+        (mine.clone(), mine)
+    );
+    assert_eq!(
+        allowed_for(open.addr(), "http://evil.example").await,
+        (None, None)
+    );
+    open.stop().await.unwrap();
+
+    assert!(matches!(
+        start(vec!["localhost:3000".into()]).await,
+        Err(minibar_serve::ServeError::BadOrigin(_))
+    ));
 }

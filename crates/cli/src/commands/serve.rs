@@ -37,6 +37,25 @@ pub struct Args {
     /// first use and kept in the OS keychain).
     #[arg(long)]
     pub api_key: Option<String>,
+    /// A web origin allowed to call the server from a browser (`http://localhost:3000`, or `*`
+    /// for any); repeat for several (default: $MINIBAR_ORIGINS, comma-separated; else none, so
+    /// web pages cannot call it).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+}
+
+/// The allowed web origins: the flags, else $MINIBAR_ORIGINS.
+fn cors_origins(args: &Args) -> Vec<String> {
+    if !args.cors_origins.is_empty() {
+        return args.cors_origins.clone();
+    }
+    std::env::var("MINIBAR_ORIGINS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The key off loopback: the one given, else the kept one (generated the first time), whose
@@ -85,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             queue: args.queue,
         },
         api_key,
+        cors_origins: cors_origins(&args),
         body_limit: DEFAULT_BODY_LIMIT,
         keep_alive: std::time::Duration::from_secs(args.keep_alive),
         pressure: minibar_serve::system_pressure,

@@ -37,10 +37,11 @@ pub(crate) struct AppState {
 /// Shared state handle.
 pub(crate) type Shared = Arc<AppState>;
 
-/// Every route, behind the key check and the body limit. No CORS layer: browsers refuse
-/// cross-origin calls, so a web page cannot drive the local model.
-pub(crate) fn router(state: Shared) -> Router {
-    Router::new()
+/// Every route, behind the key check and the body limit. Without a `cors` layer (no origin
+/// allowed) browsers refuse cross-origin calls, so a web page cannot drive the local model;
+/// with one, it is outermost, so a preflight (which carries no key) is answered.
+pub(crate) fn router(state: Shared, cors: Option<tower_http::cors::CorsLayer>) -> Router {
+    let router = Router::new()
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/models", get(openai::models))
@@ -54,7 +55,11 @@ pub(crate) fn router(state: Shared) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_key))
         .layer(DefaultBodyLimit::max(state.body_limit))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// Refuses requests without the configured key (`Authorization: Bearer <key>`).
