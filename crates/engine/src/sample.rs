@@ -74,9 +74,15 @@ impl Sampler {
         Self { params, rng }
     }
 
+    /// Whether the next token is simply the top logit (greedy, no penalty), so a caller
+    /// decoding many sequences can take every such row's argmax in one evaluation.
+    pub fn is_argmax(&self, history: &[u32]) -> bool {
+        self.params.temperature <= 0.0 && !self.penalizes(history)
+    }
+
     /// Picks the next token from `logits` (`[vocab]`) given the tokens so far.
     pub fn sample(&mut self, logits: &Array, history: &[u32]) -> Result<u32> {
-        if self.params.temperature <= 0.0 && !self.penalizes(history) {
+        if self.is_argmax(history) {
             // Greedy without a penalty needs one number back from the device, not the vocabulary.
             return Ok(ops::indexing::argmax(logits, None)?.try_item_cast::<u32>()?);
         }

@@ -553,10 +553,20 @@ impl<'t> Engine<'t> {
             Ok(l) => l,
             Err(e) => return self.fail_all(&e.to_string()),
         };
+        // Greedy rows take their argmax from one evaluation for the whole batch, not one each.
+        let argmax = match self.seqs.iter().any(Sequence::is_argmax) {
+            true => match argmax_rows(&logits) {
+                Ok(ids) => Some(ids),
+                Err(e) => return self.fail_all(&e.to_string()),
+            },
+            false => None,
+        };
         let mut ended = Vec::new();
         for (row, seq) in self.seqs.iter_mut().enumerate() {
             let finish = if seq.abandoned() {
                 Some(FinishReason::Cancelled)
+            } else if let (Some(ids), true) = (&argmax, seq.is_argmax()) {
+                seq.take(ids[row])
             } else {
                 seq.advance(&logits.index(row as i32)).unwrap_or_else(|e| {
                     seq.events_failed(e);
@@ -596,6 +606,13 @@ impl<'t> Engine<'t> {
         let active = self.seqs.len() + usize::from(self.pending.is_some());
         self.load.active.store(active, Ordering::SeqCst);
     }
+}
+
+/// The top token of each row of `[rows, vocab]` logits, in one evaluation.
+fn argmax_rows(logits: &mlx_rs::Array) -> Result<Vec<u32>, mlx_rs::error::Exception> {
+    let ids = mlx_rs::ops::indexing::argmax_axis(logits, -1, false)?.as_type::<u32>()?;
+    ids.eval()?;
+    Ok(ids.as_slice::<u32>().to_vec())
 }
 
 /// Tokenizes and checks a request; returns its sequence and prompt tokens. `json_texts`:

@@ -89,6 +89,18 @@ impl<'t> Sequence<'t> {
         Ok(self.accept(token))
     }
 
+    /// Whether the next token is the top logit, so the step may pick it for every such row
+    /// at once ([`Sequence::take`]) instead of sampling row by row.
+    pub fn is_argmax(&self) -> bool {
+        self.json.is_none() && self.sampler.is_argmax(&self.history)
+    }
+
+    /// Handles a token chosen for it (its argmax, when [`Sequence::is_argmax`]); returns why
+    /// the sequence ends, if it does.
+    pub fn take(&mut self, token: u32) -> Option<FinishReason> {
+        self.accept(token)
+    }
+
     /// Mirrors `Conversation::generate`'s stop conditions, so text matches `minibar generate`.
     fn accept(&mut self, token: u32) -> Option<FinishReason> {
         self.generated += 1;
