@@ -108,9 +108,24 @@ impl Doorbells {
         })
     }
 
+    /// The descriptor the previous rank rings, to poll beside another.
+    pub fn prev_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.from_prev)
+    }
+
+    /// Waits, as long as it takes, for the previous rank to ring (between the jobs of a
+    /// cluster that stays up); a neighbour that stops is still seen at once.
+    pub fn wait_idle(&mut self, what: &str) -> Result<()> {
+        self.read_ring(None, what)
+    }
+
     /// Waits, at most `bound`, for the previous rank to ring.
     pub fn wait(&mut self, bound: Duration, what: &str) -> Result<()> {
-        let _ = self.from_prev.set_read_timeout(Some(bound));
+        self.read_ring(Some(bound), what)
+    }
+
+    fn read_ring(&mut self, bound: Option<Duration>, what: &str) -> Result<()> {
+        let _ = self.from_prev.set_read_timeout(bound);
         let mut b = [0u8; 1];
         match self.from_prev.read(&mut b) {
             Ok(1) => Ok(()),
@@ -122,7 +137,7 @@ impl Doorbells {
                 Err(ClusterError::Node(format!(
                     "{} sent nothing for {} s while this rank waited for {what}: it stalled or the link did",
                     self.prev_name,
-                    bound.as_secs_f32()
+                    bound.unwrap_or_default().as_secs_f32()
                 )))
             }
             Err(e) => Err(ClusterError::Node(format!(

@@ -1,7 +1,9 @@
 //! Starting a job's ranks as processes on this machine, as `mlx.launch` does on loopback: a
 //! free port per rank, a hostfile, `MLX_HOSTFILE` and `MLX_RANK` in each process's
-//! environment. The launcher reads every rank's events and watches every process; when one
-//! dies, it names it, and after `grace` ends the others that have not ended on their own.
+//! environment (or one rank of a hostfile given by hand, on each node). The launcher reads
+//! every rank's events and watches every process; when one dies, it names it, and after
+//! `grace` ends the others that have not ended on their own. [`keep_up`] starts them again
+//! after a fault, so that a cluster that stays up re-forms.
 
 use std::{
     ffi::OsString,
@@ -34,11 +36,12 @@ pub struct Launcher {
 
 /// The ranks of a job, running.
 pub struct Running {
-    children: Vec<Option<Child>>,
+    /// Each process and its rank.
+    children: Vec<(usize, Option<Child>)>,
     hosts: Hostfile,
     events: mpsc::Receiver<(usize, String)>,
     grace: Duration,
-    _hostfile: tempfile::NamedTempFile,
+    _hostfile: Option<tempfile::NamedTempFile>,
 }
 
 /// What a job that ended well produced.
@@ -70,26 +73,64 @@ impl Launcher {
             })?;
         hosts.write(file.path())?;
         let (tx, events) = mpsc::channel();
+        let path = file.path().to_owned();
         let mut running = Running {
             children: Vec::new(),
             hosts,
             events,
             grace: self.grace,
-            _hostfile: file,
+            _hostfile: Some(file),
         };
+        // One rank is one process with the whole model: no group to join.
+        let hostfile = (jobs.len() > 1).then_some(path.as_path());
         for (rank, job) in jobs.iter().enumerate() {
+            self.spawn(&mut running, &tx, job, rank, hostfile)?;
+        }
+        Ok(running)
+    }
+
+    /// Starts this node's rank `rank` of the cluster in `hostfile` (the other nodes start
+    /// theirs).
+    pub fn join(&self, job: &Job, hostfile: &std::path::Path, rank: usize) -> Result<Running> {
+        let hosts = Hostfile::read(hostfile)?;
+        if rank >= hosts.len() {
+            return Err(ClusterError::Job(format!(
+                "rank {rank} is not in {} ({} ranks)",
+                hostfile.display(),
+                hosts.len()
+            )));
+        }
+        let (tx, events) = mpsc::channel();
+        let mut running = Running {
+            children: Vec::new(),
+            hosts,
+            events,
+            grace: self.grace,
+            _hostfile: None,
+        };
+        self.spawn(&mut running, &tx, job, rank, Some(hostfile))?;
+        Ok(running)
+    }
+
+    fn spawn(
+        &self,
+        running: &mut Running,
+        tx: &mpsc::Sender<(usize, String)>,
+        job: &Job,
+        rank: usize,
+        hostfile: Option<&std::path::Path>,
+    ) -> Result<()> {
+        {
             let json = serde_json::to_string(job)
                 .map_err(|e| ClusterError::Job(format!("encoding the job: {e}")))?;
             let mut command = Command::new(&self.program);
             command.args(&self.args).arg("--job").arg(json);
-            // One rank is one process with the whole model: no group to join.
-            if jobs.len() > 1 {
-                command
-                    .env("MLX_HOSTFILE", running._hostfile.path())
-                    .env("MLX_RANK", rank.to_string());
-            } else {
-                command.env_remove("MLX_HOSTFILE").env_remove("MLX_RANK");
-            }
+            match hostfile {
+                Some(path) => command
+                    .env("MLX_HOSTFILE", path)
+                    .env("MLX_RANK", rank.to_string()),
+                None => command.env_remove("MLX_HOSTFILE").env_remove("MLX_RANK"),
+            };
             let mut child = command
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -109,9 +150,9 @@ impl Launcher {
                     }
                 }
             });
-            running.children.push(Some(child));
+            running.children.push((rank, Some(child)));
         }
-        Ok(running)
+        Ok(())
     }
 }
 
@@ -128,7 +169,11 @@ fn describe(status: ExitStatus) -> String {
 impl Running {
     /// The ranks' process ids, rank 0 first.
     pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().flatten().map(Child::id).collect()
+        self.children
+            .iter()
+            .filter_map(|(_, c)| c.as_ref())
+            .map(Child::id)
+            .collect()
     }
 
     /// The hostfile the ranks were given.
@@ -162,7 +207,8 @@ impl Running {
                 on_event(rank, &event);
             }
             let mut alive = 0;
-            for (rank, slot) in self.children.iter_mut().enumerate() {
+            for (rank, slot) in self.children.iter_mut() {
+                let rank = *rank;
                 let Some(child) = slot else { continue };
                 match child.try_wait() {
                     Ok(Some(status)) => {
@@ -218,17 +264,56 @@ impl Running {
     }
 
     fn kill_all(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
+        for (_, child) in self.children.iter_mut() {
+            if let Some(child) = child {
+                let _ = child.kill();
+            }
         }
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
+        for (_, child) in self.children.iter_mut() {
+            if let Some(child) = child {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// What [`keep_up`] reports as it goes.
+#[derive(Debug)]
+pub enum Upkeep<'a> {
+    /// The ranks were started; their process ids.
+    Started(Vec<u32>),
+    /// An event of a rank's.
+    Event(usize, &'a Event),
+    /// The cluster was up and failed; it is being formed again.
+    Reforming(&'a ClusterError),
+}
+
+/// Keeps a cluster formed: `start` starts the ranks (each with a job that stays up); when a
+/// fault ends them after the cluster was up, they are started again, and the error reported
+/// through `on`. Ends when the ranks end well (`minibar cluster down`), or with the error if
+/// the cluster never came up (another model, no memory: starting again would not help).
+pub fn keep_up(
+    mut start: impl FnMut() -> Result<Running>,
+    mut on: impl FnMut(Upkeep<'_>),
+) -> Result<()> {
+    loop {
+        let running = start()?;
+        on(Upkeep::Started(running.pids()));
+        let mut was_up = false;
+        let result = running.wait(|rank, e| {
+            was_up |= matches!(e, Event::Up { .. });
+            on(Upkeep::Event(rank, e));
+        });
+        match result {
+            Ok(_) => return Ok(()),
+            Err(e) if was_up => on(Upkeep::Reforming(&e)),
+            Err(e) => return Err(e),
         }
     }
 }

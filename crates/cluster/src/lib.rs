@@ -10,8 +10,10 @@
 //! the model; [`rank`] one rank's run and the events it reports; [`doorbell`] the side channel
 //! that lets a rank sleep, not spin, until a message comes; [`watchdog`] the bound on every
 //! wait for another node; [`launch`] starting the ranks as local processes and
-//! watching them.
+//! watching them, and keeping a cluster formed; [`control`] the local socket where a cluster
+//! that stays up (`minibar cluster up`) takes jobs.
 
+pub mod control;
 pub mod dist;
 pub mod doorbell;
 mod error;
@@ -23,7 +25,8 @@ pub mod split;
 pub mod stage;
 pub mod watchdog;
 
+pub use control::{Ask, Client, Request};
 pub use error::{ClusterError, Result};
 pub use hostfile::Hostfile;
-pub use launch::{Finished, Launcher, Running};
+pub use launch::{keep_up, Finished, Launcher, Running, Upkeep};
 pub use rank::{Event, Job, NodePlan, Prompt, RankFigures, Report};

@@ -12,7 +12,9 @@
 
 use std::{
     io::Write,
+    os::{fd::AsRawFd, unix::net::UnixStream},
     path::PathBuf,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -26,6 +28,7 @@ use mlx_rs::{Array, Dtype};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    control::{self, Ask, Endpoint, Request},
     dist::{Backend, Group},
     doorbell::{self, Doorbells},
     error::{ClusterError, Result},
@@ -50,6 +53,9 @@ pub enum Prompt {
     },
     /// Raw text to continue.
     Raw(String),
+    /// A whole conversation through the chat template; the oldest messages are left out
+    /// when it does not fit, as in a one-process chat.
+    Messages(Vec<Message>),
 }
 
 /// A job every rank is given (the prompt and limits matter on rank 0 only; the other ranks
@@ -75,6 +81,9 @@ pub struct Job {
     pub startup_timeout: f64,
     /// Agree on the model and the split, report the plan, and stop (`minibar cluster status`).
     pub check_only: bool,
+    /// Stay up: rank 0 takes jobs from this control socket (see [`crate::control`]) instead
+    /// of running `prompt` once, and every rank serves job after job until told to stop.
+    pub control: Option<PathBuf>,
 }
 
 impl Default for Job {
@@ -89,6 +98,19 @@ impl Default for Job {
             stall_timeout: 20.0,
             startup_timeout: 300.0,
             check_only: false,
+            control: None,
+        }
+    }
+}
+
+impl Job {
+    /// The job's prompt and settings, as a running cluster is asked them.
+    pub fn ask(&self) -> Ask {
+        Ask {
+            prompt: self.prompt.clone(),
+            max_tokens: self.max_tokens,
+            sampling: self.sampling.clone(),
+            ignore_eos: self.ignore_eos,
         }
     }
 }
@@ -132,6 +154,9 @@ pub struct Report {
     pub finish: String,
     /// Prompt tokens.
     pub prompt_tokens: usize,
+    /// Oldest messages left out so the conversation fits the context window.
+    #[serde(default)]
+    pub dropped_messages: usize,
     /// Seconds from the start of prefill to the first token.
     pub ttft_s: f64,
     /// Tokens per second after the first.
@@ -165,6 +190,12 @@ pub enum Event {
     },
     /// The generation ended (rank 0).
     Done(Report),
+    /// The cluster is formed and this rank serves jobs (rank 0 names its control socket).
+    Up {
+        /// Rank 0's control socket.
+        #[serde(default)]
+        socket: Option<PathBuf>,
+    },
     /// This rank failed.
     Error {
         /// Which rank.
@@ -187,6 +218,8 @@ const STOP: i32 = 0;
 const PREFILL: i32 = 1;
 const SAMPLE: i32 = 2;
 const SETUP: i32 = 3;
+/// The cluster is shutting down (after a job's `STOP`, in a cluster that stays up).
+const QUIT: i32 = 4;
 /// Kind, length, then up to a prefill chunk of token ids.
 const HEADER: usize = 2 + PREFILL_CHUNK;
 /// The sampling settings' JSON is far below this; anything longer is not from a peer.
@@ -236,21 +269,33 @@ pub fn run(job: &Job) -> Result<()> {
         None => vec!["rank 0 (this machine)".into()],
     };
     let me = names[rank].clone();
+    // The client of the job under way (a cluster that stays up) hears of a stall too.
+    let client: Arc<Mutex<Option<UnixStream>>> = Arc::default();
+    let told = client.clone();
     let dog = Watchdog::start(move |message| {
-        emit(&Event::Error {
+        let error = Event::Error {
             rank,
             message: format!("{me}: {message}"),
-        })
+        };
+        if let Some(stream) = told.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            control::send(stream, &error);
+        }
+        emit(&error)
     });
+    let serving = rank == 0 && !job.check_only;
+    if let (Some(socket), true) = (&job.control, serving) {
+        // Before the load: a second cluster on the same socket is refused at once.
+        control::check_free(socket)?;
+    }
     let startup = Duration::from_secs_f64(job.startup_timeout.max(1.0));
     let stall = Duration::from_secs_f64(job.stall_timeout.max(0.1));
 
     let snapshot = minibar_fit::snapshot();
     let budget = minibar_fit::Budget::this_machine(&snapshot, 0, None).usable;
     // Rank 0 tokenizes and detokenizes; token prompts run without a tokenizer if there is none.
-    let text = match (&job.prompt, rank == 0 && !job.check_only) {
+    let text = match (&job.prompt, serving) {
         (_, false) => None,
-        (Prompt::Tokens(_), true) => text_model(&job.model).ok(),
+        (Prompt::Tokens(_), true) if job.control.is_none() => text_model(&job.model).ok(),
         (_, true) => Some(text_model(&job.model)?),
     };
     // The split comes before the load, so that each node reads only its own layers' weights.
@@ -368,11 +413,27 @@ pub fn run(job: &Job) -> Result<()> {
         figures: Figures::default(),
         step_comm: Default::default(),
     };
-    if rank == 0 {
-        let report = pipe.drive(job, text.as_ref(), context)?;
-        emit(&Event::Done(report));
-    } else {
-        pipe.serve()?;
+    match (&job.control, rank) {
+        (None, 0) => {
+            let prompt = pipe.prompt_ids(&job.ask(), text.as_ref(), context)?;
+            let report = pipe.generate(&prompt, &job.ask(), text.as_ref(), context, &mut |e| {
+                emit(e);
+                true
+            })?;
+            emit(&Event::Done(report));
+        }
+        (None, _) => pipe.serve(false)?,
+        (Some(socket), 0) => {
+            let endpoint = Endpoint::bind(socket)?;
+            emit(&Event::Up {
+                socket: Some(endpoint.path().to_owned()),
+            });
+            pipe.take_jobs(&endpoint, text.as_ref(), context, &client)?;
+        }
+        (Some(_), _) => {
+            emit(&Event::Up { socket: None });
+            pipe.serve(true)?;
+        }
     }
     Ok(())
 }
@@ -549,24 +610,36 @@ impl Pipeline<'_> {
         Ok(Some(token.item_exact::<i32>() as u32))
     }
 
-    /// Rank 0: prefill the prompt, then generate until a stop condition, streaming tokens.
-    fn drive(&mut self, job: &Job, text: Option<&TextModel>, context: usize) -> Result<Report> {
+    /// Rank 0: the prompt's token ids and the messages left out, checked against the context
+    /// window. Nothing is sent yet, so an error here fails the job, not the cluster.
+    fn prompt_ids(
+        &self,
+        ask: &Ask,
+        text: Option<&TextModel>,
+        context: usize,
+    ) -> Result<(Vec<u32>, usize)> {
         let tokenizer = || {
             text.ok_or_else(|| {
                 ClusterError::Job("the model has no tokenizer to read a text prompt".into())
             })
         };
-        let prompt = match &job.prompt {
-            Prompt::Tokens(t) => t.clone(),
+        let (prompt, dropped) = match &ask.prompt {
+            Prompt::Tokens(t) => (t.clone(), 0),
             Prompt::Chat { system, user } => {
                 let mut m = Vec::new();
                 if let Some(s) = system {
                     m.push(Message::system(s.clone()));
                 }
                 m.push(Message::user(user.clone()));
-                tokenizer()?.encode_chat(&m, true)?
+                (tokenizer()?.encode_chat(&m, true)?, 0)
             }
-            Prompt::Raw(s) => tokenizer()?.encode(s, true)?,
+            Prompt::Raw(s) => (tokenizer()?.encode(s, true)?, 0),
+            Prompt::Messages(m) => minibar_engine::session::conversation_tokens(
+                tokenizer()?,
+                m,
+                context,
+                ask.max_tokens,
+            )?,
         };
         if prompt.is_empty() {
             return Err(ClusterError::Job("the prompt is empty".into()));
@@ -577,6 +650,20 @@ impl Pipeline<'_> {
                 prompt.len()
             )));
         }
+        Ok((prompt, dropped))
+    }
+
+    /// Rank 0: prefill the prompt, then generate until a stop condition, passing each token
+    /// to `sink` (which returns false when no one listens any more: the job then ends early).
+    fn generate(
+        &mut self,
+        (prompt, dropped): &(Vec<u32>, usize),
+        job: &Ask,
+        text: Option<&TextModel>,
+        context: usize,
+        sink: &mut dyn FnMut(&Event) -> bool,
+    ) -> Result<Report> {
+        let prompt = prompt.clone();
         let mut local = None;
         if self.size == 1 {
             local = Some((Sampler::new(job.sampling.clone()), prompt.clone()));
@@ -627,10 +714,12 @@ impl Pipeline<'_> {
                 Some(d) => d.push(token)?.unwrap_or_default(),
                 None => String::new(),
             };
-            emit(&Event::Token {
+            if !sink(&Event::Token {
                 id: token,
                 text: piece,
-            });
+            }) {
+                break "cancelled";
+            }
             if tokens.len() >= job.max_tokens {
                 break "length";
             }
@@ -657,6 +746,7 @@ impl Pipeline<'_> {
             text: text_out,
             finish: finish.into(),
             prompt_tokens: prompt.len(),
+            dropped_messages: *dropped,
             ttft_s: ttft.as_secs_f64(),
             decode_tps: if decode_time.is_zero() {
                 0.0
@@ -711,15 +801,25 @@ impl Pipeline<'_> {
             .collect())
     }
 
-    /// Ranks after 0: run each step that arrives, until rank 0 says stop.
-    fn serve(&mut self) -> Result<()> {
+    /// Ranks after 0: run each step that arrives, until rank 0 says stop (`up`: job after
+    /// job, waiting as long as it takes between jobs, until rank 0 says quit).
+    fn serve(&mut self, up: bool) -> Result<()> {
         let (prev, next) = (self.rank - 1, (self.rank + 1) % self.size);
         let last = self.rank == self.size - 1;
         let mut sampler = Sampler::new(SamplingParams::default());
         let mut history: Vec<u32> = Vec::new();
         let from_prev = format!("{} stopped sending", self.names[prev]);
+        let mut idle = up;
         loop {
-            self.wait_for("the next step")?;
+            if idle {
+                self.bells
+                    .as_mut()
+                    .expect("a multi-rank pipeline has doorbells")
+                    .wait_idle("the next job")?;
+                idle = false;
+            } else {
+                self.wait_for("the next step")?;
+            }
             let hdr = self.group().recv(&[HEADER as i32], Dtype::Int32, prev)?;
             self.eval_comm(vec![&hdr], from_prev.clone())?;
             let words: Vec<i32> = hdr.as_slice::<i32>().to_vec();
@@ -731,12 +831,20 @@ impl Pipeline<'_> {
                 ))
             };
             match kind {
-                STOP => {
+                STOP | QUIT => {
                     if !last {
                         self.ring()?;
                         self.send_all(&[&hdr], next, Vec::new(), "stopped taking messages")?;
                     }
-                    break;
+                    if kind == QUIT {
+                        return Ok(());
+                    }
+                    self.exchange_figures()?;
+                    if !up {
+                        return Ok(());
+                    }
+                    self.end_job();
+                    idle = true;
                 }
                 SETUP => {
                     if !(1..=MAX_SETUP as i32).contains(&len) {
@@ -796,7 +904,115 @@ impl Pipeline<'_> {
                 _ => return Err(bad("an unknown message")),
             }
         }
-        self.exchange_figures()?;
-        Ok(())
+    }
+
+    /// Frees the job's KV caches and forgets its figures: the next job starts afresh.
+    fn end_job(&mut self) {
+        self.stage.reset();
+        self.figures = Figures::default();
+        let _ = mlx_rs::memory::clear_cache();
+    }
+
+    /// Rank 0 of a cluster that stays up: take jobs from `endpoint`, one at a time, until a
+    /// client asks to shut down. A job's own error (a prompt too long) is the client's alone;
+    /// a node's fault ends the job with the error naming the node, and this rank with it.
+    fn take_jobs(
+        &mut self,
+        endpoint: &Endpoint,
+        text: Option<&TextModel>,
+        context: usize,
+        client: &Mutex<Option<UnixStream>>,
+    ) -> Result<()> {
+        loop {
+            self.wait_for_client(endpoint)?;
+            let Some((mut stream, request)) = endpoint.next_request()? else {
+                continue;
+            };
+            let ask = match request {
+                Request::Shutdown => {
+                    if self.size > 1 {
+                        let quit = header(QUIT, 0, &[]);
+                        self.ring()?;
+                        self.send_all(&[&quit], 1, Vec::new(), "stopped taking messages")?;
+                    }
+                    return Ok(());
+                }
+                Request::Generate(ask) => ask,
+            };
+            let prompt = match self.prompt_ids(&ask, text, context) {
+                Ok(p) => p,
+                Err(e) => {
+                    control::send(
+                        &mut stream,
+                        &Event::Error {
+                            rank: 0,
+                            message: e.to_string(),
+                        },
+                    );
+                    continue;
+                }
+            };
+            *client.lock().unwrap_or_else(|e| e.into_inner()) = stream.try_clone().ok();
+            let mut listening = true;
+            let result = self.generate(&prompt, &ask, text, context, &mut |e| {
+                listening = listening && control::send(&mut stream, e);
+                listening
+            });
+            *client.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            self.end_job();
+            match result {
+                Ok(report) => {
+                    control::send(&mut stream, &Event::Done(report));
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    control::send(&mut stream, &Event::Error { rank: 0, message });
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Sleeps until a client connects; meanwhile a node that stops (its neighbour closes the
+    /// doorbell, and so on round the ring to this rank) ends this rank too, so the cluster
+    /// can re-form.
+    fn wait_for_client(&mut self, endpoint: &Endpoint) -> Result<()> {
+        let mut fds = vec![libc::pollfd {
+            fd: endpoint.listener().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(bells) = &self.bells {
+            fds.push(libc::pollfd {
+                fd: bells.prev_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        loop {
+            // SAFETY: poll(2) on descriptors this rank owns, for as long as they live.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(ClusterError::Io {
+                    what: "waiting for a client".into(),
+                    source: e,
+                });
+            }
+            if fds.get(1).is_some_and(|f| f.revents != 0) {
+                // Nothing may arrive between jobs: this read sees the close (or a stray byte).
+                self.wait_for("the next job")?;
+                return Err(ClusterError::Node(format!(
+                    "{} rang between jobs: is it another Minibar build?",
+                    self.names[self.size - 1]
+                )));
+            }
+            if fds[0].revents != 0 {
+                return Ok(());
+            }
+        }
     }
 }

@@ -68,6 +68,11 @@ impl Stage {
         Ok(self.model.logits(&last)?.reshape(&[-1])?)
     }
 
+    /// Drops the caches (their memory goes back): the next job starts from nothing.
+    pub fn reset(&mut self) {
+        self.caches = self.model.make_caches();
+    }
+
     /// The caches' arrays, to evaluate with a step.
     pub fn cache_arrays(&self) -> Vec<&Array> {
         self.caches.iter().flat_map(KvCache::arrays).collect()

@@ -1,6 +1,8 @@
 //! Ranks as processes on this machine's loopback, on the default model: a pipeline of 2 and
 //! 3 ranks gives one process's greedy tokens; a rank killed mid-generation is named and the
-//! others end on their own within the bound; a rank with other weights is refused.
+//! others end on their own within the bound; a rank with other weights is refused. A cluster
+//! that stays up answers job after job (prompts, a chat) as one process does, and re-forms
+//! after a rank is killed.
 
 use std::{
     path::{Path, PathBuf},
@@ -8,10 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use minibar_cluster::{Event, Job, Launcher, Prompt};
+use minibar_cluster::{keep_up, Ask, Client, Event, Job, Launcher, Prompt, Upkeep};
 use minibar_engine::{
     generate::{Conversation, GenerateOptions},
-    CancelToken, LoadOptions,
+    models::Transformer,
+    CancelToken, ChatParams, LoadOptions, Message, Session,
 };
 use minibar_text::{GgufMetadata, TextModel};
 
@@ -41,7 +44,12 @@ fn prompt(model: &Path) -> Vec<u32> {
 
 fn one_process(model: &Path, ids: &[u32], max_tokens: usize) -> Vec<u32> {
     let loaded = minibar_engine::load(model, &LoadOptions::default()).unwrap();
-    let mut conversation = Conversation::new(&loaded.model, 8192);
+    greedy(&loaded.model, ids, max_tokens)
+}
+
+/// One process's greedy tokens, from a fresh cache, end-of-sequence ignored.
+fn greedy(model: &Transformer, ids: &[u32], max_tokens: usize) -> Vec<u32> {
+    let mut conversation = Conversation::new(model, 8192);
     let opts = GenerateOptions {
         sampling: Default::default(),
         max_tokens,
@@ -50,7 +58,7 @@ fn one_process(model: &Path, ids: &[u32], max_tokens: usize) -> Vec<u32> {
     };
     let mut tokens = Vec::new();
     conversation
-        .generate(&loaded.model, ids, &opts, &CancelToken::new(), |id| {
+        .generate(model, ids, &opts, &CancelToken::new(), |id| {
             tokens.push(id);
             true
         })
@@ -222,4 +230,162 @@ fn every_architecture_splits_into_three_ranks_with_one_process_tokens() {
             .unwrap_or_else(|e| panic!("{arch}: {e}"));
         assert_eq!(done.report.unwrap().tokens, expected, "{arch}");
     }
+}
+
+/// Keeps a 2-rank cluster up on `socket` in a thread; the ranks' process ids arrive on the
+/// receiver each time they are started.
+fn stay_up(
+    model: &Path,
+    socket: &Path,
+    stall: f64,
+) -> (
+    std::thread::JoinHandle<minibar_cluster::Result<()>>,
+    std::sync::mpsc::Receiver<Vec<u32>>,
+) {
+    let jobs = vec![
+        Job {
+            control: Some(socket.to_owned()),
+            stall_timeout: stall,
+            ..job(model, Vec::new(), 0)
+        };
+        2
+    ];
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The survivors end by themselves (rank 0 tells the client first), well within this.
+    let launcher = launcher(Duration::from_secs(30));
+    let up = std::thread::spawn(move || {
+        keep_up(
+            || launcher.start(&jobs),
+            |u| {
+                if let Upkeep::Started(pids) = u {
+                    let _ = tx.send(pids);
+                }
+            },
+        )
+    });
+    (up, rx)
+}
+
+#[test]
+fn a_cluster_that_stays_up_answers_prompts_and_a_chat_as_one_process() {
+    let Some(model) = minibar_testkit::default_gguf() else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("cluster.sock");
+    let (up, _pids) = stay_up(&model, &socket, 10.0);
+    let client = Client::new(&socket);
+    client.wait_up(Duration::from_secs(120)).unwrap();
+    let mut session = Session::open(&model, &LoadOptions::default(), None).unwrap();
+
+    // Two prompts, one after the other on the same ranks: each job starts from empty caches.
+    for ids in [prompt(&model), vec![1, 17, 42, 99]] {
+        let expected = greedy(&session.model.model, &ids, 8);
+        let mut streamed = Vec::new();
+        let ask = Ask {
+            prompt: Prompt::Tokens(ids.clone()),
+            max_tokens: 8,
+            ignore_eos: true,
+            ..Ask::default()
+        };
+        let report = client
+            .generate(&ask, |e| {
+                if let Event::Token { id, .. } = e {
+                    streamed.push(*id);
+                }
+            })
+            .unwrap();
+        assert_eq!(report.tokens, expected, "{} prompt tokens", ids.len());
+        assert_eq!(streamed, expected);
+    }
+
+    // A two-turn chat: the same template, the same greedy replies as one process.
+    let params = ChatParams {
+        max_tokens: 12,
+        ..ChatParams::default()
+    };
+    let mut messages = Vec::new();
+    for (turn, question) in ["What is the capital of France?", "And of Italy?"]
+        .into_iter()
+        .enumerate()
+    {
+        messages.push(Message::user(question));
+        let ask = Ask {
+            prompt: Prompt::Messages(messages.clone()),
+            max_tokens: params.max_tokens,
+            ..Ask::default()
+        };
+        let reply = client.generate(&ask, |_| {}).unwrap();
+        let one = session
+            .chat(&messages, &params, &CancelToken::new(), |_| {})
+            .unwrap();
+        assert_eq!(reply.text, one.text, "turn {turn}");
+        messages.push(Message::assistant(reply.text));
+    }
+    assert!(messages[1].content.contains("Paris"), "{messages:?}");
+
+    client.shutdown().unwrap();
+    up.join().unwrap().unwrap();
+    assert!(!socket.exists(), "rank 0 removes its socket");
+}
+
+#[test]
+fn a_cluster_that_stays_up_names_a_killed_rank_and_forms_again() {
+    let Some(model) = minibar_testkit::default_gguf() else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("cluster.sock");
+    let (up, pids) = stay_up(&model, &socket, 3.0);
+    let client = Client::new(&socket);
+    let first = pids.recv().unwrap();
+    client.wait_up(Duration::from_secs(120)).unwrap();
+    let long = Ask {
+        prompt: Prompt::Tokens(vec![1, 2, 3, 4]),
+        max_tokens: 2000,
+        ignore_eos: true,
+        ..Ask::default()
+    };
+    let mut tokens = 0;
+    let mut killed_at = None;
+    let err = client
+        .generate(&long, |e| {
+            if let Event::Token { .. } = e {
+                tokens += 1;
+                if tokens == 3 {
+                    // SAFETY: kill(2) on a rank this test started.
+                    unsafe { libc::kill(first[1] as i32, libc::SIGKILL) };
+                    killed_at = Some(Instant::now());
+                }
+            }
+        })
+        .unwrap_err()
+        .to_string();
+    let took = killed_at
+        .expect("the job started before the kill")
+        .elapsed();
+    eprintln!("rank 1 killed; the client heard after {took:?}: {err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}: {err}");
+    // Rank 0 names rank 1, whether it saw the doorbell close or the ring's send fail.
+    assert!(err.starts_with("rank 1 (127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("closed its connection") || err.contains("stopped taking activations"),
+        "{err}"
+    );
+    // The cluster forms again, on fresh processes, and serves the next job.
+    let second = pids.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(
+        second.iter().all(|p| !first.contains(p)),
+        "{first:?} {second:?}"
+    );
+    client.wait_up(Duration::from_secs(120)).unwrap();
+    let short = Ask {
+        max_tokens: 4,
+        ..long
+    };
+    assert_eq!(client.generate(&short, |_| {}).unwrap().tokens.len(), 4);
+    client.shutdown().unwrap();
+    up.join().unwrap().unwrap();
 }

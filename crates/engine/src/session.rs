@@ -101,34 +101,10 @@ impl Session {
         self.conversation.reset(&self.model.model);
     }
 
-    /// Renders `messages` with the chat template and tokenizes them. Context policy: when the
-    /// conversation does not fit (with room for the reply), the oldest non-system messages are
-    /// left out, one at a time; if even the last message alone does not fit, that is an error.
+    /// Renders `messages` with the chat template and tokenizes them, within this session's
+    /// context window (see [`conversation_tokens`]).
     pub fn prompt_tokens(&self, messages: &[Message], reserve: usize) -> Result<(Vec<u32>, usize)> {
-        let budget = self
-            .context()
-            .saturating_sub(reserve.min(self.context() / 2))
-            .max(1);
-        let system: Vec<&Message> = messages.iter().take_while(|m| m.role == "system").collect();
-        let rest = &messages[system.len()..];
-        for dropped in 0..rest.len().max(1) {
-            let kept: Vec<Message> = system
-                .iter()
-                .map(|m| (*m).clone())
-                .chain(rest[dropped..].iter().cloned())
-                .collect();
-            let ids = self.text.encode_chat(&kept, true)?;
-            if ids.len() <= budget || dropped + 1 >= rest.len() {
-                if ids.len() >= self.context() {
-                    return Err(EngineError::ContextOverflow {
-                        prompt: ids.len(),
-                        context: self.context(),
-                    });
-                }
-                return Ok((ids, dropped));
-            }
-        }
-        unreachable!("the loop returns on its last iteration")
+        conversation_tokens(&self.text, messages, self.context(), reserve)
     }
 
     /// Replies to a conversation, streaming text pieces to `on_text` as they are decoded.
@@ -235,4 +211,38 @@ impl Session {
             dropped_messages: 0,
         })
     }
+}
+
+/// Renders `messages` with the chat template and tokenizes them, leaving `reserve` tokens (at
+/// most half the window) for the reply; returns the ids and how many messages were left out.
+/// Context policy: when the conversation does not fit, the oldest non-system messages are
+/// left out, one at a time; if even the last message alone does not fit, that is an error.
+/// Every chat, one process or a cluster, asks this.
+pub fn conversation_tokens(
+    text: &TextModel,
+    messages: &[Message],
+    context: usize,
+    reserve: usize,
+) -> Result<(Vec<u32>, usize)> {
+    let budget = context.saturating_sub(reserve.min(context / 2)).max(1);
+    let system: Vec<&Message> = messages.iter().take_while(|m| m.role == "system").collect();
+    let rest = &messages[system.len()..];
+    for dropped in 0..rest.len().max(1) {
+        let kept: Vec<Message> = system
+            .iter()
+            .map(|m| (*m).clone())
+            .chain(rest[dropped..].iter().cloned())
+            .collect();
+        let ids = text.encode_chat(&kept, true)?;
+        if ids.len() <= budget || dropped + 1 >= rest.len() {
+            if ids.len() >= context {
+                return Err(EngineError::ContextOverflow {
+                    prompt: ids.len(),
+                    context,
+                });
+            }
+            return Ok((ids, dropped));
+        }
+    }
+    unreachable!("the loop returns on its last iteration")
 }

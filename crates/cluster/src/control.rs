@@ -1,0 +1,319 @@
+//! The control endpoint of a cluster that stays up: a Unix socket on rank 0's machine where
+//! `minibar cluster chat` and `generate` hand rank 0 a job and read its tokens as they come.
+//!
+//! Why a Unix socket: only processes on this machine can reach it, and its default folder is
+//! this user's alone (mode 0700, checked), so nothing on the network can submit a job; the
+//! ranks' own ports carry activations only.
+//!
+//! Protocol, one request per connection: the client writes one JSON line ([`Request`]); rank 0
+//! answers with JSON lines of [`Event`]: `token`s, then `done` with the report, or `error`.
+//! Rank 0 takes one job at a time; a client that connects meanwhile waits its turn.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, ErrorKind, Read, Write},
+    os::unix::{
+        fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt},
+        net::{UnixListener, UnixStream},
+    },
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use minibar_engine::sample::SamplingParams;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{ClusterError, Result},
+    rank::{Event, Prompt, Report},
+};
+
+/// A request is a prompt and settings, far below this; a longer line is refused unread.
+const MAX_REQUEST: u64 = 16 << 20;
+/// How long rank 0 waits for a connected client to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One job for a running cluster: what to continue and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Ask {
+    /// What to continue.
+    pub prompt: Prompt,
+    /// Tokens to generate at most.
+    pub max_tokens: usize,
+    /// Sampling settings (applied by the last rank).
+    pub sampling: SamplingParams,
+    /// Keep going past end-of-sequence (benchmarks, tests).
+    pub ignore_eos: bool,
+}
+
+impl Default for Ask {
+    fn default() -> Self {
+        Ask {
+            prompt: Prompt::Tokens(Vec::new()),
+            max_tokens: 128,
+            sampling: SamplingParams::default(),
+            ignore_eos: false,
+        }
+    }
+}
+
+/// What a client asks rank 0.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// Run a job and stream its tokens.
+    Generate(Ask),
+    /// Stop every rank (`minibar cluster down`).
+    Shutdown,
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> ClusterError {
+    move |source| ClusterError::Io { what, source }
+}
+
+/// Where `minibar cluster up` listens unless told otherwise: `cluster.sock` in this user's
+/// runtime folder (`$XDG_RUNTIME_DIR/minibar`, else `minibar-<uid>` in the temporary folder,
+/// which on macOS is already per user). The folder is created private, and refused if it is
+/// not this user's alone.
+pub fn default_socket() -> Result<PathBuf> {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(d) if d.is_absolute() => d.join("minibar"),
+        // SAFETY: getuid cannot fail.
+        _ => std::env::temp_dir().join(format!("minibar-{}", unsafe { libc::getuid() })),
+    };
+    match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(format!("creating {}", dir.display()))(e)),
+    }
+    let meta = fs::symlink_metadata(&dir).map_err(io(format!("checking {}", dir.display())))?;
+    // SAFETY: getuid cannot fail.
+    let mine = meta.uid() == unsafe { libc::getuid() };
+    if !meta.is_dir() || !mine || meta.mode() & 0o077 != 0 {
+        return Err(ClusterError::Job(format!(
+            "{} must be a folder of this user's only (mode 0700) to hold the cluster's control socket; remove it or give --socket",
+            dir.display()
+        )));
+    }
+    Ok(dir.join("cluster.sock"))
+}
+
+/// Rank 0's side: the listening socket, removed when dropped.
+pub struct Endpoint {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+/// Fails if a cluster already answers at `path` (a stale socket file is not an answer).
+pub fn check_free(path: &Path) -> Result<()> {
+    if UnixStream::connect(path).is_ok() {
+        return Err(ClusterError::Job(format!(
+            "a cluster is already up at {} (`minibar cluster down` stops it)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+impl Endpoint {
+    /// Listens at `path`, readable and writable by this user only; a stale socket file (left
+    /// by a rank that was killed) is replaced, a live one refused.
+    pub fn bind(path: &Path) -> Result<Endpoint> {
+        check_free(path)?;
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+            let _ = fs::remove_file(path);
+        }
+        let listener =
+            UnixListener::bind(path).map_err(io(format!("listening at {}", path.display())))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(io(format!("making {} private", path.display())))?;
+        Ok(Endpoint {
+            listener,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The listening socket, for polling.
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
+    }
+
+    /// Accepts the next client and reads its request (a malformed one is answered with an
+    /// error event here, and `None` returned).
+    pub fn next_request(&self) -> Result<Option<(UnixStream, Request)>> {
+        let (mut stream, _) = self
+            .listener
+            .accept()
+            .map_err(io(format!("accepting a client at {}", self.path.display())))?;
+        let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
+        let mut line = String::new();
+        let read = BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line);
+        let request = match read {
+            Ok(_) => serde_json::from_str::<Request>(&line)
+                .map_err(|e| format!("not a cluster request: {e}")),
+            Err(e) => Err(format!("reading the request: {e}")),
+        };
+        match request {
+            Ok(r) => Ok(Some((stream, r))),
+            Err(message) => {
+                send(&mut stream, &Event::Error { rank: 0, message });
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Writes one event line to a client; false if the client is gone.
+pub fn send(stream: &mut UnixStream, event: &Event) -> bool {
+    let Ok(mut line) = serde_json::to_vec(event) else {
+        return false;
+    };
+    line.push(b'\n');
+    stream.write_all(&line).is_ok()
+}
+
+/// A client of a running cluster.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Rank 0's control socket.
+    pub socket: PathBuf,
+}
+
+impl Client {
+    /// A client of the cluster at `socket`.
+    pub fn new(socket: impl Into<PathBuf>) -> Client {
+        Client {
+            socket: socket.into(),
+        }
+    }
+
+    /// Connects, waiting at most `wait` for the cluster to come up.
+    fn connect(&self, wait: Duration) -> Result<UnixStream> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match UnixStream::connect(&self.socket) {
+                Ok(s) => return Ok(s),
+                Err(e)
+                    if Instant::now() < deadline
+                        && matches!(
+                            e.kind(),
+                            ErrorKind::NotFound | ErrorKind::ConnectionRefused
+                        ) =>
+                {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) =>
+                {
+                    return Err(ClusterError::Job(format!(
+                        "no cluster is up at {} (start one with `minibar cluster up`)",
+                        self.socket.display()
+                    )))
+                }
+                Err(e) => return Err(io(format!("connecting to {}", self.socket.display()))(e)),
+            }
+        }
+    }
+
+    /// Waits at most `wait` for the cluster to take connections.
+    pub fn wait_up(&self, wait: Duration) -> Result<()> {
+        self.connect(wait).map(drop)
+    }
+
+    fn request(&self, request: &Request) -> Result<BufReader<UnixStream>> {
+        let mut stream = self.connect(Duration::ZERO)?;
+        let mut line = serde_json::to_vec(request)
+            .map_err(|e| ClusterError::Job(format!("encoding the request: {e}")))?;
+        line.push(b'\n');
+        stream
+            .write_all(&line)
+            .map_err(io(format!("sending the job to {}", self.socket.display())))?;
+        Ok(BufReader::new(stream))
+    }
+
+    /// Runs `ask` on the cluster, passing each streamed event (tokens) to `on_event`; ends
+    /// with rank 0's report, or the error that ended the job, naming the node at fault.
+    pub fn generate(&self, ask: &Ask, mut on_event: impl FnMut(&Event)) -> Result<Report> {
+        let reader = self.request(&Request::Generate(ask.clone()))?;
+        for line in reader.lines() {
+            let line = line.map_err(io("reading the cluster's reply".into()))?;
+            let event: Event = serde_json::from_str(&line).map_err(|e| {
+                ClusterError::Node(format!("rank 0 sent a line this build cannot read: {e}"))
+            })?;
+            match event {
+                Event::Done(report) => return Ok(report),
+                Event::Error { message, .. } => return Err(ClusterError::Node(message)),
+                e => on_event(&e),
+            }
+        }
+        Err(ClusterError::Node(format!(
+            "rank 0 (the cluster at {}) ended the connection mid-job: it stopped",
+            self.socket.display()
+        )))
+    }
+
+    /// Stops every rank of the cluster, and waits until rank 0 has passed the word on.
+    pub fn shutdown(&self) -> Result<()> {
+        let reader = self.request(&Request::Shutdown)?;
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if let Ok(Event::Error { message, .. }) = serde_json::from_str(&line) {
+                return Err(ClusterError::Node(message));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_request_is_answered_with_an_error_and_a_live_socket_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let endpoint = Endpoint::bind(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let client = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                let mut s = UnixStream::connect(&path).unwrap();
+                s.write_all(b"{\"launch\": 1}\n").unwrap();
+                let mut reply = String::new();
+                BufReader::new(s).read_line(&mut reply).unwrap();
+                reply
+            }
+        });
+        assert!(endpoint.next_request().unwrap().is_none());
+        let reply = client.join().unwrap();
+        assert!(reply.contains("not a cluster request"), "{reply}");
+        // (Its probe waits, unread, in the backlog: the test asks nothing more of it.)
+        let e = Endpoint::bind(&path).err().unwrap().to_string();
+        assert!(e.contains("already up"), "{e}");
+        drop(endpoint);
+        // A stale file (a killed rank 0's: the file outlives its listener) is replaced.
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        drop(Endpoint::bind(&path).unwrap());
+        assert!(!path.exists());
+        let e = Client::new(dir.path().join("none.sock"))
+            .wait_up(Duration::ZERO)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no cluster is up"), "{e}");
+    }
+}
