@@ -5,7 +5,9 @@ both with Debian's OpenBLAS (mlx_lm.server through LD_PRELOAD, as `compare_mlx_l
 and both are driven by the same client, the `serve` bench of minibar-serve: aggregate output
 tokens/s and p50/p95 time to first token at 1-32 concurrent streaming clients, each sending
 a ~128-token prompt to /v1/completions and asking for 128 tokens at temperature 0.
-mlx_lm.server runs with its defaults (decode concurrency 32, prompt concurrency 8).
+mlx_lm.server runs with its defaults (decode concurrency 32, prompt concurrency 8). With
+--rounds N the two servers take turns N times and each figure is the median of its N values
+(this 2-core machine's speed drifts by tens of percent between minutes).
 
 Prints both tables, the ratios, and whether the issue's two targets hold:
   - Minibar's throughput at least mlx_lm.server's at every concurrency;
@@ -13,6 +15,7 @@ Prints both tables, the ratios, and whether the issue's two targets hold:
 
 usage: python benches/serve_vs_mlx_lm.py --minibar target/release/minibar
        --bench "cargo bench -q -p minibar-serve --bench serve --" [--levels 1,2,4,8,16,32]
+       [--rounds 3]
 Run it with the reference Python ($MINIBAR_REFERENCE_PYTHON).
 """
 
@@ -21,6 +24,7 @@ import json
 import os
 import shlex
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -59,23 +63,8 @@ def bench(cmd, args):
     return json.loads(proc.stdout.strip().splitlines()[-1])["rows"]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--minibar", required=True)
-    ap.add_argument("--bench", required=True, help="the serve bench's command line, up to its --")
-    ap.add_argument("--gguf")
-    ap.add_argument("--folder", default=str(Path.home() / ".cache/minibar/bench/SmolLM2-135M-Instruct-f32"))
-    ap.add_argument("--levels", default="1,2,4,8,16,32")
-    ap.add_argument("--gen", default="128")
-    a = ap.parse_args()
-
-    gguf = Path(a.gguf) if a.gguf else default_gguf()
-    folder = Path(a.folder)
-    prepare_f32(a.minibar, gguf, folder)
-    cmd = shlex.split(a.bench)
-    common = ["--levels", a.levels, "--gen", a.gen]
-    print(f"weights: {gguf.name} as f32 in {folder}; ~128-token prompts, {a.gen} generated, greedy\n")
-
+def run_mlx_lm(cmd, folder, common):
+    """One pass of the bench against a fresh mlx_lm.server on `folder`."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, LD_PRELOAD=OPENBLAS) if Path(OPENBLAS).exists() else dict(os.environ)
@@ -86,14 +75,49 @@ def main():
     try:
         wait_ready(url, server)
         print("mlx_lm.server (OpenBLAS):")
-        theirs = bench(cmd, ["--url", url, "--model", "default_model"] + common)
+        return bench(cmd, ["--url", url, "--model", "default_model"] + common)
     finally:
         server.terminate()
         server.wait()
 
-    print("\nMinibar:")
-    ours = bench(cmd, ["--model-path", str(folder)] + common)
 
+def median_rows(runs):
+    """Each level's figures as the median over the rounds."""
+    keys = ("tok_s", "ttft_p50_s", "ttft_p95_s")
+    return [
+        dict(rows[0], **{k: statistics.median(r[k] for r in rows) for k in keys})
+        for rows in zip(*runs)
+    ]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minibar", required=True)
+    ap.add_argument("--bench", required=True, help="the serve bench's command line, up to its --")
+    ap.add_argument("--gguf")
+    ap.add_argument("--folder", default=str(Path.home() / ".cache/minibar/bench/SmolLM2-135M-Instruct-f32"))
+    ap.add_argument("--levels", default="1,2,4,8,16,32")
+    ap.add_argument("--gen", default="128")
+    ap.add_argument("--rounds", type=int, default=1)
+    a = ap.parse_args()
+
+    gguf = Path(a.gguf) if a.gguf else default_gguf()
+    folder = Path(a.folder)
+    prepare_f32(a.minibar, gguf, folder)
+    cmd = shlex.split(a.bench)
+    common = ["--levels", a.levels, "--gen", a.gen]
+    print(f"weights: {gguf.name} as f32 in {folder}; ~128-token prompts, {a.gen} generated, greedy\n")
+
+    theirs_runs, ours_runs = [], []
+    for r in range(a.rounds):
+        print(f"round {r + 1} of {a.rounds}")
+        theirs_runs.append(run_mlx_lm(cmd, folder, common))
+        print("\nMinibar:")
+        ours_runs.append(bench(cmd, ["--model-path", str(folder)] + common))
+        print()
+    theirs, ours = median_rows(theirs_runs), median_rows(ours_runs)
+    if a.rounds > 1:
+        print(f"medians of {a.rounds} rounds:")
     print("\n| clients | Minibar tok/s | mlx_lm.server tok/s | ratio | Minibar p50/p95 TTFT | mlx_lm.server p50/p95 TTFT |")
     print("|---:|---:|---:|---:|---:|---:|")
     for m, r in zip(ours, theirs):
