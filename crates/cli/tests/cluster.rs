@@ -1,7 +1,13 @@
 //! `minibar cluster`: the CLI starts its ranks as copies of itself on loopback; `status`
-//! shows the split and `generate` answers as one process does.
+//! shows the split and `generate` answers as one process does; a cluster that is `up` chats
+//! as `minibar chat` does and stops at `down`.
 
-use std::process::Command;
+use std::{
+    io::Write,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
 fn minibar(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_minibar"))
@@ -52,4 +58,106 @@ fn status_splits_the_layers_and_generate_answers_as_one_process() {
     let text = split["report"]["text"].as_str().unwrap();
     assert!(text.contains("Paris"), "{split}");
     assert_eq!(text.trim(), one["text"].as_str().unwrap().trim(), "{one}");
+}
+
+/// Runs `minibar args` with `input` on standard input; its standard output.
+fn typed(args: &[&str], input: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_minibar"))
+        .args(args)
+        .env_remove("MINIBAR_MODEL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "minibar {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `minibar cluster up`, stopped (its ranks with it) if the test ends early.
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        // Its ranks see their lifeline close and end.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_socket(socket: &Path, up: &mut Up) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(up.0.try_wait().unwrap().is_none(), "cluster up ended early");
+        assert!(Instant::now() < deadline, "the cluster did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn up_chats_and_generates_as_one_process_until_down() {
+    let Some(gguf) = minibar_testkit::default_gguf() else {
+        return;
+    };
+    let model = gguf.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("cluster.sock");
+    let socket = socket.to_str().unwrap();
+    let mut up = Up(Command::new(env!("CARGO_BIN_EXE_minibar"))
+        .args([
+            "cluster", "up", "--ranks", "2", "-m", model, "--socket", socket,
+        ])
+        .env_remove("MINIBAR_MODEL")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap());
+    wait_for_socket(Path::new(socket), &mut up);
+
+    // Two turns: the same replies, printed the same way, as one process's chat.
+    let turns = "What is the capital of France?\nAnd of Italy?\n";
+    let split = typed(&["cluster", "chat", "--socket", socket, "-n", "12"], turns);
+    let one = typed(&["chat", "-m", model, "-n", "12"], turns);
+    assert!(split.contains("Paris"), "{split}");
+    assert_eq!(split, one);
+
+    // `generate --socket` asks the same running cluster.
+    let question = "What is the capital of France?";
+    let asked = minibar(&[
+        "cluster", "generate", "--socket", socket, "-p", question, "-n", "12", "--json",
+    ]);
+    let one = minibar(&[
+        "generate", "-m", model, "-p", question, "-n", "12", "--json",
+    ]);
+    let text = asked["report"]["text"].as_str().unwrap();
+    assert_eq!(text.trim(), one["text"].as_str().unwrap().trim(), "{asked}");
+
+    let down = Command::new(env!("CARGO_BIN_EXE_minibar"))
+        .args(["cluster", "down", "--socket", socket])
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{down:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = up.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster up did not end after down"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!Path::new(socket).exists());
 }

@@ -91,7 +91,7 @@ pub fn default_socket() -> Result<PathBuf> {
     // SAFETY: getuid cannot fail.
     let mine = meta.uid() == unsafe { libc::getuid() };
     if !meta.is_dir() || !mine || meta.mode() & 0o077 != 0 {
-        return Err(ClusterError::Job(format!(
+        return Err(ClusterError::Control(format!(
             "{} must be a folder of this user's only (mode 0700) to hold the cluster's control socket; remove it or give --socket",
             dir.display()
         )));
@@ -108,7 +108,7 @@ pub struct Endpoint {
 /// Fails if a cluster already answers at `path` (a stale socket file is not an answer).
 pub fn check_free(path: &Path) -> Result<()> {
     if UnixStream::connect(path).is_ok() {
-        return Err(ClusterError::Job(format!(
+        return Err(ClusterError::Control(format!(
             "a cluster is already up at {} (`minibar cluster down` stops it)",
             path.display()
         )));
@@ -217,7 +217,7 @@ impl Client {
                 Err(e)
                     if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) =>
                 {
-                    return Err(ClusterError::Job(format!(
+                    return Err(ClusterError::Control(format!(
                         "no cluster is up at {} (start one with `minibar cluster up`)",
                         self.socket.display()
                     )))

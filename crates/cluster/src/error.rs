@@ -41,6 +41,9 @@ pub enum ClusterError {
     /// A node died or a link stalled.
     #[error("{0}")]
     Node(String),
+    /// No cluster is up at a control socket, or one already is.
+    #[error("{0}")]
+    Control(String),
     /// The job a rank was given is not valid.
     #[error("invalid cluster job: {0}")]
     Job(String),

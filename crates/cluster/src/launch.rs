@@ -22,6 +22,11 @@ use crate::{
     rank::{Event, Job, NodePlan, Report},
 };
 
+/// Set in a started rank's environment: its standard input is a pipe from the launcher, which
+/// closes when the launcher ends, however it ends; a rank that stays up then ends too, instead
+/// of serving on, orphaned.
+pub const LIFELINE: &str = "MINIBAR_CLUSTER_LIFELINE";
+
 /// How to start a rank: a program and the arguments before `--job <json>`.
 #[derive(Debug, Clone)]
 pub struct Launcher {
@@ -132,7 +137,8 @@ impl Launcher {
                 None => command.env_remove("MLX_HOSTFILE").env_remove("MLX_RANK"),
             };
             let mut child = command
-                .stdin(Stdio::null())
+                .env(LIFELINE, "stdin")
+                .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()

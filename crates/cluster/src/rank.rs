@@ -975,20 +975,22 @@ impl Pipeline<'_> {
 
     /// Sleeps until a client connects; meanwhile a node that stops (its neighbour closes the
     /// doorbell, and so on round the ring to this rank) ends this rank too, so the cluster
-    /// can re-form.
+    /// can re-form, and so does the end of the launcher that started it (its lifeline).
     fn wait_for_client(&mut self, endpoint: &Endpoint) -> Result<()> {
-        let mut fds = vec![libc::pollfd {
-            fd: endpoint.listener().as_raw_fd(),
+        let watch = |fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        }];
-        if let Some(bells) = &self.bells {
-            fds.push(libc::pollfd {
-                fd: bells.prev_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
+        };
+        let mut fds = vec![watch(endpoint.listener().as_raw_fd())];
+        let bell = self.bells.as_ref().map(|b| {
+            fds.push(watch(b.prev_fd()));
+            fds.len() - 1
+        });
+        let lifeline = std::env::var_os(crate::launch::LIFELINE).map(|_| {
+            fds.push(watch(std::io::stdin().as_raw_fd()));
+            fds.len() - 1
+        });
         loop {
             // SAFETY: poll(2) on descriptors this rank owns, for as long as they live.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
@@ -1002,7 +1004,13 @@ impl Pipeline<'_> {
                     source: e,
                 });
             }
-            if fds.get(1).is_some_and(|f| f.revents != 0) {
+            if lifeline.is_some_and(|i| fds[i].revents != 0) {
+                return Err(ClusterError::Node(
+                    "the launcher of this rank (`minibar cluster up`) ended, so the cluster ends"
+                        .into(),
+                ));
+            }
+            if bell.is_some_and(|i| fds[i].revents != 0) {
                 // Nothing may arrive between jobs: this read sees the close (or a stray byte).
                 self.wait_for("the next job")?;
                 return Err(ClusterError::Node(format!(

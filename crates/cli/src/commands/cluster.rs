@@ -1,10 +1,20 @@
 //! `minibar cluster`: one model across several processes or machines, layers split among
-//! them (pipeline parallelism over MLX's ring backend; see minibar-cluster).
+//! them (pipeline parallelism over MLX's ring backend; see minibar-cluster). `up` keeps the
+//! ranks formed, and `chat`, `generate --up` and `down` talk to it through rank 0's control
+//! socket.
 
-use std::{ffi::OsString, io::Write, path::PathBuf, time::Duration};
+use std::{
+    ffi::OsString,
+    io::{BufRead, Write},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{bail, Context};
-use minibar_cluster::{Event, Finished, Job, Launcher, NodePlan, Prompt};
+use minibar_cluster::{
+    control, keep_up, Ask, Client, Event, Finished, Job, Launcher, NodePlan, Prompt, Report, Upkeep,
+};
+use minibar_engine::Message;
 
 use super::{model_arg, sampling::SamplingArgs};
 
@@ -24,6 +34,14 @@ enum Sub {
     /// Run one rank: what `generate` starts for each; on several Macs, start one per Mac
     /// with the same --hostfile and each its own --rank.
     Rank(RankArgs),
+    /// Form a cluster that stays up, loading the model once, and serve job after job
+    /// (`chat`, `generate --up`) until `down`; after a fault it forms again.
+    Up(UpArgs),
+    /// Chat with the model of a cluster that is up: the same template and sampling as
+    /// `minibar chat`.
+    Chat(ChatArgs),
+    /// Stop the cluster that is up.
+    Down(DownArgs),
 }
 
 /// Flags every way of starting ranks shares.
@@ -45,6 +63,12 @@ struct GenerateArgs {
     /// What to ask.
     #[arg(long, short)]
     prompt: String,
+    /// Ask the cluster that is up (`minibar cluster up`) instead of starting ranks.
+    #[arg(long, conflicts_with_all = ["model", "ranks"])]
+    up: bool,
+    /// The running cluster's control socket (implies --up; default: the one `up` uses).
+    #[arg(long, conflicts_with_all = ["model", "ranks"])]
+    socket: Option<PathBuf>,
     /// A system prompt.
     #[arg(long)]
     system: Option<String>,
@@ -58,6 +82,41 @@ struct GenerateArgs {
     /// Print the reply, the plan and the figures as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Join the cluster of this hostfile as --rank (one node of several Macs; start `up` on
+    /// each), instead of starting --ranks on this machine.
+    #[arg(long, requires = "rank", conflicts_with = "ranks")]
+    hostfile: Option<PathBuf>,
+    /// This node's rank in --hostfile.
+    #[arg(long, requires = "hostfile")]
+    rank: Option<usize>,
+    /// Where rank 0 takes jobs (default: cluster.sock in this user's runtime folder).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ChatArgs {
+    /// The cluster's control socket (default: the one `up` uses).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// A system prompt.
+    #[arg(long)]
+    system: Option<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+}
+
+#[derive(clap::Args)]
+struct DownArgs {
+    /// The cluster's control socket (default: the one `up` uses).
+    #[arg(long)]
+    socket: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -99,7 +158,169 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Sub::Generate(a) => generate(a),
         Sub::Status(a) => status(a),
         Sub::Rank(a) => rank(a),
+        Sub::Up(a) => up(a),
+        Sub::Chat(a) => chat(a),
+        Sub::Down(a) => down(a),
     }
+}
+
+fn client(socket: Option<PathBuf>) -> anyhow::Result<Client> {
+    Ok(Client::new(match socket {
+        Some(s) => s,
+        None => control::default_socket()?,
+    }))
+}
+
+/// The engine's sampling flags as a running cluster's job.
+fn ask(prompt: Prompt, sampling: &SamplingArgs) -> anyhow::Result<Ask> {
+    if !sampling.stop.is_empty() {
+        bail!("--stop is not supported by `minibar cluster` yet");
+    }
+    let params = sampling.params();
+    Ok(Ask {
+        prompt,
+        max_tokens: params.max_tokens,
+        sampling: params.sampling,
+        ignore_eos: false,
+    })
+}
+
+/// Runs `ask` on the cluster at `client`, streaming the reply to standard output (unless
+/// `quiet`), all of it: the text's tail that only the whole reply decodes too.
+fn ask_streaming(client: &Client, ask: &Ask, quiet: bool) -> anyhow::Result<Report> {
+    let mut out = std::io::stdout();
+    let mut shown = String::new();
+    let report = client.generate(ask, |e| {
+        if let (Event::Token { text, .. }, false) = (e, quiet) {
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            shown.push_str(text);
+        }
+    })?;
+    if !quiet {
+        if let Some(tail) = report.text.strip_prefix(shown.as_str()) {
+            print!("{tail}");
+        }
+    }
+    Ok(report)
+}
+
+fn up(a: UpArgs) -> anyhow::Result<()> {
+    let socket = match a.socket {
+        Some(s) => s,
+        None => control::default_socket()?,
+    };
+    let job = Job {
+        control: Some(socket),
+        ..base_job(&a.common)?
+    };
+    // The survivors of a fault end by themselves within the stall bound, rank 0 telling its
+    // client first; only then are they killed.
+    let launcher = Launcher {
+        grace: Duration::from_secs_f64(a.common.stall_timeout.max(1.0) + 5.0),
+        ..launcher()?
+    };
+    let start = || match (&a.hostfile, a.rank) {
+        (Some(hostfile), Some(rank)) => launcher.join(&job, hostfile, rank),
+        _ => launcher.start(&vec![job.clone(); a.common.ranks]),
+    };
+    keep_up(start, |u| {
+        match u {
+        Upkeep::Started(pids) => eprintln!("starting {} rank process(es)...", pids.len()),
+        Upkeep::Event(0, Event::Plan { nodes, verdict }) => {
+            print_plan(nodes);
+            println!("{verdict}");
+        }
+        Upkeep::Event(0, Event::Up {
+            socket: Some(socket),
+        }) => println!(
+            "cluster up: `minibar cluster chat` talks to it (jobs at {}), `minibar cluster down` stops it",
+            socket.display()
+        ),
+        Upkeep::Event(rank, Event::Up { .. }) => {
+            println!("rank {rank} up: serving rank 0's jobs")
+        }
+        Upkeep::Event(rank, Event::Error { message, .. }) => {
+            eprintln!("[rank {rank}] {message}")
+        }
+        Upkeep::Event(..) => {}
+        Upkeep::Reforming(e) => eprintln!("cluster fault: {e}\nforming the cluster again..."),
+    }
+    })?;
+    println!("cluster down");
+    Ok(())
+}
+
+fn down(a: DownArgs) -> anyhow::Result<()> {
+    client(a.socket)?.shutdown()?;
+    println!("cluster down");
+    Ok(())
+}
+
+const CHAT_HELP: &str =
+    "Type a message and press Enter. /reset starts over, /exit (or Ctrl-D) quits.";
+
+fn chat(a: ChatArgs) -> anyhow::Result<()> {
+    let client = client(a.socket)?;
+    client.wait_up(Duration::ZERO)?;
+    // The flags are checked before the first message.
+    ask(Prompt::Messages(Vec::new()), &a.sampling)?;
+    eprintln!("cluster at {} ready. {CHAT_HELP}", client.socket.display());
+    let mut messages: Vec<Message> = a
+        .system
+        .iter()
+        .map(|s| Message::system(s.clone()))
+        .collect();
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    loop {
+        print!("> ");
+        out.flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            println!();
+            break;
+        }
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                messages.retain(|m| m.role == "system");
+                eprintln!("(new conversation)");
+                continue;
+            }
+            "/help" => {
+                eprintln!("{CHAT_HELP}");
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(Message::user(line.to_owned()));
+        let result = ask_streaming(
+            &client,
+            &ask(Prompt::Messages(messages.clone()), &a.sampling)?,
+            false,
+        );
+        println!();
+        match result {
+            Ok(report) => {
+                eprintln!(
+                    "[{} tokens, first token {:.2} s, {:.1} tok/s across the cluster]",
+                    report.tokens.len(),
+                    report.ttft_s,
+                    report.decode_tps
+                );
+                messages.push(Message::assistant(report.text));
+            }
+            Err(e) => {
+                // The conversation is kept: the user can shorten the message or /reset.
+                messages.pop();
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn launcher() -> anyhow::Result<Launcher> {
@@ -158,6 +379,20 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             user: a.prompt,
         }
     };
+    if a.up || a.socket.is_some() {
+        let report = ask_streaming(&client(a.socket)?, &ask(prompt, &a.sampling)?, a.json)?;
+        if a.json {
+            let v = serde_json::json!({ "report": report });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!();
+            eprintln!(
+                "{} prompt tokens, first token {:.2} s, {:.1} tok/s across the cluster",
+                report.prompt_tokens, report.ttft_s, report.decode_tps
+            );
+        }
+        return Ok(());
+    }
     let job = sampled_job(
         Job {
             prompt,
