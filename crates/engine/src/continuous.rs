@@ -20,6 +20,13 @@
 //! which is the same invariant again (each row ends at the batch's offset and is masked
 //! before its own start), so a server answering many clients at once pays one prefill per
 //! group instead of one per client.
+//!
+//! And a conversation's next turn need not prefill its history again: when the last sequence
+//! leaves, [`DecodeBatch::finish_last`] keeps its caches ([`KeptPrefix`]), and
+//! [`DecodeBatch::join_reusing`] starts the next batch from them, trimmed to the prefix they
+//! share with the new prompt, prefilling only the rest (mlx_lm.server's prompt cache,
+//! Ollama's kept slot). The kept row stays where it was (its first token possibly after
+//! the storage's first position, masked as before), so this too is a constant shift.
 
 use mlx_rs::{ops::indexing::IndexOp, Array};
 
@@ -149,6 +156,80 @@ impl DecodeBatch {
         Ok((0..rows).map(|r| logits.index(r)).collect())
     }
 
+    /// Removes the batch's only sequence, whose caches hold `tokens`, and keeps those caches
+    /// for [`DecodeBatch::join_reusing`] when they can be rewound (no sliding windows).
+    pub fn finish_last(&mut self, tokens: Vec<u32>) -> Result<Option<KeptPrefix>> {
+        if self.len() != 1 {
+            return Err(EngineError::InvalidRequest(format!(
+                "only a batch's last sequence can be kept: {} are decoding",
+                self.len()
+            )));
+        }
+        let start = self.starts[0];
+        let keepable = self.caches.iter().all(|c| c.window().is_none())
+            && self
+                .caches
+                .first()
+                .is_some_and(|c| c.offset - start == tokens.len() as i32);
+        let fresh: Vec<KvCache> = (0..self.caches.len()).map(|_| KvCache::new()).collect();
+        let caches = std::mem::replace(&mut self.caches, fresh);
+        self.starts.clear();
+        Ok(keepable.then_some(KeptPrefix {
+            caches,
+            start,
+            tokens,
+        }))
+    }
+
+    /// Starts an empty batch with `prompt`, reusing `kept`'s caches for the tokens they share
+    /// with it; returns its last position's logits (`[vocab]`) and how many prompt tokens
+    /// were reused (none: prefilled as [`DecodeBatch::join`] does).
+    pub fn join_reusing(
+        &mut self,
+        model: &Transformer,
+        kept: KeptPrefix,
+        prompt: &[u32],
+        cancel: &CancelToken,
+    ) -> Result<(Array, usize)> {
+        if !self.is_empty() {
+            return Err(EngineError::InvalidRequest(
+                "a kept prefix starts an empty batch".into(),
+            ));
+        }
+        let reused = kept.common_prefix(prompt);
+        if reused == 0 {
+            return Ok((self.join(model, prompt, cancel)?, 0));
+        }
+        let KeptPrefix {
+            mut caches, start, ..
+        } = kept;
+        for cache in &mut caches {
+            let extra = cache.offset - (start + reused as i32);
+            if cache.trim(extra) != extra {
+                return Ok((self.join(model, prompt, cancel)?, 0));
+            }
+        }
+        let base = caches[0].base();
+        let starts = Array::from_slice(&[start], &[1]);
+        let mut logits = None;
+        for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            let ids = Array::from_slice(chunk, &[1, chunk.len() as i32]);
+            let h = model.hidden(&ids, &mut caches, (start > base).then_some(&starts))?;
+            let l = model.logits(&h.index((.., -1.., ..)))?;
+            let mut eval: Vec<&Array> = vec![&l];
+            eval.extend(caches.iter().flat_map(KvCache::arrays));
+            mlx_rs::transforms::eval(eval)?;
+            logits = Some(l);
+        }
+        let logits = logits.ok_or(EngineError::EmptyPrompt)?.reshape(&[-1])?;
+        self.caches = caches;
+        self.starts = vec![start];
+        Ok((logits, reused))
+    }
+
     /// Starts prefilling `prompt` apart from the batch, to join it after `steps_ahead` more
     /// decode steps: its positions are planned so that it then ends where the batch does.
     /// The caller interleaves [`Joiner::prefill_chunk`] with the steps (for a prompt of
@@ -251,6 +332,34 @@ impl DecodeBatch {
             }
         }
         Ok(())
+    }
+}
+
+/// A finished sequence's caches and the tokens they hold, kept for the next prompt that
+/// starts with the same tokens.
+pub struct KeptPrefix {
+    caches: Vec<KvCache>,
+    /// Absolute position of its first token.
+    start: i32,
+    tokens: Vec<u32>,
+}
+
+impl KeptPrefix {
+    /// How many of `prompt`'s first tokens the caches hold (at most all but its last, whose
+    /// logits the next token needs).
+    pub fn common_prefix(&self, prompt: &[u32]) -> usize {
+        let same = self
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
+        same.min(prompt.len().saturating_sub(1))
+    }
+
+    /// Bytes its caches hold.
+    pub fn nbytes(&self) -> usize {
+        self.caches.iter().map(KvCache::nbytes).sum()
     }
 }
 

@@ -244,3 +244,73 @@ fn newcomers_prefilled_together_get_their_greedy_tokens() {
     assert!(batch.join_many(model, &[vec![1], vec![]]).is_err());
     assert_eq!(batch.len(), 3, "a refused group leaves the batch as it was");
 }
+
+#[test]
+fn a_kept_prefix_serves_the_next_turn_with_its_greedy_tokens() {
+    let Some(gguf) = support::default_gguf() else {
+        return;
+    };
+    let loaded = minibar_engine::load(&gguf, &LoadOptions::default()).unwrap();
+    let model = &loaded.model;
+    let cancel = CancelToken::new();
+    // Two sequences decode together; the second leaves first, so the kept one sat in a
+    // padded batch (its storage has positions before its own first token).
+    let first: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314];
+    let other: Vec<u32> = (0..20u32).map(|i| 100 + i * 7).collect();
+    let mut batch = DecodeBatch::new(model);
+    let mut tokens = vec![argmax_rows(&batch.join(model, &other, &cancel).unwrap())[0]];
+    let mut mine = vec![argmax_rows(&batch.join(model, &first, &cancel).unwrap())[0]];
+    let step =
+        |batch: &mut DecodeBatch, last: &[u32]| argmax_rows(&batch.step(model, last).unwrap());
+    let next = step(&mut batch, &[tokens[0], mine[0]]);
+    tokens.push(next[0]);
+    mine.push(next[1]);
+    batch.leave(&[0]).unwrap();
+    for _ in 0..4 {
+        mine.push(step(&mut batch, &[*mine.last().unwrap()])[0]);
+    }
+    // The caches hold the prompt and every generated token but the last (never fed).
+    let held: Vec<u32> = first
+        .iter()
+        .chain(&mine[..mine.len() - 1])
+        .copied()
+        .collect();
+    let kept = batch.finish_last(held.clone()).unwrap().unwrap();
+    assert!(batch.is_empty() && kept.nbytes() > 0);
+
+    // The next turn: the whole history and more, then one that diverges half-way.
+    let turn: Vec<u32> = held
+        .iter()
+        .chain(&[28, 29, 30, 1780, 429])
+        .copied()
+        .collect();
+    let (logits, reused) = batch.join_reusing(model, kept, &turn, &cancel).unwrap();
+    assert_eq!(reused, held.len());
+    let mut got = vec![argmax_rows(&logits)[0]];
+    for _ in 0..5 {
+        got.push(step(&mut batch, &[*got.last().unwrap()])[0]);
+    }
+    assert_eq!(got, alone(model, &turn, 6));
+
+    let again: Vec<u32> = got[..got.len() - 1].to_vec();
+    let held2: Vec<u32> = turn.iter().chain(&again).copied().collect();
+    let kept = batch.finish_last(held2).unwrap().unwrap();
+    let diverging: Vec<u32> = held[..4]
+        .iter()
+        .chain(&[9690, 198, 2683])
+        .copied()
+        .collect();
+    let (logits, reused) = batch
+        .join_reusing(model, kept, &diverging, &cancel)
+        .unwrap();
+    assert_eq!(reused, 4);
+    let mut got = vec![argmax_rows(&logits)[0]];
+    for _ in 0..4 {
+        got.push(step(&mut batch, &[*got.last().unwrap()])[0]);
+    }
+    assert_eq!(got, alone(model, &diverging, 5));
+    assert!(
+        batch.finish_last(vec![1]).unwrap().is_none(),
+        "tokens that do not match the caches are not kept"
+    );
+}

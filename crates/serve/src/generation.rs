@@ -51,6 +51,8 @@ pub(crate) struct Reply {
     pub prompt_tokens: usize,
     /// Generated tokens.
     pub completion_tokens: usize,
+    /// Prompt tokens reused from the previous request's caches.
+    pub cached_tokens: usize,
 }
 
 /// What the client gets of a reply, in order.
@@ -159,6 +161,7 @@ pub(crate) async fn collect(mut started: Started, json: bool) -> Result<Reply, A
                 finish,
                 prompt_tokens,
                 completion_tokens,
+                cached_tokens,
             } => {
                 take(shaper.finish(finish)?, &mut text, &mut calls);
                 if !calls.is_empty() {
@@ -170,6 +173,7 @@ pub(crate) async fn collect(mut started: Started, json: bool) -> Result<Reply, A
                     finish,
                     prompt_tokens,
                     completion_tokens,
+                    cached_tokens,
                 });
             }
             Event::Failed(e) => return Err(ApiError::Engine(e)),

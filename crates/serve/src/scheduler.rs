@@ -27,7 +27,7 @@ use std::{
 use minibar_fit::Pressure;
 
 use minibar_engine::{
-    continuous::{DecodeBatch, Joiner},
+    continuous::{DecodeBatch, Joiner, KeptPrefix},
     generate::{CancelToken, PREFILL_CHUNK},
     ChatParams, FinishReason, Session,
 };
@@ -101,6 +101,8 @@ pub enum Event {
         prompt_tokens: usize,
         /// Generated tokens.
         completion_tokens: usize,
+        /// Prompt tokens whose caches were reused from the previous request, not prefilled.
+        cached_tokens: usize,
     },
 }
 
@@ -298,6 +300,9 @@ pub(crate) struct Engine<'t> {
     seqs: Vec<Sequence<'t>>,
     /// A long prompt being prefilled a chunk per step, and its sequence.
     pending: Option<(Joiner, Sequence<'t>)>,
+    /// The last sequence's caches once the batch emptied: the next request reuses the prefix
+    /// it shares with them (a conversation's next turn prefills only its new messages).
+    kept: Option<KeptPrefix>,
     /// Requests taken off the channel that wait (for the pending prefill, or for another
     /// model).
     pub waiting: VecDeque<Request>,
@@ -328,6 +333,7 @@ impl<'t> Engine<'t> {
             batch: DecodeBatch::new(model),
             seqs: Vec::new(),
             pending: None,
+            kept: None,
             waiting,
             load,
             keep_alive,
@@ -433,10 +439,11 @@ impl<'t> Engine<'t> {
                     finish: FinishReason::Stop,
                     prompt_tokens: 0,
                     completion_tokens: 0,
+                    cached_tokens: 0,
                 });
                 continue;
             }
-            let (seq, ids) = match prepare(self.session, &request, &mut self.json_texts) {
+            let (mut seq, ids) = match prepare(self.session, &request, &mut self.json_texts) {
                 Ok(p) => p,
                 Err(e) => {
                     self.load.queued.fetch_sub(1, Ordering::SeqCst);
@@ -444,6 +451,23 @@ impl<'t> Engine<'t> {
                     continue;
                 }
             };
+            if self.batch.is_empty() && group.is_empty() && self.pending.is_none() {
+                if let Some(kept) = self.kept.take() {
+                    self.load.queued.fetch_sub(1, Ordering::SeqCst);
+                    match self
+                        .batch
+                        .join_reusing(model, kept, &ids, &CancelToken::new())
+                    {
+                        Ok((logits, reused)) => {
+                            seq.cached_tokens = reused;
+                            self.joined(vec![(seq, logits)]);
+                        }
+                        Err(e) => seq.reject(e.into()),
+                    }
+                    self.publish();
+                    continue;
+                }
+            }
             let chunks = ids.len().div_ceil(PREFILL_CHUNK);
             if chunks == 1 {
                 // As short as one step's work: prefilled with the others that came with it.
@@ -580,12 +604,31 @@ impl<'t> Engine<'t> {
         if ended.is_empty() {
             return;
         }
-        let rows: Vec<usize> = ended.iter().map(|(r, _)| *r).collect();
+        // When the last sequence ends, its caches stay for the next request.
+        let last = ended.len() == self.seqs.len() && self.pending.is_none();
+        let kept_row = ended.last().map(|(r, _)| *r).filter(|_| last);
+        let mut kept_tokens = None;
+        let leaving: Vec<usize> = ended
+            .iter()
+            .map(|(r, _)| *r)
+            .filter(|&r| Some(r) != kept_row)
+            .collect();
         for (row, finish) in ended.into_iter().rev() {
-            self.seqs.remove(row).finish(finish);
+            let seq = self.seqs.remove(row);
+            if Some(row) == kept_row {
+                // Every token but the last sampled one has been fed, so the caches hold them.
+                kept_tokens = Some(seq.history[..seq.history.len() - 1].to_vec());
+            }
+            seq.finish(finish);
         }
-        if let Err(e) = self.batch.leave(&rows) {
-            self.fail_all(&e.to_string());
+        if let Err(e) = self.batch.leave(&leaving) {
+            return self.fail_all(&e.to_string());
+        }
+        if let Some(tokens) = kept_tokens {
+            match self.batch.finish_last(tokens) {
+                Ok(kept) => self.kept = kept,
+                Err(e) => self.fail_all(&e.to_string()),
+            }
         }
     }
 

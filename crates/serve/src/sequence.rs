@@ -23,6 +23,8 @@ pub(crate) struct Sequence<'t> {
     /// Prompt and generated tokens, for the repetition penalty.
     pub history: Vec<u32>,
     prompt_tokens: usize,
+    /// Prompt tokens reused from the previous request's caches.
+    pub cached_tokens: usize,
     generated: usize,
     max_tokens: usize,
     eos: Vec<u32>,
@@ -49,6 +51,7 @@ impl<'t> Sequence<'t> {
             decoder,
             stops: StopMatcher::new(request.params.stop.iter().cloned()),
             prompt_tokens: prompt.len(),
+            cached_tokens: 0,
             history: prompt,
             generated: 0,
             max_tokens: request.params.max_tokens,
@@ -175,6 +178,7 @@ impl<'t> Sequence<'t> {
             finish,
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.generated,
+            cached_tokens: self.cached_tokens,
         });
     }
 }

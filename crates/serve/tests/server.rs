@@ -776,3 +776,63 @@ async fn cross_origin_calls_only_from_the_origins_allowed() {
         Err(minibar_serve::ServeError::BadOrigin(_))
     ));
 }
+
+#[tokio::test]
+async fn a_conversations_next_turn_prefills_only_what_is_new() {
+    let Some(gguf) = default_gguf() else { return };
+    let server = serve(
+        &gguf,
+        Limits {
+            max_seqs: 4,
+            queue: 8,
+        },
+    )
+    .await;
+    let addr = server.addr();
+    let ask = |messages: Value| {
+        let body =
+            json!({"model": MODEL, "temperature": 0, "max_tokens": 16, "messages": messages});
+        async move {
+            let (status, v) = post(addr, "/v1/chat/completions", &body).await;
+            assert_eq!(status, 200, "{v}");
+            let cached = v["usage"]["prompt_tokens_details"]["cached_tokens"]
+                .as_u64()
+                .unwrap();
+            let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+            let text = v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (text, prompt, cached)
+        }
+    };
+    let first = "Write one sentence about the sea.";
+    let (reply, prompt, cached) = ask(json!([{"role": "user", "content": first}])).await;
+    assert_eq!(cached, 0, "nothing to reuse before the first request");
+    let next = "Now one about rain.";
+    let (again, _, cached) = ask(json!([{"role": "user", "content": first},
+        {"role": "assistant", "content": reply}, {"role": "user", "content": next}]))
+    .await;
+    assert!(
+        cached >= prompt,
+        "the first turn's {prompt} prompt tokens are reused, not {cached}"
+    );
+
+    // The same text as one sequence prefilled from nothing.
+    let mut session = Session::open(&gguf, &LoadOptions::default(), Some(512)).unwrap();
+    let params = ChatParams {
+        max_tokens: 16,
+        ..ChatParams::default()
+    };
+    let history = [
+        Message::user(first.to_owned()),
+        Message::assistant(reply.clone()),
+        Message::user(next.to_owned()),
+    ];
+    let want = session
+        .chat(&history, &params, &CancelToken::new(), |_| {})
+        .unwrap()
+        .text;
+    assert_eq!(again, want);
+    server.stop().await.unwrap();
+}

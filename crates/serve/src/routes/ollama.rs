@@ -417,6 +417,7 @@ async fn respond(
                         finish,
                         prompt_tokens,
                         completion_tokens,
+                        ..
                     }) => match shaper.finish(finish) {
                         Ok(outs) => {
                             let fields = done_fields(

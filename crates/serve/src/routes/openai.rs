@@ -305,8 +305,10 @@ fn call_out(call: &ToolCall, index: Option<usize>) -> Value {
     v
 }
 
-fn usage(prompt: usize, completion: usize) -> Value {
-    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+/// OpenAI's usage; `cached`: prompt tokens served from the previous request's caches.
+fn usage(prompt: usize, completion: usize, cached: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion,
+           "total_tokens": prompt + completion, "prompt_tokens_details": {"cached_tokens": cached}})
 }
 
 /// `POST /v1/chat/completions`.
@@ -372,7 +374,7 @@ pub(crate) async fn chat(
     Ok(Json(json!({
         "id": id, "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-        "usage": usage(reply.prompt_tokens, reply.completion_tokens),
+        "usage": usage(reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens),
     }))
     .into_response())
 }
@@ -433,7 +435,7 @@ pub(crate) async fn completions(
         "id": id, "object": "text_completion", "created": created, "model": model,
         "choices": [{"index": 0, "text": reply.text, "logprobs": null,
                      "finish_reason": finish_reason(reply.finish)}],
-        "usage": usage(reply.prompt_tokens, reply.completion_tokens),
+        "usage": usage(reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens),
     }))
     .into_response())
 }
@@ -474,6 +476,7 @@ fn sse(
                         finish,
                         prompt_tokens,
                         completion_tokens,
+                        cached_tokens,
                     }) => {
                         let mut items = match shaper.finish(finish) {
                             Ok(outs) => pieces(outs, &mut calls, &chunk),
@@ -488,6 +491,7 @@ fn sse(
                             items.push(data(&chunk(Piece::Usage(usage(
                                 prompt_tokens,
                                 completion_tokens,
+                                cached_tokens,
                             )))));
                         }
                         items.push(SseEvent::default().data("[DONE]"));
