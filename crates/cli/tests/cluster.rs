@@ -161,3 +161,30 @@ fn up_chats_and_generates_as_one_process_until_down() {
     assert!(status.success(), "{status:?}");
     assert!(!Path::new(socket).exists());
 }
+
+#[test]
+fn ranks_end_with_the_up_that_started_them() {
+    let Some(gguf) = minibar_testkit::default_gguf() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("cluster.sock");
+    let mut up = Up(Command::new(env!("CARGO_BIN_EXE_minibar"))
+        .args(["cluster", "up", "--ranks", "2", "-m"])
+        .arg(&gguf)
+        .arg("--socket")
+        .arg(&socket)
+        .env_remove("MINIBAR_MODEL")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap());
+    wait_for_socket(&socket, &mut up);
+    // SIGKILL: `up` runs no code of its own as it ends; its ranks see their lifeline close,
+    // and rank 0 removes its socket as it ends.
+    up.0.kill().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while socket.exists() {
+        assert!(Instant::now() < deadline, "rank 0 outlived its launcher");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
