@@ -37,13 +37,21 @@ impl Key {
         self.bytes(&bytes)
     }
 
-    /// Adds every file under `dir`: relative names and contents, in sorted order.
+    /// Adds every file under `dir`: relative names and contents, in sorted order. Minibar's
+    /// own notes beside a model (`.minibar-*`, such as the cluster's hash cache, written by
+    /// any test that starts a rank on the folder) are not the model and are left out.
     pub fn dir(&mut self, dir: &Path) -> &mut Self {
         let mut files = Vec::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
             for entry in std::fs::read_dir(&d).unwrap() {
                 let path = entry.unwrap().path();
+                let ours = path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".minibar-"));
+                if ours {
+                    continue;
+                }
                 if path.is_dir() {
                     stack.push(path);
                 } else {
@@ -143,6 +151,9 @@ mod tests {
         let renamed = Key::default().dir(&tmp).short();
         assert_ne!(before, edited);
         assert_ne!(edited, renamed);
+        // A rank's hash cache beside the files is not part of them.
+        std::fs::write(tmp.join(".minibar-hashes.json"), b"{}").unwrap();
+        assert_eq!(Key::default().dir(&tmp).short(), renamed);
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 

@@ -252,6 +252,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
         return;
     };
     for e in entries.flatten() {
+        // Minibar's notes beside the model (hash cache, layers held) are not its files.
+        if e.file_name().to_string_lossy().starts_with(".minibar-") {
+            continue;
+        }
         let p = e.path();
         match std::fs::metadata(&p) {
             Ok(m) if m.is_dir() => walk(root, &p, out),
