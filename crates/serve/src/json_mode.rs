@@ -352,6 +352,25 @@ impl TokenTexts {
             eos: model.eos.iter().copied().collect(),
         }
     }
+
+    /// Texts given directly (a test's small vocabulary).
+    #[cfg(test)]
+    pub fn from_texts(texts: &[&str], eos: Vec<u32>) -> Self {
+        Self {
+            texts: texts.iter().map(|&t| Box::from(t)).collect(),
+            eos,
+        }
+    }
+
+    /// Every token's text, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.texts.iter().map(|t| &**t)
+    }
+
+    /// A token's text ("" for a special or unknown one).
+    pub fn text(&self, id: u32) -> &str {
+        self.texts.get(id as usize).map_or("", |t| t)
+    }
 }
 
 /// One sequence's constraint: the tokens it may take next.
@@ -399,6 +418,11 @@ impl JsonConstraint {
         if let Some(text) = self.texts.texts.get(token as usize) {
             self.state.feed(text);
         }
+    }
+
+    /// Whether the object is closed.
+    pub fn done(&self) -> bool {
+        self.state.done()
     }
 }
 

@@ -15,7 +15,9 @@
 //!   `{"error": ".."}` on its routes).
 //! - Tools: `tools` go into the chat template and calls come back as `tool_calls`
 //!   ([`minibar_text::tools`] decides the syntax per template); JSON mode constrains each
-//!   token to keep the reply one JSON object, and checks it (`json_mode`).
+//!   token to keep the reply one JSON object, and checks it (`json_mode`); `tool_choice`
+//!   "required" or a named function starts the reply inside a call and constrains the rest
+//!   of it (`forced_call`).
 //! - A request may name a model by its catalog id (`qwen3-4b`): the installed model that
 //!   entry describes, or a 404 that says `minibar pull <id>`.
 //!
@@ -30,6 +32,7 @@ pub mod api_key;
 mod cors;
 mod errors;
 mod fit;
+mod forced_call;
 mod generation;
 mod json_mode;
 mod library;

@@ -38,9 +38,10 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 pub use crate::lifecycle::ModelTarget;
 use crate::{
     errors::ApiError,
+    forced_call::CallConstraint,
     json_mode::{JsonConstraint, TokenTexts},
     lifecycle,
-    sequence::Sequence,
+    sequence::{Constraint, Sequence, Shape},
     ServeError,
 };
 
@@ -56,6 +57,9 @@ pub enum Prompt {
         tools: Vec<serde_json::Value>,
         /// The reply must be one JSON object (generation is constrained to it).
         json: bool,
+        /// Functions the reply must call one of (OpenAI's `tool_choice` "required" or a
+        /// named function; generation is constrained to the call); none: the model decides.
+        must_call: Vec<String>,
     },
     /// Text continued as is.
     Text(String),
@@ -659,15 +663,28 @@ fn argmax_rows(logits: &mlx_rs::Array) -> Result<Vec<u32>, mlx_rs::error::Except
 }
 
 /// Tokenizes and checks a request; returns its sequence and prompt tokens. `json_texts`:
-/// the vocabulary's texts for JSON mode, made on the first request that needs them.
+/// the vocabulary's texts for constrained replies (JSON mode, forced calls), made on the
+/// first request that needs them.
 fn prepare<'t>(
     session: &'t Session,
     request: &Request,
     json_texts: &mut Option<Rc<TokenTexts>>,
 ) -> Result<(Sequence<'t>, Vec<u32>), ApiError> {
     let text = &session.text;
+    let forced = match &request.prompt {
+        Prompt::Chat {
+            tools, must_call, ..
+        } if !tools.is_empty() && !must_call.is_empty() => {
+            let names: Vec<&str> = must_call.iter().map(String::as_str).collect();
+            Some(text.tool_support().syntax().forced_call(&names))
+        }
+        _ => None,
+    };
     let ids = match &request.prompt {
-        Prompt::Chat { turns, tools, .. } => text.encode_conversation(turns, tools),
+        Prompt::Chat { turns, tools, .. } => {
+            let reply_start = forced.as_ref().map_or("", |f| f.opening.as_str());
+            text.encode_conversation(turns, tools, reply_start)
+        }
         Prompt::Text(prompt) => text.encode(prompt, true),
         Prompt::Load => Ok(Vec::new()),
     }
@@ -686,19 +703,32 @@ fn prepare<'t>(
         Prompt::Chat { tools, .. } if !tools.is_empty() => Some(text.tool_support().syntax()),
         _ => None,
     };
-    let json = match &request.prompt {
+    let mut texts = || {
+        json_texts
+            .get_or_insert_with(|| Rc::new(TokenTexts::new(text)))
+            .clone()
+    };
+    let constraint = match (&forced, &request.prompt) {
+        (Some(f), _) => Some(Constraint::Call(CallConstraint::new(
+            texts(),
+            f.heads.clone(),
+        ))),
         // With tools, a call must stay possible: the reply is then only checked.
-        Prompt::Chat {
-            json: true, tools, ..
-        } if tools.is_empty() => {
-            let texts = json_texts.get_or_insert_with(|| Rc::new(TokenTexts::new(text)));
-            Some(JsonConstraint::new(texts.clone()))
-        }
+        (
+            None,
+            Prompt::Chat {
+                json: true, tools, ..
+            },
+        ) if tools.is_empty() => Some(Constraint::Json(JsonConstraint::new(texts()))),
         _ => None,
     };
     let seq = Sequence::new(
         request,
-        (tools, json),
+        Shape {
+            tools,
+            constraint,
+            forced,
+        },
         ids.clone(),
         text.stream_decoder(true),
         text.eos.iter().copied().collect(),

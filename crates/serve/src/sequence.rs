@@ -2,21 +2,65 @@
 //! its text goes out on. The engine thread owns it; it never crosses threads.
 
 use minibar_engine::{sample::Sampler, FinishReason};
-use minibar_text::{StopMatcher, StreamDecoder, ToolSyntax};
+use minibar_text::{ForcedCall, StopMatcher, StreamDecoder, ToolSyntax};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::{
+    forced_call::CallConstraint,
     json_mode::JsonConstraint,
     scheduler::{Event, Request},
 };
+
+/// What a reply must be, token by token.
+pub(crate) enum Constraint {
+    /// One JSON object (JSON mode).
+    Json(JsonConstraint),
+    /// The rest of a forced tool call.
+    Call(CallConstraint),
+}
+
+impl Constraint {
+    fn mask(&self, vocab: usize) -> Option<Vec<f32>> {
+        match self {
+            Self::Json(c) => c.mask(vocab),
+            Self::Call(c) => c.mask(vocab),
+        }
+    }
+
+    fn accept(&mut self, token: u32) {
+        match self {
+            Self::Json(c) => c.accept(token),
+            Self::Call(c) => c.accept(token),
+        }
+    }
+
+    /// Whether a forced call is complete (the server closes it; nothing more is generated).
+    fn call_complete(&self) -> bool {
+        matches!(self, Self::Call(c) if c.complete())
+    }
+}
+
+/// How a sequence's reply is shaped.
+pub(crate) struct Shape {
+    /// How the reply carries tool calls, when the request offered tools.
+    pub tools: Option<ToolSyntax>,
+    /// What each next token must keep the reply.
+    pub constraint: Option<Constraint>,
+    /// A forced call: its opening (in the prompt) is the reply's first text, its closing
+    /// the last once the arguments are complete.
+    pub forced: Option<ForcedCall>,
+}
 
 /// A sequence in the decode batch.
 pub(crate) struct Sequence<'t> {
     events: UnboundedSender<Event>,
     /// How the reply carries tool calls, when the request offered tools.
     tools: Option<ToolSyntax>,
-    /// JSON mode's constraint on the next token.
-    json: Option<JsonConstraint>,
+    /// The constraint on the next token (JSON mode, a forced call).
+    constraint: Option<Constraint>,
+    forced: Option<ForcedCall>,
+    /// Whether a forced call is complete (its closing is then written).
+    closed: bool,
     sampler: Sampler,
     decoder: StreamDecoder<'t>,
     stops: StopMatcher,
@@ -37,7 +81,7 @@ impl<'t> Sequence<'t> {
     /// A sequence for `request`, whose prompt is `prompt`.
     pub fn new(
         request: &Request,
-        (tools, json): (Option<ToolSyntax>, Option<JsonConstraint>),
+        shape: Shape,
         prompt: Vec<u32>,
         decoder: StreamDecoder<'t>,
         eos: Vec<u32>,
@@ -45,8 +89,10 @@ impl<'t> Sequence<'t> {
     ) -> Self {
         Self {
             events: request.events.clone(),
-            tools,
-            json,
+            tools: shape.tools,
+            constraint: shape.constraint,
+            forced: shape.forced,
+            closed: false,
             sampler: Sampler::new(request.params.sampling.clone()),
             decoder,
             stops: StopMatcher::new(request.params.stop.iter().cloned()),
@@ -69,10 +115,10 @@ impl<'t> Sequence<'t> {
     /// Samples the next token from `logits` (`[vocab]`) and handles it; returns why the
     /// sequence ends, if it does.
     pub fn advance(&mut self, logits: &mlx_rs::Array) -> Result<Option<FinishReason>, String> {
-        let masked = match &self.json {
-            Some(json) => {
+        let masked = match &self.constraint {
+            Some(constraint) => {
                 let vocab = logits.shape().last().copied().unwrap_or(0).max(0) as usize;
-                match json.mask(vocab) {
+                match constraint.mask(vocab) {
                     Some(mask) => {
                         let mask = mlx_rs::Array::from_slice(&mask, &[vocab as i32]);
                         Some(mlx_rs::ops::add(logits, &mask).map_err(|e| e.to_string())?)
@@ -86,16 +132,29 @@ impl<'t> Sequence<'t> {
             .sampler
             .sample(masked.as_ref().unwrap_or(logits), &self.history)
             .map_err(|e| e.to_string())?;
-        if let Some(json) = &mut self.json {
-            json.accept(token);
+        if let Some(constraint) = &mut self.constraint {
+            constraint.accept(token);
         }
-        Ok(self.accept(token))
+        let finish = self.accept(token);
+        // A complete forced call ends the reply, even on its last allowed token; one a stop
+        // string cut stays cut.
+        let cut = matches!(finish, Some(FinishReason::Stop | FinishReason::Cancelled));
+        if !cut
+            && self
+                .constraint
+                .as_ref()
+                .is_some_and(Constraint::call_complete)
+        {
+            self.closed = true;
+            return Ok(Some(FinishReason::Eos));
+        }
+        Ok(finish)
     }
 
     /// Whether the next token is the top logit, so the step may pick it for every such row
     /// at once ([`Sequence::take`]) instead of sampling row by row.
     pub fn is_argmax(&self) -> bool {
-        self.json.is_none() && self.sampler.is_argmax(&self.history)
+        self.constraint.is_none() && self.sampler.is_argmax(&self.history)
     }
 
     /// Handles a token chosen for it (its argmax, when [`Sequence::is_argmax`]); returns why
@@ -138,12 +197,16 @@ impl<'t> Sequence<'t> {
         None
     }
 
-    /// Tells the handler the request is admitted and prefilled.
+    /// Tells the handler the request is admitted and prefilled (a forced call's reply
+    /// begins with the opening the prompt ends with).
     pub fn started(&self) {
         let _ = self.events.send(Event::Started {
             prompt_tokens: self.prompt_tokens,
             tools: self.tools,
         });
+        if let Some(forced) = &self.forced {
+            self.send_text(forced.opening.clone());
+        }
     }
 
     /// Refuses the request before it started.
@@ -171,6 +234,9 @@ impl<'t> Sequence<'t> {
             }
             if !self.stops.stopped() {
                 tail.push_str(&self.stops.finish());
+            }
+            if let (true, Some(forced)) = (self.closed, &self.forced) {
+                tail.push_str(forced.closing);
             }
             self.send_text(tail);
         }

@@ -111,6 +111,45 @@ r = client.chat.completions.create(model=model, messages=history, tools=tools,
                                    tool_choice="none", temperature=0, max_tokens=8)
 assert not r.choices[0].message.tool_calls and r.choices[0].finish_reason != "tool_calls", r
 
+# Forced calls: a named function, or "required" (any offered one). The reply starts inside
+# the call and its arguments are constrained to a JSON object, so even a question the model
+# would answer in prose comes back as a call, and the server closes it.
+time_tool = {"type": "function", "function": {
+    "name": "get_time", "description": "The current time in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+def forced(messages, choice, stream):
+    kw = dict(model=model, messages=messages, tools=tools + [time_tool], tool_choice=choice,
+              temperature=0, max_tokens=40)
+    if not stream:
+        c = client.chat.completions.create(**kw).choices[0]
+        assert c.finish_reason == "tool_calls" and c.message.content is None, c
+        (call,) = c.message.tool_calls
+        assert len(call.id) == 9 and call.id.isalnum(), call.id
+        return call.function.name, json.loads(call.function.arguments)
+    calls, finish = [], None
+    for chunk in client.chat.completions.create(stream=True, **kw):
+        if chunk.choices:
+            calls += chunk.choices[0].delta.tool_calls or []
+            finish = chunk.choices[0].finish_reason or finish
+            assert not chunk.choices[0].delta.content, chunk
+    assert finish == "tool_calls" and len(calls) == 1 and calls[0].index == 0, (finish, calls)
+    return calls[0].function.name, json.loads(calls[0].function.arguments)
+for stream in (False, True):
+    named = {"type": "function", "function": {"name": "get_time"}}
+    name, args = forced(messages, named, stream)
+    assert name == "get_time" and isinstance(args, dict), (name, args)
+    name, args = forced(history, "required", stream)
+    assert name in ("get_weather", "get_time") and isinstance(args, dict), (name, args)
+    out["forced_call" + ("_stream" if stream else "")] = {"name": name, "arguments": args}
+assert out["forced_call"] == out["forced_call_stream"], out
+try:
+    client.chat.completions.create(model=model, messages=messages, tools=tools,
+                                   tool_choice={"type": "function",
+                                                "function": {"name": "get_time"}})
+    raise AssertionError("a function not offered was forced")
+except openai.BadRequestError as e:
+    assert "get_time" in e.message, e.message
+
 # Ollama's chat takes the same tools; calls carry arguments as objects and no ids.
 o = ollama.Client(host=base)
 ollama_history = []

@@ -339,9 +339,25 @@ async fn bad_input_gets_4xx_json_errors_and_the_server_answers_next() {
             .to_string(),
         ),
         (
-            "a forced tool call",
+            "a call required without tools",
             400,
             json!({"model": MODEL, "tool_choice": "required",
+                   "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        ),
+        (
+            "a forced function that is not offered",
+            400,
+            json!({"model": MODEL,
+                   "tool_choice": {"type": "function", "function": {"name": "g"}},
+                   "tools": [{"type": "function", "function": {"name": "f"}}],
+                   "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        ),
+        (
+            "an unknown tool_choice",
+            400,
+            json!({"model": MODEL, "tool_choice": "always",
                    "tools": [{"type": "function", "function": {"name": "f"}}],
                    "messages": [{"role": "user", "content": "Hi"}]})
             .to_string(),
@@ -392,6 +408,12 @@ async fn bad_input_gets_4xx_json_errors_and_the_server_answers_next() {
                 "{message}"
             );
             assert_eq!(v["error"]["code"], "model_not_found");
+        }
+        if what == "a forced function that is not offered" {
+            assert!(
+                message.contains("\"g\"") && message.contains('f'),
+                "{message}"
+            );
         }
         if what == "prompt over the context" {
             assert!(message.contains("512"), "{message}");

@@ -29,4 +29,4 @@ pub use model::TextModel;
 pub use stop::{StopMatcher, StopOutput};
 pub use stream::StreamDecoder;
 pub use tokenizers::Tokenizer;
-pub use tools::{ToolCall, ToolSupport, ToolSyntax, Turn};
+pub use tools::{ForcedCall, ToolCall, ToolSupport, ToolSyntax, Turn};

@@ -142,14 +142,16 @@ impl TextModel {
     }
 
     /// Renders a conversation that may involve tools (see [`crate::tools::render`]) for the
-    /// assistant's turn and tokenizes it, as [`encode_chat`](Self::encode_chat) does.
+    /// assistant's turn and tokenizes it, as [`encode_chat`](Self::encode_chat) does;
+    /// `reply_start`: text the assistant's reply begins with (a forced call's opening), or "".
     pub fn encode_conversation(
         &self,
         turns: &[crate::tools::Turn],
         tools: &[serde_json::Value],
+        reply_start: &str,
     ) -> Result<Vec<u32>, TextError> {
         let text = crate::tools::render(&self.chat_template(), turns, tools, true)?;
-        self.encode(&text, false)
+        self.encode(&(text + reply_start), false)
     }
 
     /// How this model's template takes tools, and how its replies carry calls.

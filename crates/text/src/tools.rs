@@ -73,6 +73,46 @@ impl ToolSupport {
     }
 }
 
+/// A reply that must be a call (OpenAI's `tool_choice` "required" or a named function):
+/// the prompt ends inside the call, so the model writes only what is left of the name and
+/// the arguments object, and the server closes the call. Reply text is
+/// `opening + head + arguments + closing`, which [`parse`] reads as the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForcedCall {
+    /// Appended to the prompt after the generation prompt: the reply starts here.
+    pub opening: String,
+    /// What the model must write next, one per function it may call, before the arguments
+    /// object (empty when there is one function: its name is in `opening`).
+    pub heads: Vec<String>,
+    /// Written by the server once the arguments object is complete.
+    pub closing: &'static str,
+}
+
+impl ToolSyntax {
+    /// How a reply that must call one of `names` (not empty) begins and ends in this syntax.
+    pub fn forced_call(self, names: &[&str]) -> ForcedCall {
+        let (open, key, closing) = match self {
+            Self::Hermes => ("<tool_call>\n{\"name\":", "arguments", "}\n</tool_call>"),
+            Self::Llama3Json => ("{\"name\":", "parameters", "}"),
+            Self::MistralJson => ("[TOOL_CALLS][{\"name\":", "arguments", "}]"),
+        };
+        // The name as a JSON string (escaped), then the arguments' key; the object follows.
+        let head = |name: &&str| format!(" {}, \"{key}\":", Value::from(*name));
+        match names {
+            [one] => ForcedCall {
+                opening: format!("{open}{}", head(one)),
+                heads: Vec::new(),
+                closing,
+            },
+            _ => ForcedCall {
+                opening: open.to_owned(),
+                heads: names.iter().map(head).collect(),
+                closing,
+            },
+        }
+    }
+}
+
 /// A tool call: which function, with which arguments (a JSON object).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
@@ -583,6 +623,35 @@ mod tests {
         }
         let list = parse(ToolSyntax::MistralJson, "[1, 2]");
         assert_eq!(list.content, "[1, 2]");
+    }
+
+    #[test]
+    fn a_forced_call_parses_as_the_call_in_every_syntax() {
+        for syntax in [
+            ToolSyntax::Hermes,
+            ToolSyntax::Llama3Json,
+            ToolSyntax::MistralJson,
+        ] {
+            let named = syntax.forced_call(&["get_weather"]);
+            assert!(named.heads.is_empty());
+            let text = format!("{} {{\"city\": \"Oslo\"}}{}", named.opening, named.closing);
+            let r = parse(syntax, &text);
+            assert_eq!(
+                r.calls,
+                vec![call("get_weather", json!({"city": "Oslo"}))],
+                "{text}"
+            );
+            assert_eq!(r.content, "", "{text}");
+
+            let either = syntax.forced_call(&["a", "say \"b\""]);
+            assert_eq!(either.heads.len(), 2);
+            let text = format!(
+                "{}{} {{}}{}",
+                either.opening, either.heads[1], either.closing
+            );
+            let r = parse(syntax, &text);
+            assert_eq!(r.calls, vec![call("say \"b\"", json!({}))], "{text}");
+        }
     }
 
     fn template(file: &str) -> ChatTemplate {

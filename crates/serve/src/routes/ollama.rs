@@ -301,6 +301,8 @@ pub(crate) async fn chat(
         turns: turns(request.messages),
         tools,
         json,
+        // Ollama's API has no tool_choice: the model decides.
+        must_call: Vec::new(),
     };
     let started = start(&state.scheduler, target, prompt, params, keep).await?;
     let piece = move |text: &str, calls: &[ToolCall], done: Option<Value>| {
@@ -351,6 +353,7 @@ pub(crate) async fn generate(
             turns: messages,
             tools: Vec::new(),
             json,
+            must_call: Vec::new(),
         }
     };
     let params = request.options.unwrap_or_default().params();

@@ -252,24 +252,54 @@ fn turns(request: &ChatRequest) -> Result<Vec<Turn>, ApiError> {
     Ok(turns)
 }
 
-/// The tools the model is offered: none when `tool_choice` is "none"; forcing a call is
-/// refused rather than silently not done.
-fn offered_tools(request: &ChatRequest) -> Result<Vec<Value>, ApiError> {
+/// The tools the model is offered (none when `tool_choice` is "none"), and the functions
+/// its reply must call one of (none: the model decides): every offered one for
+/// "required", the one named for `{"type": "function", "function": {"name": ..}}`.
+fn offered_tools(request: &ChatRequest) -> Result<(Vec<Value>, Vec<String>), ApiError> {
     let tools = request.tools.clone().unwrap_or_default();
     validate_tools(&tools).map_err(ApiError::Invalid)?;
+    let names: Vec<String> = tools
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .map(str::to_owned)
+        .collect();
     match &request.tool_choice {
-        None => Ok(tools),
-        Some(ToolChoice::Mode(m)) if m == "auto" => Ok(tools),
-        Some(ToolChoice::Mode(m)) if m == "none" => Ok(Vec::new()),
-        Some(other) => {
-            let shown = match other {
-                ToolChoice::Mode(m) => m.clone(),
-                ToolChoice::Named(v) => v.to_string(),
-            };
-            Err(ApiError::Invalid(format!(
-                "tool_choice {shown} is not supported: the model decides (\"auto\") or is \
-                 offered no tools (\"none\")"
-            )))
+        None => Ok((tools, Vec::new())),
+        Some(ToolChoice::Mode(m)) if m == "auto" => Ok((tools, Vec::new())),
+        Some(ToolChoice::Mode(m)) if m == "none" => Ok((Vec::new(), Vec::new())),
+        Some(ToolChoice::Mode(m)) if m == "required" => {
+            if tools.is_empty() {
+                return Err(ApiError::Invalid(
+                    "tool_choice \"required\" needs tools to call, and none were given".into(),
+                ));
+            }
+            Ok((tools, names))
+        }
+        Some(ToolChoice::Mode(m)) => Err(ApiError::Invalid(format!(
+            "tool_choice must be \"auto\", \"none\", \"required\" or {{\"type\": \
+             \"function\", \"function\": {{\"name\": ..}}}}, not {m:?}"
+        ))),
+        Some(ToolChoice::Named(v)) => {
+            let name = (v["type"] == "function")
+                .then(|| v["function"]["name"].as_str())
+                .flatten()
+                .ok_or_else(|| {
+                    ApiError::Invalid(format!(
+                        "tool_choice must be {{\"type\": \"function\", \"function\": \
+                         {{\"name\": ..}}}}, not {v}"
+                    ))
+                })?;
+            if !names.iter().any(|n| n == name) {
+                let offered = match names.is_empty() {
+                    true => "no tools are offered".to_owned(),
+                    false => format!("the tools offered are {}", names.join(", ")),
+                };
+                return Err(ApiError::Invalid(format!(
+                    "tool_choice names the function {name:?}, which is not among the tools: \
+                     {offered}"
+                )));
+            }
+            Ok((tools, vec![name.to_owned()]))
         }
     }
 }
@@ -320,13 +350,18 @@ pub(crate) async fn chat(
     let target = check_model(&state, &request.model)?;
     let params = request.sampling.params(None)?;
     let turns = turns(&request)?;
-    let tools = offered_tools(&request)?;
+    let (tools, must_call) = offered_tools(&request)?;
     let json = wants_json(&request, &turns)?;
     let model = target.name.clone();
     let started = start(
         &state.scheduler,
         target,
-        Prompt::Chat { turns, tools, json },
+        Prompt::Chat {
+            turns,
+            tools,
+            json,
+            must_call,
+        },
         params,
         None,
     )
