@@ -3,80 +3,10 @@
 //! weights as a rank loaded from the whole folder. Asking it for layers it lacks names the
 //! missing shard and the fix.
 
-use std::{collections::HashMap, path::Path};
-
 use minibar_engine::{load, LoadOptions};
-use mlx_rs::Array;
+use minibar_testkit::{shard_name, sharded_llama};
 
-const HIDDEN: i32 = 16;
 const LAYERS: usize = 3;
-
-/// Which shard each tensor goes to: block `i` in shard `i + 1`, the embeddings with block 0,
-/// the final norm and the (untied) output layer with the last block, as exporters shard.
-fn shard_of(name: &str) -> usize {
-    match minibar_fit::block_index(name) {
-        Some(i) => i + 1,
-        None if name.starts_with("model.embed_tokens.") => 1,
-        None => LAYERS,
-    }
-}
-
-fn shard_name(i: usize) -> String {
-    format!("model-{i:05}-of-{LAYERS:05}.safetensors")
-}
-
-/// A random three-layer Llama, untied, sharded by [`shard_of`] with an index.
-fn write_sharded(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::json!({
-            "model_type": "llama", "hidden_size": HIDDEN, "num_hidden_layers": LAYERS,
-            "intermediate_size": 32, "num_attention_heads": 2, "num_key_value_heads": 1,
-            "vocab_size": 32, "rms_norm_eps": 1e-5, "max_position_embeddings": 64,
-            "tie_word_embeddings": false,
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let rand = |shape: &[i32]| mlx_rs::random::normal::<f32>(shape, None, None, None).unwrap();
-    let mut names: Vec<(String, Vec<i32>)> = vec![
-        ("model.embed_tokens.weight".into(), vec![32, HIDDEN]),
-        ("model.norm.weight".into(), vec![HIDDEN]),
-        ("lm_head.weight".into(), vec![32, HIDDEN]),
-    ];
-    for i in 0..LAYERS {
-        let p = format!("model.layers.{i}");
-        for (n, shape) in [
-            ("input_layernorm", vec![HIDDEN]),
-            ("post_attention_layernorm", vec![HIDDEN]),
-            ("self_attn.q_proj", vec![HIDDEN, HIDDEN]),
-            ("self_attn.k_proj", vec![8, HIDDEN]),
-            ("self_attn.v_proj", vec![8, HIDDEN]),
-            ("self_attn.o_proj", vec![HIDDEN, HIDDEN]),
-            ("mlp.gate_proj", vec![32, HIDDEN]),
-            ("mlp.up_proj", vec![32, HIDDEN]),
-            ("mlp.down_proj", vec![HIDDEN, 32]),
-        ] {
-            names.push((format!("{p}.{n}.weight"), shape));
-        }
-    }
-    let mut shards: Vec<HashMap<String, Array>> = vec![HashMap::new(); LAYERS + 1];
-    let mut weight_map = serde_json::Map::new();
-    for (name, shape) in names {
-        let s = shard_of(&name);
-        weight_map.insert(name.clone(), shard_name(s).into());
-        shards[s].insert(name, rand(&shape));
-    }
-    for (i, tensors) in shards.iter().enumerate().skip(1) {
-        Array::save_safetensors(tensors, None, dir.join(shard_name(i))).unwrap();
-    }
-    std::fs::write(
-        dir.join("model.safetensors.index.json"),
-        serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string(),
-    )
-    .unwrap();
-}
 
 fn with_layers(layers: std::ops::Range<usize>) -> LoadOptions {
     LoadOptions {
@@ -104,7 +34,8 @@ fn weights(model: &minibar_engine::LoadedModel) -> Vec<Vec<f32>> {
 fn a_rank_loads_from_a_folder_holding_only_its_shards() {
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
-    write_sharded(&whole);
+    // Block i in shard i + 1, the embeddings with block 0, norm and output layer with the last.
+    sharded_llama(&whole, LAYERS, 7);
     for (range, shard) in [(0..1, 1), (1..2, 2), (2..3, 3)] {
         // The folder a `--layers` pull leaves: config, index and this rank's shard alone.
         let part = tmp.path().join(format!("part-{}", range.start));
@@ -112,7 +43,7 @@ fn a_rank_loads_from_a_folder_holding_only_its_shards() {
         for f in [
             "config.json".to_string(),
             "model.safetensors.index.json".to_string(),
-            shard_name(shard),
+            shard_name(shard, LAYERS),
         ] {
             std::fs::copy(whole.join(&f), part.join(&f)).unwrap();
         }

@@ -12,15 +12,19 @@
 //! - [`GgufWriter`]: GGUF files of a precise small shape, for the readers' tests.
 //! - [`tiny_chat_model`]: one of mlx-lm's tiny reference models with a byte-level tokenizer,
 //!   for the CLI's and the app's tests that chat with every architecture.
+//! - [`sharded_llama`]: a random-weight Llama in one shard per block, for the tests of a node
+//!   that holds only its own layers' shards.
 
 #![forbid(unsafe_code)]
 
 mod cache;
 mod env;
 mod gguf;
+mod sharded;
 mod tiny;
 
 pub use cache::{cached, fixture, script_fixture, Key};
 pub use env::{default_gguf, reference_python, repo_root, required, run_python, script};
 pub use gguf::{gguf_string, GgufWriter};
+pub use sharded::{shard_name, sharded_llama};
 pub use tiny::tiny_chat_model;
