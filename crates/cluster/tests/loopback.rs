@@ -175,7 +175,7 @@ fn a_rank_with_other_weights_is_refused_with_the_reason() {
     };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // The same model but for its last tensor's final bytes: another fine-tune would differ
-    // everywhere; this is the least difference the fingerprint samples.
+    // everywhere (any byte would do: the fingerprint hashes them all).
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.gguf");
     let mut bytes = std::fs::read(&model).unwrap();
