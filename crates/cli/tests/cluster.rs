@@ -188,3 +188,71 @@ fn ranks_end_with_the_up_that_started_them() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn nodes_found_by_mdns_form_a_cluster_that_answers_as_one_process() {
+    let Some(gguf) = minibar_testkit::default_gguf() else {
+        return;
+    };
+    let model = gguf.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A port of this test's own, away from the system's mDNS responder and other tests.
+    let port = (30000 + std::process::id() % 20000).to_string();
+    let cluster = format!("test-{}", std::process::id());
+    let node = |lead: bool| {
+        let socket = dir
+            .path()
+            .join(if lead { "lead.sock" } else { "other.sock" });
+        let mut command = Command::new(env!("CARGO_BIN_EXE_minibar"));
+        command
+            .args([
+                "cluster",
+                "up",
+                "--discover",
+                "2",
+                "--ip",
+                "127.0.0.1",
+                "-m",
+                model,
+            ])
+            .args(["--mdns-port", &port, "--cluster", &cluster, "--socket"])
+            .arg(&socket)
+            .env_remove("MINIBAR_MODEL")
+            .stdout(Stdio::null());
+        if lead {
+            command.arg("--lead");
+        }
+        (Up(command.spawn().unwrap()), socket)
+    };
+    let (mut other, _) = node(false);
+    let (mut lead, socket) = node(true);
+    wait_for_socket(&socket, &mut lead);
+    let socket = socket.to_str().unwrap();
+
+    let question = "What is the capital of France?";
+    let asked = minibar(&[
+        "cluster", "generate", "--socket", socket, "-p", question, "-n", "12", "--json",
+    ]);
+    let one = minibar(&[
+        "generate", "-m", model, "-p", question, "-n", "12", "--json",
+    ]);
+    let text = asked["report"]["text"].as_str().unwrap();
+    assert_eq!(text.trim(), one["text"].as_str().unwrap().trim(), "{asked}");
+
+    let down = Command::new(env!("CARGO_BIN_EXE_minibar"))
+        .args(["cluster", "down", "--socket", socket])
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{down:?}");
+    for up in [&mut lead, &mut other] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = up.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "a node did not end after down");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(status.success(), "{status:?}");
+    }
+}

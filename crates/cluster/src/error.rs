@@ -41,6 +41,9 @@ pub enum ClusterError {
     /// A node died or a link stalled.
     #[error("{0}")]
     Node(String),
+    /// Finding the cluster's nodes on the LAN failed.
+    #[error("{0}")]
+    Discovery(String),
     /// No cluster is up at a control socket, or one already is.
     #[error("{0}")]
     Control(String),

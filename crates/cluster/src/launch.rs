@@ -47,6 +47,8 @@ pub struct Running {
     events: mpsc::Receiver<(usize, String)>,
     grace: Duration,
     _hostfile: Option<tempfile::NamedTempFile>,
+    /// Keeps answering for this node on the LAN while its rank runs.
+    _found: Option<crate::discover::Found>,
 }
 
 /// What a job that ended well produced.
@@ -68,14 +70,7 @@ impl Launcher {
             what: "finding free loopback ports".into(),
             source: e,
         })?;
-        let file = tempfile::Builder::new()
-            .prefix("minibar-hosts-")
-            .suffix(".json")
-            .tempfile()
-            .map_err(|e| ClusterError::Io {
-                what: "creating the hostfile".into(),
-                source: e,
-            })?;
+        let file = hostfile_file()?;
         hosts.write(file.path())?;
         let (tx, events) = mpsc::channel();
         let path = file.path().to_owned();
@@ -85,6 +80,7 @@ impl Launcher {
             events,
             grace: self.grace,
             _hostfile: Some(file),
+            _found: None,
         };
         // One rank is one process with the whole model: no group to join.
         let hostfile = (jobs.len() > 1).then_some(path.as_path());
@@ -112,8 +108,21 @@ impl Launcher {
             events,
             grace: self.grace,
             _hostfile: None,
+            _found: None,
         };
         self.spawn(&mut running, &tx, job, rank, Some(hostfile))?;
+        Ok(running)
+    }
+
+    /// Finds the cluster's nodes on the LAN by mDNS (see [`crate::discover`]) and starts
+    /// this node's rank of it.
+    pub fn discover(&self, job: &Job, discovery: &crate::discover::Discovery) -> Result<Running> {
+        let found = crate::discover::discover(discovery)?;
+        let file = hostfile_file()?;
+        found.hosts.write(file.path())?;
+        let mut running = self.join(job, file.path(), found.rank)?;
+        running._hostfile = Some(file);
+        running._found = Some(found);
         Ok(running)
     }
 
@@ -160,6 +169,17 @@ impl Launcher {
         }
         Ok(())
     }
+}
+
+fn hostfile_file() -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix("minibar-hosts-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(|e| ClusterError::Io {
+            what: "creating the hostfile".into(),
+            source: e,
+        })
 }
 
 fn describe(status: ExitStatus) -> String {

@@ -11,9 +11,11 @@
 //! that lets a rank sleep, not spin, until a message comes; [`watchdog`] the bound on every
 //! wait for another node; [`launch`] starting the ranks as local processes and
 //! watching them, and keeping a cluster formed; [`control`] the local socket where a cluster
-//! that stays up (`minibar cluster up`) takes jobs.
+//! that stays up (`minibar cluster up`) takes jobs; [`discover`] finding the nodes on the LAN
+//! by mDNS instead of a hostfile.
 
 pub mod control;
+pub mod discover;
 pub mod dist;
 pub mod doorbell;
 mod error;

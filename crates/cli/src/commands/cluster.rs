@@ -95,6 +95,24 @@ struct UpArgs {
     /// This node's rank in --hostfile.
     #[arg(long, requires = "hostfile")]
     rank: Option<usize>,
+    /// Find the cluster's NODES nodes on the LAN by mDNS (`_minibar._tcp`, Bonjour) instead
+    /// of a hostfile: start `up --discover NODES` on each.
+    #[arg(long, value_name = "NODES", conflicts_with_all = ["hostfile", "ranks"])]
+    discover: Option<usize>,
+    /// The cluster's name on the LAN (with --discover): nodes of other clusters are ignored.
+    #[arg(long, default_value = "minibar")]
+    cluster: String,
+    /// This node is rank 0, where `cluster chat` submits jobs (with --discover; otherwise
+    /// the node with the lowest address is).
+    #[arg(long, requires = "discover")]
+    lead: bool,
+    /// The address this node's rank listens on (with --discover; default: its LAN address).
+    #[arg(long, requires = "discover")]
+    ip: Option<std::net::IpAddr>,
+    /// The mDNS port (with --discover; another than 5353 keeps a trial off the system's
+    /// responder).
+    #[arg(long, default_value_t = minibar_cluster::discover::MDNS_PORT)]
+    mdns_port: u16,
     /// Where rank 0 takes jobs (default: cluster.sock in this user's runtime folder).
     #[arg(long)]
     socket: Option<PathBuf>,
@@ -220,8 +238,37 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         grace: Duration::from_secs_f64(a.common.stall_timeout.max(1.0) + 5.0),
         ..launcher()?
     };
-    let start = || match (&a.hostfile, a.rank) {
-        (Some(hostfile), Some(rank)) => launcher.join(&job, hostfile, rank),
+    let discovery = match a.discover {
+        Some(nodes) => {
+            let ip = match a.ip {
+                Some(ip) => ip,
+                None => minibar_cluster::discover::lan_ip()?,
+            };
+            // A port free now, for this node's rank (as `mlx.launch` picks them).
+            let port = std::net::TcpListener::bind((ip, 0))
+                .and_then(|l| l.local_addr())
+                .with_context(|| format!("finding a free port on {ip}"))?
+                .port();
+            Some(minibar_cluster::discover::Discovery {
+                cluster: a.cluster.clone(),
+                nodes,
+                lead: a.lead,
+                me: std::net::SocketAddr::new(ip, port),
+                timeout: Duration::from_secs_f64(job.startup_timeout),
+                mdns_port: a.mdns_port,
+            })
+        }
+        None => None,
+    };
+    let start = || match (&a.hostfile, a.rank, &discovery) {
+        (Some(hostfile), Some(rank), _) => launcher.join(&job, hostfile, rank),
+        (_, _, Some(d)) => {
+            eprintln!(
+                "looking for the {} nodes of cluster `{}` on the LAN...",
+                d.nodes, d.cluster
+            );
+            launcher.discover(&job, d)
+        }
         _ => launcher.start(&vec![job.clone(); a.common.ranks]),
     };
     keep_up(start, |u| {
