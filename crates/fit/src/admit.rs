@@ -94,24 +94,10 @@ pub fn admit(path: &Path, request: &LoadRequest) -> Result<Admission, Refusal> {
         .context
         .map_or_else(Workload::default, Workload::with_context);
     let (verdict, dequantize) = match request.share {
-        // A rank holding part of the blocks needs that part of the weights and of the KV
-        // cache: the whole model is judged against the budget scaled up alike (so the
-        // expansion decision is the whole model's), and the share against the real one.
-        Some(share) => {
-            let (of, held) = (share.of.max(1) as u128, share.held.max(1) as u128);
-            let up = |b: u64| (b as u128 * of / held).min(u64::MAX as u128) as u64;
-            let whole_budget = Budget {
-                total: up(budget.total),
-                gpu_limit: budget.gpu_limit.map(up),
-                available: budget.available.map(up),
-                held_by_minibar: up(budget.held_by_minibar),
-                usable: up(budget.usable),
-                source: budget.source,
-            };
-            let (whole, dequantize) = judge(path, &work, &whole_budget, &request.thresholds);
-            let part = (whole.needed as u128 * held / of) as u64;
-            (assess_bytes(part, &budget, &request.thresholds), dequantize)
-        }
+        Some(share) => judge_share(share, &budget, &request.thresholds, |whole| {
+            Some(judge(path, &work, whole, &request.thresholds))
+        })
+        .unwrap_or_else(|| judge(path, &work, &budget, &request.thresholds)),
         None => judge(path, &work, &budget, &request.thresholds),
     };
     if verdict.level == FitLevel::WontFit && !request.force {
@@ -126,6 +112,32 @@ pub fn admit(path: &Path, request: &LoadRequest) -> Result<Admission, Refusal> {
         verdict,
         dequantize,
     })
+}
+
+/// The verdict for a rank holding `share` of a model's blocks, and whether the engine expands
+/// its weights: it needs that part of the weights and of the KV cache, so the whole model is
+/// judged by `judge_whole` against the budget scaled up alike (the expansion decision is the
+/// whole model's), and the share's part of that against `budget`. The load gate and the
+/// check before a `--layers` download both ask this. `None` when `judge_whole` cannot judge.
+pub fn judge_share(
+    share: Share,
+    budget: &Budget,
+    thresholds: &Thresholds,
+    judge_whole: impl FnOnce(&Budget) -> Option<(Verdict, bool)>,
+) -> Option<(Verdict, bool)> {
+    let (of, held) = (share.of.max(1) as u128, share.held.max(1) as u128);
+    let up = |b: u64| (b as u128 * of / held).min(u64::MAX as u128) as u64;
+    let whole_budget = Budget {
+        total: up(budget.total),
+        gpu_limit: budget.gpu_limit.map(up),
+        available: budget.available.map(up),
+        held_by_minibar: up(budget.held_by_minibar),
+        usable: up(budget.usable),
+        source: budget.source,
+    };
+    let (whole, dequantize) = judge_whole(&whole_budget)?;
+    let part = (whole.needed as u128 * held / of) as u64;
+    Some((assess_bytes(part, budget, thresholds), dequantize))
 }
 
 /// The verdict, and whether the engine should expand the weights on the CPU.

@@ -32,7 +32,9 @@ pub mod verdict;
 pub mod watch;
 pub mod what_if;
 
-pub use admit::{admit, model_name, Admission, LoadRequest, MemoryLimits, Refusal, Share};
+pub use admit::{
+    admit, judge_share, model_name, Admission, LoadRequest, MemoryLimits, Refusal, Share,
+};
 pub use assess::{
     assess, assess_bytes, assess_gguf, Assessment, GgufAssessment, Thresholds, Verdict,
     COMFORT_MARGIN,

@@ -35,6 +35,8 @@ pub struct FitQuery<'a> {
     pub weight_bytes: u64,
     /// Bytes of all files in the plan.
     pub total_bytes: u64,
+    /// The blocks a `--layers` pull fetches: the node holds that share, not the whole model.
+    pub share: Option<minibar_fit::Share>,
 }
 
 /// The memory-fit hook: the CLI and the app pass [`memory_check`].
@@ -53,20 +55,30 @@ pub fn memory_check(thresholds: minibar_fit::Thresholds) -> FitCheck {
             return FitVerdict::Unknown;
         };
         let budget = minibar_fit::Budget::this_machine(&minibar_fit::snapshot(), 0, None);
-        let Ok(a) = minibar_fit::assess(
-            &shape,
-            &quant,
-            &minibar_fit::Workload::default(),
-            &minibar_fit::Runtime::native(),
-            &budget,
-            &thresholds,
-        ) else {
+        let judge_whole = |budget: &minibar_fit::Budget| {
+            let a = minibar_fit::assess(
+                &shape,
+                &quant,
+                &minibar_fit::Workload::default(),
+                &minibar_fit::Runtime::native(),
+                budget,
+                &thresholds,
+            )
+            .ok()?;
+            Some((a.verdict, a.estimate.dequantized))
+        };
+        // A node's share is judged as the rank's load gate will judge it.
+        let judged = match q.share {
+            Some(share) => minibar_fit::judge_share(share, &budget, &thresholds, judge_whole),
+            None => judge_whole(&budget),
+        };
+        let Some((verdict, _)) = judged else {
             return FitVerdict::Unknown;
         };
-        match a.verdict.level {
+        match verdict.level {
             minibar_fit::FitLevel::Fits => FitVerdict::Fits,
-            minibar_fit::FitLevel::Tight => FitVerdict::Tight(a.verdict.reason),
-            minibar_fit::FitLevel::WontFit => FitVerdict::WontFit(a.verdict.reason),
+            minibar_fit::FitLevel::Tight => FitVerdict::Tight(verdict.reason),
+            minibar_fit::FitLevel::WontFit => FitVerdict::WontFit(verdict.reason),
         }
     })
 }
@@ -145,6 +157,10 @@ pub fn check(plan: &DownloadPlan, cache_dir: &Path, fit: Option<&FitCheck>) -> P
             config: plan.config.as_ref(),
             weight_bytes: plan.weight_bytes(),
             total_bytes: plan.total_bytes(),
+            share: plan.layers.as_ref().map(|l| minibar_fit::Share {
+                held: l.layers.len(),
+                of: l.of,
+            }),
         }),
         None => FitVerdict::Unknown,
     };
@@ -184,6 +200,7 @@ mod tests {
             config,
             weight_bytes: 1,
             total_bytes: 1,
+            share: None,
         }
     }
 
@@ -204,5 +221,21 @@ mod tests {
             "num_key_value_heads": 2, "vocab_size": 256});
         assert_eq!(check(&query(Some(&tiny))), FitVerdict::Fits);
         assert_eq!(check(&query(None)), FitVerdict::Unknown);
+    }
+
+    #[test]
+    fn a_layer_share_is_judged_as_the_rank_will_be() {
+        let check = memory_check(minibar_fit::Thresholds::default());
+        // 2000 layers of about 0.5 GB in bf16: ~1 TB whole, one layer's share fits anywhere.
+        let deep = serde_json::json!({"model_type": "llama", "hidden_size": 4096,
+            "intermediate_size": 14336, "num_hidden_layers": 2000, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "vocab_size": 32000, "torch_dtype": "bfloat16"});
+        assert!(matches!(check(&query(Some(&deep))), FitVerdict::WontFit(_)));
+        let share = FitQuery {
+            share: Some(minibar_fit::Share { held: 1, of: 2000 }),
+            ..query(Some(&deep))
+        };
+        let verdict = check(&share);
+        assert!(!matches!(verdict, FitVerdict::WontFit(_)), "{verdict:?}");
     }
 }

@@ -168,12 +168,8 @@ async fn pull(hub: &Hub, model: &ModelRef, args: &Args) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let options = PullOptions {
             assume_yes,
-            // The whole model's verdict says nothing of a node's share; the rank's load gate
-            // judges that share when the cluster starts.
-            fit: args
-                .layers
-                .is_none()
-                .then(|| minibar_hub::memory_check(minibar_fit::Thresholds::default())),
+            // With --layers, the share is judged, as the rank's load gate will judge it.
+            fit: Some(minibar_hub::memory_check(minibar_fit::Thresholds::default())),
             control: control.clone(),
             events: Some(tx),
             layers: args.layers.clone(),
