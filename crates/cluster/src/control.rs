@@ -7,7 +7,9 @@
 //!
 //! Protocol, one request per connection: the client writes one JSON line ([`Request`]); rank 0
 //! answers with JSON lines of [`Event`]: `token`s, then `done` with the report, or `error`.
-//! Rank 0 takes one job at a time; a client that connects meanwhile waits its turn.
+//! Anything more the client writes (or its leaving) stops the job after the current token;
+//! the report then says `cancelled`. Rank 0 takes one job at a time; a client that connects
+//! meanwhile waits its turn.
 
 use std::{
     fs,
@@ -175,6 +177,24 @@ impl Drop for Endpoint {
     }
 }
 
+/// Whether the client asked to stop (wrote more than its request) or left; never waits.
+pub fn asked_to_stop(stream: &UnixStream) -> bool {
+    let mut buf = [0u8; 64];
+    // SAFETY: recv(2) into a local buffer of that length, on a socket this rank owns;
+    // MSG_DONTWAIT makes it return at once.
+    let n = unsafe {
+        libc::recv(
+            std::os::fd::AsRawFd::as_raw_fd(stream),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    // Bytes: a stop; 0: the client closed; -1: nothing to read (or a broken socket, which
+    // the next write reports).
+    n >= 0
+}
+
 /// Writes one event line to a client; false if the client is gone.
 pub fn send(stream: &mut UnixStream, event: &Event) -> bool {
     let Ok(mut line) = serde_json::to_vec(event) else {
@@ -243,19 +263,34 @@ impl Client {
         Ok(BufReader::new(stream))
     }
 
-    /// Runs `ask` on the cluster, passing each streamed event (tokens) to `on_event`; ends
-    /// with rank 0's report, or the error that ended the job, naming the node at fault.
-    pub fn generate(&self, ask: &Ask, mut on_event: impl FnMut(&Event)) -> Result<Report> {
-        let reader = self.request(&Request::Generate(ask.clone()))?;
-        for line in reader.lines() {
-            let line = line.map_err(io("reading the cluster's reply".into()))?;
+    /// Runs `ask` on the cluster, passing each streamed event (tokens) to `on_event`, which
+    /// returns false to stop the job early (Ctrl-C); ends with rank 0's report (`cancelled`
+    /// then, with the tokens so far), or the error that ended the job, naming the node.
+    pub fn generate(&self, ask: &Ask, mut on_event: impl FnMut(&Event) -> bool) -> Result<Report> {
+        let mut reader = self.request(&Request::Generate(ask.clone()))?;
+        let mut stopping = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader
+                .read_line(&mut line)
+                .map_err(io("reading the cluster's reply".into()))?
+                == 0
+            {
+                break;
+            }
             let event: Event = serde_json::from_str(&line).map_err(|e| {
                 ClusterError::Node(format!("rank 0 sent a line this build cannot read: {e}"))
             })?;
             match event {
                 Event::Done(report) => return Ok(report),
                 Event::Error { message, .. } => return Err(ClusterError::Node(message)),
-                e => on_event(&e),
+                e => {
+                    if !on_event(&e) && !stopping {
+                        stopping = true;
+                        let _ = reader.get_mut().write_all(b"stop\n");
+                    }
+                }
             }
         }
         Err(ClusterError::Node(format!(

@@ -955,7 +955,8 @@ impl Pipeline<'_> {
             *client.lock().unwrap_or_else(|e| e.into_inner()) = stream.try_clone().ok();
             let mut listening = true;
             let result = self.generate(&prompt, &ask, text, context, &mut |e| {
-                listening = listening && control::send(&mut stream, e);
+                listening =
+                    listening && !control::asked_to_stop(&stream) && control::send(&mut stream, e);
                 listening
             });
             *client.lock().unwrap_or_else(|e| e.into_inner()) = None;

@@ -294,6 +294,7 @@ fn a_cluster_that_stays_up_answers_prompts_and_a_chat_as_one_process() {
                 if let Event::Token { id, .. } = e {
                     streamed.push(*id);
                 }
+                true
             })
             .unwrap();
         assert_eq!(report.tokens, expected, "{} prompt tokens", ids.len());
@@ -316,7 +317,7 @@ fn a_cluster_that_stays_up_answers_prompts_and_a_chat_as_one_process() {
             max_tokens: params.max_tokens,
             ..Ask::default()
         };
-        let reply = client.generate(&ask, |_| {}).unwrap();
+        let reply = client.generate(&ask, |_| true).unwrap();
         let one = session
             .chat(&messages, &params, &CancelToken::new(), |_| {})
             .unwrap();
@@ -360,6 +361,7 @@ fn a_cluster_that_stays_up_names_a_killed_rank_and_forms_again() {
                     killed_at = Some(Instant::now());
                 }
             }
+            true
         })
         .unwrap_err()
         .to_string();
@@ -383,9 +385,21 @@ fn a_cluster_that_stays_up_names_a_killed_rank_and_forms_again() {
     client.wait_up(Duration::from_secs(120)).unwrap();
     let short = Ask {
         max_tokens: 4,
-        ..long
+        ..long.clone()
     };
-    assert_eq!(client.generate(&short, |_| {}).unwrap().tokens.len(), 4);
+    assert_eq!(client.generate(&short, |_| true).unwrap().tokens.len(), 4);
+    // A client that stops the job early (Ctrl-C) gets the tokens so far, and the cluster
+    // serves on.
+    let mut seen = 0;
+    let stopped = client
+        .generate(&long, |_| {
+            seen += 1;
+            seen < 3
+        })
+        .unwrap();
+    assert_eq!(stopped.finish, "cancelled", "{stopped:?}");
+    assert!((3..10).contains(&stopped.tokens.len()), "{stopped:?}");
+    assert_eq!(client.generate(&short, |_| true).unwrap().tokens.len(), 4);
     client.shutdown().unwrap();
     up.join().unwrap().unwrap();
 }

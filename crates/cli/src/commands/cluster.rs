@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use minibar_cluster::{
     control, keep_up, Ask, Client, Event, Finished, Job, Launcher, NodePlan, Prompt, Report, Upkeep,
 };
-use minibar_engine::Message;
+use minibar_engine::{CancelToken, Message};
 
 use super::{model_arg, sampling::SamplingArgs};
 
@@ -204,8 +204,11 @@ fn ask(prompt: Prompt, sampling: &SamplingArgs) -> anyhow::Result<Ask> {
 }
 
 /// Runs `ask` on the cluster at `client`, streaming the reply to standard output (unless
-/// `quiet`), all of it: the text's tail that only the whole reply decodes too.
+/// `quiet`), all of it: the text's tail that only the whole reply decodes too. Ctrl-C stops
+/// the reply (a second one exits).
 fn ask_streaming(client: &Client, ask: &Ask, quiet: bool) -> anyhow::Result<Report> {
+    let cancel = CancelToken::new();
+    super::interrupt::cancel_on_ctrl_c(&cancel);
     let mut out = std::io::stdout();
     let mut shown = String::new();
     let report = client.generate(ask, |e| {
@@ -214,6 +217,7 @@ fn ask_streaming(client: &Client, ask: &Ask, quiet: bool) -> anyhow::Result<Repo
             let _ = out.flush();
             shown.push_str(text);
         }
+        !cancel.is_cancelled()
     })?;
     if !quiet {
         if let Some(tail) = report.text.strip_prefix(shown.as_str()) {
