@@ -10,24 +10,13 @@ use std::time::Duration;
 
 use minibar_hub::RepoCache;
 use support::hubserver::{model_repo, Fault, TestHub};
+use support::minibar_bin;
 
 /// A built-in catalog id and the MLX repo it resolves to (its 4-bit download); the loopback hub
 /// serves test data under that repo id.
 const CATALOG_ID: &str = "smollm2-135m";
 const REPO: &str = "mlx-community/SmolLM2-135M-Instruct-4bit";
 const SHARD: &str = "model-00001-of-00001.safetensors";
-
-fn minibar_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MINIBAR_BIN") {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "MINIBAR_BIN={} does not exist", p.display());
-        return Some(p);
-    }
-    // target/<profile>/deps/cli_resume-<hash> -> target/<profile>/minibar
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("minibar");
-    candidate.is_file().then_some(candidate)
-}
 
 fn pull_command(bin: &PathBuf, endpoint: &str, dir: &std::path::Path, log: &str) -> Command {
     let mut cmd = Command::new(bin);

@@ -10,6 +10,7 @@ use std::path::Path;
 use minibar_hub::library::{self, LibraryPaths};
 use minibar_hub::{HubError, PullOptions, PullOutcome};
 use support::hubserver::{safetensors_bytes, ServedFile, ServedRepo, TestHub};
+use support::minibar_bin;
 
 const REPO: &str = "test-org/three-shards";
 const LAYERS: usize = 6;
@@ -154,4 +155,46 @@ async fn a_tied_last_rank_fetches_the_embeddings_and_a_bad_range_is_refused() {
         matches!(err, HubError::InvalidLayers { .. }) && err.to_string().contains("0..6"),
         "{err}"
     );
+}
+
+#[test]
+fn minibar_pull_layers_fetches_the_share_and_list_says_so() {
+    let Some(bin) = minibar_bin() else {
+        eprintln!(
+            "SKIPPED minibar_pull_layers_fetches_the_share_and_list_says_so: no minibar binary \
+             yet (cargo build -p minibar, or set MINIBAR_BIN)"
+        );
+        return;
+    };
+    let server = TestHub::start(vec![three_shard_repo(false)]);
+    let dir = tempfile::tempdir().unwrap();
+    let minibar = |args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .args(args)
+            .env("HF_ENDPOINT", server.endpoint())
+            .env("HF_HUB_CACHE", dir.path().join("hub"))
+            .env("MINIBAR_HOME", dir.path().join("minibar"))
+            .env("MINIBAR_CATALOG", dir.path().join("no-user-catalog.toml"))
+            .env("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_OFFLINE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "minibar {args:?}: {text}");
+        text
+    };
+    minibar(&["pull", REPO, "--layers", "2-4", "--yes"]);
+    assert!(server.data_requests_for(&shard(1)).is_empty());
+    assert!(server.data_requests_for(&shard(3)).is_empty());
+    assert_eq!(server.data_requests_for(&shard(2)).len(), 1);
+    let list = minibar(&["list"]);
+    let row = list
+        .lines()
+        .find(|l| l.starts_with(REPO))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(row.contains("layers 2..4 only"), "{row}");
+    assert!(!row.contains("incomplete"), "{row}");
 }

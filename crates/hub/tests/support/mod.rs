@@ -34,6 +34,20 @@ pub fn hub(endpoint: &str, cache: &Path) -> Hub {
     Hub::new(config(endpoint, cache)).expect("hub")
 }
 
+/// The `minibar` binary: `$MINIBAR_BIN`, else `minibar` next to this test's target dir (build
+/// it first with `cargo build -p minibar`; it links MLX); `None` when there is none.
+pub fn minibar_bin() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("MINIBAR_BIN") {
+        let p = std::path::PathBuf::from(p);
+        assert!(p.is_file(), "MINIBAR_BIN={} does not exist", p.display());
+        return Some(p);
+    }
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/minibar
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.parent()?.join("minibar");
+    candidate.is_file().then_some(candidate)
+}
+
 /// Files under `dir` (recursively) whose name ends with `suffix`.
 pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
