@@ -32,8 +32,8 @@ use crate::{
     hostfile::Hostfile,
 };
 
-/// Bumped whenever the messages ranks exchange change.
-pub const PROTOCOL: u32 = 1;
+/// Bumped whenever the messages ranks exchange change (2: `QUIT`, for a cluster that stays up).
+pub const PROTOCOL: u32 = 2;
 
 /// The file beside a model's files that keeps their content hashes.
 pub const HASH_CACHE_FILE: &str = ".minibar-hashes.json";
