@@ -7,6 +7,8 @@
 //!
 //! Protocol, one request per connection: the client writes one JSON line ([`Request`]); rank 0
 //! answers with JSON lines of [`Event`]: `token`s, then `done` with the report, or `error`.
+//! A `status` request is answered with one [`Status`] line instead (the app's Settings ask
+//! it; a client that connects during a job waits its turn, so ask with a timeout).
 //! Anything more the client writes (or its leaving) stops the job after the current token;
 //! the report then says `cancelled`. Rank 0 takes one job at a time; a client that connects
 //! meanwhile waits its turn.
@@ -27,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{ClusterError, Result},
-    rank::{Event, Prompt, Report},
+    rank::{Event, NodePlan, Prompt, Report},
 };
 
 /// A request is a prompt and settings, far below this; a longer line is refused unread.
@@ -47,6 +49,8 @@ pub struct Ask {
     pub sampling: SamplingParams,
     /// Keep going past end-of-sequence (benchmarks, tests).
     pub ignore_eos: bool,
+    /// Stop when one of these appears in the text (left out of it).
+    pub stop: Vec<String>,
 }
 
 impl Default for Ask {
@@ -56,6 +60,7 @@ impl Default for Ask {
             max_tokens: 128,
             sampling: SamplingParams::default(),
             ignore_eos: false,
+            stop: Vec::new(),
         }
     }
 }
@@ -66,8 +71,22 @@ impl Default for Ask {
 pub enum Request {
     /// Run a job and stream its tokens.
     Generate(Ask),
+    /// What the cluster holds and how it is split, answered with one [`Status`] line.
+    Status,
     /// Stop every rank (`minibar cluster down`).
     Shutdown,
+}
+
+/// A running cluster's answer to [`Request::Status`]: the model every rank holds, and the
+/// plan the ranks agreed at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The model file or folder, as rank 0 opened it.
+    pub model: PathBuf,
+    /// Every node, rank 0 first: its address, memory and layers.
+    pub nodes: Vec<NodePlan>,
+    /// minibar-fit's verdict on the split ("fits across 2 nodes: ...").
+    pub verdict: String,
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> ClusterError {
@@ -197,7 +216,16 @@ pub fn asked_to_stop(stream: &UnixStream) -> bool {
 
 /// Writes one event line to a client; false if the client is gone.
 pub fn send(stream: &mut UnixStream, event: &Event) -> bool {
-    let Ok(mut line) = serde_json::to_vec(event) else {
+    send_line(stream, event)
+}
+
+/// Answers a [`Request::Status`]; false if the client is gone.
+pub fn send_status(stream: &mut UnixStream, status: &Status) -> bool {
+    send_line(stream, status)
+}
+
+fn send_line(stream: &mut UnixStream, value: &impl Serialize) -> bool {
+    let Ok(mut line) = serde_json::to_vec(value) else {
         return false;
     };
     line.push(b'\n');
@@ -297,6 +325,37 @@ impl Client {
             "rank 0 (the cluster at {}) ended the connection mid-job: it stopped",
             self.socket.display()
         )))
+    }
+
+    /// What the cluster holds and how it is split; waits at most `wait` for rank 0 to answer
+    /// (it answers between jobs, so a long job makes this time out: the error says so).
+    pub fn status(&self, wait: Duration) -> Result<Status> {
+        let mut reader = self.request(&Request::Status)?;
+        let _ = reader
+            .get_ref()
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(ClusterError::Control(format!(
+                    "the cluster at {} did not answer within {:.0} s: it is busy with a job",
+                    self.socket.display(),
+                    wait.as_secs_f64()
+                )))
+            }
+            Err(e) => return Err(io("reading the cluster's status".into())(e)),
+            Ok(_) => {}
+        }
+        if let Ok(status) = serde_json::from_str::<Status>(&line) {
+            return Ok(status);
+        }
+        match serde_json::from_str::<Event>(&line) {
+            Ok(Event::Error { message, .. }) => Err(ClusterError::Node(message)),
+            _ => Err(ClusterError::Node(format!(
+                "rank 0 (the cluster at {}) gave no status: is it another Minibar build?",
+                self.socket.display()
+            ))),
+        }
     }
 
     /// Stops every rank of the cluster, and waits until rank 0 has passed the word on.

@@ -23,7 +23,7 @@ use minibar_engine::{
     sample::{Sampler, SamplingParams},
     LoadOptions,
 };
-use minibar_text::{GgufMetadata, Message, TextModel};
+use minibar_text::{GgufMetadata, Message, StopMatcher, TextModel};
 use mlx_rs::{Array, Dtype};
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +73,8 @@ pub struct Job {
     pub sampling: SamplingParams,
     /// Keep going past end-of-sequence (benchmarks).
     pub ignore_eos: bool,
+    /// Stop when one of these appears in the text (left out of it).
+    pub stop: Vec<String>,
     /// Context window (default: the model's, at most 8192).
     pub context: Option<usize>,
     /// Seconds a rank waits for another before it gives up and names it.
@@ -94,6 +96,7 @@ impl Default for Job {
             max_tokens: 128,
             sampling: SamplingParams::default(),
             ignore_eos: false,
+            stop: Vec::new(),
             context: None,
             stall_timeout: 20.0,
             startup_timeout: 300.0,
@@ -111,6 +114,7 @@ impl Job {
             max_tokens: self.max_tokens,
             sampling: self.sampling.clone(),
             ignore_eos: self.ignore_eos,
+            stop: self.stop.clone(),
         }
     }
 }
@@ -356,22 +360,27 @@ pub fn run(job: &Job) -> Result<()> {
     if !fit.fits {
         return Err(ClusterError::Split(fit.reason));
     }
+    let status = control::Status {
+        model: job.model.clone(),
+        nodes: fit
+            .ranges
+            .iter()
+            .zip(&fit.held)
+            .enumerate()
+            .map(|(r, (l, &held))| NodePlan {
+                rank: r,
+                node: names[r].clone(),
+                budget: shares[r],
+                layers: [l.start, l.end],
+                held,
+            })
+            .collect(),
+        verdict: fit.reason.clone(),
+    };
     if rank == 0 {
         emit(&Event::Plan {
-            nodes: fit
-                .ranges
-                .iter()
-                .zip(&fit.held)
-                .enumerate()
-                .map(|(r, (l, &held))| NodePlan {
-                    rank: r,
-                    node: names[r].clone(),
-                    budget: shares[r],
-                    layers: [l.start, l.end],
-                    held,
-                })
-                .collect(),
-            verdict: fit.reason.clone(),
+            nodes: status.nodes.clone(),
+            verdict: status.verdict.clone(),
         });
     }
     let ranges = fit.ranges;
@@ -428,7 +437,7 @@ pub fn run(job: &Job) -> Result<()> {
             emit(&Event::Up {
                 socket: Some(endpoint.path().to_owned()),
             });
-            pipe.take_jobs(&endpoint, text.as_ref(), context, &client)?;
+            pipe.take_jobs(&endpoint, text.as_ref(), context, &client, &status)?;
         }
         (Some(_), _) => {
             emit(&Event::Up { socket: None });
@@ -692,6 +701,8 @@ impl Pipeline<'_> {
             .map(|t| t.eos.iter().copied().collect())
             .unwrap_or_default();
         let mut decoder = text.map(|t| t.stream_decoder(true));
+        let mut stops = StopMatcher::new(job.stop.iter().cloned());
+        let mut text_out = String::new();
         let mut tokens = Vec::new();
         let mut cached = prompt.len();
         let (mut ttft, mut first_at) = (Duration::ZERO, None);
@@ -714,11 +725,17 @@ impl Pipeline<'_> {
                 Some(d) => d.push(token)?.unwrap_or_default(),
                 None => String::new(),
             };
+            // As a one-process chat does: text that may begin a stop string is held back.
+            let out = stops.push(&piece);
+            text_out.push_str(&out.text);
             if !sink(&Event::Token {
                 id: token,
-                text: piece,
+                text: out.text,
             }) {
                 break "cancelled";
+            }
+            if out.stopped {
+                break "stop";
             }
             if tokens.len() >= job.max_tokens {
                 break "length";
@@ -738,10 +755,15 @@ impl Pipeline<'_> {
         }
         let ranks = self.exchange_figures()?;
         let steps = tokens.len().saturating_sub(1);
-        let text_out = match text {
-            Some(t) => t.decode(&tokens, true)?,
-            None => String::new(),
-        };
+        if finish != "stop" {
+            // What the decoder held back, and what the stop strings did.
+            if let Some(Ok(Some(rest))) = decoder.as_mut().map(|d| d.finish()) {
+                text_out.push_str(&stops.push(&rest).text);
+            }
+            if !stops.stopped() {
+                text_out.push_str(&stops.finish());
+            }
+        }
         Ok(Report {
             text: text_out,
             finish: finish.into(),
@@ -922,6 +944,7 @@ impl Pipeline<'_> {
         text: Option<&TextModel>,
         context: usize,
         client: &Mutex<Option<UnixStream>>,
+        status: &control::Status,
     ) -> Result<()> {
         loop {
             self.wait_for_client(endpoint)?;
@@ -936,6 +959,10 @@ impl Pipeline<'_> {
                         self.send_all(&[&quit], 1, Vec::new(), "stopped taking messages")?;
                     }
                     return Ok(());
+                }
+                Request::Status => {
+                    control::send_status(&mut stream, status);
+                    continue;
                 }
                 Request::Generate(ask) => ask,
             };

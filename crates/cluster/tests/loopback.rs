@@ -325,6 +325,23 @@ fn a_cluster_that_stays_up_answers_prompts_and_a_chat_as_one_process() {
         messages.push(Message::assistant(reply.text));
     }
     assert!(messages[1].content.contains("Paris"), "{messages:?}");
+    // A stop string ends the reply and is left out of it, as in one process.
+    let params = ChatParams {
+        stop: vec!["Paris".into()],
+        ..params
+    };
+    let ask = Ask {
+        prompt: Prompt::Messages(messages[..1].to_vec()),
+        max_tokens: params.max_tokens,
+        stop: params.stop.clone(),
+        ..Ask::default()
+    };
+    let reply = client.generate(&ask, |_| true).unwrap();
+    let one = session
+        .chat(&messages[..1], &params, &CancelToken::new(), |_| {})
+        .unwrap();
+    assert_eq!((reply.finish.as_str(), &reply.text), ("stop", &one.text));
+    assert!(!reply.text.contains("Paris"), "{reply:?}");
 
     client.shutdown().unwrap();
     up.join().unwrap().unwrap();

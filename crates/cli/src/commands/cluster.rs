@@ -190,17 +190,15 @@ fn client(socket: Option<PathBuf>) -> anyhow::Result<Client> {
 }
 
 /// The engine's sampling flags as a running cluster's job.
-fn ask(prompt: Prompt, sampling: &SamplingArgs) -> anyhow::Result<Ask> {
-    if !sampling.stop.is_empty() {
-        bail!("--stop is not supported by `minibar cluster` yet");
-    }
+fn ask(prompt: Prompt, sampling: &SamplingArgs) -> Ask {
     let params = sampling.params();
-    Ok(Ask {
+    Ask {
         prompt,
         max_tokens: params.max_tokens,
         sampling: params.sampling,
         ignore_eos: false,
-    })
+        stop: params.stop,
+    }
 }
 
 /// Runs `ask` on the cluster at `client`, streaming the reply to standard output (unless
@@ -314,8 +312,6 @@ const CHAT_HELP: &str =
 fn chat(a: ChatArgs) -> anyhow::Result<()> {
     let client = client(a.socket)?;
     client.wait_up(Duration::ZERO)?;
-    // The flags are checked before the first message.
-    ask(Prompt::Messages(Vec::new()), &a.sampling)?;
     eprintln!("cluster at {} ready. {CHAT_HELP}", client.socket.display());
     let mut messages: Vec<Message> = a
         .system
@@ -350,7 +346,7 @@ fn chat(a: ChatArgs) -> anyhow::Result<()> {
         messages.push(Message::user(line.to_owned()));
         let result = ask_streaming(
             &client,
-            &ask(Prompt::Messages(messages.clone()), &a.sampling)?,
+            &ask(Prompt::Messages(messages.clone()), &a.sampling),
             false,
         );
         println!();
@@ -394,12 +390,10 @@ fn base_job(common: &Common) -> anyhow::Result<Job> {
 }
 
 fn sampled_job(mut job: Job, sampling: &SamplingArgs) -> anyhow::Result<Job> {
-    if !sampling.stop.is_empty() {
-        bail!("--stop is not supported by `minibar cluster` yet");
-    }
     let params = sampling.params();
     job.sampling = params.sampling;
     job.max_tokens = params.max_tokens;
+    job.stop = params.stop;
     Ok(job)
 }
 
@@ -431,7 +425,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         }
     };
     if a.up || a.socket.is_some() {
-        let report = ask_streaming(&client(a.socket)?, &ask(prompt, &a.sampling)?, a.json)?;
+        let report = ask_streaming(&client(a.socket)?, &ask(prompt, &a.sampling), a.json)?;
         if a.json {
             let v = serde_json::json!({ "report": report });
             println!("{}", serde_json::to_string_pretty(&v)?);
