@@ -5,6 +5,8 @@
 //!   thread ([`scheduler`]; `lifecycle` loads other library models on request and unloads
 //!   idle ones) and serves on the configured address until [`Server::stop`].
 //!   [`run`] does the same until Ctrl-C (what `minibar serve` calls).
+//!   [`Server::start_cluster`] serves the model of a cluster that is up instead
+//!   (`minibar serve --cluster`; `cluster`: a worker hands requests to it one at a time).
 //! - `routes`: OpenAI's `/v1/chat/completions`, `/v1/completions`, `/v1/models`; Ollama's
 //!   `/api/chat`, `/api/generate`, `/api/tags`, `/api/show`, `/api/ps`, `/api/version`;
 //!   `/metrics`.
@@ -29,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api_key;
+mod cluster;
 mod cors;
 mod errors;
 mod fit;
@@ -42,7 +45,12 @@ mod routes;
 pub mod scheduler;
 mod sequence;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 pub use errors::ApiError;
 pub use minibar_hub::library::LibraryPaths;
@@ -137,21 +145,7 @@ const ENGINE_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 impl Server {
     /// Checks the fit, loads the model and starts serving; returns once requests are accepted.
     pub async fn start(config: ServeConfig) -> Result<Self, ServeError> {
-        if !config.addr.ip().is_loopback() && config.api_key.as_deref().is_none_or(str::is_empty) {
-            return Err(ServeError::KeyRequired(config.addr));
-        }
-        let cors = cors::layer(&config.cors_origins)?;
-        // Bound before loading, so a taken port is said at once, not after a model loaded.
-        let listener = match tokio::net::TcpListener::bind(config.addr).await {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(ServeError::PortTaken {
-                    addr: config.addr,
-                    holder: port::holder(config.addr.port()),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let listener = Self::bind(&config).await?;
         if config.preload {
             fit::check(&config.model_path, config.context)?;
         }
@@ -179,6 +173,49 @@ impl Server {
         })
         .await
         .map_err(|e| ServeError::Load(e.to_string()))??;
+        Self::serve(listener, config, scheduler, engine)
+    }
+
+    /// Serves the model of the cluster that is up at `socket` (minibar-cluster's control
+    /// socket on this machine) instead of loading one: the model, its name and context are
+    /// the cluster's, so `config`'s model fields, library, context and keep-alive are not
+    /// used, and requests run one at a time (the cluster decodes one sequence at a time),
+    /// with `config.limits.queue` waiting at most.
+    pub async fn start_cluster(config: ServeConfig, socket: &Path) -> Result<Self, ServeError> {
+        let listener = Self::bind(&config).await?;
+        let (socket, queue) = (socket.to_owned(), config.limits.queue);
+        let (scheduler, engine) =
+            tokio::task::spawn_blocking(move || scheduler::Scheduler::spawn_cluster(socket, queue))
+                .await
+                .map_err(|e| ServeError::Load(e.to_string()))??;
+        Self::serve(listener, config, scheduler, engine)
+    }
+
+    /// Checks the key rule and binds, before any model loads, so a taken port is said at
+    /// once.
+    async fn bind(config: &ServeConfig) -> Result<tokio::net::TcpListener, ServeError> {
+        if !config.addr.ip().is_loopback() && config.api_key.as_deref().is_none_or(str::is_empty) {
+            return Err(ServeError::KeyRequired(config.addr));
+        }
+        cors::layer(&config.cors_origins)?;
+        match tokio::net::TcpListener::bind(config.addr).await {
+            Ok(l) => Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(ServeError::PortTaken {
+                addr: config.addr,
+                holder: port::holder(config.addr.port()),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Serves the routes over `scheduler` on `listener`.
+    fn serve(
+        listener: tokio::net::TcpListener,
+        config: ServeConfig,
+        scheduler: scheduler::Scheduler,
+        engine: std::thread::JoinHandle<()>,
+    ) -> Result<Self, ServeError> {
+        let cors = cors::layer(&config.cors_origins)?;
         let state = Arc::new(routes::AppState {
             scheduler,
             api_key: config.api_key.filter(|k| !k.is_empty()),
@@ -228,9 +265,24 @@ impl Server {
     }
 }
 
-/// Serves until Ctrl-C, printing the URL on standard error.
-pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
-    let server = Server::start(config).await?;
+/// The name clients use for the model at `path`: a folder's name, or a file's without
+/// `.gguf`.
+pub fn model_name(path: &Path) -> Option<String> {
+    if path.is_dir() {
+        path.file_name()
+    } else {
+        path.file_stem()
+    }
+    .map(|s| s.to_string_lossy().into_owned())
+}
+
+/// Serves until Ctrl-C, printing the URL on standard error; with `cluster`, the model of
+/// the cluster that is up at that control socket ([`Server::start_cluster`]).
+pub async fn run(config: ServeConfig, cluster: Option<&Path>) -> Result<(), ServeError> {
+    let server = match cluster {
+        Some(socket) => Server::start_cluster(config, socket).await?,
+        None => Server::start(config).await?,
+    };
     eprintln!(
         "serving on http://{} (OpenAI: /v1, Ollama: /api); Ctrl-C stops",
         server.addr()

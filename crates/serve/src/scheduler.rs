@@ -31,7 +31,7 @@ use minibar_engine::{
     generate::{CancelToken, PREFILL_CHUNK},
     ChatParams, FinishReason, Session,
 };
-use minibar_text::{ToolSyntax, Turn};
+use minibar_text::{TextModel, ToolSyntax, Turn};
 use mlx_rs::ops::indexing::IndexOp;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -149,6 +149,8 @@ pub struct Scheduler {
     limits: Limits,
     default: ModelTarget,
     loaded: Arc<RwLock<Option<ModelInfo>>>,
+    /// Whether requests may name the library's other models (not on a cluster's model).
+    library: bool,
 }
 
 impl Scheduler {
@@ -211,8 +213,51 @@ impl Scheduler {
             limits,
             default,
             loaded,
+            library: true,
         };
         Ok((scheduler, engine))
+    }
+
+    /// Starts a worker that serves the model of the cluster that is up at `socket`
+    /// ([`crate::cluster`]), one request at a time, with at most `queue` waiting; returns
+    /// once the cluster has said what it holds, with the worker's handle (it ends when the
+    /// scheduler is dropped).
+    pub fn spawn_cluster(
+        socket: PathBuf,
+        queue: usize,
+    ) -> Result<(Self, std::thread::JoinHandle<()>), ServeError> {
+        let worker = crate::cluster::Worker::connect(socket)?;
+        let (jobs, rx) = mpsc::channel::<Request>();
+        let load = Arc::new(Load::default());
+        let info = worker.info();
+        let default = ModelTarget {
+            name: info.name.clone(),
+            path: info.path.clone(),
+        };
+        let limits = Limits { max_seqs: 1, queue };
+        let loaded = Arc::new(RwLock::new(Some(info)));
+        let engine = std::thread::Builder::new()
+            .name("minibar-serve-cluster".into())
+            .spawn({
+                let load = load.clone();
+                move || worker.run(&rx, &load)
+            })
+            .map_err(ServeError::Io)?;
+        let scheduler = Self {
+            jobs,
+            load,
+            limits,
+            default,
+            loaded,
+            library: false,
+        };
+        Ok((scheduler, engine))
+    }
+
+    /// Whether requests may name models of the library besides the default one (not when
+    /// serving a cluster's model: the cluster holds one model).
+    pub fn serves_library(&self) -> bool {
+        self.library
     }
 
     /// The model loaded now, if any.
@@ -231,7 +276,11 @@ impl Scheduler {
         library: &minibar_hub::library::LibraryPaths,
         name: &str,
     ) -> Result<ModelTarget, ApiError> {
-        lifecycle::resolve(library, &self.default, name)
+        let target = lifecycle::resolve(library, &self.default, name)?;
+        if !self.library && target != self.default {
+            return Err(ApiError::UnknownModel(name.to_owned()));
+        }
+        Ok(target)
     }
 
     /// Live counts of active and waiting requests.
@@ -447,7 +496,12 @@ impl<'t> Engine<'t> {
                 });
                 continue;
             }
-            let (mut seq, ids) = match prepare(self.session, &request, &mut self.json_texts) {
+            let (mut seq, ids) = match prepare(
+                &self.session.text,
+                self.session.context(),
+                &request,
+                &mut self.json_texts,
+            ) {
                 Ok(p) => p,
                 Err(e) => {
                     self.load.queued.fetch_sub(1, Ordering::SeqCst);
@@ -662,19 +716,42 @@ fn argmax_rows(logits: &mlx_rs::Array) -> Result<Vec<u32>, mlx_rs::error::Except
     Ok(ids.as_slice::<u32>().to_vec())
 }
 
-/// Tokenizes and checks a request; returns its sequence and prompt tokens. `json_texts`:
-/// the vocabulary's texts for constrained replies (JSON mode, forced calls), made on the
-/// first request that needs them.
-fn prepare<'t>(
-    session: &'t Session,
+/// What a request's reply is held to token by token, as each token is sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PerToken {
+    /// The rest of a forced tool call (`tool_choice` "required" or a named function).
+    Call,
+    /// One JSON object (JSON mode without tools: with tools, a call must stay possible, so
+    /// the reply is only checked once it is complete).
+    Json,
+}
+
+/// Whether `prompt`'s reply is constrained token by token, and how.
+pub(crate) fn per_token(prompt: &Prompt) -> Option<PerToken> {
+    match prompt {
+        Prompt::Chat {
+            tools, must_call, ..
+        } if !tools.is_empty() && !must_call.is_empty() => Some(PerToken::Call),
+        Prompt::Chat {
+            json: true, tools, ..
+        } if tools.is_empty() => Some(PerToken::Json),
+        _ => None,
+    }
+}
+
+/// Tokenizes and checks a request for a model of `context` tokens whose tokenizer and
+/// template are `text`; returns its sequence and prompt tokens. `json_texts`: the
+/// vocabulary's texts for constrained replies (JSON mode, forced calls), made on the first
+/// request that needs them.
+pub(crate) fn prepare<'t>(
+    text: &'t TextModel,
+    context: usize,
     request: &Request,
     json_texts: &mut Option<Rc<TokenTexts>>,
 ) -> Result<(Sequence<'t>, Vec<u32>), ApiError> {
-    let text = &session.text;
-    let forced = match &request.prompt {
-        Prompt::Chat {
-            tools, must_call, ..
-        } if !tools.is_empty() && !must_call.is_empty() => {
+    let kind = per_token(&request.prompt);
+    let forced = match (&request.prompt, kind) {
+        (Prompt::Chat { must_call, .. }, Some(PerToken::Call)) => {
             let names: Vec<&str> = must_call.iter().map(String::as_str).collect();
             Some(text.tool_support().syntax().forced_call(&names))
         }
@@ -692,7 +769,6 @@ fn prepare<'t>(
     if ids.is_empty() {
         return Err(ApiError::Invalid("the prompt is empty".into()));
     }
-    let context = session.context();
     if ids.len() >= context {
         return Err(ApiError::ContextOverflow {
             prompt: ids.len(),
@@ -708,18 +784,12 @@ fn prepare<'t>(
             .get_or_insert_with(|| Rc::new(TokenTexts::new(text)))
             .clone()
     };
-    let constraint = match (&forced, &request.prompt) {
+    let constraint = match (&forced, kind) {
         (Some(f), _) => Some(Constraint::Call(CallConstraint::new(
             texts(),
             f.heads.clone(),
         ))),
-        // With tools, a call must stay possible: the reply is then only checked.
-        (
-            None,
-            Prompt::Chat {
-                json: true, tools, ..
-            },
-        ) if tools.is_empty() => Some(Constraint::Json(JsonConstraint::new(texts()))),
+        (None, Some(PerToken::Json)) => Some(Constraint::Json(JsonConstraint::new(texts()))),
         _ => None,
     };
     let seq = Sequence::new(

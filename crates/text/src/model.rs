@@ -72,6 +72,17 @@ impl TextModel {
         })
     }
 
+    /// The tokenizer and template of a model at `path`: a `.gguf` file's metadata, or a
+    /// model folder's files (see [`from_hf_dir`](Self::from_hf_dir)).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, TextError> {
+        let path = path.as_ref();
+        if path.is_file() {
+            Self::from_gguf(&GgufMetadata::open(path)?)
+        } else {
+            Self::from_hf_dir(path)
+        }
+    }
+
     /// Reads `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` and the generation
     /// config's EOS ids from a Hugging Face or mlx-lm model folder.
     pub fn from_hf_dir(dir: impl AsRef<Path>) -> Result<Self, TextError> {

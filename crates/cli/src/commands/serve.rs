@@ -1,6 +1,10 @@
-//! `minibar serve`: the OpenAI- and Ollama-compatible local server (minibar-serve).
+//! `minibar serve`: the OpenAI- and Ollama-compatible local server (minibar-serve), over a
+//! model it loads or, with `--cluster`, over the model of a cluster that is up.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+};
 
 use minibar_serve::{Limits, ServeConfig, DEFAULT_BODY_LIMIT, DEFAULT_KEEP_ALIVE};
 
@@ -42,6 +46,11 @@ pub struct Args {
     /// web pages cannot call it).
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+    /// Serve the model of the cluster that is up (`minibar cluster up`) at this control
+    /// socket (default: the one `cluster up` uses), one request at a time.
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1,
+          conflicts_with_all = ["model", "context", "max_seqs", "keep_alive"])]
+    pub cluster: Option<Option<PathBuf>>,
 }
 
 /// The allowed web origins: the flags, else $MINIBAR_ORIGINS.
@@ -80,17 +89,18 @@ fn api_key(args: &Args) -> anyhow::Result<Option<String>> {
 
 /// Runs `minibar serve` until Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let path = model_arg::resolve(args.model.as_deref())?;
-    // A folder's name is the model's name; a file's stem drops `.gguf`.
-    let name = if path.is_dir() {
-        path.file_name()
-    } else {
-        path.file_stem()
-    }
-    .map_or_else(
-        || model_arg::DEFAULT_MODEL.to_owned(),
-        |s| s.to_string_lossy().into_owned(),
-    );
+    let cluster = match &args.cluster {
+        None => None,
+        Some(Some(socket)) => Some(socket.clone()),
+        Some(None) => Some(minibar_cluster::control::default_socket()?),
+    };
+    // The cluster says which model it holds.
+    let path = match cluster {
+        Some(_) => PathBuf::new(),
+        None => model_arg::resolve(args.model.as_deref())?,
+    };
+    let name =
+        minibar_serve::model_name(&path).unwrap_or_else(|| model_arg::DEFAULT_MODEL.to_owned());
     let api_key = api_key(&args)?;
     let config = ServeConfig {
         addr: SocketAddr::new(args.host, args.port),
@@ -112,6 +122,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(minibar_serve::run(config))?;
+    runtime.block_on(minibar_serve::run(config, cluster.as_deref()))?;
     Ok(())
 }

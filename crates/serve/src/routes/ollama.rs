@@ -476,8 +476,27 @@ fn details(format: &str) -> Value {
            "quantization_level": ""})
 }
 
-/// `GET /api/tags`: the local library.
+/// `GET /api/tags`: the local library, or a cluster's model alone.
 pub(crate) async fn tags(State(state): State<Shared>) -> Json<Value> {
+    if !state.scheduler.serves_library() {
+        let models: Vec<Value> = state
+            .scheduler
+            .loaded()
+            .into_iter()
+            .map(|m| {
+                let format = if m.path.is_file() {
+                    "gguf"
+                } else {
+                    "safetensors"
+                };
+                json!({
+                    "name": m.name, "model": m.name, "modified_at": "0001-01-01T00:00:00Z",
+                    "size": m.weight_bytes, "digest": "", "details": details(format),
+                })
+            })
+            .collect();
+        return Json(json!({ "models": models }));
+    }
     let models: Vec<Value> = crate::library::installed(&state.library)
         .into_iter()
         .map(|m| {

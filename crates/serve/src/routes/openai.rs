@@ -568,16 +568,19 @@ fn data(value: &Value) -> SseEvent {
     SseEvent::default().data(value.to_string())
 }
 
-/// `GET /v1/models`: the default model, then every other model in the local library.
+/// `GET /v1/models`: the default model, then every other model in the local library (none
+/// on a cluster's model: the cluster holds one).
 pub(crate) async fn models(State(state): State<Shared>) -> Json<Value> {
     let served = state.scheduler.default_model().name.clone();
     let mut names = vec![served.clone()];
-    names.extend(
-        crate::library::installed(&state.library)
-            .into_iter()
-            .map(|m| m.name)
-            .filter(|n| !n.eq_ignore_ascii_case(&served)),
-    );
+    if state.scheduler.serves_library() {
+        names.extend(
+            crate::library::installed(&state.library)
+                .into_iter()
+                .map(|m| m.name)
+                .filter(|n| !n.eq_ignore_ascii_case(&served)),
+        );
+    }
     let data: Vec<Value> = names
         .into_iter()
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "minibar"}))
