@@ -18,6 +18,7 @@ pub mod mask;
 pub mod memory;
 pub mod models;
 pub mod moe;
+pub mod one_query;
 pub mod quant_ops;
 pub mod rope;
 pub mod sample;

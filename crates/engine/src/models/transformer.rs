@@ -15,6 +15,7 @@ use crate::{
     layers::{swiglu, swiglu_clamped, Embedding, Linear, RmsNorm},
     mask::{self, Mask},
     moe::Moe,
+    one_query,
     rope::{Rope, Rotation},
     Backend,
 };
@@ -114,6 +115,13 @@ impl Attention {
         let m = mask::build(l, view.start, cache.offset, self.window, padding)?;
         let (keys, values, sinks) = (&view.keys, &view.values, self.sinks.as_ref());
         let out = match &m {
+            _ if one_query::use_for(l, sinks.is_some()) => {
+                let mask = match &m {
+                    Mask::Explicit(a) => Some(a),
+                    Mask::None | Mask::Causal => None,
+                };
+                one_query::attend(&q, keys, values, self.scale, mask)?
+            }
             Mask::None => scaled_dot_product_attention(&q, keys, values, self.scale, None, sinks)?,
             Mask::Causal => scaled_dot_product_attention(
                 &q,
