@@ -1,7 +1,9 @@
 //! `minibar serve --cluster`: the model of a cluster that is up (2 ranks on loopback), served
 //! through the same routes, answers greedy chat requests, streamed or not, with the text and
 //! usage of a local server of the same model; stop strings cut it the same way; a request
-//! that needs each token constrained (JSON mode) is refused with a 400 that says why.
+//! that needs each token constrained (JSON mode) is refused with a 400 that says why; a rank
+//! killed mid-reply ends that reply with an error naming it, and the server answers on once
+//! the cluster has formed again.
 
 use std::{
     io::{BufRead, BufReader},
@@ -115,6 +117,64 @@ fn counts(usage: &Value) -> [u64; 3] {
     ["prompt_tokens", "completion_tokens", "total_tokens"].map(|k| usage[k].as_u64().unwrap())
 }
 
+/// The pid of `up`'s rank `rank` (its child with that `MLX_RANK`).
+fn rank_pid(up: &Killed, rank: usize) -> u32 {
+    let want = format!("MLX_RANK={rank}");
+    let tasks = format!("/proc/{}/task", up.0.id());
+    std::fs::read_dir(&tasks)
+        .unwrap()
+        .flatten()
+        .flat_map(|t| {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .unwrap_or_default()
+                .split(|&b| b == 0)
+                .any(|v| v == want.as_bytes())
+        })
+        .unwrap_or_else(|| panic!("no child of cluster up has {want}"))
+}
+
+/// Streams a long reply and kills rank 1 once it has begun; the stream's error.
+async fn killed_mid_reply(addr: SocketAddr, up: &Killed, model: &str) -> String {
+    let body = json!({
+        "model": model, "temperature": 0, "max_tokens": 400, "stream": true,
+        "messages": [{"role": "user", "content": "Count from 1 to 200, separated by commas."}],
+    });
+    let mut r = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (mut text, mut chunks) = (String::new(), 0);
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        chunks += 1;
+        if chunks == 3 {
+            let pid = rank_pid(up, 1).to_string();
+            assert!(Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .unwrap()
+                .success());
+        }
+    }
+    let error = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .find_map(|v| v["error"]["message"].as_str().map(str::to_owned));
+    error.unwrap_or_else(|| panic!("the reply ended without an error:\n{text}"))
+}
+
 /// A reply's text, finish reason and token counts, non-streamed or gathered from the stream.
 async fn reply(addr: SocketAddr, body: &Value) -> (String, String, [u64; 3]) {
     let (status, text) = post(addr, body).await;
@@ -223,5 +283,25 @@ fn a_clusters_model_is_served_as_a_local_server_serves_it() {
         // ... and the server answers on.
         assert_eq!(reply(addr, &ask(false, None)).await.0, one);
         local.stop().await.unwrap();
+
+        // A rank killed mid-reply: the reply ends with the cluster's error, naming the node.
+        let error = killed_mid_reply(addr, &up, &name).await;
+        assert!(error.contains("rank 1 (127.0.0.1:"), "{error}");
+        // The server answers on: 503 while the cluster forms again, then the same text.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, body) = post(addr, &ask(false, None)).await;
+            if status == 200 {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["choices"][0]["message"]["content"], json!(one));
+                break;
+            }
+            assert_eq!(status, 503, "{body}");
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not form again: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     });
 }
