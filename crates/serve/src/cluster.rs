@@ -42,13 +42,15 @@ impl Worker {
     /// Asks the cluster at `socket` what it holds and reads that model's tokenizer.
     pub fn connect(socket: PathBuf) -> Result<Self, ServeError> {
         let client = Client::new(socket);
-        let refused = |e: &dyn std::fmt::Display| {
-            ServeError::Load(format!("the cluster at {}: {e}", client.socket.display()))
-        };
-        let status = client.status(STATUS_WAIT).map_err(|e| refused(&e))?;
+        // (Its errors name the socket.)
+        let status = client
+            .status(STATUS_WAIT)
+            .map_err(|e| ServeError::Load(e.to_string()))?;
         let path = status.model;
-        let text = TextModel::open(&path).map_err(|e| refused(&e))?;
-        let context = default_context(&path).map_err(|e| refused(&e))?;
+        let unreadable =
+            |e: &dyn std::fmt::Display| ServeError::Load(format!("{}: {e}", path.display()));
+        let text = TextModel::open(&path).map_err(|e| unreadable(&e))?;
+        let context = default_context(&path).map_err(|e| unreadable(&e))?;
         let info = ModelInfo {
             name: crate::model_name(&path).unwrap_or_else(|| "cluster".into()),
             weight_bytes: file_bytes(&path),
@@ -161,7 +163,11 @@ impl Worker {
 
     /// A cluster's error as the client reads it: what failed, naming the node where known.
     fn failure(&self, e: &ClusterError) -> String {
-        format!("the cluster at {}: {e}", self.client.socket.display())
+        match e {
+            // "no cluster is up at <socket>" (it is forming again, or down).
+            ClusterError::Control(_) => e.to_string(),
+            _ => format!("the cluster failed: {e}"),
+        }
     }
 }
 
