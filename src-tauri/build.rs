@@ -40,6 +40,7 @@ const COMMANDS: &[&str] = &[
     "set_launch_at_login",
     "set_local_server",
     "local_server_status",
+    "cluster_status",
     "settings_changed",
     "hide_window",
     "open_view",

@@ -94,6 +94,7 @@ macro_rules! specta_builder {
             minibar_app::commands::app::set_launch_at_login::<$r>,
             minibar_app::commands::app::set_local_server::<$r>,
             minibar_app::commands::app::local_server_status,
+            minibar_app::commands::app::cluster_status,
             minibar_app::commands::app::settings_changed::<$r>,
             minibar_app::commands::app::hide_window::<$r>,
             minibar_app::commands::app::open_view::<$r>,

@@ -196,7 +196,7 @@ fn load_error(model_id: &str, e: minibar_engine::EngineError) -> AppError {
 }
 
 /// The sampling the UI chose, in the engine's types.
-fn sampling(p: &SamplingParams) -> minibar_engine::sample::SamplingParams {
+pub(crate) fn sampling(p: &SamplingParams) -> minibar_engine::sample::SamplingParams {
     minibar_engine::sample::SamplingParams {
         temperature: p.temperature as f32,
         top_p: p.top_p as f32,

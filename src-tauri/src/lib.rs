@@ -10,6 +10,7 @@ extern crate self as minibar_app;
 
 pub mod bench;
 pub mod bindings;
+pub mod cluster;
 pub mod commands;
 pub mod engine_worker;
 pub mod generation;

@@ -27,7 +27,7 @@ pub mod split;
 pub mod stage;
 pub mod watchdog;
 
-pub use control::{Ask, Client, Request};
+pub use control::{Ask, Client, Request, Status};
 pub use error::{ClusterError, Result};
 pub use hostfile::Hostfile;
 pub use launch::{keep_up, Finished, Launcher, Running, Upkeep};

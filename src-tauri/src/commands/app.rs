@@ -4,7 +4,9 @@ use tauri::{AppHandle, Runtime, State, WebviewWindow};
 
 use crate::state::AppState;
 
-use crate::types::{AppError, AppInfo, AppResult, ComputeBackend, LocalServerStatus, View};
+use crate::types::{
+    AppError, AppInfo, AppResult, ClusterStatus, ComputeBackend, LocalServerStatus, View,
+};
 use crate::{keychain, windows};
 
 /// Versions and platform.
@@ -125,4 +127,16 @@ pub async fn open_external<R: Runtime>(app: AppHandle<R>, url: String) -> AppRes
     app.opener()
         .open_url(url, None::<&str>)
         .map_err(|e| AppError::io(format!("cannot open the link: {e}")))
+}
+
+/// Whether a cluster (`minibar cluster up`) is up on this machine, and if so its nodes, the
+/// model it holds and each node's layers; when none is, how to start one.
+#[tauri::command]
+#[specta::specta]
+pub async fn cluster_status() -> AppResult<ClusterStatus> {
+    let socket = crate::cluster::socket()?;
+    // Rank 0 may take a moment to answer (it answers between jobs).
+    tauri::async_runtime::spawn_blocking(move || crate::cluster::status(&socket))
+        .await
+        .map_err(|e| AppError::io(format!("cannot ask the cluster: {e}")))
 }

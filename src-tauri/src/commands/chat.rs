@@ -2,10 +2,11 @@
 
 use tauri::{AppHandle, Runtime, State};
 
-use crate::engine_worker::CancelToken;
+use crate::cluster::{self, Route};
+use crate::engine_worker::{CancelToken, ChatSink};
 use crate::generation::{chat_job, job_for, StreamSink};
 use crate::history::{to_markdown, NewMessage};
-use crate::models::library;
+use crate::models::{catalog, library};
 use crate::settings_store;
 use crate::state::AppState;
 use crate::types::{
@@ -98,6 +99,40 @@ pub(crate) fn load_request(settings: &Settings, model: &str) -> minibar_fit::Loa
     }
 }
 
+/// Where a chat with `model` (installed at `path`) goes: the cluster that is up when it holds
+/// the model and the model does not fit this Mac (nor did the user force it here); an error
+/// when the cluster holds another model; else this Mac.
+fn route(
+    state: &AppState,
+    settings: &Settings,
+    model: &str,
+    path: &std::path::Path,
+) -> AppResult<Route> {
+    let Ok(socket) = cluster::socket() else {
+        return Ok(Route::Local);
+    };
+    let Ok(Some(status)) = cluster::query(&socket) else {
+        return Ok(Route::Local);
+    };
+    let installed = library::installed(&state.catalog, &state.library())?;
+    let Some(i) = installed.iter().find(|i| i.variant_id == model) else {
+        return Ok(Route::Local);
+    };
+    let memory = minibar_fit::snapshot();
+    let downloads = Default::default();
+    let ctx = catalog::Context {
+        settings,
+        memory: &memory,
+        held_by_minibar: state.engine.loaded().map(|(_, b)| b).unwrap_or(0),
+        installed: &installed,
+        downloads: &downloads,
+        cluster: None,
+    };
+    let fits_here =
+        catalog::fits_here(i, &ctx) || settings.forced_models.iter().any(|m| m == model);
+    cluster::route(path, fits_here, &socket, Some(&status))
+}
+
 /// Starts a reply into a fresh assistant message after the session's last message.
 fn start_reply<R: Runtime>(
     app: &AppHandle<R>,
@@ -135,24 +170,64 @@ fn start_reply<R: Runtime>(
         model,
         cancel.clone(),
     );
+    let params = params.unwrap_or(settings.sampling.clone());
+    match route(state, &settings, model, &path) {
+        Ok(Route::Local) => {}
+        Ok(Route::Cluster(socket)) => {
+            std::thread::Builder::new()
+                .name("minibar-cluster-chat".into())
+                .spawn(move || cluster::chat(&socket, &messages, &params, &cancel, Box::new(sink)))
+                .map_err(|e| AppError::io(format!("cannot start the cluster chat: {e}")))?;
+            return Ok(started(
+                request_id,
+                session_id,
+                user_message_id,
+                assistant.id,
+            ));
+        }
+        Err(e) => {
+            Box::new(sink).finished(Err(e));
+            return Ok(started(
+                request_id,
+                session_id,
+                user_message_id,
+                assistant.id,
+            ));
+        }
+    }
     let memory = load_request(&settings, model);
     let job = chat_job(
         model,
         path,
         messages,
-        params.unwrap_or(settings.sampling),
+        params,
         settings.context_length,
         cancel,
         memory,
         state.library(),
     );
     state.engine.submit(job, Box::new(sink))?;
-    Ok(GenerationStarted {
+    Ok(started(
+        request_id,
+        session_id,
+        user_message_id,
+        assistant.id,
+    ))
+}
+
+/// What a send, regenerate or edit answers once the reply is under way.
+fn started(
+    request_id: String,
+    session_id: &str,
+    user_message_id: Option<String>,
+    assistant_message_id: String,
+) -> GenerationStarted {
+    GenerationStarted {
         request_id,
         session_id: session_id.to_string(),
         user_message_id,
-        assistant_message_id: assistant.id,
-    })
+        assistant_message_id,
+    }
 }
 
 /// Stores the user message, starts a reply.

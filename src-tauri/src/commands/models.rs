@@ -24,6 +24,7 @@ pub async fn list_catalog<R: Runtime>(
     let snap = minibar_fit::snapshot();
     let held = state.engine.loaded().map(|(_, b)| b).unwrap_or(0);
     let downloads = state.downloads.snapshot();
+    let cluster = crate::cluster::node_memory();
     Ok(catalog::list(
         &state.catalog,
         &catalog::Context {
@@ -32,6 +33,7 @@ pub async fn list_catalog<R: Runtime>(
             held_by_minibar: held,
             installed: &installed,
             downloads: &downloads,
+            cluster: cluster.as_deref(),
         },
     ))
 }
@@ -150,6 +152,7 @@ pub async fn search_hub<R: Runtime>(
         held_by_minibar: held,
         installed: &[],
         downloads: &downloads,
+        cluster: None,
     };
     hub_search::search(&target, &state.catalog, &ctx, &query).await
 }

@@ -27,6 +27,9 @@ pub struct Context<'a> {
     pub installed: &'a [Installed],
     /// Downloads by variant id.
     pub downloads: &'a HashMap<String, DownloadProgress>,
+    /// The memory of each node of the cluster that is up (`minibar cluster up`), for the
+    /// "fits across N nodes" verdict; `None` when none is.
+    pub cluster: Option<&'a [u64]>,
 }
 
 impl Context<'_> {
@@ -42,6 +45,15 @@ impl Context<'_> {
 
     fn workload(&self) -> Workload {
         Workload::with_context(self.settings.context_length.max(1))
+    }
+
+    /// `fit` with, when it won't fit here, whether it fits across the cluster's nodes (a model
+    /// of `layers` blocks and `weights` bytes of weights).
+    fn across(&self, mut fit: FitReport, layers: usize, weights: u64) -> FitReport {
+        if let (FitVerdict::WontFit, Some(memory)) = (fit.verdict, self.cluster) {
+            fit.across = crate::cluster::across(layers, weights, memory);
+        }
+        fit
     }
 }
 
@@ -79,6 +91,7 @@ fn report(
             // verdict is "won't fit".
             budget_bytes: memory.used + v.usable,
         },
+        across: None,
     }
 }
 
@@ -106,13 +119,14 @@ fn variant(
     .ok()?;
     let quant = c.quant.to_string();
     let id = format!("{}@{quant}", entry.id);
+    let (layers, weights) = (c.shape.layers as usize, a.estimate.weights.total);
     let on_disk = ctx.installed.iter().find(|i| i.variant_id == id);
     Some(ModelVariant {
         model_id: entry.id.clone(),
         quant,
         bits_per_weight: a.estimate.bits_per_weight,
         size_bytes: a.estimate.weights.total,
-        fit: assessed(a, ctx.memory),
+        fit: ctx.across(assessed(a, ctx.memory), layers, weights),
         installed: on_disk.is_some(),
         unverified_files: on_disk.map(|i| i.unverified.clone()).unwrap_or_default(),
         download: ctx.downloads.get(&id).cloned(),
@@ -133,7 +147,8 @@ pub fn config_fit(config: &serde_json::Value, ctx: &Context<'_>) -> Option<FitRe
         &ctx.thresholds(),
     )
     .ok()?;
-    Some(assessed(a, ctx.memory))
+    let weights = a.estimate.weights.total;
+    Some(ctx.across(assessed(a, ctx.memory), shape.layers as usize, weights))
 }
 
 /// An installed model judged as it is stored: its folder's config.json (shape and
@@ -144,7 +159,15 @@ fn installed_fit(i: &Installed, ctx: &Context<'_>, budget: &Budget) -> FitReport
         let a = assess_gguf(&weights, &Runtime::native(), budget, &ctx.thresholds());
         let mut v = a.verdict;
         v.reason = format!("{} (weights only, as loaded)", v.reason);
-        return report(v, None, a.load.loaded_bytes, (0, 0), ctx.memory);
+        let fit = report(v, None, a.load.loaded_bytes, (0, 0), ctx.memory);
+        // Its block count, as the ranks read it, only when the cluster is asked.
+        let layers = match (fit.verdict, ctx.cluster) {
+            (FitVerdict::WontFit, Some(_)) => minibar_engine::read_args(&i.path)
+                .map(|a| a.num_hidden_layers.max(0) as usize)
+                .unwrap_or(0),
+            _ => 0,
+        };
+        return ctx.across(fit, layers, a.load.loaded_bytes);
     }
     let from_config = std::fs::read_to_string(i.path.join("config.json"))
         .ok()
@@ -158,6 +181,12 @@ fn installed_fit(i: &Installed, ctx: &Context<'_>, budget: &Budget) -> FitReport
             report(v, None, i.size_bytes, (0, 0), ctx.memory)
         }
     }
+}
+
+/// Whether an installed model fits this machine (tight included): the list's verdict, which
+/// decides whether its chat may go to a cluster instead.
+pub fn fits_here(i: &Installed, ctx: &Context<'_>) -> bool {
+    installed_fit(i, ctx, &ctx.budget()).verdict != FitVerdict::WontFit
 }
 
 /// An installed file the catalog lists no download for (a GGUF import).
@@ -319,6 +348,7 @@ mod tests {
             held_by_minibar: 0,
             installed: &[],
             downloads: &downloads,
+            cluster: None,
         };
         let size = std::fs::metadata(&gguf).unwrap().len();
         let installed = Installed {
@@ -365,6 +395,7 @@ mod tests {
             held_by_minibar: 0,
             installed: &[],
             downloads: &downloads,
+            cluster: None,
         };
         let models = list(&catalog, &ctx);
         // What `minibar fit --headroom <the setting> --context <the setting>` computes.

@@ -142,6 +142,7 @@ mod tests {
             held_by_minibar: 0,
             installed: &[],
             downloads: &downloads,
+            cluster: None,
         };
         let found =
             tauri::async_runtime::block_on(search(&target, &catalog, &ctx, "tiny")).unwrap();

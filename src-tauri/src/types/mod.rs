@@ -3,12 +3,14 @@
 
 pub mod bench;
 pub mod chat;
+pub mod cluster;
 pub mod error;
 pub mod models;
 pub mod settings;
 
 pub use bench::*;
 pub use chat::*;
+pub use cluster::*;
 pub use error::*;
 pub use models::*;
 pub use settings::*;

@@ -66,6 +66,9 @@ pub struct FitReport {
     pub thresholds: FitThresholds,
     /// Where the bytes go.
     pub breakdown: MemoryBreakdown,
+    /// When it won't fit here: whether it fits across the running cluster's nodes (null when
+    /// it fits here, no cluster is up, or it fits there neither).
+    pub across: Option<super::AcrossNodes>,
 }
 
 /// How hard the machine is pressed for memory.

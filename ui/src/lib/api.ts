@@ -19,6 +19,7 @@ import {
   type BenchRun,
   type BenchRunSummary,
   type CatalogModel,
+  type ClusterStatus,
   type ChatSession,
   type DiskUsage,
   type LibraryFolders,
@@ -112,6 +113,8 @@ export interface Backend {
   /** Turns the local server (OpenAI and Ollama APIs on loopback) on at `port`, or off; saved. */
   setLocalServer(enabled: boolean, port: number): Promise<LocalServerStatus>;
   localServerStatus(): Promise<LocalServerStatus>;
+  /** Whether a cluster (`minibar cluster up`) is up, its nodes, model and split. */
+  clusterStatus(): Promise<ClusterStatus>;
   hideWindow(): Promise<void>;
   openView(view: View): Promise<void>;
   openExternal(url: string): Promise<void>;
@@ -201,6 +204,7 @@ export function tauriBackend(): Backend {
     setLaunchAtLogin: (enabled) => nothing(commands.setLaunchAtLogin(enabled)),
     setLocalServer: async (enabled, port) => unwrap(await commands.setLocalServer(enabled, port)),
     localServerStatus: async () => unwrap(await commands.localServerStatus()),
+    clusterStatus: async () => unwrap(await commands.clusterStatus()),
     hideWindow: () => nothing(commands.hideWindow()),
     openView: (view) => nothing(commands.openView(view)),
     openExternal: (url) => nothing(commands.openExternal(url)),

@@ -435,6 +435,18 @@ async localServerStatus() : Promise<Result<LocalServerStatus, AppError>> {
 }
 },
 /**
+ * Whether a cluster (`minibar cluster up`) is up on this machine, and if so its nodes, the
+ * model it holds and each node's layers; when none is, how to start one.
+ */
+async clusterStatus() : Promise<Result<ClusterStatus, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("cluster_status") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * The UI saved settings: read them again so the next request uses them, and move the model
  * library to the chosen folders (what is already running keeps its folders).
  */
@@ -506,6 +518,19 @@ export const SETTINGS_STORE = {"file":"settings.json","key":"settings"} as const
 
 /** user-defined types **/
 
+/**
+ * A model that won't fit this Mac but fits across the running cluster (minibar-fit's
+ * `fits_across`, over the nodes' memory).
+ */
+export type AcrossNodes = { 
+/**
+ * How many nodes share it.
+ */
+nodes: number; 
+/**
+ * minibar-fit's sentence ("fits across 2 nodes: ...").
+ */
+reason: string }
 /**
  * What went wrong, in a form the UI can act on (`kind`) and show (`message`).
  */
@@ -1036,6 +1061,58 @@ updatedAtMs: number;
  */
 messages: ChatMessage[] }
 /**
+ * One node of a running cluster, as the ranks agreed at start (minibar-fit's split).
+ */
+export type ClusterNode = { 
+/**
+ * Its rank (0 takes the jobs).
+ */
+rank: number; 
+/**
+ * Its address ("this machine" for ranks on loopback).
+ */
+address: string; 
+/**
+ * Bytes it may use for the model.
+ */
+memoryBytes: number; 
+/**
+ * Bytes of the model's weights it holds.
+ */
+heldBytes: number; 
+/**
+ * Its first layer.
+ */
+firstLayer: number; 
+/**
+ * One past its last layer.
+ */
+endLayer: number }
+/**
+ * Whether a cluster is up on this machine's control socket, and what it holds.
+ */
+export type ClusterStatus = { 
+/**
+ * Its control socket answers.
+ */
+up: boolean; 
+/**
+ * The control socket asked.
+ */
+socket: string; 
+/**
+ * The model every node holds (its file or folder name); null when none is up.
+ */
+model: string | null; 
+/**
+ * Its nodes, rank 0 first; empty when none is up.
+ */
+nodes: ClusterNode[]; 
+/**
+ * minibar-fit's verdict on the split, or, when none is up, how to start one (one line).
+ */
+note: string }
+/**
  * The compute backend MLX runs on.
  */
 export type ComputeBackend = 
@@ -1171,7 +1248,12 @@ thresholds: FitThresholds;
 /**
  * Where the bytes go.
  */
-breakdown: MemoryBreakdown }
+breakdown: MemoryBreakdown; 
+/**
+ * When it won't fit here: whether it fits across the running cluster's nodes (null when
+ * it fits here, no cluster is up, or it fits there neither).
+ */
+across: AcrossNodes | null }
 /**
  * What "fits comfortably" asked for: the memory kept free besides the model.
  */

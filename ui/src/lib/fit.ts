@@ -20,6 +20,8 @@ function size(bytes: number): string {
  * not judge again. The title is the reason, then the thresholds the verdict was judged by.
  */
 export function badgeFor(fit: FitReport): Badge {
+  // Won't fit here, fits the cluster that is up: Rust's `fits_across` said so.
+  if (fit.across) return { label: `Fits across ${fit.across.nodes} nodes`, tone: "ok", title: `${fit.across.reason}\nOn this Mac: ${fit.reason}` };
   const t = fit.thresholds;
   const kept = t.headroomBytes > 0 ? `${Math.round(t.comfortMargin * 100)}% of it or ${size(t.headroomBytes)}, whichever is more` : `${Math.round(t.comfortMargin * 100)}% of it`;
   const rule = `Fits up to ${size(fit.comfortableBytes)} (of ${size(fit.usableBytes)} usable, keeping ${kept} free); tight up to ${size(fit.usableBytes)}.`;

@@ -28,6 +28,7 @@ import type {
   DiskUsage,
   LibraryFolders,
   LocalServerStatus,
+  ClusterStatus,
   DownloadProgress,
   Events,
   FitReport,
@@ -594,6 +595,7 @@ export class MockBackend implements Backend {
       comfortableBytes: comfortable,
       thresholds: { comfortMargin: 0.1, headroomBytes: headroom },
       breakdown: { weightsBytes: size, kvCacheBytes: kv, overheadBytes: overhead, inUseBytes: inUse, budgetBytes: GPU_LIMIT },
+      across: null,
     };
   }
 
@@ -1032,5 +1034,16 @@ export class MockBackend implements Backend {
 
   async localServerStatus(): Promise<LocalServerStatus> {
     return { running: false, url: null, error: null };
+  }
+
+  /** The mock has no cluster: the app's answer when none is up. */
+  async clusterStatus(): Promise<ClusterStatus> {
+    return {
+      up: false,
+      socket: "/tmp/minibar/cluster.sock",
+      model: null,
+      nodes: [],
+      note: "No cluster is up: start one with `minibar cluster up -m MODEL --ranks 2` (this machine), or `minibar cluster up -m MODEL --discover N` on each of N Macs.",
+    };
   }
 }

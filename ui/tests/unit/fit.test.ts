@@ -17,6 +17,7 @@ function report(verdict: FitReport["verdict"], neededBytes: number, usableBytes 
     comfortableBytes,
     thresholds: { comfortMargin: 0.1, headroomBytes: headroom },
     breakdown: { weightsBytes: neededBytes, kvCacheBytes: 0, overheadBytes: 0, inUseBytes: 0, budgetBytes: usableBytes },
+    across: null,
   };
 }
 
