@@ -280,6 +280,20 @@ fn a_clusters_model_is_served_as_a_local_server_serves_it() {
         let (status, body) = post(addr, &json_mode).await;
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("cluster"), "{body}");
+        // Ollama's format "json" too, in Ollama's error shape.
+        let r = reqwest::Client::new()
+            .post(format!("http://{addr}/api/chat"))
+            .body(
+                json!({"model": name, "format": "json", "stream": false,
+                       "messages": [{"role": "user", "content": "The capital of France, in JSON?"}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert!(body["error"].as_str().unwrap().contains("cluster"), "{body}");
         // ... and the server answers on.
         assert_eq!(reply(addr, &ask(false, None)).await.0, one);
         local.stop().await.unwrap();

@@ -110,15 +110,7 @@ impl Worker {
         if request.model.path != self.info.path {
             return Some(ApiError::UnknownModel(request.model.name.clone()));
         }
-        let why = match per_token(&request.prompt)? {
-            PerToken::Json => "JSON mode (response_format json_object, Ollama's format \"json\")",
-            PerToken::Call => "a forced tool call (tool_choice \"required\" or a named function)",
-        };
-        Some(ApiError::Invalid(format!(
-            "{why} is not available on a cluster's model: it constrains each token as it is \
-             sampled, and the cluster samples on its last node; ask for JSON or the call in \
-             the messages instead"
-        )))
+        refusal(&request.prompt)
     }
 
     /// Runs one request's prompt on the cluster, feeding each token to its sequence.
@@ -169,6 +161,20 @@ impl Worker {
             _ => format!("the cluster failed: {e}"),
         }
     }
+}
+
+/// Why a cluster's model cannot answer `prompt`, if it cannot: its reply would be held to a
+/// grammar token by token, and the cluster samples on its last node, out of reach.
+pub(crate) fn refusal(prompt: &Prompt) -> Option<ApiError> {
+    let why = match per_token(prompt)? {
+        PerToken::Json => "JSON mode (response_format json_object, Ollama's format \"json\")",
+        PerToken::Call => "a forced tool call (tool_choice \"required\" or a named function)",
+    };
+    Some(ApiError::Invalid(format!(
+        "{why} is not available on a cluster's model: it constrains each token as it is \
+         sampled, and the cluster samples on its last node; ask for JSON or the call in the \
+         messages instead"
+    )))
 }
 
 /// A sequence and the tokens it has taken from the cluster.

@@ -302,6 +302,12 @@ impl Scheduler {
         params: ChatParams,
         keep_alive: Option<Duration>,
     ) -> Result<UnboundedReceiver<Event>, ApiError> {
+        if !self.library {
+            // Refused at once, not after the requests ahead of it.
+            if let Some(refusal) = crate::cluster::refusal(&prompt) {
+                return Err(refusal);
+            }
+        }
         let waiting = self.load.queued.fetch_add(1, Ordering::SeqCst);
         if waiting >= self.limits.queue {
             self.load.queued.fetch_sub(1, Ordering::SeqCst);
