@@ -5,6 +5,7 @@ use mlx_rs::{ops, Array};
 use crate::error::Result;
 
 /// What a layer's attention needs to mask, beyond plain causality.
+#[derive(Clone)]
 pub enum Mask {
     /// Nothing to mask (one new token seeing all of a full cache).
     None,
@@ -12,6 +13,32 @@ pub enum Mask {
     Causal,
     /// An explicit boolean mask `[B or 1, 1, L, S]` (true = may attend).
     Explicit(Array),
+}
+
+/// The masks of one forward pass, built once for all the layers that need the same one (a
+/// padded batch's mask is several operations; 30 layers would build it 30 times a step).
+#[derive(Default)]
+pub struct Masks(Vec<((i32, i32, i32, Option<i32>), Mask)>);
+
+impl Masks {
+    /// [`build`]'s mask for these arguments, built on first use in this pass; `left_padding`
+    /// must be the same for every call of one pass.
+    pub fn get(
+        &mut self,
+        queries: i32,
+        start: i32,
+        end: i32,
+        window: Option<i32>,
+        left_padding: Option<&Array>,
+    ) -> Result<Mask> {
+        let key = (queries, start, end, window);
+        if let Some((_, m)) = self.0.iter().find(|(k, _)| *k == key) {
+            return Ok(m.clone());
+        }
+        let m = build(queries, start, end, window, left_padding)?;
+        self.0.push((key, m.clone()));
+        Ok(m)
+    }
 }
 
 /// Builds the mask for `queries` new tokens ending at absolute position `end` (exclusive),

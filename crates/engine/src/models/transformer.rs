@@ -106,13 +106,13 @@ impl Attention {
         &self,
         x: &Array,
         cache: &mut KvCache,
-        padding: Option<&Array>,
+        (padding, masks): (Option<&Array>, &mut mask::Masks),
         rotation: &Rotation,
     ) -> Result<Array> {
         let (b, l) = (x.shape()[0], x.shape()[1]);
         let (q, k, v) = self.project(x, rotation)?;
         let view = cache.update_and_fetch(&k, &v)?;
-        let m = mask::build(l, view.start, cache.offset, self.window, padding)?;
+        let m = masks.get(l, view.start, cache.offset, self.window, padding)?;
         let (keys, values, sinks) = (&view.keys, &view.values, self.sinks.as_ref());
         let out = match &m {
             _ if one_query::use_for(l, sinks.is_some()) => {
@@ -226,7 +226,7 @@ impl Block {
         &self,
         x: &Array,
         cache: &mut KvCache,
-        padding: Option<&Array>,
+        padding: (Option<&Array>, &mut mask::Masks),
         rotation: &Rotation,
     ) -> Result<Array> {
         let mut r = self
@@ -341,6 +341,7 @@ impl Transformer {
         let len = h.shape()[1];
         // One rotation per embedding and offset, shared by the layers that use it.
         let mut rotations: Vec<(usize, i32, Rotation)> = Vec::new();
+        let mut masks = mask::Masks::default();
         for (block, cache) in self.blocks[range].iter().zip(caches.iter_mut()) {
             let key = (block.attn.rope, cache.offset);
             let at = match rotations.iter().position(|(r, o, _)| (*r, *o) == key) {
@@ -351,7 +352,7 @@ impl Transformer {
                     rotations.len() - 1
                 }
             };
-            h = block.forward(&h, cache, left_padding, &rotations[at].2)?;
+            h = block.forward(&h, cache, (left_padding, &mut masks), &rotations[at].2)?;
         }
         Ok(h)
     }
