@@ -18,7 +18,10 @@ pub enum Mask {
 /// The masks of one forward pass, built once for all the layers that need the same one (a
 /// padded batch's mask is several operations; 30 layers would build it 30 times a step).
 #[derive(Default)]
-pub struct Masks(Vec<((i32, i32, i32, Option<i32>), Mask)>);
+pub struct Masks(Vec<(MaskKey, Mask)>);
+
+/// What a mask depends on within one pass: queries, first and end position, window.
+type MaskKey = (i32, i32, i32, Option<i32>);
 
 impl Masks {
     /// [`build`]'s mask for these arguments, built on first use in this pass; `left_padding`

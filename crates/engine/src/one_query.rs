@@ -73,7 +73,7 @@ mod tests {
             }
             .unwrap();
             assert_eq!(ours.shape(), fused.shape());
-            let diff = ops::abs(&ops::subtract(&ours, &fused).unwrap())
+            let diff = ops::abs(ops::subtract(&ours, &fused).unwrap())
                 .unwrap()
                 .max(None)
                 .unwrap()
