@@ -5,13 +5,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use minibar_app::engine_worker::{CancelToken, ChatSink};
 use minibar_app::types::{AppError, GenerationStats, Role, SamplingParams, StopReason};
+use minibar_testkit::KillOnDrop as Up;
 use serde_json::json;
 
 /// `minibar` beside this test's folder (target/<profile>/deps/..).
@@ -24,25 +25,6 @@ fn minibar_bin() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-/// `minibar cluster up`, stopped (its ranks with it: their lifeline) when the test ends.
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_socket(socket: &Path, up: &mut Up) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(up.0.try_wait().unwrap().is_none(), "cluster up ended early");
-        assert!(Instant::now() < deadline, "the cluster did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// What a chat sink was told, in order.
@@ -93,7 +75,7 @@ fn settings_show_the_cluster_that_is_up_and_chat_streams_through_it() {
         .env_remove("MINIBAR_MODEL")
         .spawn()
         .unwrap());
-    wait_for_socket(&socket, &mut up);
+    up.wait_for_socket(&socket);
 
     let s = t.call("cluster_status", json!({})).unwrap();
     assert_eq!(s["up"], true, "{s}");

@@ -5,9 +5,11 @@
 use std::{
     io::Write,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
+
+use minibar_testkit::KillOnDrop as Up;
 
 fn minibar(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_minibar"))
@@ -85,26 +87,6 @@ fn typed(args: &[&str], input: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `minibar cluster up`, stopped (its ranks with it) if the test ends early.
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        // Its ranks see their lifeline close and end.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_socket(socket: &Path, up: &mut Up) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(up.0.try_wait().unwrap().is_none(), "cluster up ended early");
-        assert!(Instant::now() < deadline, "the cluster did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn up_chats_and_generates_as_one_process_until_down() {
     let Some(gguf) = minibar_testkit::default_gguf() else {
@@ -122,7 +104,7 @@ fn up_chats_and_generates_as_one_process_until_down() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap());
-    wait_for_socket(Path::new(socket), &mut up);
+    up.wait_for_socket(Path::new(socket));
 
     // Two turns: the same replies, printed the same way, as one process's chat.
     let turns = "What is the capital of France?\nAnd of Italy?\n";
@@ -178,7 +160,7 @@ fn ranks_end_with_the_up_that_started_them() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap());
-    wait_for_socket(&socket, &mut up);
+    up.wait_for_socket(&socket);
     // SIGKILL: `up` runs no code of its own as it ends; its ranks see their lifeline close,
     // and rank 0 removes its socket as it ends.
     up.0.kill().unwrap();
@@ -226,7 +208,7 @@ fn nodes_found_by_mdns_form_a_cluster_that_answers_as_one_process() {
     };
     let (mut other, _) = node(false);
     let (mut lead, socket) = node(true);
-    wait_for_socket(&socket, &mut lead);
+    lead.wait_for_socket(&socket);
     let socket = socket.to_str().unwrap();
 
     let question = "What is the capital of France?";

@@ -9,37 +9,18 @@ use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use minibar_serve::{Limits, ServeConfig, Server};
+use minibar_testkit::KillOnDrop as Killed;
 use serde_json::{json, Value};
-
-/// A child process (`cluster up`, `serve`), killed if the test ends early: `cluster up`'s
-/// ranks see their lifeline close and end with it.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn minibar() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_minibar"));
     c.env_remove("MINIBAR_MODEL");
     c
-}
-
-fn wait_for_socket(socket: &Path, up: &mut Killed) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(up.0.try_wait().unwrap().is_none(), "cluster up ended early");
-        assert!(Instant::now() < deadline, "the cluster did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Starts `minibar serve --cluster socket` on a free port; its address, from the line it
@@ -226,7 +207,7 @@ fn a_clusters_model_is_served_as_a_local_server_serves_it() {
             .spawn()
             .unwrap(),
     );
-    wait_for_socket(&socket, &mut up);
+    up.wait_for_socket(&socket);
     let (_serve, addr) = serve_cluster(&socket);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();

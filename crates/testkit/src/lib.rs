@@ -14,17 +14,21 @@
 //!   for the CLI's and the app's tests that chat with every architecture.
 //! - [`sharded_llama`]: a random-weight Llama in one shard per block, for the tests of a node
 //!   that holds only its own layers' shards.
+//! - [`KillOnDrop`]: a child process (a `minibar cluster up`) ended with the test, and waited
+//!   for until its socket answers.
 
 #![forbid(unsafe_code)]
 
 mod cache;
 mod env;
 mod gguf;
+mod process;
 mod sharded;
 mod tiny;
 
 pub use cache::{cached, fixture, script_fixture, Key};
 pub use env::{default_gguf, reference_python, repo_root, required, run_python, script};
 pub use gguf::{gguf_string, GgufWriter};
+pub use process::KillOnDrop;
 pub use sharded::{shard_name, sharded_llama};
 pub use tiny::tiny_chat_model;
