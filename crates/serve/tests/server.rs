@@ -12,20 +12,32 @@ use serde_json::{json, Value};
 
 const MODEL: &str = "smollm2";
 
-async fn serve(gguf: &std::path::Path, limits: Limits) -> Server {
-    Server::start(ServeConfig {
+/// The tests' server: `model` on a free loopback port, loaded at start, one sequence, a
+/// 512-token context; each test changes what it is about.
+fn config(model: &std::path::Path) -> ServeConfig {
+    ServeConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         preload: true,
-        model_path: gguf.to_owned(),
+        model_path: model.to_owned(),
         model_name: MODEL.into(),
         library: minibar_serve::LibraryPaths::from_env(),
         context: Some(512),
-        limits,
+        limits: Limits {
+            max_seqs: 1,
+            queue: 1,
+        },
         api_key: None,
         cors_origins: Vec::new(),
         body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
         keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
         pressure: minibar_serve::system_pressure,
+    }
+}
+
+async fn serve(gguf: &std::path::Path, limits: Limits) -> Server {
+    Server::start(ServeConfig {
+        limits,
+        ..config(gguf)
     })
     .await
     .expect("the server starts")
@@ -557,20 +569,7 @@ async fn a_taken_port_is_refused_at_once_naming_who_holds_it() {
     let addr = taken.local_addr().unwrap();
     let started = Server::start(ServeConfig {
         addr,
-        preload: true,
-        model_path: "no-such-model.gguf".into(),
-        model_name: MODEL.into(),
-        library: minibar_serve::LibraryPaths::from_env(),
-        context: None,
-        limits: Limits {
-            max_seqs: 1,
-            queue: 1,
-        },
-        api_key: None,
-        cors_origins: Vec::new(),
-        body_limit: 1024,
-        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
-        pressure: minibar_serve::system_pressure,
+        ..config("no-such-model.gguf".as_ref())
     })
     .await;
     let Err(e) = started else {
@@ -599,20 +598,7 @@ async fn off_loopback_a_key_is_required() {
     let Some(gguf) = default_gguf() else { return };
     let config = ServeConfig {
         addr: "0.0.0.0:0".parse().unwrap(),
-        preload: true,
-        model_path: gguf,
-        model_name: MODEL.into(),
-        library: minibar_serve::LibraryPaths::from_env(),
-        context: Some(256),
-        limits: Limits {
-            max_seqs: 1,
-            queue: 1,
-        },
-        api_key: None,
-        cors_origins: Vec::new(),
-        body_limit: 1024,
-        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
-        pressure: minibar_serve::system_pressure,
+        ..config(&gguf)
     };
     assert!(matches!(
         Server::start(config.clone()).await,
@@ -657,28 +643,16 @@ async fn a_model_that_cannot_fit_is_refused_before_loading() {
     // would look for weights (there are none, which would be a load error instead).
     let dir = std::env::temp_dir().join(format!("minibar-serve-fit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = json!({"model_type": "llama", "hidden_size": 16384,
+    let huge = json!({"model_type": "llama", "hidden_size": 16384,
         "intermediate_size": 53248, "num_hidden_layers": 126, "num_attention_heads": 128,
         "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 131072,
         "torch_dtype": "bfloat16", "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
         "tie_word_embeddings": false});
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.join("config.json"), huge.to_string()).unwrap();
     let started = Server::start(ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        preload: true,
-        model_path: dir.clone(),
         model_name: "huge".into(),
-        library: minibar_serve::LibraryPaths::from_env(),
         context: None,
-        limits: Limits {
-            max_seqs: 1,
-            queue: 1,
-        },
-        api_key: None,
-        cors_origins: Vec::new(),
-        body_limit: 1024,
-        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
-        pressure: minibar_serve::system_pressure,
+        ..config(&dir)
     })
     .await;
     std::fs::remove_dir_all(&dir).unwrap();
@@ -727,21 +701,9 @@ async fn cross_origin_calls_only_from_the_origins_allowed() {
     let Some(gguf) = default_gguf() else { return };
     let start = |cors_origins: Vec<String>| {
         Server::start(ServeConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
             preload: false,
-            model_path: gguf.clone(),
-            model_name: MODEL.into(),
-            library: minibar_serve::LibraryPaths::from_env(),
-            context: Some(256),
-            limits: Limits {
-                max_seqs: 1,
-                queue: 1,
-            },
-            api_key: None,
             cors_origins,
-            body_limit: 1024,
-            keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
-            pressure: minibar_serve::system_pressure,
+            ..config(&gguf)
         })
     };
     let client = reqwest::Client::new();
