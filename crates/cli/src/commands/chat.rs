@@ -1,11 +1,11 @@
 //! `minibar chat`: an interactive conversation in the terminal, streaming replies and showing
 //! tokens per second and time to first token. Follow-up turns reuse the cached prompt.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 
-use minibar_engine::{CancelToken, Message};
+use minibar_engine::{CancelToken, ChatParams, Message, Session};
 
-use super::{force, model_arg, report, sampling::SamplingArgs};
+use super::{force, model_arg, repl, report, sampling::SamplingArgs};
 
 /// Arguments of `minibar chat`.
 #[derive(clap::Args)]
@@ -42,57 +42,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         session.model.weight_bytes() as f64 / 1e6,
         session.context()
     );
-    let params = args.sampling.params();
-    let mut messages: Vec<Message> = args
-        .system
-        .iter()
-        .map(|s| Message::system(s.clone()))
-        .collect();
-    let stdin = std::io::stdin();
-    let mut out = std::io::stdout();
-    loop {
-        print!("> ");
-        out.flush()?;
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
-            println!();
-            break;
-        }
-        let line = line.trim();
-        match line {
-            "" => continue,
-            "/exit" | "/quit" => break,
-            "/reset" => {
-                messages.retain(|m| m.role == "system");
-                session.reset();
-                eprintln!("(new conversation)");
-                continue;
-            }
-            "/help" => {
-                eprintln!("{HELP}");
-                continue;
-            }
-            _ => {}
-        }
-        messages.push(Message::user(line.to_owned()));
+    let mut local = Local {
+        session: &mut session,
+        params: args.sampling.params(),
+    };
+    repl::converse(args.system.as_deref(), HELP, &mut local)
+}
+
+/// The conversation's replies from the model loaded here.
+struct Local<'s> {
+    session: &'s mut Session,
+    params: ChatParams,
+}
+
+impl repl::Replier for Local<'_> {
+    fn reply(&mut self, messages: &[Message]) -> anyhow::Result<(String, String)> {
         let cancel = CancelToken::new();
         super::interrupt::cancel_on_ctrl_c(&cancel);
-        let result = session.chat(&messages, &params, &cancel, |piece| {
-            let _ = out.write_all(piece.as_bytes());
-            let _ = out.flush();
-        });
-        println!();
-        match result {
-            Ok(outcome) => {
-                eprintln!("[{}]", report::stats_line(&outcome));
-                messages.push(Message::assistant(outcome.text));
-            }
-            Err(e) => {
-                // The conversation is kept: the user can shorten the message or /reset.
-                messages.pop();
-                eprintln!("error: {e}");
-            }
-        }
+        let mut out = std::io::stdout();
+        let outcome = self
+            .session
+            .chat(messages, &self.params, &cancel, |piece| {
+                let _ = out.write_all(piece.as_bytes());
+                let _ = out.flush();
+            })?;
+        let figures = report::stats_line(&outcome);
+        Ok((outcome.text, figures))
     }
-    Ok(())
+
+    fn reset(&mut self) {
+        self.session.reset();
+    }
 }

@@ -3,12 +3,7 @@
 //! ranks formed, and `chat`, `generate --up` and `down` talk to it through rank 0's control
 //! socket.
 
-use std::{
-    ffi::OsString,
-    io::{BufRead, Write},
-    path::PathBuf,
-    time::Duration,
-};
+use std::{ffi::OsString, io::Write, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use minibar_cluster::{
@@ -16,7 +11,7 @@ use minibar_cluster::{
 };
 use minibar_engine::{CancelToken, Message};
 
-use super::{model_arg, sampling::SamplingArgs};
+use super::{model_arg, repl, sampling::SamplingArgs};
 
 /// Arguments of `minibar cluster`.
 #[derive(clap::Args)]
@@ -313,61 +308,31 @@ fn chat(a: ChatArgs) -> anyhow::Result<()> {
     let client = client(a.socket)?;
     client.wait_up(Duration::ZERO)?;
     eprintln!("cluster at {} ready. {CHAT_HELP}", client.socket.display());
-    let mut messages: Vec<Message> = a
-        .system
-        .iter()
-        .map(|s| Message::system(s.clone()))
-        .collect();
-    let stdin = std::io::stdin();
-    let mut out = std::io::stdout();
-    loop {
-        print!("> ");
-        out.flush()?;
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
-            println!();
-            break;
-        }
-        let line = line.trim();
-        match line {
-            "" => continue,
-            "/exit" | "/quit" => break,
-            "/reset" => {
-                messages.retain(|m| m.role == "system");
-                eprintln!("(new conversation)");
-                continue;
-            }
-            "/help" => {
-                eprintln!("{CHAT_HELP}");
-                continue;
-            }
-            _ => {}
-        }
-        messages.push(Message::user(line.to_owned()));
-        let result = ask_streaming(
-            &client,
-            &ask(Prompt::Messages(messages.clone()), &a.sampling),
-            false,
+    let mut remote = Remote {
+        client: &client,
+        sampling: &a.sampling,
+    };
+    repl::converse(a.system.as_deref(), CHAT_HELP, &mut remote)
+}
+
+/// The conversation's replies from a cluster that is up.
+struct Remote<'c> {
+    client: &'c Client,
+    sampling: &'c SamplingArgs,
+}
+
+impl repl::Replier for Remote<'_> {
+    fn reply(&mut self, messages: &[Message]) -> anyhow::Result<(String, String)> {
+        let job = ask(Prompt::Messages(messages.to_vec()), self.sampling);
+        let report = ask_streaming(self.client, &job, false)?;
+        let figures = format!(
+            "{} tokens, first token {:.2} s, {:.1} tok/s across the cluster",
+            report.tokens.len(),
+            report.ttft_s,
+            report.decode_tps
         );
-        println!();
-        match result {
-            Ok(report) => {
-                eprintln!(
-                    "[{} tokens, first token {:.2} s, {:.1} tok/s across the cluster]",
-                    report.tokens.len(),
-                    report.ttft_s,
-                    report.decode_tps
-                );
-                messages.push(Message::assistant(report.text));
-            }
-            Err(e) => {
-                // The conversation is kept: the user can shorten the message or /reset.
-                messages.pop();
-                eprintln!("error: {e}");
-            }
-        }
+        Ok((report.text, figures))
     }
-    Ok(())
 }
 
 fn launcher() -> anyhow::Result<Launcher> {

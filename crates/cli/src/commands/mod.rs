@@ -12,6 +12,7 @@ pub mod list;
 pub mod model_arg;
 pub mod pull;
 pub mod quantize;
+mod repl;
 mod report;
 pub mod rm;
 mod sampling;
