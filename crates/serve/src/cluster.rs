@@ -79,16 +79,7 @@ impl Worker {
             }
             if matches!(request.prompt, Prompt::Load) {
                 // The cluster holds its model until `minibar cluster down`.
-                let _ = request.events.send(Event::Started {
-                    prompt_tokens: 0,
-                    tools: None,
-                });
-                let _ = request.events.send(Event::Done {
-                    finish: FinishReason::Stop,
-                    prompt_tokens: 0,
-                    completion_tokens: 0,
-                    cached_tokens: 0,
-                });
+                request.answer_loaded();
                 continue;
             }
             // (The texts are made only for constrained replies, which are refused above.)

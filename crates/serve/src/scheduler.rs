@@ -80,6 +80,23 @@ pub struct Request {
     pub(crate) events: UnboundedSender<Event>,
 }
 
+impl Request {
+    /// Answers a request that only loads the model (it is loaded): started, then done with
+    /// nothing generated.
+    pub(crate) fn answer_loaded(&self) {
+        let _ = self.events.send(Event::Started {
+            prompt_tokens: 0,
+            tools: None,
+        });
+        let _ = self.events.send(Event::Done {
+            finish: FinishReason::Stop,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cached_tokens: 0,
+        });
+    }
+}
+
 /// What the engine thread tells a request's handler, in order: `Started`, `Text`s, `Done`;
 /// or `Rejected` instead of all of them; `Failed` may end the stream early.
 #[derive(Debug)]
@@ -490,16 +507,7 @@ impl<'t> Engine<'t> {
             }
             if matches!(request.prompt, Prompt::Load) {
                 self.load.queued.fetch_sub(1, Ordering::SeqCst);
-                let _ = request.events.send(Event::Started {
-                    prompt_tokens: 0,
-                    tools: None,
-                });
-                let _ = request.events.send(Event::Done {
-                    finish: FinishReason::Stop,
-                    prompt_tokens: 0,
-                    completion_tokens: 0,
-                    cached_tokens: 0,
-                });
+                request.answer_loaded();
                 continue;
             }
             let (mut seq, ids) = match prepare(
