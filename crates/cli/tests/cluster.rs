@@ -25,6 +25,26 @@ fn minibar(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
+/// `cluster generate --socket` gives what one process gives for the same prompt; then
+/// `cluster down` is accepted.
+fn generates_as_one_process_then_down(socket: &str, model: &str) {
+    let question = "What is the capital of France?";
+    let asked = minibar(&[
+        "cluster", "generate", "--socket", socket, "-p", question, "-n", "12", "--json",
+    ]);
+    let one = minibar(&[
+        "generate", "-m", model, "-p", question, "-n", "12", "--json",
+    ]);
+    let text = asked["report"]["text"].as_str().unwrap();
+    assert_eq!(text.trim(), one["text"].as_str().unwrap().trim(), "{asked}");
+
+    let down = Command::new(env!("CARGO_BIN_EXE_minibar"))
+        .args(["cluster", "down", "--socket", socket])
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{down:?}");
+}
+
 #[test]
 fn status_splits_the_layers_and_generate_answers_as_one_process() {
     let Some(gguf) = minibar_testkit::default_gguf() else {
@@ -114,21 +134,7 @@ fn up_chats_and_generates_as_one_process_until_down() {
     assert_eq!(split, one);
 
     // `generate --socket` asks the same running cluster.
-    let question = "What is the capital of France?";
-    let asked = minibar(&[
-        "cluster", "generate", "--socket", socket, "-p", question, "-n", "12", "--json",
-    ]);
-    let one = minibar(&[
-        "generate", "-m", model, "-p", question, "-n", "12", "--json",
-    ]);
-    let text = asked["report"]["text"].as_str().unwrap();
-    assert_eq!(text.trim(), one["text"].as_str().unwrap().trim(), "{asked}");
-
-    let down = Command::new(env!("CARGO_BIN_EXE_minibar"))
-        .args(["cluster", "down", "--socket", socket])
-        .output()
-        .unwrap();
-    assert!(down.status.success(), "{down:?}");
+    generates_as_one_process_then_down(socket, model);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = up.0.try_wait().unwrap() {
@@ -211,21 +217,7 @@ fn nodes_found_by_mdns_form_a_cluster_that_answers_as_one_process() {
     lead.wait_for_socket(&socket);
     let socket = socket.to_str().unwrap();
 
-    let question = "What is the capital of France?";
-    let asked = minibar(&[
-        "cluster", "generate", "--socket", socket, "-p", question, "-n", "12", "--json",
-    ]);
-    let one = minibar(&[
-        "generate", "-m", model, "-p", question, "-n", "12", "--json",
-    ]);
-    let text = asked["report"]["text"].as_str().unwrap();
-    assert_eq!(text.trim(), one["text"].as_str().unwrap().trim(), "{asked}");
-
-    let down = Command::new(env!("CARGO_BIN_EXE_minibar"))
-        .args(["cluster", "down", "--socket", socket])
-        .output()
-        .unwrap();
-    assert!(down.status.success(), "{down:?}");
+    generates_as_one_process_then_down(socket, model);
     for up in [&mut lead, &mut other] {
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
