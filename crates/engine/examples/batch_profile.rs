@@ -1,6 +1,6 @@
 //! Where a batched decode step's time goes as the batch grows: whole steps of a
 //! [`DecodeBatch`] at several sizes, and the cache writes of one step alone.
-//! usage: cargo run --release -p minibar-engine --example batch_profile -- MODEL [CONTEXT]
+//! usage: cargo run --release -p minibar-engine --example batch_profile -- MODEL [CONTEXT] [ROWS,..]
 
 use std::time::Instant;
 
@@ -11,12 +11,15 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("MODEL");
     let context: usize = args.next().map_or(260, |s| s.parse().unwrap());
+    let sizes: Vec<usize> = args.next().map_or(vec![1, 2, 8, 16, 32], |s| {
+        s.split(',').map(|n| n.parse().unwrap()).collect()
+    });
     let loaded = load(path.as_ref(), &LoadOptions::default()).unwrap();
     let model = &loaded.model;
     let layers = model.make_caches().len();
     println!("| rows | step ms | ms per row | cache writes ms |");
     println!("|---:|---:|---:|---:|");
-    for rows in [1usize, 2, 8, 16, 32] {
+    for rows in sizes {
         let mut batch = DecodeBatch::new(model);
         let prompts: Vec<Vec<u32>> = (0..rows)
             .map(|r| {

@@ -3,7 +3,7 @@
 
 use mlx_rs::{ops, ops::indexing::IndexOp, Array, Dtype};
 
-use crate::{error::Result, quant_ops, quant_ops::QuantMode};
+use crate::{error::Result, pow_exp, quant_ops, quant_ops::QuantMode};
 
 /// How a quantized tensor was packed (MLX's affine or micro-scaling formats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,8 +233,7 @@ impl RmsNorm {
 
 /// SwiGLU: `silu(gate) * up`, as Llama-family MLPs use it.
 pub fn swiglu(gate: &Array, up: &Array) -> Result<Array> {
-    let silu = ops::multiply(gate, ops::sigmoid(gate)?)?;
-    Ok(ops::multiply(&silu, up)?)
+    Ok(ops::multiply(&pow_exp::silu(gate)?, up)?)
 }
 
 /// gpt-oss's clamped SwiGLU (mlx-lm's `swiglu_oai`): the gate is clipped from above and the
@@ -245,6 +244,9 @@ pub fn swiglu_clamped(gate: &Array, up: &Array) -> Result<Array> {
     let limit = scalar(7.0)?;
     let gate = ops::minimum(gate, &limit)?;
     let up = ops::clip(up, (&ops::negative(&limit)?, &limit))?;
-    let glu = ops::multiply(&gate, ops::sigmoid(&ops::multiply(&gate, scalar(1.702)?)?)?)?;
+    let glu = ops::multiply(
+        &gate,
+        pow_exp::sigmoid(&ops::multiply(&gate, scalar(1.702)?)?)?,
+    )?;
     Ok(ops::multiply(&ops::add(&up, scalar(1.0)?)?, &glu)?)
 }

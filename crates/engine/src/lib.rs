@@ -19,6 +19,7 @@ pub mod memory;
 pub mod models;
 pub mod moe;
 pub mod one_query;
+pub mod pow_exp;
 pub mod quant_ops;
 pub mod rope;
 pub mod sample;

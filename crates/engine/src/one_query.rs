@@ -15,7 +15,7 @@
 
 use mlx_rs::{ops, Array};
 
-use crate::{backend::Backend, error::Result};
+use crate::{backend::Backend, error::Result, pow_exp};
 
 /// Whether a layer attends with [`attend`]: one query per sequence, no attention sinks,
 /// on the CPU.
@@ -41,7 +41,7 @@ pub fn attend(
         let hidden = Array::from_f32(f32::MIN);
         scores = ops::select(mask, &scores, &hidden)?;
     }
-    let weights = ops::softmax_axis(&scores, -1, None)?;
+    let weights = pow_exp::softmax_last(&scores)?;
     Ok(ops::matmul(&weights, values)?.reshape(&[b, heads, 1, d])?)
 }
 
