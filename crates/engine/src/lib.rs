@@ -7,6 +7,7 @@ pub mod cache;
 pub mod config;
 pub mod continuous;
 pub mod convert;
+pub mod cpu_attention;
 pub mod error;
 pub mod fused;
 #[cfg(target_os = "linux")]
@@ -18,7 +19,6 @@ pub mod mask;
 pub mod memory;
 pub mod models;
 pub mod moe;
-pub mod one_query;
 pub mod pow_exp;
 pub mod quant_ops;
 pub mod rope;

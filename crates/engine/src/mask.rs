@@ -20,8 +20,9 @@ pub enum Mask {
 #[derive(Default)]
 pub struct Masks(Vec<(MaskKey, Mask)>);
 
-/// What a mask depends on within one pass: queries, first and end position, window.
-type MaskKey = (i32, i32, i32, Option<i32>);
+/// What a mask depends on within one pass: queries, first and end position, window, and
+/// whether a causal mask must be explicit.
+type MaskKey = (i32, i32, i32, Option<i32>, bool);
 
 impl Masks {
     /// [`build`]'s mask for these arguments, built on first use in this pass; `left_padding`
@@ -34,11 +35,33 @@ impl Masks {
         window: Option<i32>,
         left_padding: Option<&Array>,
     ) -> Result<Mask> {
-        let key = (queries, start, end, window);
+        self.cached((queries, start, end, window, false), left_padding)
+    }
+
+    /// As [`Masks::get`], for an attention that masks only explicitly: a causal mask comes
+    /// as its boolean array, never as [`Mask::Causal`].
+    pub fn get_explicit(
+        &mut self,
+        queries: i32,
+        start: i32,
+        end: i32,
+        window: Option<i32>,
+        left_padding: Option<&Array>,
+    ) -> Result<Mask> {
+        self.cached((queries, start, end, window, true), left_padding)
+    }
+
+    fn cached(&mut self, key: MaskKey, left_padding: Option<&Array>) -> Result<Mask> {
         if let Some((_, m)) = self.0.iter().find(|(k, _)| *k == key) {
             return Ok(m.clone());
         }
-        let m = build(queries, start, end, window, left_padding)?;
+        let (queries, start, end, window, always_explicit) = key;
+        let m = match build(queries, start, end, window, left_padding)? {
+            Mask::Causal if always_explicit => {
+                Mask::Explicit(explicit(queries, start, end, window, None)?)
+            }
+            m => m,
+        };
         self.0.push((key, m.clone()));
         Ok(m)
     }
@@ -63,6 +86,25 @@ pub fn build(
             Mask::Causal
         });
     }
+    Ok(Mask::Explicit(explicit(
+        queries,
+        start,
+        end,
+        window,
+        left_padding,
+    )?))
+}
+
+/// [`build`]'s mask as a boolean array `[B or 1, 1, queries, end - start]`, even where plain
+/// causality would do.
+fn explicit(
+    queries: i32,
+    start: i32,
+    end: i32,
+    window: Option<i32>,
+    left_padding: Option<&Array>,
+) -> Result<Array> {
+    let keys = end - start;
     let q = ops::arange::<_, i32>(end - queries, end, 1)?.reshape(&[queries, 1])?;
     let k = ops::arange::<_, i32>(start, end, 1)?.reshape(&[1, keys])?;
     let mut mask = q.ge(&k)?;
@@ -75,5 +117,5 @@ pub fn build(
         let pad = pad.reshape(&[b, 1, 1, 1])?;
         mask = ops::logical_and(&mask, &pad.le(&k.reshape(&[1, 1, 1, keys])?)?)?;
     }
-    Ok(Mask::Explicit(mask))
+    Ok(mask)
 }

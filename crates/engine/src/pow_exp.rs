@@ -59,9 +59,26 @@ pub fn softmax_last(x: &Array) -> Result<Array> {
     Ok(ops::divide(&e, &e.sum_axis(-1, true)?)?)
 }
 
+/// Softmax over the last axis of the scores where `mask` is true (broadcast against `x`); the
+/// others get weight zero, and a row with none visible is all zeros rather than NaN.
+pub fn softmax_masked(x: &Array, mask: &Array) -> Result<Array> {
+    let hidden = ops::select(mask, x, Array::from_f32(f32::NEG_INFINITY))?;
+    // A finite maximum keeps an all-hidden row at -inf - max = -inf, whose power is zero.
+    let max = ops::maximum(&hidden.max_axis(-1, true)?, Array::from_f32(f32::MIN))?;
+    let shifted = ops::subtract(&hidden, &max)?;
+    let e = if applies(x) {
+        exp2_scaled(&shifted, LOG2_E)?
+    } else {
+        ops::exp(&shifted)?
+    };
+    // A row with anything visible sums to at least one (its maximum's term); none, to zero.
+    let sum = ops::maximum(&e.sum_axis(-1, true)?, Array::from_f32(f32::MIN_POSITIVE))?;
+    Ok(ops::divide(&e, &sum)?)
+}
+
 #[cfg(test)]
 mod tests {
-    use mlx_rs::random;
+    use mlx_rs::{ops::indexing::IndexOp, random};
 
     use super::*;
 
@@ -137,5 +154,29 @@ mod tests {
             let native = ops::softmax_axis(&x, -1, None).unwrap();
             assert!(worst(&ours, &native, 1e-30) < 1e-5);
         }
+    }
+
+    #[test]
+    fn masked_softmax_weighs_only_the_visible_scores_and_zeroes_a_hidden_row() {
+        let [spread, _] = inputs();
+        // Row r sees its first 60 r + 17 scores; a fifth row sees none.
+        let seen = Array::from_slice(&[17i32, 77, 137, 197, 0], &[5, 1]);
+        let rows = ops::concatenate(&[spread.clone(), spread.index(0..1)], 0).unwrap();
+        let mask = ops::arange::<_, i32>(0, 257, 1)
+            .unwrap()
+            .reshape(&[1, 257])
+            .unwrap()
+            .lt(&seen)
+            .unwrap();
+        let ours = softmax_masked(&rows, &mask).unwrap();
+        let native = ops::softmax_axis(
+            &ops::select(&mask, &rows, Array::from_f32(f32::MIN)).unwrap(),
+            -1,
+            None,
+        )
+        .unwrap();
+        assert!(worst(&ours.index(0..4), &native.index(0..4), 1e-30) < 1e-5);
+        let hidden_row: Vec<f32> = ours.index(4).as_slice().to_vec();
+        assert!(hidden_row.iter().all(|&w| w == 0.0), "{hidden_row:?}");
     }
 }

@@ -10,12 +10,12 @@ use mlx_rs::{
 use crate::{
     cache::KvCache,
     config::ModelArgs,
+    cpu_attention,
     error::{EngineError, Result},
     fused::Projections,
     layers::{swiglu, swiglu_clamped, Embedding, Linear, RmsNorm},
     mask::{self, Mask},
     moe::Moe,
-    one_query,
     rope::{Rope, Rotation},
     Backend,
 };
@@ -112,16 +112,18 @@ impl Attention {
         let (b, l) = (x.shape()[0], x.shape()[1]);
         let (q, k, v) = self.project(x, rotation)?;
         let view = cache.update_and_fetch(&k, &v)?;
-        let m = masks.get(l, view.start, cache.offset, self.window, padding)?;
         let (keys, values, sinks) = (&view.keys, &view.values, self.sinks.as_ref());
+        let cpu = cpu_attention::use_for(sinks.is_some());
+        let m = if cpu {
+            masks.get_explicit(l, view.start, cache.offset, self.window, padding)?
+        } else {
+            masks.get(l, view.start, cache.offset, self.window, padding)?
+        };
         let out = match &m {
-            _ if one_query::use_for(l, sinks.is_some()) => {
-                let mask = match &m {
-                    Mask::Explicit(a) => Some(a),
-                    Mask::None | Mask::Causal => None,
-                };
-                one_query::attend(&q, keys, values, self.scale, mask)?
+            Mask::Explicit(a) if cpu => {
+                cpu_attention::attend(&q, keys, values, self.scale, Some(a))?
             }
+            _ if cpu => cpu_attention::attend(&q, keys, values, self.scale, None)?,
             Mask::None => scaled_dot_product_attention(&q, keys, values, self.scale, None, sinks)?,
             Mask::Causal => scaled_dot_product_attention(
                 &q,
