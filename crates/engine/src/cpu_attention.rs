@@ -116,7 +116,7 @@ mod tests {
         let causal = positions
             .reshape(&[1, 1, 1, l])
             .unwrap()
-            .le(&positions.reshape(&[1, 1, l, 1]).unwrap())
+            .le(positions.reshape(&[1, 1, l, 1]).unwrap())
             .unwrap();
         let ours = attend(&q, &k, &v, 0.25, Some(&causal)).unwrap();
         let fused = scaled_dot_product_attention(
@@ -137,8 +137,8 @@ mod tests {
         let starts = Array::from_slice(&[0i32, 2], &[b, 1, 1, 1]);
         let padded = ops::logical_and(
             &causal,
-            &starts
-                .le(&positions.reshape(&[1, 1, 1, l]).unwrap())
+            starts
+                .le(positions.reshape(&[1, 1, 1, l]).unwrap())
                 .unwrap(),
         )
         .unwrap();

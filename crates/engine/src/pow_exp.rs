@@ -146,7 +146,7 @@ mod tests {
             .unwrap()
             .remainder(Array::from_int(3))
             .unwrap()
-            .eq(&Array::from_int(0))
+            .eq(Array::from_int(0))
             .unwrap();
         let masked = ops::select(&hide, Array::from_f32(f32::MIN), &spread).unwrap();
         for x in [spread, masked, extremes] {
@@ -170,7 +170,7 @@ mod tests {
             .unwrap();
         let ours = softmax_masked(&rows, &mask).unwrap();
         let native = ops::softmax_axis(
-            &ops::select(&mask, &rows, Array::from_f32(f32::MIN)).unwrap(),
+            ops::select(&mask, &rows, Array::from_f32(f32::MIN)).unwrap(),
             -1,
             None,
         )
