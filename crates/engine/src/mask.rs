@@ -26,7 +26,9 @@ type MaskKey = (i32, i32, i32, Option<i32>, bool);
 
 impl Masks {
     /// [`build`]'s mask for these arguments, built on first use in this pass; `left_padding`
-    /// must be the same for every call of one pass.
+    /// must be the same for every call of one pass. With `always_explicit`, for an attention that
+    /// masks only explicitly, a causal mask comes as its boolean array, never as
+    /// [`Mask::Causal`].
     pub fn get(
         &mut self,
         queries: i32,
@@ -34,28 +36,12 @@ impl Masks {
         end: i32,
         window: Option<i32>,
         left_padding: Option<&Array>,
+        always_explicit: bool,
     ) -> Result<Mask> {
-        self.cached((queries, start, end, window, false), left_padding)
-    }
-
-    /// As [`Masks::get`], for an attention that masks only explicitly: a causal mask comes
-    /// as its boolean array, never as [`Mask::Causal`].
-    pub fn get_explicit(
-        &mut self,
-        queries: i32,
-        start: i32,
-        end: i32,
-        window: Option<i32>,
-        left_padding: Option<&Array>,
-    ) -> Result<Mask> {
-        self.cached((queries, start, end, window, true), left_padding)
-    }
-
-    fn cached(&mut self, key: MaskKey, left_padding: Option<&Array>) -> Result<Mask> {
+        let key = (queries, start, end, window, always_explicit);
         if let Some((_, m)) = self.0.iter().find(|(k, _)| *k == key) {
             return Ok(m.clone());
         }
-        let (queries, start, end, window, always_explicit) = key;
         let m = match build(queries, start, end, window, left_padding)? {
             Mask::Causal if always_explicit => {
                 Mask::Explicit(explicit(queries, start, end, window, None)?)

@@ -114,11 +114,7 @@ impl Attention {
         let view = cache.update_and_fetch(&k, &v)?;
         let (keys, values, sinks) = (&view.keys, &view.values, self.sinks.as_ref());
         let cpu = cpu_attention::use_for(sinks.is_some());
-        let m = if cpu {
-            masks.get_explicit(l, view.start, cache.offset, self.window, padding)?
-        } else {
-            masks.get(l, view.start, cache.offset, self.window, padding)?
-        };
+        let m = masks.get(l, view.start, cache.offset, self.window, padding, cpu)?;
         let out = match &m {
             Mask::Explicit(a) if cpu => {
                 cpu_attention::attend(&q, keys, values, self.scale, Some(a))?
