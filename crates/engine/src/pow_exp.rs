@@ -1,4 +1,4 @@
-//! Sigmoid, SiLU and softmax on MLX's CPU backend with `power(2, x)` in place of `exp(x)`.
+//! Sigmoid, SiLU, GELU and softmax on MLX's CPU backend with `power(2, x)` in place of `exp(x)`.
 //!
 //! Why: the Linux `mlx-cpu` wheel is built for baseline x86-64, so its `exp` is a scalar
 //! polynomial whose every `fma` is a call into libm: about 9 ns an element, against 3 ns for
@@ -46,6 +46,24 @@ pub fn silu(x: &Array) -> Result<Array> {
         return Ok(ops::multiply(x, ops::sigmoid(x)?)?);
     }
     let denominator = ops::add(&exp2_scaled(x, -LOG2_E)?, Array::from_f32(1.0))?;
+    Ok(ops::divide(x, &denominator)?)
+}
+
+/// GELU's tanh approximation, `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, as the
+/// equal `x * sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3))` (f32 `[8, 260, 1536]`: 73 ms through
+/// MLX's compiled `tanh` form, 13.6 ms here).
+pub fn gelu_tanh(x: &Array) -> Result<Array> {
+    if !applies(x) {
+        return Ok(mlx_rs::nn::gelu_approximate(x)?);
+    }
+    const TWICE_SQRT_2_OVER_PI: f32 =
+        2.0 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
+    let cube_term = ops::multiply(&ops::square(x)?, Array::from_f32(0.044_715))?;
+    let inner = ops::multiply(x, &ops::add(&cube_term, Array::from_f32(1.0))?)?;
+    let denominator = ops::add(
+        &exp2_scaled(&inner, -TWICE_SQRT_2_OVER_PI * LOG2_E)?,
+        Array::from_f32(1.0),
+    )?;
     Ok(ops::divide(x, &denominator)?)
 }
 
@@ -135,6 +153,19 @@ mod tests {
             assert!(worst(&sigmoid(&x).unwrap(), &native_sigmoid, 1e-30) < 1e-5);
             let native_silu = ops::multiply(&x, &native_sigmoid).unwrap();
             assert!(worst(&silu(&x).unwrap(), &native_silu, 1e-30) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn gelu_matches_the_native_tanh_form() {
+        for x in inputs() {
+            let native = mlx_rs::nn::gelu_approximate(&x).unwrap();
+            let ours: Vec<f32> = gelu_tanh(&x).unwrap().as_slice().to_vec();
+            let native: Vec<f32> = native.as_slice().to_vec();
+            for (o, n) in ours.iter().zip(&native) {
+                // The tanh form cancels to ~1e-7 absolute where GELU nears zero from below.
+                assert!((o - n).abs() <= 1e-5 * n.abs() + 1e-6, "{o} against {n}");
+            }
         }
     }
 

@@ -16,6 +16,7 @@ use crate::{
     layers::{swiglu, swiglu_clamped, Embedding, Linear, RmsNorm},
     mask::{self, Mask},
     moe::Moe,
+    pow_exp,
     rope::{Rope, Rotation},
     Backend,
 };
@@ -36,7 +37,7 @@ impl Activation {
     pub fn apply(self, gate: &Array, up: &Array) -> Result<Array> {
         Ok(match self {
             Activation::SwiGlu => swiglu(gate, up)?,
-            Activation::GeluTanh => ops::multiply(&mlx_rs::nn::gelu_approximate(gate)?, up)?,
+            Activation::GeluTanh => ops::multiply(&pow_exp::gelu_tanh(gate)?, up)?,
             Activation::SwiGluClamped => swiglu_clamped(gate, up)?,
         })
     }
