@@ -67,7 +67,7 @@ impl Worker {
 
     /// Serves requests one at a time until the server is gone.
     pub fn run(self, jobs: &mpsc::Receiver<Request>, load: &Load) {
-        let mut json_texts = None;
+        let mut vocabulary = Default::default();
         while let Ok(request) = jobs.recv() {
             load.queued.fetch_sub(1, Ordering::SeqCst);
             if request.events.is_closed() {
@@ -83,7 +83,7 @@ impl Worker {
                 continue;
             }
             // (The texts are made only for constrained replies, which are refused above.)
-            match prepare(&self.text, self.info.context, &request, &mut json_texts) {
+            match prepare(&self.text, self.info.context, &request, &mut vocabulary) {
                 Ok((seq, ids)) => {
                     load.active.store(1, Ordering::SeqCst);
                     self.generate(&request, seq, ids);
@@ -159,6 +159,7 @@ impl Worker {
 pub(crate) fn refusal(prompt: &Prompt) -> Option<ApiError> {
     let why = match per_token(prompt)? {
         PerToken::Json => "JSON mode (response_format json_object, Ollama's format \"json\")",
+        PerToken::Schema => "a JSON schema (response_format json_schema, Ollama's format {..})",
         PerToken::Call => "a forced tool call (tool_choice \"required\" or a named function)",
     };
     Some(ApiError::Invalid(format!(

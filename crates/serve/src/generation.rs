@@ -10,8 +10,30 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::{
     errors::ApiError,
     json_mode,
-    scheduler::{Event, ModelTarget, Prompt, Scheduler},
+    scheduler::{Event, Format, ModelTarget, Prompt, Scheduler},
 };
+
+/// What a reply's content must be, checked once it has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Any text.
+    Text,
+    /// One JSON object (JSON mode).
+    Object,
+    /// One JSON document (a schema's; llguidance held it to the schema token by token).
+    Document,
+}
+
+impl Check {
+    /// The check a reply in `format` gets.
+    pub fn of(format: &Format) -> Self {
+        match format {
+            Format::Text => Self::Text,
+            Format::Json => Self::Object,
+            Format::Schema(_) => Self::Document,
+        }
+    }
+}
 
 /// A request admitted by the engine thread, before its first token.
 pub(crate) struct Started {
@@ -70,16 +92,18 @@ pub(crate) struct Shaper {
     tools: Option<ToolCallStream>,
     /// The content so far, when it must be JSON.
     json: Option<String>,
+    check: Check,
     /// Calls let out so far.
     calls: usize,
 }
 
 impl Shaper {
-    /// A shaper for a started request; `json`: the content must be a JSON object.
-    pub fn new(started: &Started, json: bool) -> Self {
+    /// A shaper for a started request whose content is checked by `check`.
+    pub fn new(started: &Started, check: Check) -> Self {
         Self {
             tools: started.tools.map(ToolCallStream::new),
-            json: json.then(String::new),
+            json: (check != Check::Text).then(String::new),
+            check,
             calls: 0,
         }
     }
@@ -106,8 +130,11 @@ impl Shaper {
             if cut || (text.trim().is_empty() && self.calls > 0) {
                 out.push(Out::Text(text));
             } else {
-                let json = json_mode::object_in(&text)
-                    .ok_or_else(|| ApiError::NotJson(json_mode::excerpt(&text)))?;
+                let json = match self.check {
+                    Check::Document => json_mode::document_in(&text),
+                    _ => json_mode::object_in(&text),
+                }
+                .ok_or_else(|| ApiError::NotJson(json_mode::excerpt(&text)))?;
                 out.push(Out::Text(json));
             }
         }
@@ -143,7 +170,7 @@ impl Shaper {
 }
 
 /// Reads a started request to its end.
-pub(crate) async fn collect(mut started: Started, json: bool) -> Result<Reply, ApiError> {
+pub(crate) async fn collect(mut started: Started, check: Check) -> Result<Reply, ApiError> {
     fn take(outs: Vec<Out>, text: &mut String, calls: &mut Vec<ToolCall>) {
         for o in outs {
             match o {
@@ -152,7 +179,7 @@ pub(crate) async fn collect(mut started: Started, json: bool) -> Result<Reply, A
             }
         }
     }
-    let mut shaper = Shaper::new(&started, json);
+    let mut shaper = Shaper::new(&started, check);
     let (mut text, mut calls) = (String::new(), Vec::new());
     while let Some(event) = started.events.recv().await {
         match event {

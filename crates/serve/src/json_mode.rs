@@ -39,6 +39,15 @@ pub(crate) fn object_in(text: &str) -> Option<String> {
     None
 }
 
+/// The JSON document `text` is (a schema's reply: any value), else its first object.
+pub(crate) fn document_in(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    if serde_json::from_str::<Value>(trimmed).is_ok() {
+        return Some(trimmed.to_owned());
+    }
+    object_in(text)
+}
+
 /// The start of a reply, for an error message.
 pub(crate) fn excerpt(text: &str) -> String {
     let mut s: String = text.chars().take(80).collect();
@@ -444,6 +453,14 @@ mod tests {
         assert_eq!(object_in("[1, 2]"), None);
         assert_eq!(object_in("no json here"), None);
         assert_eq!(object_in("{\"cut\": "), None);
+    }
+
+    #[test]
+    fn a_document_may_be_any_value() {
+        assert_eq!(document_in(" [1, \"a\"] ").as_deref(), Some("[1, \"a\"]"));
+        assert_eq!(document_in("\"red\"").as_deref(), Some("\"red\""));
+        assert_eq!(document_in("ok: {\"a\": 1}").as_deref(), Some("{\"a\": 1}"));
+        assert_eq!(document_in("[1, "), None);
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //!   `{"error": ".."}` on its routes).
 //! - Tools: `tools` go into the chat template and calls come back as `tool_calls`
 //!   ([`minibar_text::tools`] decides the syntax per template); JSON mode constrains each
-//!   token to keep the reply one JSON object, and checks it (`json_mode`); `tool_choice`
+//!   token to keep the reply one JSON object, and checks it (`json_mode`); a JSON schema
+//!   constrains it to a document the schema accepts (`schema`, through llguidance); `tool_choice`
 //!   "required" or a named function starts the reply inside a call and constrains the rest
 //!   of it (`forced_call`).
 //! - A request may name a model by its catalog id (`qwen3-4b`): the installed model that
@@ -43,6 +44,7 @@ mod lifecycle;
 mod port;
 mod routes;
 pub mod scheduler;
+mod schema;
 mod sequence;
 
 use std::{

@@ -16,7 +16,6 @@
 use std::{
     collections::VecDeque,
     path::PathBuf,
-    rc::Rc,
     sync::{
         atomic::{AtomicUsize, Ordering},
         mpsc, Arc, RwLock,
@@ -39,8 +38,9 @@ pub use crate::lifecycle::ModelTarget;
 use crate::{
     errors::ApiError,
     forced_call::CallConstraint,
-    json_mode::{JsonConstraint, TokenTexts},
+    json_mode::JsonConstraint,
     lifecycle,
+    schema::Vocabulary,
     sequence::{Constraint, Sequence, Shape},
     ServeError,
 };
@@ -55,8 +55,8 @@ pub enum Prompt {
         turns: Vec<Turn>,
         /// OpenAI-shaped tool definitions.
         tools: Vec<serde_json::Value>,
-        /// The reply must be one JSON object (generation is constrained to it).
-        json: bool,
+        /// What the reply must be (generation is constrained to it).
+        format: Format,
         /// Functions the reply must call one of (OpenAI's `tool_choice` "required" or a
         /// named function; generation is constrained to the call); none: the model decides.
         must_call: Vec<String>,
@@ -65,6 +65,18 @@ pub enum Prompt {
     Text(String),
     /// Nothing to generate: only load the model (and apply the request's keep-alive).
     Load,
+}
+
+/// What a chat reply must be.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Format {
+    /// Any text.
+    #[default]
+    Text,
+    /// One JSON object (JSON mode).
+    Json,
+    /// A JSON document the schema accepts (structured outputs).
+    Schema(serde_json::Value),
 }
 
 /// A generation request handed to the engine thread.
@@ -388,8 +400,8 @@ pub(crate) struct Engine<'t> {
     keep_alive: Duration,
     /// This machine's memory pressure, asked while idle.
     pressure: PressureSource,
-    /// The vocabulary's texts for JSON mode, once a request needed them.
-    json_texts: Option<Rc<TokenTexts>>,
+    /// The vocabulary for constrained replies, once a request needed it.
+    vocabulary: Vocabulary,
 }
 
 impl<'t> Engine<'t> {
@@ -414,7 +426,7 @@ impl<'t> Engine<'t> {
             load,
             keep_alive,
             pressure,
-            json_texts: None,
+            vocabulary: Vocabulary::default(),
             max_seqs: if DecodeBatch::can_batch(model) {
                 max_seqs.max(1)
             } else {
@@ -514,7 +526,7 @@ impl<'t> Engine<'t> {
                 &self.session.text,
                 self.session.context(),
                 &request,
-                &mut self.json_texts,
+                &mut self.vocabulary,
             ) {
                 Ok(p) => p,
                 Err(e) => {
@@ -738,6 +750,8 @@ pub(crate) enum PerToken {
     /// One JSON object (JSON mode without tools: with tools, a call must stay possible, so
     /// the reply is only checked once it is complete).
     Json,
+    /// A document a JSON schema accepts (without tools, as JSON mode).
+    Schema,
 }
 
 /// Whether `prompt`'s reply is constrained token by token, and how.
@@ -747,21 +761,28 @@ pub(crate) fn per_token(prompt: &Prompt) -> Option<PerToken> {
             tools, must_call, ..
         } if !tools.is_empty() && !must_call.is_empty() => Some(PerToken::Call),
         Prompt::Chat {
-            json: true, tools, ..
+            format: Format::Json,
+            tools,
+            ..
         } if tools.is_empty() => Some(PerToken::Json),
+        Prompt::Chat {
+            format: Format::Schema(_),
+            tools,
+            ..
+        } if tools.is_empty() => Some(PerToken::Schema),
         _ => None,
     }
 }
 
 /// Tokenizes and checks a request for a model of `context` tokens whose tokenizer and
-/// template are `text`; returns its sequence and prompt tokens. `json_texts`: the
-/// vocabulary's texts for constrained replies (JSON mode, forced calls), made on the first
-/// request that needs them.
+/// template are `text`; returns its sequence and prompt tokens. `vocabulary`: the model's
+/// vocabulary for constrained replies (JSON mode, schemas, forced calls), made on the first
+/// request that needs it.
 pub(crate) fn prepare<'t>(
     text: &'t TextModel,
     context: usize,
     request: &Request,
-    json_texts: &mut Option<Rc<TokenTexts>>,
+    vocabulary: &mut Vocabulary,
 ) -> Result<(Sequence<'t>, Vec<u32>), ApiError> {
     let kind = per_token(&request.prompt);
     let forced = match (&request.prompt, kind) {
@@ -793,17 +814,31 @@ pub(crate) fn prepare<'t>(
         Prompt::Chat { tools, .. } if !tools.is_empty() => Some(text.tool_support().syntax()),
         _ => None,
     };
-    let mut texts = || {
-        json_texts
-            .get_or_insert_with(|| Rc::new(TokenTexts::new(text)))
-            .clone()
-    };
-    let constraint = match (&forced, kind) {
-        (Some(f), _) => Some(Constraint::Call(CallConstraint::new(
-            texts(),
+    let constraint = match (&forced, kind, &request.prompt) {
+        (Some(f), ..) => Some(Constraint::Call(CallConstraint::new(
+            vocabulary.texts(text),
             f.heads.clone(),
         ))),
-        (None, Some(PerToken::Json)) => Some(Constraint::Json(JsonConstraint::new(texts()))),
+        (None, Some(PerToken::Json), _) => Some(Constraint::Json(JsonConstraint::new(
+            vocabulary.texts(text),
+        ))),
+        (
+            None,
+            Some(PerToken::Schema),
+            Prompt::Chat {
+                format: Format::Schema(schema),
+                ..
+            },
+        ) => {
+            let env = vocabulary.schema(text);
+            let env = env.as_ref().as_ref().map_err(|e| {
+                ApiError::Invalid(format!("this model cannot give schema outputs: {e}"))
+            })?;
+            let constraint = env.constraint(schema).map_err(|e| {
+                ApiError::Invalid(format!("the JSON schema cannot be used (llguidance): {e}"))
+            })?;
+            Some(Constraint::Schema(Box::new(constraint)))
+        }
         _ => None,
     };
     let seq = Sequence::new(

@@ -9,6 +9,7 @@ use crate::{
     forced_call::CallConstraint,
     json_mode::JsonConstraint,
     scheduler::{Event, Request},
+    schema::SchemaConstraint,
 };
 
 /// What a reply must be, token by token.
@@ -17,13 +18,16 @@ pub(crate) enum Constraint {
     Json(JsonConstraint),
     /// The rest of a forced tool call.
     Call(CallConstraint),
+    /// A document a JSON schema accepts.
+    Schema(Box<SchemaConstraint>),
 }
 
 impl Constraint {
-    fn mask(&self, vocab: usize) -> Option<Vec<f32>> {
+    fn mask(&mut self, vocab: usize) -> Option<Vec<f32>> {
         match self {
             Self::Json(c) => c.mask(vocab),
             Self::Call(c) => c.mask(vocab),
+            Self::Schema(c) => c.mask(vocab),
         }
     }
 
@@ -31,6 +35,7 @@ impl Constraint {
         match self {
             Self::Json(c) => c.accept(token),
             Self::Call(c) => c.accept(token),
+            Self::Schema(c) => c.accept(token),
         }
     }
 
@@ -56,7 +61,7 @@ pub(crate) struct Sequence<'t> {
     events: UnboundedSender<Event>,
     /// How the reply carries tool calls, when the request offered tools.
     tools: Option<ToolSyntax>,
-    /// The constraint on the next token (JSON mode, a forced call).
+    /// The constraint on the next token (JSON mode, a schema, a forced call).
     constraint: Option<Constraint>,
     forced: Option<ForcedCall>,
     /// Whether a forced call is complete (its closing is then written).
@@ -115,7 +120,7 @@ impl<'t> Sequence<'t> {
     /// Samples the next token from `logits` (`[vocab]`) and handles it; returns why the
     /// sequence ends, if it does.
     pub fn advance(&mut self, logits: &mlx_rs::Array) -> Result<Option<FinishReason>, String> {
-        let masked = match &self.constraint {
+        let masked = match &mut self.constraint {
             Some(constraint) => {
                 let vocab = logits.shape().last().copied().unwrap_or(0).max(0) as usize;
                 match constraint.mask(vocab) {

@@ -6,9 +6,11 @@ JSON, the greedy replies the Rust test compares with single-sequence generation.
 
 import json
 import sys
+from typing import Literal
 
 import ollama
 import openai
+import pydantic
 
 base, model, prompt = sys.argv[1], sys.argv[2], sys.argv[3]
 out = {}
@@ -183,6 +185,58 @@ assert streamed == r.choices[0].message.content, (streamed, r.choices[0].message
 g = o.generate(model=model, prompt=json_messages[0]["content"], format="json",
                options={"temperature": 0, "num_predict": 40})
 assert json.loads(g.response) == {"city": "Paris"}, g.response
+
+# Schema outputs: generation follows the schema (llguidance), so even a 135M model's reply
+# validates; the openai client sends the pydantic model as a strict json_schema and parses it.
+class Place(pydantic.BaseModel):
+    city: str = pydantic.Field(max_length=24)
+    country: Literal["France", "Germany", "Spain"]
+    founded: int = pydantic.Field(ge=0, le=3000)
+
+
+def place(text):
+    try:
+        return Place.model_validate_json(text)
+    except pydantic.ValidationError as e:
+        raise AssertionError(f"{text!r}: {e}") from e
+
+
+place_messages = [{"role": "user", "content": "Describe the capital of France."}]
+parse = getattr(client.chat.completions, "parse", None) or client.beta.chat.completions.parse
+r = parse(model=model, temperature=0, max_tokens=60, messages=place_messages,
+          response_format=Place)
+assert r.choices[0].finish_reason == "stop", r.choices[0]
+assert isinstance(r.choices[0].message.parsed, Place), r.choices[0].message
+schema_format = {"type": "json_schema",
+                 "json_schema": {"name": "Place", "schema": Place.model_json_schema()}}
+streamed = "".join(
+    c.choices[0].delta.content or ""
+    for c in client.chat.completions.create(
+        model=model, temperature=0, max_tokens=60, response_format=schema_format,
+        messages=place_messages, stream=True)
+    if c.choices)
+place(streamed)
+for stream in (False, True):
+    parts = o.chat(model=model, messages=place_messages, format=Place.model_json_schema(),
+                   stream=stream, options={"temperature": 0, "num_predict": 60})
+    content = "".join(p.message.content for p in ([parts] if not stream else parts))
+    place(content)
+g = o.generate(model=model, prompt=place_messages[0]["content"], format=Place.model_json_schema(),
+               options={"temperature": 0, "num_predict": 60})
+place(g.response)
+bad_schema = {"type": "object", "properties": {"city": {"type": "town"}}}
+try:
+    client.chat.completions.create(
+        model=model, messages=place_messages,
+        response_format={"type": "json_schema", "json_schema": {"name": "bad", "schema": bad_schema}})
+    raise AssertionError("a malformed schema was accepted")
+except openai.BadRequestError as e:
+    assert "town" in str(e), e
+try:
+    o.chat(model=model, messages=place_messages, format=bad_schema)
+    raise AssertionError("a malformed schema was accepted")
+except ollama.ResponseError as e:
+    assert e.status_code == 400 and "town" in e.error, e
 
 # Ollama: chat (streaming), generate, list.
 o = ollama.Client(host=base)

@@ -344,6 +344,14 @@ async fn bad_input_gets_4xx_json_errors_and_the_server_answers_next() {
             .to_string(),
         ),
         (
+            "a schema llguidance cannot compile",
+            400,
+            json!({"model": MODEL, "response_format": {"type": "json_schema", "json_schema":
+                       {"name": "x", "schema": {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}}}},
+                   "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string(),
+        ),
+        (
             "a tool without a name",
             400,
             json!({"model": MODEL, "tools": [{"type": "function", "function": {}}],
@@ -424,6 +432,12 @@ async fn bad_input_gets_4xx_json_errors_and_the_server_answers_next() {
         if what == "a forced function that is not offered" {
             assert!(
                 message.contains("\"g\"") && message.contains('f'),
+                "{message}"
+            );
+        }
+        if what == "a schema llguidance cannot compile" {
+            assert!(
+                message.contains("llguidance") && message.contains("nowhere"),
                 "{message}"
             );
         }

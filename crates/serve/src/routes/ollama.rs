@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use super::{check_model, parse, Shared};
 use crate::{
     errors::ApiError,
-    generation::{call_id, collect, finish_reason, start, Out, Shaper, Started},
-    scheduler::{Event, ModelTarget, Prompt},
+    generation::{call_id, collect, finish_reason, start, Check, Out, Shaper, Started},
+    scheduler::{Event, Format, ModelTarget, Prompt},
 };
 
 /// The Ollama version clients are told; its API is what this module follows.
@@ -118,7 +118,7 @@ async fn load_only(
         keep,
     )
     .await?;
-    collect(started, false).await?;
+    collect(started, Check::Text).await?;
     let reason = if keep == Some(Duration::ZERO) {
         "unload"
     } else {
@@ -203,14 +203,15 @@ fn turns(messages: Vec<ChatMessage>) -> Vec<Turn> {
     turns
 }
 
-/// Ollama's `format`: "json", or a JSON schema (not supported: refused, not ignored).
-fn json_format(format: Option<&Value>) -> Result<bool, ApiError> {
+/// Ollama's `format`: "json", or a JSON schema (an object).
+fn reply_format(format: Option<&Value>) -> Result<Format, ApiError> {
     match format {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::String(s)) if s.is_empty() => Ok(false),
-        Some(Value::String(s)) if s == "json" => Ok(true),
+        None | Some(Value::Null) => Ok(Format::Text),
+        Some(Value::String(s)) if s.is_empty() => Ok(Format::Text),
+        Some(Value::String(s)) if s == "json" => Ok(Format::Json),
+        Some(schema @ Value::Object(_)) => Ok(Format::Schema(schema.clone())),
         Some(other) => Err(ApiError::Invalid(format!(
-            "format {other} is not supported; \"json\" is"
+            "format {other} is not supported; \"json\" or a JSON schema object is"
         ))),
     }
 }
@@ -292,7 +293,8 @@ pub(crate) async fn chat(
         return Ok(load_only(&state, target, keep, true).await?);
     }
     let params = request.options.unwrap_or_default().params();
-    let json = json_format(request.format.as_ref())?;
+    let format = reply_format(request.format.as_ref())?;
+    let check = Check::of(&format);
     let tools = request.tools.unwrap_or_default();
     validate_tools(&tools).map_err(ApiError::Invalid)?;
     let began = Instant::now();
@@ -300,7 +302,7 @@ pub(crate) async fn chat(
     let prompt = Prompt::Chat {
         turns: turns(request.messages),
         tools,
-        json,
+        format,
         // Ollama's API has no tool_choice: the model decides.
         must_call: Vec::new(),
     };
@@ -320,7 +322,7 @@ pub(crate) async fn chat(
     };
     Ok(respond(
         request.stream.unwrap_or(true),
-        (started, json),
+        (started, check),
         began,
         piece,
     )
@@ -340,7 +342,8 @@ pub(crate) async fn generate(
     let Some(text) = request.prompt.filter(|p| !p.is_empty()) else {
         return Ok(load_only(&state, target, keep, false).await?);
     };
-    let json = json_format(request.format.as_ref())?;
+    let format = reply_format(request.format.as_ref())?;
+    let check = Check::of(&format);
     let prompt = if request.raw == Some(true) {
         Prompt::Text(text)
     } else {
@@ -352,7 +355,7 @@ pub(crate) async fn generate(
         Prompt::Chat {
             turns: messages,
             tools: Vec::new(),
-            json,
+            format,
             must_call: Vec::new(),
         }
     };
@@ -371,7 +374,7 @@ pub(crate) async fn generate(
     };
     Ok(respond(
         request.stream.unwrap_or(true),
-        (started, json),
+        (started, check),
         began,
         piece,
     )
@@ -389,15 +392,15 @@ fn done_fields(reason: &str, prompt: usize, completion: usize, began: Instant) -
 }
 
 /// Streams NDJSON lines built by `line(text, calls, done_fields)`, or answers one JSON
-/// object; `json`: the content must be a JSON object (held to the end, then checked).
+/// object; content to `check` as JSON is held to the end, then checked.
 async fn respond(
     streaming: bool,
-    (started, json): (Started, bool),
+    (started, check): (Started, Check),
     began: Instant,
     line: impl Fn(&str, &[ToolCall], Option<Value>) -> Value + Send + 'static,
 ) -> Result<Response, ApiError> {
     if !streaming {
-        let reply = collect(started, json).await?;
+        let reply = collect(started, check).await?;
         let done = done_fields(
             finish_reason(reply.finish),
             reply.prompt_tokens,
@@ -406,7 +409,7 @@ async fn respond(
         );
         return Ok(Json(line(&reply.text, &reply.calls, Some(done))).into_response());
     }
-    let shaper = Shaper::new(&started, json);
+    let shaper = Shaper::new(&started, check);
     let lines = stream::unfold(
         (started.events, line, shaper, false),
         move |(mut events, line, mut shaper, done)| async move {

@@ -22,11 +22,11 @@ use super::{check_model, parse, Shared};
 use crate::{
     errors::ApiError,
     generation::{
-        call_id, collect, finish_reason, finish_reason_of, response_id, start, unix_now, Out,
-        Shaper, Started,
+        call_id, collect, finish_reason, finish_reason_of, response_id, start, unix_now, Check,
+        Out, Shaper, Started,
     },
     json_mode,
-    scheduler::{Event, Prompt},
+    scheduler::{Event, Format, Prompt},
 };
 
 /// `stop`: one string or several.
@@ -137,6 +137,16 @@ struct ChatRequest {
 struct ResponseFormat {
     #[serde(rename = "type")]
     kind: String,
+    /// With `json_schema`: `{"name", "schema", "strict"}` (the schema is enforced whether
+    /// `strict` or not: a stricter reply is still a valid one).
+    #[serde(default)]
+    json_schema: Option<JsonSchemaFormat>,
+}
+
+#[derive(Deserialize)]
+struct JsonSchemaFormat {
+    #[serde(default)]
+    schema: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -304,12 +314,15 @@ fn offered_tools(request: &ChatRequest) -> Result<(Vec<Value>, Vec<String>), Api
     }
 }
 
-/// Whether the reply must be a JSON object (`response_format`), refusing the formats this
-/// server does not produce.
-fn wants_json(request: &ChatRequest, turns: &[Turn]) -> Result<bool, ApiError> {
-    match request.response_format.as_ref().map(|f| f.kind.as_str()) {
-        None | Some("text") => Ok(false),
-        Some("json_object") => {
+/// What the reply must be (`response_format`), refusing the formats this server does not
+/// produce.
+fn reply_format(request: &ChatRequest, turns: &[Turn]) -> Result<Format, ApiError> {
+    let Some(format) = &request.response_format else {
+        return Ok(Format::Text);
+    };
+    match format.kind.as_str() {
+        "text" => Ok(Format::Text),
+        "json_object" => {
             if !json_mode::mentions_json(turns.iter().map(|t| t.content.as_str())) {
                 return Err(ApiError::Invalid(
                     "'messages' must contain the word 'json' in some form, to use \
@@ -317,10 +330,18 @@ fn wants_json(request: &ChatRequest, turns: &[Turn]) -> Result<bool, ApiError> {
                         .into(),
                 ));
             }
-            Ok(true)
+            Ok(Format::Json)
         }
-        Some(other) => Err(ApiError::Invalid(format!(
-            "response_format {other} is not supported; json_object is"
+        "json_schema" => match format.json_schema.as_ref().and_then(|f| f.schema.as_ref()) {
+            Some(schema @ Value::Object(_)) => Ok(Format::Schema(schema.clone())),
+            _ => Err(ApiError::Invalid(
+                "response_format of type 'json_schema' needs 'json_schema.schema', a JSON \
+                 schema object"
+                    .into(),
+            )),
+        },
+        other => Err(ApiError::Invalid(format!(
+            "response_format {other} is not supported; text, json_object and json_schema are"
         ))),
     }
 }
@@ -351,7 +372,8 @@ pub(crate) async fn chat(
     let params = request.sampling.params(None)?;
     let turns = turns(&request)?;
     let (tools, must_call) = offered_tools(&request)?;
-    let json = wants_json(&request, &turns)?;
+    let format = reply_format(&request, &turns)?;
+    let check = Check::of(&format);
     let model = target.name.clone();
     let started = start(
         &state.scheduler,
@@ -359,7 +381,7 @@ pub(crate) async fn chat(
         Prompt::Chat {
             turns,
             tools,
-            json,
+            format,
             must_call,
         },
         params,
@@ -381,7 +403,7 @@ pub(crate) async fn chat(
         return Ok(sse(
             first,
             started,
-            (include_usage, json),
+            (include_usage, check),
             move |piece| match piece {
                 Piece::Text(t) => chunk(delta(json!({"content": t})), Value::Null),
                 Piece::Call(i, c) => chunk(
@@ -396,7 +418,7 @@ pub(crate) async fn chat(
             },
         ));
     }
-    let reply = collect(started, json).await?;
+    let reply = collect(started, check).await?;
     let mut message = json!({"role": "assistant", "content": reply.text});
     if !reply.calls.is_empty() {
         let calls: Vec<Value> = reply.calls.iter().map(|c| call_out(c, None)).collect();
@@ -449,7 +471,7 @@ pub(crate) async fn completions(
         return Ok(sse(
             first,
             started,
-            (include_usage, false),
+            (include_usage, Check::Text),
             move |piece| match piece {
                 Piece::Text(t) => chunk(
                     json!([{"index": 0, "text": t, "logprobs": null, "finish_reason": null}]),
@@ -465,7 +487,7 @@ pub(crate) async fn completions(
             },
         ));
     }
-    let reply = collect(started, false).await?;
+    let reply = collect(started, Check::Text).await?;
     Ok(Json(json!({
         "id": id, "object": "text_completion", "created": created, "model": model,
         "choices": [{"index": 0, "text": reply.text, "logprobs": null,
@@ -487,16 +509,16 @@ enum Piece {
 /// The events of a started request as server-sent events: `first`, one chunk per piece of
 /// text or tool call, the finish reason, usage if asked for, then `[DONE]`. Dropping the
 /// stream (the client went away) drops the receiver, which cancels the sequence. With
-/// `json`, the content comes in one piece at the end, once checked; a reply that is not
-/// JSON ends the stream with an error instead.
+/// JSON to `check`, the content comes in one piece at the end, once checked; a reply that
+/// is not JSON ends the stream with an error instead.
 fn sse(
     first: Value,
     started: Started,
-    (include_usage, json): (bool, bool),
+    (include_usage, check): (bool, Check),
     chunk: impl Fn(Piece) -> Value + Send + 'static,
 ) -> Response {
     let head = stream::once(async move { data(&first) });
-    let shaper = Shaper::new(&started, json);
+    let shaper = Shaper::new(&started, check);
     let state = (started.events, chunk, shaper, 0usize, false);
     let body = stream::unfold(
         state,
