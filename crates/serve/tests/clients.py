@@ -224,6 +224,11 @@ for stream in (False, True):
 g = o.generate(model=model, prompt=place_messages[0]["content"], format=Place.model_json_schema(),
                options={"temperature": 0, "num_predict": 60})
 place(g.response)
+# A reply the length limit cuts comes as it is, as in JSON mode (not an error).
+r = client.chat.completions.create(model=model, temperature=0, max_tokens=3,
+                                   response_format=schema_format, messages=place_messages)
+assert r.choices[0].finish_reason == "length", r.choices[0]
+assert r.choices[0].message.content.lstrip().startswith("{"), r.choices[0].message
 bad_schema = {"type": "object", "properties": {"city": {"type": "town"}}}
 try:
     client.chat.completions.create(
