@@ -375,6 +375,49 @@ mod tests {
     }
 
     #[test]
+    fn the_default_models_tokens_spell_a_valid_reply_and_then_may_end() {
+        let Some(gguf) = minibar_testkit::default_gguf() else {
+            return;
+        };
+        let model = TextModel::open(&gguf).unwrap();
+        let started = std::time::Instant::now();
+        let env = SchemaEnv::new(&model).unwrap();
+        eprintln!("schema environment built in {:?}", started.elapsed());
+        let mut c = env.constraint(&schema()).unwrap();
+        let vocab = model.tokenizer.get_vocab_size(true);
+        let reply = r#"{"color": "green", "n": -42}"#;
+        for id in model.encode(reply, false).unwrap() {
+            assert!(!c.accepting());
+            let mask = c.mask(vocab).unwrap();
+            assert_eq!(mask[id as usize], 0.0, "{:?}", model.decode(&[id], false));
+            c.accept(id);
+        }
+        assert!(c.accepting());
+        let mask = c.mask(vocab).unwrap();
+        for &eos in &model.eos {
+            assert_eq!(mask[eos as usize], 0.0, "end of sequence {eos}");
+        }
+        let wrong = model.encode(r#"{"color": "blue"#, false).unwrap();
+        let mut c = env.constraint(&schema()).unwrap();
+        let ok = wrong.iter().all(|&id| {
+            let allowed = c.mask(vocab).unwrap()[id as usize] == 0.0;
+            c.accept(id);
+            allowed
+        });
+        assert!(!ok, "blue is not in the enum");
+        // An emoji is split over tokens that are parts of its bytes: they must be allowed.
+        let mut c = env.constraint(&json!({"const": "🙂 ok"})).unwrap();
+        let ids = model.encode("\"🙂 ok\"", false).unwrap();
+        let partial = |&id: &u32| model.decode(&[id], false).unwrap().contains(PARTIAL);
+        assert!(ids.iter().any(partial), "the emoji is split");
+        for id in ids {
+            assert_eq!(c.mask(vocab).unwrap()[id as usize], 0.0, "token {id}");
+            c.accept(id);
+        }
+        assert!(c.accepting());
+    }
+
+    #[test]
     fn blanks_are_bounded() {
         let (env, words) = env();
         let mut c = env.constraint(&schema()).unwrap();
