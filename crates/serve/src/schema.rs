@@ -33,8 +33,8 @@ pub(crate) struct SchemaEnv {
 }
 
 impl SchemaEnv {
-    /// The environment of `model`'s tokenizer (its tokens' bytes; `eos`: the tokens that end
-    /// a reply, allowed once the document is complete).
+    /// The environment of `model`'s tokenizer: its tokens' bytes, and its end-of-sequence
+    /// tokens, allowed once the document is complete.
     pub fn new(model: &TextModel) -> Result<Self, String> {
         let n = model.tokenizer.get_vocab_size(true);
         let words = match token_bytes(model) {
