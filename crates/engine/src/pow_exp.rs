@@ -69,9 +69,18 @@ pub fn gelu_tanh(x: &Array) -> Result<Array> {
 
 /// Softmax over the last axis.
 pub fn softmax_last(x: &Array) -> Result<Array> {
-    if !applies(x) {
+    // Below this size the five operations cost more than the slow `exp` they save: one
+    // sequence's decode softmax over 260 positions (2,340 scores) takes 60 us natively and
+    // 94 us here, two sequences' 144 against 116 us.
+    const SMALLEST: usize = 4096;
+    if !applies(x) || x.size() < SMALLEST {
         return Ok(ops::softmax_axis(x, -1, None)?);
     }
+    softmax_by_power(x)
+}
+
+/// [`softmax_last`]'s `power` path, whatever the size.
+fn softmax_by_power(x: &Array) -> Result<Array> {
     let max = x.max_axis(-1, true)?;
     let e = exp2_scaled(&ops::subtract(x, &max)?, LOG2_E)?;
     Ok(ops::divide(&e, &e.sum_axis(-1, true)?)?)
@@ -181,9 +190,10 @@ mod tests {
             .unwrap();
         let masked = ops::select(&hide, Array::from_f32(f32::MIN), &spread).unwrap();
         for x in [spread, masked, extremes] {
-            let ours = softmax_last(&x).unwrap();
             let native = ops::softmax_axis(&x, -1, None).unwrap();
-            assert!(worst(&ours, &native, 1e-30) < 1e-5);
+            for ours in [softmax_by_power(&x), softmax_last(&x)] {
+                assert!(worst(&ours.unwrap(), &native, 1e-30) < 1e-5);
+            }
         }
     }
 
