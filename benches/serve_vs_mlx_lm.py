@@ -54,6 +54,22 @@ def wait_ready(url, proc, seconds=300):
     sys.exit(f"mlx_lm.server did not answer on {url} within {seconds} s")
 
 
+def built(cmd):
+    """A `cargo bench ... --` command line as the executable it builds, built once: a source
+    edit during a long run must not rebuild the bench between rounds."""
+    if Path(cmd[0]).name != "cargo":
+        return cmd
+    cut = cmd.index("--") if "--" in cmd else len(cmd)
+    out = subprocess.run(cmd[:cut] + ["--no-run", "--message-format=json"],
+                         capture_output=True, text=True, check=True).stdout
+    exes = [m["executable"] for m in map(json.loads, out.splitlines())
+            if m.get("reason") == "compiler-artifact" and m.get("executable")
+            and m["target"]["kind"] == ["bench"]]
+    if len(exes) != 1:
+        sys.exit(f"{' '.join(cmd[:cut])} built {len(exes)} benches, not one")
+    return exes + cmd[cut + 1:]
+
+
 def bench(cmd, args):
     """Runs the serve bench; returns its rows (the table is echoed as it comes)."""
     proc = subprocess.run(cmd + args + ["--json"], capture_output=True, text=True)
@@ -104,7 +120,7 @@ def main():
     gguf = Path(a.gguf) if a.gguf else default_gguf()
     folder = Path(a.folder)
     prepare_f32(a.minibar, gguf, folder)
-    cmd = shlex.split(a.bench)
+    cmd = built(shlex.split(a.bench))
     common = ["--levels", a.levels, "--gen", a.gen]
     print(f"weights: {gguf.name} as f32 in {folder}; ~128-token prompts, {a.gen} generated, greedy\n")
 
