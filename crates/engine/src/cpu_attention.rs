@@ -8,7 +8,7 @@
 //! 1.9 ms per layer for 32 sequences (before the `power` softmax, which halved the softmax
 //! again); prefill of 8 prompts of 128 tokens, 15.0 against 7.8 ms per layer, one prompt of
 //! 512 tokens 28.4 against 14.8 ms. On Metal the fused kernel wins, so this is the CPU's
-//! path only ([`use_for`]).
+//! path only, and only for scores up to [`MAX_SCORES`] ([`use_for`]).
 //!
 //! Invariant: the same result as `scaled_dot_product_attention` for every query that sees at
 //! least one key (grouped-query heads map to key/value head `i / (heads / kv_heads)`; a
@@ -19,9 +19,24 @@ use mlx_rs::{ops, Array};
 
 use crate::{backend::Backend, error::Result, pow_exp};
 
-/// Whether a layer attends with [`attend`]: no attention sinks, on the CPU.
-pub fn use_for(sinks: bool) -> bool {
-    !sinks && Backend::detect() == Backend::Cpu
+/// The most scores (queries x heads x keys, over the batch) [`attend`] takes on. Its masked
+/// softmax keeps about two more score-sized buffers alive than MLX's fallback, which the
+/// memory estimate (`minibar-fit`) counts once: at a 256-token chunk over 8,192 positions
+/// the default model peaked 144 MB above the estimate this way. Past this size the speed-up
+/// is small (2,048 positions: 518 against 455 ms a layer) and MLX's path is used instead;
+/// below it the extra buffers stay under 32 MB.
+pub const MAX_SCORES: usize = 4 << 20;
+
+/// Whether a layer attends with [`attend`]: on the CPU, without attention sinks, and with at
+/// most [`MAX_SCORES`] scores for queries `q` (`[B, heads, L, D]`) over `keys`
+/// (`[B, kv_heads, S, D]`).
+pub fn use_for(q: &Array, keys: &Array, sinks: bool) -> bool {
+    let (shape, keys) = (q.shape(), keys.shape()[2]);
+    let scores = [shape[0], shape[1], shape[2], keys]
+        .iter()
+        .map(|&n| n as usize)
+        .product::<usize>();
+    !sinks && scores <= MAX_SCORES && Backend::detect() == Backend::Cpu
 }
 
 /// Attention of `q` (`[B, heads, L, D]`) over `keys`/`values` (`[B, kv_heads, S, D]`) with an
@@ -68,6 +83,28 @@ mod tests {
             .max(None)
             .unwrap()
             .item_cast::<f32>()
+    }
+
+    #[test]
+    fn long_prefill_chunks_are_left_to_mlx() {
+        let zeros = |shape: &[i32]| ops::zeros::<f32>(shape).unwrap();
+        let cpu = Backend::detect() == Backend::Cpu;
+        // 32 sequences decoding over 260 positions: 75k scores.
+        assert_eq!(
+            use_for(&zeros(&[32, 9, 1, 8]), &zeros(&[32, 3, 260, 8]), false),
+            cpu
+        );
+        assert!(!use_for(
+            &zeros(&[32, 9, 1, 8]),
+            &zeros(&[32, 3, 260, 8]),
+            true
+        ));
+        // A 256-token chunk over 8,192 positions: 18.9M scores.
+        assert!(!use_for(
+            &zeros(&[1, 9, 256, 8]),
+            &zeros(&[1, 3, 8192, 8]),
+            false
+        ));
     }
 
     #[test]

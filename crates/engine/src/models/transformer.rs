@@ -114,7 +114,7 @@ impl Attention {
         let (q, k, v) = self.project(x, rotation)?;
         let view = cache.update_and_fetch(&k, &v)?;
         let (keys, values, sinks) = (&view.keys, &view.values, self.sinks.as_ref());
-        let cpu = cpu_attention::use_for(sinks.is_some());
+        let cpu = cpu_attention::use_for(&q, keys, sinks.is_some());
         let m = masks.get(l, view.start, cache.offset, self.window, padding, cpu)?;
         let out = match &m {
             Mask::Explicit(a) if cpu => {
