@@ -80,22 +80,16 @@ async fn start<R: Runtime>(app: &AppHandle<R>, port: u16) -> AppResult<LocalServ
                 |s| s.to_string_lossy().into_owned(),
             )
         });
+        let limits = minibar_serve::Limits {
+            max_seqs: 8,
+            queue: 64,
+        };
         let config = minibar_serve::ServeConfig {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            model_path: model.path.clone(),
             preload: false,
-            model_name: name,
             library: state.library(),
             context: usize::try_from(settings.context_length).ok(),
-            limits: minibar_serve::Limits {
-                max_seqs: 8,
-                queue: 64,
-            },
-            api_key: None,
-            cors_origins: Vec::new(),
-            body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
-            keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
-            pressure: minibar_serve::system_pressure,
+            ..minibar_serve::ServeConfig::local(model.path.clone(), name, limits)
         };
         match minibar_serve::Server::start(config).await {
             Ok(s) => {

@@ -50,23 +50,14 @@ fn serve_cluster(socket: &Path) -> (Killed, SocketAddr) {
 }
 
 async fn local_server(gguf: &Path, name: &str) -> Server {
-    Server::start(ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        preload: true,
-        model_path: gguf.to_owned(),
-        model_name: name.into(),
-        library: minibar_serve::LibraryPaths::from_env(),
-        context: None,
-        limits: Limits {
+    Server::start(ServeConfig::local(
+        gguf.to_owned(),
+        name.into(),
+        Limits {
             max_seqs: 4,
             queue: 8,
         },
-        api_key: None,
-        cors_origins: Vec::new(),
-        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
-        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
-        pressure: minibar_serve::system_pressure,
-    })
+    ))
     .await
     .expect("the local server starts")
 }

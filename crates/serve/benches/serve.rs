@@ -136,21 +136,15 @@ async fn main() -> anyhow::Result<()> {
                 .clone()
                 .context("pass --model-path, set MINIBAR_DEFAULT_GGUF, or pass --url")?;
             let server = Server::start(ServeConfig {
-                addr: "127.0.0.1:0".parse()?,
-                preload: true,
-                model_path: path,
-                model_name: s.model.clone(),
-                library: minibar_serve::LibraryPaths::from_env(),
                 context: Some(2048),
-                limits: Limits {
-                    max_seqs: s.max_seqs,
-                    queue: 1024,
-                },
-                api_key: None,
-                cors_origins: Vec::new(),
-                body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
-                keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
-                pressure: minibar_serve::system_pressure,
+                ..ServeConfig::local(
+                    path,
+                    s.model.clone(),
+                    Limits {
+                        max_seqs: s.max_seqs,
+                        queue: 1024,
+                    },
+                )
             })
             .await?;
             (

@@ -97,6 +97,29 @@ pub struct ServeConfig {
     pub pressure: scheduler::PressureSource,
 }
 
+impl ServeConfig {
+    /// `model_path` served as `model_name` within `limits` on a free loopback port, with
+    /// `minibar serve`'s defaults for the rest: loaded at start, the store's library, the
+    /// model's own context, no key, no CORS, the default body limit and keep-alive, and this
+    /// machine's memory pressure. Callers change what they are about with `..`.
+    pub fn local(model_path: PathBuf, model_name: String, limits: Limits) -> Self {
+        ServeConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            model_path,
+            preload: true,
+            model_name,
+            library: LibraryPaths::from_env(),
+            context: None,
+            limits,
+            api_key: None,
+            cors_origins: Vec::new(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            pressure: system_pressure,
+        }
+    }
+}
+
 /// This machine's memory pressure (minibar-fit's reading: PSI on Linux, the kernel's level
 /// on macOS).
 pub fn system_pressure() -> minibar_fit::Pressure {

@@ -62,21 +62,16 @@ async fn models_load_on_request_and_unload_when_idle() {
     std::env::set_var("HF_HUB_CACHE", home.join("hub"));
 
     let server = Server::start(ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        preload: true,
-        model_path: gguf,
-        model_name: "smollm2".into(),
-        library: minibar_serve::LibraryPaths::from_env(),
         context: Some(256),
-        limits: Limits {
-            max_seqs: 2,
-            queue: 4,
-        },
-        api_key: None,
-        cors_origins: Vec::new(),
-        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
         keep_alive: Duration::from_secs(2),
-        pressure: minibar_serve::system_pressure,
+        ..ServeConfig::local(
+            gguf,
+            "smollm2".into(),
+            Limits {
+                max_seqs: 2,
+                queue: 4,
+            },
+        )
     })
     .await
     .unwrap();
@@ -188,21 +183,17 @@ fn fake_pressure() -> minibar_fit::Pressure {
 async fn an_idle_model_is_unloaded_under_critical_memory_pressure() {
     let Some(gguf) = default_gguf() else { return };
     let server = Server::start(ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        preload: true,
-        model_path: gguf,
-        model_name: "smollm2".into(),
-        library: minibar_serve::LibraryPaths::from_env(),
         context: Some(256),
-        limits: Limits {
-            max_seqs: 1,
-            queue: 4,
-        },
-        api_key: None,
-        cors_origins: Vec::new(),
-        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
         keep_alive: Duration::from_secs(3600),
         pressure: fake_pressure,
+        ..ServeConfig::local(
+            gguf,
+            "smollm2".into(),
+            Limits {
+                max_seqs: 1,
+                queue: 4,
+            },
+        )
     })
     .await
     .unwrap();
@@ -239,21 +230,17 @@ async fn a_model_the_server_has_loaded_cannot_be_deleted_until_unloaded() {
         .unwrap();
     let library = minibar_serve::LibraryPaths::new(home.path().join("hub"), home.path());
     let server = Server::start(ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        preload: true,
-        model_path: model.clone(),
-        model_name: "served".into(),
         library: library.clone(),
         context: Some(256),
-        limits: Limits {
-            max_seqs: 1,
-            queue: 4,
-        },
-        api_key: None,
-        cors_origins: Vec::new(),
-        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
         keep_alive: Duration::from_secs(3600),
-        pressure: minibar_serve::system_pressure,
+        ..ServeConfig::local(
+            model.clone(),
+            "served".into(),
+            Limits {
+                max_seqs: 1,
+                queue: 4,
+            },
+        )
     })
     .await
     .unwrap();

@@ -19,21 +19,15 @@ async fn openai_and_ollama_python_clients() {
         return;
     };
     let server = Server::start(ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        preload: true,
-        model_path: gguf.clone(),
-        model_name: MODEL.into(),
-        library: minibar_serve::LibraryPaths::from_env(),
         context: Some(512),
-        limits: Limits {
-            max_seqs: 4,
-            queue: 16,
-        },
-        api_key: None,
-        cors_origins: Vec::new(),
-        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
-        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
-        pressure: minibar_serve::system_pressure,
+        ..ServeConfig::local(
+            gguf.clone(),
+            MODEL.into(),
+            Limits {
+                max_seqs: 4,
+                queue: 16,
+            },
+        )
     })
     .await
     .unwrap();

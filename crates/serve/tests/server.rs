@@ -16,21 +16,15 @@ const MODEL: &str = "smollm2";
 /// 512-token context; each test changes what it is about.
 fn config(model: &std::path::Path) -> ServeConfig {
     ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        preload: true,
-        model_path: model.to_owned(),
-        model_name: MODEL.into(),
-        library: minibar_serve::LibraryPaths::from_env(),
         context: Some(512),
-        limits: Limits {
-            max_seqs: 1,
-            queue: 1,
-        },
-        api_key: None,
-        cors_origins: Vec::new(),
-        body_limit: minibar_serve::DEFAULT_BODY_LIMIT,
-        keep_alive: minibar_serve::DEFAULT_KEEP_ALIVE,
-        pressure: minibar_serve::system_pressure,
+        ..ServeConfig::local(
+            model.to_owned(),
+            MODEL.into(),
+            Limits {
+                max_seqs: 1,
+                queue: 1,
+            },
+        )
     }
 }
 

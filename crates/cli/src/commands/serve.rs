@@ -6,7 +6,7 @@ use std::{
     path::PathBuf,
 };
 
-use minibar_serve::{Limits, ServeConfig, DEFAULT_BODY_LIMIT, DEFAULT_KEEP_ALIVE};
+use minibar_serve::{Limits, ServeConfig, DEFAULT_KEEP_ALIVE};
 
 use super::model_arg;
 
@@ -102,22 +102,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let name =
         minibar_serve::model_name(&path).unwrap_or_else(|| model_arg::DEFAULT_MODEL.to_owned());
     let api_key = api_key(&args)?;
+    let limits = Limits {
+        max_seqs: args.max_seqs.max(1),
+        queue: args.queue,
+    };
     let config = ServeConfig {
         addr: SocketAddr::new(args.host, args.port),
-        model_path: path,
-        preload: true,
-        model_name: name,
-        library: minibar_serve::LibraryPaths::from_env(),
         context: args.context,
-        limits: Limits {
-            max_seqs: args.max_seqs.max(1),
-            queue: args.queue,
-        },
         api_key,
         cors_origins: cors_origins(&args),
-        body_limit: DEFAULT_BODY_LIMIT,
         keep_alive: std::time::Duration::from_secs(args.keep_alive),
-        pressure: minibar_serve::system_pressure,
+        ..ServeConfig::local(path, name, limits)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
