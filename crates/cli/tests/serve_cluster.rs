@@ -62,14 +62,19 @@ async fn local_server(gguf: &Path, name: &str) -> Server {
     .expect("the local server starts")
 }
 
-async fn post(addr: SocketAddr, body: &Value) -> (u16, String) {
-    let r = reqwest::Client::new()
+/// A chat completion request to the server at `addr`, sent.
+async fn send_chat(addr: SocketAddr, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
         .post(format!("http://{addr}/v1/chat/completions"))
         .header("content-type", "application/json")
         .body(body.to_string())
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn post(addr: SocketAddr, body: &Value) -> (u16, String) {
+    let r = send_chat(addr, body).await;
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -118,13 +123,7 @@ async fn killed_mid_reply(addr: SocketAddr, up: &Killed, model: &str) -> String 
         "model": model, "temperature": 0, "max_tokens": 400, "stream": true,
         "messages": [{"role": "user", "content": "Count from 1 to 200, separated by commas."}],
     });
-    let mut r = reqwest::Client::new()
-        .post(format!("http://{addr}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let mut r = send_chat(addr, &body).await;
     assert_eq!(r.status().as_u16(), 200);
     let (mut text, mut chunks) = (String::new(), 0);
     while let Some(chunk) = r.chunk().await.unwrap() {
